@@ -91,15 +91,19 @@ def new_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing task with this id."),
     cdirs: Optional[List[Path]] = _CONST_DIRS,
 ) -> None:
-    """Create a user task from a constitution and a prompts file."""
+    """Create a user task from a constitution and a prompts file.
+
+    A constitution found only through --constitutions is copied into the task
+    folder, so the task still loads in later commands run without that flag.
+    """
     from cai_bench.constitutions import load_constitution
     from cai_bench.constitutions._loader import _looks_like_path
-    from cai_bench.tasks import GenerationDefaults, Task, read_prompts_file, write_user_task
-    from cai_bench.constitutions._schema import check_id
     from cai_bench.errors import UserError
+    from cai_bench.tasks import GenerationDefaults, Task, read_prompts_file, write_user_task
+    from cai_bench.tasks._schema import check_task_id
 
     try:
-        check_id(task_id, "task id")
+        check_task_id(task_id)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     c = load_constitution(constitution, cdirs or ())
@@ -108,7 +112,7 @@ def new_cmd(
                                 principle_field=principle_field, id_field=id_field)
     task = Task(id=task_id, constitution=c.id, culture=culture or c.culture, description=description,
                 source=str(prompts), prompts=records, generation=GenerationDefaults(max_new_tokens=max_new_tokens))
-    path = write_user_task(task, dest, cfile, overwrite=force)
+    path = write_user_task(task, dest, cfile, overwrite=force, constitution_dirs=cdirs or ())
     console.print(f"wrote task {task.id!r} ({len(records)} prompts, constitution {c.id}) to {escape(str(path))}")
 
 

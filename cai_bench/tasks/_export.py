@@ -22,11 +22,10 @@ import yaml
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_text
-from cai_bench.tasks._schema import ID_RE_SUFFIX, Task
+from cai_bench.tasks._schema import GROUP, ID_RE_SUFFIX, Task
 
 BASE_FILE = "_cai_base"
 METRIC_SHIM = "cai_bench_metric.py"
-GROUP = "cai_bench"
 
 _SHIM_TEXT = '''"""Written by cai-bench: lm-eval `!function` entry points for cai-bench metrics."""
 from cai_bench.tasks.lm_eval_metric import length_results, similarity_results  # noqa: F401
@@ -86,6 +85,18 @@ def _doc(p: Any) -> dict[str, str]:
     }
 
 
+def _output_dir(path: Path) -> Path:
+    """Create the export folder; a file in the way is a user error, not a traceback."""
+    out = path.expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{path}: exists and is not a folder; give a folder for the exported tasks")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the export folder ({exc.strerror})") from None
+    return out
+
+
 def export_lm_eval(
     tasks: Sequence[Task],
     out_dir: Path,
@@ -104,8 +115,7 @@ def export_lm_eval(
         raise UserError(f"name_suffix {name_suffix!r} must match [a-z0-9_]*")
     if not tasks:
         raise UserError("export_lm_eval: no tasks to export")
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_dir(Path(out_dir))
     atomic_write_text(out / BASE_FILE, _dump(_base_config()))
     if with_metric:
         atomic_write_text(out / METRIC_SHIM, _SHIM_TEXT)

@@ -3,11 +3,14 @@ culture?, description, source, license, generation, prompts: prompts.jsonl) and
 its prompts as jsonl; an optional `constitution.yaml` beside it is the task's own
 constitution. Search order: built-ins, `extra_dirs`, `$CAI_BENCH_PATH`, then
 `$CAI_BENCH_HOME/tasks`. The same task id in two folders is an error naming both.
+A broken task folder is skipped with a warning when listing, so one bad user
+task cannot hide the others; asking for it by id or folder raises its error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +20,7 @@ from pydantic import ValidationError
 
 from cai_bench.constitutions import Constitution, load_constitution, parse_constitution
 from cai_bench.constitutions._schema import ID_RE
-from cai_bench.constitutions._yaml import load_yaml, plain, read_text, validation_problems
+from cai_bench.constitutions._yaml import line_of, load_yaml, plain, read_text, validation_problems
 from cai_bench.errors import UserError
 from cai_bench.paths import cai_bench_home, search_path_entries
 from cai_bench.tasks._schema import PromptRecord, Task
@@ -26,6 +29,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 TASK_FILE = "task.yaml"
 PROMPTS_FILE = "prompts.jsonl"
 CONSTITUTION_FILE = "constitution.yaml"
+
+log = logging.getLogger("cai_bench.tasks")
 
 
 def search_dirs(extra_dirs: Sequence[Path] = ()) -> list[Path]:
@@ -92,6 +97,17 @@ def _task_constitution(folder: Path, cid: str, extra_dirs: Sequence[Path]) -> Co
     return load_constitution(cid, extra_dirs=[*extra_dirs, folder.parent])
 
 
+def _resolve_constitution(tfile: Path, data: Any, cid: str, extra_dirs: Sequence[Path]) -> Constitution:
+    """The task's constitution; a failure is re-raised naming the task file and
+    field, since the constitution loader's message does not say which task asked."""
+    try:
+        return _task_constitution(tfile.parent, cid, extra_dirs)
+    except UserError as exc:
+        line = line_of(data, ("constitution",))
+        where = f"{tfile}:{line}" if line else str(tfile)
+        raise UserError(f"{where}: constitution: {exc.message}", exit_code=exc.exit_code) from None
+
+
 def check_principles(task: Task, constitution: Constitution, where: str) -> None:
     """Every prompt's principle_id must exist in the constitution."""
     known = set(constitution.principle_ids)
@@ -121,7 +137,7 @@ def parse_task(folder: Path, extra_dirs: Sequence[Path] = ()) -> Task:
     cid = meta.get("constitution")
     constitution = None
     if isinstance(cid, str) and ID_RE.fullmatch(cid):
-        constitution = _task_constitution(folder, cid, extra_dirs)
+        constitution = _resolve_constitution(tfile, data, cid, extra_dirs)
         meta.setdefault("culture", constitution.culture)
     try:
         task = Task.model_validate(meta)
@@ -145,19 +161,40 @@ def _stamp(folder: Path) -> tuple:
 
 
 def _load(folder: Path, extra_dirs: Sequence[Path]) -> Task:
-    return _cached(str(folder), _stamp(folder), tuple(str(e) for e in extra_dirs)).model_copy(deep=True)
+    try:
+        stamp = _stamp(folder)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot read task folder ({exc.strerror})") from None
+    return _cached(str(folder), stamp, tuple(str(e) for e in extra_dirs)).model_copy(deep=True)
 
 
-def _index(extra_dirs: Sequence[Path]) -> dict[str, Task]:
+def _declared_id(folder: Path) -> str:
+    """The id a (possibly broken) task folder claims, else its folder name."""
+    try:
+        data = load_yaml(folder / TASK_FILE)
+    except UserError:
+        return folder.name
+    tid = data.get("id") if isinstance(data, dict) else None
+    return tid if isinstance(tid, str) else folder.name
+
+
+def _scan(extra_dirs: Sequence[Path]) -> tuple[dict[str, Task], dict[Path, UserError]]:
+    """Loadable tasks by id, and each broken folder with its error (kept apart so
+    one bad folder does not stop the rest from loading)."""
     found: dict[str, Task] = {}
+    broken: dict[Path, UserError] = {}
     for folder in task_folders(extra_dirs):
-        t = _load(folder, extra_dirs)
+        try:
+            t = _load(folder, extra_dirs)
+        except UserError as exc:
+            broken[folder] = exc
+            continue
         prev = found.get(t.id)
         if prev is None:
             found[t.id] = t
         elif prev.model_dump() != t.model_dump():
             raise UserError(f"task id {t.id!r} is defined twice, differently: {prev.path} and {folder}; rename one")
-    return found
+    return found, broken
 
 
 def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
@@ -170,12 +207,19 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
         return _load(p, extra_dirs)
     if not ID_RE.fullmatch(s):
         raise UserError(f"task id {s!r} must match [a-z0-9_]+ (or give a task folder path)")
-    found = _index(extra_dirs)
-    if s not in found:
-        raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
-    return found[s]
+    found, broken = _scan(extra_dirs)
+    if s in found:
+        return found[s]
+    for folder, exc in broken.items():
+        if s in (_declared_id(folder), folder.name):
+            raise exc
+    raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
 
 
 def list_tasks(extra_dirs: Sequence[Path] = ()) -> list[Task]:
-    """Every task on the search path, built-ins first."""
-    return list(_index(extra_dirs).values())
+    """Every loadable task on the search path, built-ins first; each broken
+    folder is skipped with a warning naming its file and the reason."""
+    found, broken = _scan(extra_dirs)
+    for folder, exc in broken.items():
+        log.warning("skipped task %r: %s", _declared_id(folder), exc.message)
+    return list(found.values())

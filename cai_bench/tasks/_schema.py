@@ -13,6 +13,18 @@ from cai_bench.constitutions._schema import check_id
 
 PROMPT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 ID_RE_SUFFIX = re.compile(r"^[a-z0-9_]*$")
+GROUP = "cai_bench"  # lm-eval group name of an export (`cai_bench.yaml`)
+# Names an export writes besides the tasks' own files: a task with one of these
+# ids would overwrite them (or clash with the group in lm-eval's registry).
+RESERVED_TASK_IDS = frozenset({GROUP, "cai_bench_metric"})
+
+
+def check_task_id(v: str) -> str:
+    """A task id: [a-z0-9_]+ and not one of the names an lm-eval export reserves."""
+    v = check_id(v, "task id")
+    if v in RESERVED_TASK_IDS:
+        raise ValueError(f"task id {v!r} is reserved (lm-eval exports use it for their own files); choose another")
+    return v
 
 
 def check_prompt_id(v: Any) -> str:
@@ -88,7 +100,7 @@ class Task(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        return check_id(v, "task id")
+        return check_task_id(v)
 
     @field_validator("constitution")
     @classmethod

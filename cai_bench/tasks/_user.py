@@ -8,7 +8,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from cai_bench.tasks._schema import PromptRecord, Task
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = read_text(path)
+    # Drop a UTF-8 BOM (as `utf-8-sig` would): spreadsheet exports add one, and
+    # it would otherwise become part of the first column name.
+    text = read_text(path).removeprefix("\ufeff")
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         if not reader.fieldnames:
@@ -51,6 +53,17 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UserError(f"{path}: unsupported prompts file type {path.suffix!r}; use .jsonl or .csv")
 
 
+def _check_columns(path: Path, line: int, row: dict[str, Any], allowed: list[str]) -> None:
+    """Unknown columns are an error, not silently dropped: a misspelt `refrence`
+    column would otherwise yield a task without references."""
+    unknown = [k for k in row if k not in allowed]
+    if unknown:
+        raise UserError(
+            f"{path}:{line}: unknown column {unknown[0]!r}; allowed: {', '.join(allowed)} "
+            "(name yours with --prompt-field, --id-field, --reference-field, --principle-field)"
+        )
+
+
 def read_prompts_file(
     path: Path,
     *,
@@ -66,6 +79,7 @@ def read_prompts_file(
 
     Rows without an id get their 1-based row number; default field names
     (`reference`, `principle_id`, ...) are used when present and not overridden.
+    Any other column is an error naming file, line (1 for a CSV header) and column.
     """
     path = Path(path)
     fields = {
@@ -78,11 +92,15 @@ def read_prompts_file(
     explicit = {k for k, v in
                 {"reference": reference_field, "principle_id": principle_field, "rejected": rejected_field,
                  "category": category_field, "expect": expect_field}.items() if v}
+    allowed = [prompt_field, id_field, *(c for c in fields.values() if c not in (prompt_field, id_field))]
+    is_csv = path.suffix.lower() == ".csv"
     records: list[PromptRecord] = []
     problems: list[str] = []
     for i, (line, row) in enumerate(_rows(path), start=1):
         if prompt_field not in row:
             raise UserError(f"{path}:{line}: missing field {prompt_field!r} (choose it with --prompt-field)")
+        if not is_csv or i == 1:
+            _check_columns(path, 1 if is_csv else line, row, allowed)
         rec: dict[str, Any] = {"id": row.get(id_field) if row.get(id_field) not in (None, "") else str(i),
                                "prompt": row[prompt_field]}
         for key, col in fields.items():
@@ -141,21 +159,51 @@ def _check_no_clash(constitution, root: Path) -> None:
             )
 
 
+def _check_root(root: Path) -> None:
+    """Fail early, in one line, when the task root cannot be a folder (it, or a
+    folder above it, is a file) instead of a traceback from mkdir later."""
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == root else f"is under {p}, which is a file"
+                raise UserError(f"{root}: cannot hold task folders: it {what}")
+            return
+
+
+def _copy_source(cid: str, root: Path, constitution_dirs: Sequence[Path]) -> Path | None:
+    """The constitution file to copy beside the task when id `cid` is found only
+    through `constitution_dirs` (`--constitutions`): later commands run without
+    that flag, so the task must carry its constitution to stay loadable."""
+    if not constitution_dirs:
+        return None
+    found = load_constitution(cid, extra_dirs=[*constitution_dirs, root])
+    try:
+        load_constitution(cid, extra_dirs=[root])
+    except UserError:
+        return found.path
+    return None
+
+
 def write_user_task(
     task: Task,
     dest_root: Path | None = None,
     constitution_file: Path | None = None,
     *,
     overwrite: bool = False,
+    constitution_dirs: Sequence[Path] = (),
 ) -> Path:
     """Write `task` to `dest_root/<id>/` atomically (default root `$CAI_BENCH_HOME/tasks`).
 
     With `constitution_file`, that constitution is validated and copied beside
-    the task as constitution.yaml; its id must equal `task.constitution`.
+    the task as constitution.yaml; its id must equal `task.constitution`. An id
+    resolved only through `constitution_dirs` is copied the same way.
     Principle ids are checked against the constitution before anything is written.
     """
-    root = Path(dest_root) if dest_root is not None else cai_bench_home() / "tasks"
+    root = Path(dest_root).expanduser() if dest_root is not None else cai_bench_home() / "tasks"
+    _check_root(root)
     task = Task.model_validate(task.model_dump())  # re-validate ids
+    if constitution_file is None:
+        constitution_file = _copy_source(task.constitution, root, constitution_dirs)
     if constitution_file is not None:
         constitution = parse_constitution(Path(constitution_file))
         if constitution.id != task.constitution:
@@ -171,6 +219,16 @@ def write_user_task(
     target = root / task.id
     if target.exists() and not overwrite:
         raise UserError(f"{target}: task {task.id!r} already exists (use --force to replace it)")
+    try:
+        _place(task, target, ctext)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write the task folder ({exc.strerror or exc})") from None
+    return target
+
+
+def _place(task: Task, target: Path, ctext: str | None) -> None:
+    """Build the folder beside `target` and rename it into place (replacing any old one)."""
+    root = target.parent
     if target.exists():
         shutil.rmtree(root / f".{task.id}.new", ignore_errors=True)
         with atomic_directory(root / f".{task.id}.new") as tmp:
@@ -183,4 +241,3 @@ def write_user_task(
     else:
         with atomic_directory(target) as tmp:
             write_task_folder(task, tmp, ctext)
-    return target

@@ -140,3 +140,15 @@ def test_real_lm_eval_cli_runs_exported_task(home, tmp_path, smollm2_dir):
     samples = [json.loads(x) for x in next((tmp_path / "out").rglob("samples_cai_south_africa_*.jsonl")).read_text().splitlines()]
     assert len(samples) == 2 and samples[0]["doc"]["id"] == "human_dignity_and_equality-1"
     assert samples[0]["resps"][0][0].strip()
+
+
+def test_export_into_a_file_is_one_line_error(home, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep me")
+    for dest, why in ((blocker, "exists and is not a folder"), (blocker / "out", "cannot create the export folder")):
+        r = CliRunner().invoke(app, ["tasks", "export", str(dest), "xstest"], env={"COLUMNS": "250"})
+        assert r.exit_code == 2 and not isinstance(r.exception, (UserError, OSError)), r.output
+        assert f"error: {dest}: {why}" in " ".join(r.output.split())
+    assert blocker.read_text() == "keep me"
+    with pytest.raises(UserError, match="not a folder"):
+        export_lm_eval([load_task("xstest")], blocker)

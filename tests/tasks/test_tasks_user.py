@@ -4,6 +4,8 @@ nothing half-written)."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,7 @@ def test_new_from_jsonl_then_listed(home, tmp_path, kenya):
     from cai_bench.constitutions import load_constitution
     assert load_constitution("kenya").principle("harambee").critique
     # an existing id is refused without --force, replaced with it
+    src = jsonl(tmp_path / "q.jsonl", [{"q": "Should I skip the village fundraiser?"}])
     r = runner.invoke(app, ["tasks", "new", "cai_kenya", "-c", str(kenya), "-p", str(src), "--prompt-field", "q"])
     assert r.exit_code == 2 and "already exists" in r.output
     r = runner.invoke(app, ["tasks", "new", "cai_kenya", "-c", str(kenya), "-p", str(src), "--prompt-field", "q",
@@ -97,6 +100,12 @@ BAD_CASES = [
     ("p.csv", b"prompt\na,b\n", [], r"p\.csv:2: more values than header"),
     ("p.txt", b"hello\n", [], "unsupported prompts file type"),
     ("p.jsonl", b'{"prompt": "x"}\n', ["--reference-field", "gold"], r"missing field 'gold'"),
+    # unknown columns are errors naming file, line, column and the allowed ones
+    ("p.jsonl", b'{"prompt": "x"}\n{"prompt": "y", "refrence": "z"}\n', [],
+     r"p\.jsonl:2: unknown column 'refrence'; allowed: prompt, id, reference, principle_id, rejected"),
+    ("p.csv", b"prompt,notes\nx,y\n", [], r"p\.csv:1: unknown column 'notes'; allowed: prompt, id,"),
+    ("p.csv", b"question,gold\nx,y\n", ["--prompt-field", "question"],
+     r"p\.csv:1: unknown column 'gold'; allowed: question, id, reference"),
 ]
 
 
@@ -163,3 +172,117 @@ def test_copied_constitution_must_not_shadow_another(home, tmp_path):
     r = runner.invoke(app, ["tasks", "new", "t1", "-c", str(fake), "-p", str(src)], env=WIDE)
     assert r.exit_code == 2 and "already defined differently" in r.output
     assert not (home / "tasks" / "t1").exists()
+
+
+def _plain(output: str) -> str:
+    """CLI output with Rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _orphan_task(home: Path) -> Path:
+    """A user task in the home whose constitution no longer resolves."""
+    d = home / "tasks" / "orphan"
+    d.mkdir(parents=True)
+    (d / "task.yaml").write_text("id: orphan\nculture: KE\nconstitution: vanished\n")
+    (d / "prompts.jsonl").write_text('{"id": "1", "prompt": "x"}\n')
+    return d
+
+
+def test_broken_user_task_is_skipped_in_list_and_export(home, tmp_path):
+    d = _orphan_task(home)
+    r = runner.invoke(app, ["tasks", "list"], env=WIDE)
+    assert r.exit_code == 0, r.output
+    out = _plain(r.output)
+    assert "cai_south_africa" in out and "xstest" in out
+    assert f"skipped task 'orphan': {d / 'task.yaml'}:3: constitution: unknown constitution 'vanished'" in out
+    ids = {t.id for t in list_tasks()}
+    assert ids >= {"cai_south_africa", "xstest"} and "orphan" not in ids
+    r = runner.invoke(app, ["tasks", "export", str(tmp_path / "out")], env=WIDE)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "xstest.yaml").is_file() and not (tmp_path / "out" / "orphan.yaml").exists()
+    assert "skipped task 'orphan'" in _plain(r.output)
+    # other tasks still load by id (as `run` does)
+    assert load_task("xstest").id == "xstest"
+
+
+@pytest.mark.parametrize("argv", [["tasks", "show", "orphan"], ["tasks", "export", "OUT", "orphan"]])
+def test_broken_user_task_asked_for_explicitly_is_one_clear_error(home, tmp_path, argv):
+    d = _orphan_task(home)
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    r = runner.invoke(app, argv, env=WIDE)
+    assert r.exit_code == 2 and "Traceback" not in r.output and not isinstance(r.exception, UserError)
+    assert re.search(rf"error: {re.escape(str(d / 'task.yaml'))}:3: constitution: unknown constitution 'vanished'",
+                     _plain(r.output)), r.output
+    for ref in ("orphan", str(d)):
+        with pytest.raises(UserError, match=r"task\.yaml:3: constitution: unknown constitution 'vanished'"):
+            load_task(ref)
+
+
+def test_new_with_constitutions_dir_stays_resolvable_without_it(home, tmp_path):
+    cdir = tmp_path / "consts"
+    cdir.mkdir()
+    (cdir / "kenya.yaml").write_text(CONSTITUTION)
+    src = jsonl(tmp_path / "p.jsonl", [{"prompt": "Should I help?", "principle_id": "harambee"}])
+    dest = tmp_path / "mine"
+    r = runner.invoke(app, ["tasks", "new", "ke_dir", "-c", "kenya", "-p", str(src), "-C", str(cdir),
+                            "--dir", str(dest)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["tasks", "new", "cai_kenya", "-c", "kenya", "-p", str(src), "--constitutions", str(cdir)])
+    assert r.exit_code == 0, r.output
+    for folder in (home / "tasks" / "cai_kenya", dest / "ke_dir"):
+        assert (folder / "constitution.yaml").read_text() == CONSTITUTION
+    shutil.rmtree(cdir)  # later commands run without the flag (and its folder is gone)
+    r = runner.invoke(app, ["tasks", "show", "cai_kenya"], env=WIDE)
+    assert r.exit_code == 0 and "constitution kenya, culture KE" in _plain(r.output), r.output
+    r = runner.invoke(app, ["tasks", "list"], env=WIDE)
+    assert r.exit_code == 0 and "cai_kenya" in r.output and "skipped" not in r.output
+    assert load_task(str(dest / "ke_dir")).prompts[0].principle_id == "harambee"
+    # a constitution found without the flag is referred to, not copied
+    other = tmp_path / "other"
+    other.mkdir()
+    r = runner.invoke(app, ["tasks", "new", "za_ref", "-c", "south_africa", "-p", jsonl(tmp_path / "z.jsonl",
+                            [{"prompt": "x"}]).as_posix(), "-C", str(other)])
+    assert r.exit_code == 0 and not (home / "tasks" / "za_ref" / "constitution.yaml").exists()
+
+
+def test_csv_and_jsonl_with_utf8_bom(home, tmp_path, kenya):
+    csv_src = tmp_path / "p.csv"
+    csv_src.write_bytes("id,prompt,principle_id\na1,Habari?,harambee\n".encode("utf-8-sig"))
+    jsonl_src = tmp_path / "p.jsonl"
+    jsonl_src.write_bytes('{"id": "j1", "prompt": "Habari?"}\n'.encode("utf-8-sig"))
+    for tid, src in (("ke_csv", csv_src), ("ke_jsonl", jsonl_src)):
+        r = runner.invoke(app, ["tasks", "new", tid, "-c", str(kenya), "-p", str(src)], env=WIDE)
+        assert r.exit_code == 0, r.output
+    assert [(p.id, p.principle_id) for p in load_task("ke_csv").prompts] == [("a1", "harambee")]
+    assert load_task("ke_jsonl").prompts[0].id == "j1"
+
+
+@pytest.mark.parametrize("tid", ["cai_bench", "cai_bench_metric"])
+def test_reserved_task_ids(home, tmp_path, kenya, tid, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the repo root holds a `cai_bench` folder, which load_task would take as a path
+    src = jsonl(tmp_path / "p.jsonl", [{"prompt": "x"}])
+    r = runner.invoke(app, ["tasks", "new", tid, "-c", str(kenya), "-p", str(src)])
+    assert r.exit_code == 2 and f"task id {tid!r} is reserved" in _plain(r.output), r.output
+    assert not (home / "tasks").exists() or not any((home / "tasks").iterdir())
+    with pytest.raises(ValueError, match="reserved"):
+        Task(id=tid, constitution="kenya", culture="KE", prompts=[PromptRecord(id="1", prompt="x")])
+    # a hand-made folder with a reserved id is skipped when listing, an error when asked for
+    d = tmp_path / "t" / tid
+    d.mkdir(parents=True)
+    (d / "task.yaml").write_text(f"id: {tid}\nconstitution: grok\n")
+    (d / "prompts.jsonl").write_text('{"id": "1", "prompt": "x"}\n')
+    assert tid not in {t.id for t in list_tasks([tmp_path / "t"])}
+    with pytest.raises(UserError, match=rf"task\.yaml:1: id: .*{tid}' is reserved"):
+        load_task(tid, [tmp_path / "t"])
+
+
+def test_new_dir_under_a_file_is_one_line_error(home, tmp_path, kenya):
+    src = jsonl(tmp_path / "p.jsonl", [{"prompt": "x"}])
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    cases = ((blocker, "it is a file"), (blocker / "sub" / "tasks", f"it is under {blocker}, which is a file"))
+    for dest, why in cases:
+        r = runner.invoke(app, ["tasks", "new", "t1", "-c", str(kenya), "-p", str(src), "--dir", str(dest)], env=WIDE)
+        assert r.exit_code == 2 and not isinstance(r.exception, (UserError, OSError)), r.output
+        assert f"error: {dest}: cannot hold task folders: {why}" in _plain(r.output)
+    assert blocker.read_text() == "not a folder"
