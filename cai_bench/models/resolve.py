@@ -45,7 +45,10 @@ class ResolvedCheckpoint:
         return self.kind in ("hf", "peft")
 
 
-def resolve_checkpoint(spec: str | CheckpointSpec) -> ResolvedCheckpoint:
+def resolve_checkpoint(spec: str | CheckpointSpec, *, openai_base_url: str | None = None,
+                       ollama_host: str | None = None) -> ResolvedCheckpoint:
+    """Served checkpoints are identified by endpoint + model, so the endpoint a run
+    will actually call (its config, else the environment) goes into the fingerprint."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     if isinstance(parsed, BundledSpec):
         model = BUNDLED[parsed.name]
@@ -62,12 +65,12 @@ def resolve_checkpoint(spec: str | CheckpointSpec) -> ResolvedCheckpoint:
     if isinstance(parsed, LocalSpec):
         return _resolve_local(parsed)
     if isinstance(parsed, OpenAISpec):
-        base_url = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        base_url = (openai_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         return ResolvedCheckpoint(
             str(parsed), "openai", parsed.model, fingerprint_text("openai", base_url, parsed.model),
             parsed.model, base_url=base_url,
         )
-    host = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
+    host = (ollama_host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434").rstrip("/")
     return ResolvedCheckpoint(
         str(parsed), "ollama", parsed.model, fingerprint_text("ollama", host, parsed.model),
         parsed.model, base_url=host,

@@ -112,3 +112,29 @@ def test_unreachable_endpoint_is_one_line_error(tmp_path: Path, monkeypatch, min
     con = sqlite3.connect(tmp_path / "results.sqlite")
     assert con.execute("select status from runs").fetchall() == [("failed",)]
     con.close()
+
+
+def test_config_endpoint_is_part_of_the_fingerprint(tmp_path: Path, monkeypatch, minilm_dir) -> None:  # noqa: ANN001
+    """The same `ollama:` model behind two hosts named in run configs is two checkpoints:
+    the second run must not reuse the first host's responses."""
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # the config must win over this
+    first, second = _Server(), _Server()
+    try:
+        for srv in (first, second):
+            cfg = tmp_path / "run.yaml"
+            cfg.write_text(f"ollama: {{base_url: '{srv.url}'}}\n")
+            res = CliRunner().invoke(app, ["run", str(cfg), "-c", "ollama:tiny", "-t", "cai_south_africa",
+                                           "-n", "2", "-s", "similarity", "-o", str(tmp_path), "--no-report"])
+            assert res.exit_code == 0, res.output + repr(res.exception)
+            assert "new: 2 responses" in res.output
+    finally:
+        first.httpd.shutdown()
+        second.httpd.shutdown()
+    assert len(first.requests) == 2 and len(second.requests) == 2
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    rows = con.execute("select fingerprint, metadata_json from checkpoints").fetchall()
+    con.close()
+    assert len({fp for fp, _ in rows}) == 2
+    assert sorted(json.loads(m)["base_url"] for _, m in rows) == sorted([first.url, second.url])
