@@ -203,7 +203,8 @@ class Store:
     def pending_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str,
                        n_metrics: int) -> tuple[list[PendingScore], int]:
         """Generations in scope lacking some of the scorer's metrics, and how many
-        generations already have all of them (reused)."""
+        generations already have all of them (reused). An `error` row (a 429, a
+        timeout) does not count as done: a re-run retries it."""
         s = S.scores.c
         with self.engine.connect() as conn:
             rows = list(self._scope_generations(conn, units))
@@ -212,7 +213,8 @@ class Store:
             for part in _chunks(ids):
                 counts.update(conn.execute(
                     select(s.generation_id, func.count()).where(
-                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part))
+                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part),
+                        s.status != "error")
                     .group_by(s.generation_id)).all())
         pending = [PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response,
                                 r.prompt or "", r.reference, r.principle_id, r.category, r.expect,
@@ -233,7 +235,8 @@ class Store:
 
     def insert_scores(self, run_id: str, scorer_id: str, scorer_hash: str,
                       rows: Sequence[tuple[int, Any]]) -> int:
-        """One batch of (generation_id, ScoreRow) in one transaction; existing rows kept."""
+        """One batch of (generation_id, ScoreRow) in one transaction; existing rows
+        kept, except `error` rows, which a retry's result replaces."""
         if not rows:
             return 0
         created = now()
@@ -242,6 +245,10 @@ class Store:
                    "detail_json": json.dumps(r.detail, sort_keys=True, default=str) if r.detail else None,
                    "run_id": run_id, "created_at": created} for gid, r in rows]
         with self.engine.begin() as conn:
-            res = conn.execute(_insert(conn, S.scores).on_conflict_do_nothing(
-                index_elements=["generation_id", "scorer_id", "scorer_hash", "metric"]), values)
+            stmt = _insert(conn, S.scores)
+            new = {c: getattr(stmt.excluded, c) for c in ("value", "status", "error", "detail_json", "run_id",
+                                                          "created_at")}
+            res = conn.execute(stmt.on_conflict_do_update(
+                index_elements=["generation_id", "scorer_id", "scorer_hash", "metric"], set_=new,
+                where=S.scores.c.status == "error"), values)
         return max(res.rowcount, 0)

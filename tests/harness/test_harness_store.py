@@ -58,3 +58,20 @@ def test_scores_pending_force_and_run_row(tmp_path: Path) -> None:
         row = conn.execute(select(S.runs.c.status, S.runs.c.scorers_json)).one()
     assert row.status == "finished" and '"reason": "r"' in row.scorers_json
     store.close()
+
+
+def test_error_scores_are_retried_and_replaced(tmp_path: Path) -> None:
+    store, run_id, unit = _store(tmp_path)
+    store.insert_generations(run_id, unit, [("a", "ra", 0.1)])
+    store.upsert_scorer_metrics("mod", "h1", [MetricSpec("flagged", "lower", 0, 1)], {})
+    (gid,) = [p.generation_id for p in store.pending_scores([unit], "mod", "h1", 1)[0]]
+    assert store.insert_scores(run_id, "mod", "h1", [(gid, ScoreRow.failed("k", "flagged", "HTTP 429"))]) == 1
+    pending, reused = store.pending_scores([unit], "mod", "h1", 1)
+    assert [p.generation_id for p in pending] == [gid] and reused == 0  # an error is not done
+    assert store.insert_scores(run_id, "mod", "h1", [(gid, ScoreRow.ok("k", "flagged", 0.0))]) == 1
+    assert store.pending_scores([unit], "mod", "h1", 1) == ([], 1)
+    assert store.insert_scores(run_id, "mod", "h1", [(gid, ScoreRow.failed("k", "flagged", "late"))]) == 0
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(S.scores.c.status, S.scores.c.value, S.scores.c.error)).all()
+    assert [tuple(r) for r in rows] == [("ok", 0.0, None)]  # one row, the retry's, never overwritten by an error
+    store.close()
