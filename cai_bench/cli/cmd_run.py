@@ -37,6 +37,7 @@ def run_cmd(
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import RunConfig, ScorerEntry, apply_overrides, default_config, load_config_file
     from cai_bench.harness.runner import report, run
+    from cai_bench.harness.store_schema import redact_url
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
@@ -59,7 +60,7 @@ def run_cmd(
     for st in result.scorers:
         if not st.available:
             err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")
-    err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {result.store_url})")
+    err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
     if cfg.report and not no_report:
         report(result, console, seed=cfg.seed)
         if result.report_dir is not None:

@@ -83,7 +83,11 @@ class RunConfig(BaseModel):
 
     def public_json(self) -> str:
         """The config as stored in the runs table: no secrets."""
+        from cai_bench.harness.store_schema import redact_url
+
         data = self.model_dump(mode="json")
+        if data["store"]:
+            data["store"] = redact_url(data["store"])
         for key in ("openai", "ollama"):
             data[key].pop("api_key", None)
         for s in data["scorers"]:

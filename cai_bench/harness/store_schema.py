@@ -139,6 +139,18 @@ def normalize_url(store: str | None, out_dir: str | None = None) -> str:
     return f"sqlite:///{Path(store).expanduser().resolve()}"
 
 
+def redact_url(url: str) -> str:
+    """The store URL as it may be printed or stored: a password becomes `***`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
 def make_engine(url: str, *, create: bool = True):
     """An engine with WAL + busy timeout on SQLite; creates missing tables when asked."""
     from pathlib import Path

@@ -72,3 +72,12 @@ def test_default_config_is_small_and_offline() -> None:
     assert {"cai_south_africa", "cai_romania"} <= set(cfg.tasks)
     assert [s.id for s in cfg.scorers] == ["all"] and cfg.limit and cfg.limit <= 8
     assert isinstance(RunConfig().out, Path)
+
+
+def test_store_password_never_stored_or_printed() -> None:
+    from cai_bench.harness.store_schema import redact_url
+
+    url = "postgresql+psycopg://bench:s3cret-pw@db.example:5432/cai"
+    assert "s3cret-pw" not in redact_url(url) and "db.example:5432/cai" in redact_url(url)
+    assert redact_url("sqlite:////tmp/x/results.sqlite") == "sqlite:////tmp/x/results.sqlite"
+    assert "s3cret-pw" not in RunConfig(store=url).public_json()
