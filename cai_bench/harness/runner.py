@@ -73,7 +73,7 @@ def make_plan(cfg: RunConfig) -> Plan:
     ckpts: list[ResolvedCheckpoint] = []
     seen: set[str] = set()
     for spec in expand_checkpoints(cfg.checkpoints):
-        ck = resolve_checkpoint(spec)
+        ck = resolve_checkpoint(spec, openai_base_url=cfg.openai.base_url, ollama_host=cfg.ollama.base_url)
         if ck.fingerprint not in seen:  # the same weights under two names are evaluated once
             seen.add(ck.fingerprint)
             ckpts.append(ck)
@@ -189,12 +189,18 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
 
 
 def report(result: RunResult, console: Any, *, seed: int = 0) -> None:
-    """Write `<out>/report/` and `<out>/leaderboard.csv`, print the per-culture leaderboard."""
-    from cai_bench.reports import leaderboard, load_results, print_leaderboard, write_report
+    """Write `<out>/report/` and `<out>/leaderboard.csv`, print the leaderboard per
+    culture and per task."""
+    from cai_bench.reports.build import build
+    from cai_bench.reports.load import load_results_with_extras
+    from cai_bench.reports.terminal import print_leaderboard, print_task_leaderboard
+    from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
 
-    df = load_results(result.store_url)
+    df, extras = load_results_with_extras(result.store_url)
     if df.empty:
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return
-    result.report_dir = write_report(result.store_url, result.out_dir, seed=seed)
-    print_leaderboard(leaderboard(df, by="culture", seed=seed), console)
+    data = build(df, extras, seed=seed)
+    result.report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
+    print_leaderboard(data.board, console)
+    print_task_leaderboard(data.task_board, console)

@@ -20,6 +20,7 @@ WEAKEST_PRINCIPLES = 3
 @dataclass
 class ReportData:
     board: pd.DataFrame  # leaderboard by culture
+    task_board: pd.DataFrame  # leaderboard by task (with its culture)
     cultures: list[str]
     baseline: dict[str, str] | None  # {fingerprint, label, spec}
     deltas: pd.DataFrame
@@ -80,6 +81,9 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = 1000, with_plots: bool = True) -> ReportData:
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
+    task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
+    cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
+    task_board.insert(1, "culture", task_board["group"].map(cultures))
     base = resolve_baseline(df, baseline)
     dl = (statistics.deltas(df, base["fingerprint"], "culture", seed=seed, n_boot=n_boot) if base
           else pd.DataFrame(columns=["group", "label", "fingerprint", "metric", "n_pairs", "delta", "lo", "hi",
@@ -98,7 +102,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
     keys = sorted(ok["key"].unique()) if not ok.empty else []
     matrix = statistics.culture_matrix(board)
     data = ReportData(
-        board=board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
+        board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df), samples=samples, worst=worst, extras=extras, metric_keys=keys,
         n_rows=len(df),

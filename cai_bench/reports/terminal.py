@@ -21,3 +21,17 @@ def print_leaderboard(board: pd.DataFrame, console) -> None:  # noqa: ANN001 - r
         for row in t.rows:
             rt.add_row(*(escape(text) for text, _ in row))
         console.print(rt)
+
+
+def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: ANN001 - rich Console
+    """One compact table for all tasks: rank, n and composite per (task, checkpoint)."""
+    if task_board.empty:
+        return
+    rt = RichTable(title="By task", title_justify="left")
+    for h in ("task", "culture", "rank", "checkpoint", "n", "coverage", "composite"):
+        rt.add_column(h, justify="left" if h in ("task", "culture", "checkpoint") else "right")
+    for r in task_board.to_dict("records"):
+        rank = tables.cell(int(r["rank"]) if tables._num(r["rank"]) is not None else None)[0]
+        rt.add_row(escape(str(r["group"])), escape(str(r["culture"])), rank, escape(str(r["label"])),
+                   str(int(r["n"])), tables.fmt(float(r["coverage"]), 2), tables.fmt(r["composite"]))
+    console.print(rt)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cai_bench.errors import UserError
+from cai_bench.harness.store_schema import redact_url
 from cai_bench.paths import atomic_write_bytes, atomic_write_text
 from cai_bench.reports.build import ReportData, build, slug
 from cai_bench.reports.load import load_results_with_extras
@@ -31,6 +32,16 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def combined_board(data: ReportData) -> pd.DataFrame:
+    """Both aggregation levels in one table: `level` is culture or task, `group`
+    the culture or task id, `culture` the culture either way."""
+    cult = data.board.assign(level="culture", culture=data.board["group"])
+    task = data.task_board.assign(level="task")
+    frame = pd.concat([cult, task], ignore_index=True)
+    first = ["level", "group", "culture"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
 def check_formats(formats: Sequence[str]) -> list[str]:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -40,7 +51,7 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 def _clean(report: Path, keep: set[str]) -> None:
     """Drop per-culture files of earlier reports that this one does not write."""
-    for pattern in ("leaderboard_*.csv", "plots/*.png"):
+    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "plots/*.png"):
         for p in report.glob(pattern):
             if str(p.relative_to(report)) not in keep:
                 p.unlink()
@@ -59,7 +70,8 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
     if "csv" in formats:
         for c in data.cultures:
             put(f"leaderboard_{slug(c)}.csv", _csv(data.board[data.board["group"] == c]))
-    atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(data.board))
+        put("tasks_leaderboard.csv", _csv(data.task_board))
+    atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
     if "md" in formats:
         from cai_bench.reports.markdown import render_markdown
 
@@ -83,7 +95,7 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
     formats = check_formats(formats)
     df, extras = load_results_with_extras(store_url)
     if df.empty:
-        raise UserError(f"results store {store_url} holds no scores yet: nothing to report "
+        raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats)
 

@@ -41,6 +41,7 @@ def test_run_leaderboard_then_rerun_reuses_everything(tmp_path: Path, smollm2_di
             "similarity", "--max-new-tokens", "16", "--out", str(out)]
     first = _run(*args)
     assert "Leaderboard" in first and "ZA" in first
+    assert "By task" in first and "cai_south_africa" in first  # per (task, checkpoint) as well
     assert "generation models loaded: 1" in first
     assert (out / "leaderboard.csv").is_file() and (out / "report" / "index.html").is_file()
     db = out / "results.sqlite"
@@ -148,3 +149,4 @@ def test_done_when_command(tmp_path: Path, cli_env: dict[str, str]) -> None:
                          cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Leaderboard" in res.stdout and (tmp_path / "cai-bench-out" / "leaderboard.csv").is_file()
+    assert "By task" in res.stdout  # the (task, checkpoint) level too

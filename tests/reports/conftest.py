@@ -106,6 +106,12 @@ def build_store(path: Path) -> str:
 
 
 @pytest.fixture()
+def hostile() -> str:
+    """The planted script-bearing response (a fixture: test modules cannot import conftest reliably)."""
+    return HOSTILE
+
+
+@pytest.fixture()
 def store(tmp_path) -> str:
     return build_store(tmp_path / "results.sqlite")
 

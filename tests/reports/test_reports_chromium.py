@@ -12,7 +12,6 @@ import pytest
 
 from cai_bench.reports import write_report
 
-from conftest import HOSTILE  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
@@ -33,8 +32,8 @@ def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"chromium could not run here: {exc}")
+    except (OSError, subprocess.TimeoutExpired) as exc:  # installed but broken: a failure, not a skip
+        pytest.fail(f"chromium could not run here: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_screenshot_not_blank(page, tmp_path):
     shot = tmp_path / "shot.png"
     proc = _run([f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri()], tmp_path)
     if not shot.exists():
-        pytest.skip(f"chromium wrote no screenshot: {proc.stderr[-500:]}")
+        pytest.fail(f"chromium wrote no screenshot: {proc.stderr[-500:]}")
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
@@ -56,15 +55,15 @@ def test_screenshot_not_blank(page, tmp_path):
     assert (img < 100).mean() > 0.01  # a real share of dark pixels (header bar, text)
 
 
-def test_hostile_response_is_text_and_runs_nothing(page, tmp_path):
+def test_hostile_response_is_text_and_runs_nothing(page, tmp_path, hostile):
     proc = _run(["--dump-dom", "--virtual-time-budget=2000", page.as_uri()], tmp_path)
     dom = proc.stdout
     if "<html" not in dom:
-        pytest.skip(f"chromium dumped no DOM: {proc.stderr[-500:]}")
+        pytest.fail(f"chromium dumped no DOM: {proc.stderr[-500:]}")
     assert "<title>cai-bench report</title>" in dom  # the stored script did not set the title
     assert "PWNED</title>" not in dom
     # the response is in the DOM as escaped text inside a <pre>, not as elements
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in dom
-    assert "<script>alert(1)</script>" not in dom and HOSTILE not in dom
+    assert "<script>alert(1)</script>" not in dom and hostile not in dom
     assert dom.count("<script") == 1  # only the page's own sorting script
     assert "&lt;b&gt;bold&lt;/b&gt;" in dom and "<b>bold</b>" not in dom

@@ -18,13 +18,12 @@ from cai_bench.errors import UserError
 from cai_bench.harness import store_schema as S
 from cai_bench.reports import write_report
 
-from conftest import HOSTILE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"index.html", "leaderboard.md", "leaderboard_RO.csv", "leaderboard_ZA.csv", "leaderboard_xstest.csv",
             "samples.parquet", "plots/heatmap.png", "plots/means_RO.png", "plots/means_ZA.png",
             "plots/means_xstest.png", "plots/distributions_RO.png", "plots/distributions_ZA.png",
-            "plots/distributions_xstest.png"}
+            "plots/distributions_xstest.png", "tasks_leaderboard.csv"}
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -32,21 +31,28 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_write_report_all_files_and_deterministic(store, tmp_path):
+def test_write_report_all_files_and_deterministic(store, tmp_path, hostile):
     out = tmp_path / "out"
     report = write_report(store, out, baseline="base", n_boot=200)
     assert report == out / "report"
     first = _digests(report)
     assert set(first) == EXPECTED
-    assert (out / "leaderboard.csv").is_file()
+    combined = pd.read_csv(out / "leaderboard.csv")
+    assert set(combined["level"]) == {"culture", "task"}
+    tasks = combined[combined["level"] == "task"]
+    assert sorted(zip(tasks["group"], tasks["culture"]))[::2] == [
+        ("cai_romania", "RO"), ("cai_south_africa", "ZA"), ("xstest", "xstest")]  # two checkpoints each
+    # every (task, checkpoint) row says its culture and carries n, a CI and a rank
+    assert tasks["culture"].notna().all() and (tasks["n"] > 0).all() and tasks["rank"].notna().all()
+    assert {c for c in combined.columns if c.endswith(".lo")}
     report2 = write_report(store, out, baseline="base", n_boot=200)
     assert _digests(report2) == first
     other = write_report(store, tmp_path / "other", baseline="base", n_boot=200)  # fresh folder, same bytes
     assert _digests(other) == first
 
     page = (report / "index.html").read_text()
-    assert HOSTILE not in page and "<script>alert(1)" not in page
-    assert str(markupsafe.escape(HOSTILE)) in page  # shown as text among the worst samples
+    assert hostile not in page and "<script>alert(1)" not in page
+    assert str(markupsafe.escape(hostile)) in page  # shown as text among the worst samples
     assert page.count("<script>") == 1  # the page's own sorting script only
     assert "data:image/png;base64," in page and 'href="#culture-ZA"' in page
     assert "Delta vs baseline" in page and "helpfulness" in page and "Starling" in page
@@ -143,4 +149,5 @@ def test_report_when_every_score_failed(tmp_path):
     page = (report / "index.html").read_text()
     assert "Leaderboard: Côte d&#39;Ivoire/FR" in page
     board = pd.read_csv(tmp_path / "leaderboard.csv")
+    board = board[board["level"] == "culture"]
     assert board["coverage"].tolist() == [0.0] and board["rank"].isna().all()  # no composite, no rank
