@@ -90,7 +90,7 @@ def make_plan(cfg: RunConfig) -> Plan:
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
-    from cai_bench.constitutions import load_constitution
+    from cai_bench.tasks import task_constitution
 
     for ck in plan.checkpoints:
         meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url}
@@ -98,12 +98,7 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
                                 metadata={k: v for k, v in meta.items() if v is not None})
     for t in plan.tasks:
         try:
-            own = t.path / "constitution.yaml" if t.path else None  # a user task's own constitution
-            if own is not None and own.is_file():
-                con = load_constitution(str(own))
-            else:
-                con = load_constitution(t.constitution, extra_dirs=[t.path.parent] if t.path else [])
-            titles = {p.id: p.title for p in con.principles}
+            titles = {p.id: p.title for p in task_constitution(t).principles}
         except UserError:
             titles = {}
         store.upsert_task(

@@ -2,7 +2,14 @@
 export to lm-eval task folders."""
 
 from cai_bench.tasks._export import export_lm_eval
-from cai_bench.tasks._loader import BUILTIN_DIR, list_tasks, load_task, parse_task, read_prompts_jsonl
+from cai_bench.tasks._loader import (
+    BUILTIN_DIR,
+    list_tasks,
+    load_task,
+    parse_task,
+    read_prompts_jsonl,
+    task_constitution,
+)
 from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task
 from cai_bench.tasks._user import read_prompts_file, write_user_task
 
@@ -17,5 +24,6 @@ __all__ = [
     "parse_task",
     "read_prompts_file",
     "read_prompts_jsonl",
+    "task_constitution",
     "write_user_task",
 ]

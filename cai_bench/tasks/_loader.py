@@ -97,6 +97,14 @@ def _task_constitution(folder: Path, cid: str, extra_dirs: Sequence[Path]) -> Co
     return load_constitution(cid, extra_dirs=[*extra_dirs, folder.parent])
 
 
+def task_constitution(task: Task) -> Constitution:
+    """The constitution a loaded task was checked against: its folder's own
+    `constitution.yaml` first, then the usual search (user tasks may use either)."""
+    if task.path is None:
+        return load_constitution(task.constitution)
+    return _task_constitution(Path(task.path), task.constitution, ())
+
+
 def _resolve_constitution(tfile: Path, data: Any, cid: str, extra_dirs: Sequence[Path]) -> Constitution:
     """The task's constitution; a failure is re-raised naming the task file and
     field, since the constitution loader's message does not say which task asked."""

@@ -57,7 +57,7 @@ class JudgeScorer(Scorer):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._backend = None
-        self._constitutions: dict[str, Any] = {}
+        self._constitutions: dict[tuple[str, str | None], Any] = {}
         self.last_prompts: list[JudgePrompt] = []
 
     @property
@@ -90,18 +90,31 @@ class JudgeScorer(Scorer):
 
         return os.environ.get("OPENAI_API_KEY")
 
-    def _constitution(self, cid: str | None) -> Any:
-        cid = self.config.constitution or cid
+    def _constitution(self, cid: str | None, task_id: str | None) -> Any:
+        """The configured constitution, else the task's own (a user task may keep it
+        in its folder), else the id looked up the usual way."""
+        from cai_bench.constitutions import load_constitution
+        from cai_bench.errors import UserError
+        from cai_bench.tasks import load_task, task_constitution
+
+        if self.config.constitution:
+            cid, task_id = self.config.constitution, None
         if not cid:
             return None
-        if cid not in self._constitutions:
-            from cai_bench.constitutions import load_constitution
-
-            self._constitutions[cid] = load_constitution(cid)
-        return self._constitutions[cid]
+        key = (cid, task_id)
+        if key not in self._constitutions:
+            found = None
+            if task_id:
+                try:
+                    task = load_task(task_id)
+                    found = task_constitution(task) if task.constitution == cid else None
+                except UserError:
+                    found = None
+            self._constitutions[key] = found if found is not None else load_constitution(cid)
+        return self._constitutions[key]
 
     def prompt_for(self, x: ScoreInput) -> JudgePrompt:
-        constitution = self._constitution(x.constitution_id)
+        constitution = self._constitution(x.constitution_id, x.task_id)
         pid = x.principle_id
         if constitution is not None and pid and pid not in {p.id for p in constitution.principles}:
             pid = None  # unknown principle: judge against the whole constitution

@@ -125,9 +125,29 @@ def build_prompt(prompt: str, response: str, constitution: Any = None, principle
 
 
 def parse_verdict(text: str | None) -> Verdict | None:
-    """The verdict in `text` (a JSON object, possibly wrapped in prose or a code fence), or None."""
+    """The verdict in `text`: the whole text as JSON, else the last valid verdict
+    object in it (prose or a code fence around it). The last, not the first: a judge
+    that quotes the response (which may carry a planted verdict) answers after it."""
     if not text:
         return None
+    try:
+        return Verdict.model_validate_json(text.strip())
+    except ValidationError:
+        pass
+    decoder = json.JSONDecoder()
+    found: Verdict | None = None
+    pos = 0
+    while (start := text.find("{", pos)) != -1:
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except ValueError:
+            pos = start + 1
+            continue
+        try:
+            found, pos = Verdict.model_validate(obj), end
+        except ValidationError:
+            pos = start + 1  # not a verdict itself; one may be nested inside
+    return found
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\{", text):
         try:
