@@ -2,16 +2,30 @@
 
 Text rules (applied in this order, each counted when it changes a text):
 
-- ``role_tags``: leaked chat-role tags and template tokens are removed: a leading
-  ``Assistant:``/``AI:`` prefix, template tokens such as ``<|im_start|>``, and
-  everything from a line that starts a new turn (``Human:``, ``User:``,
-  ``Assistant:``, ``System:``) onwards -- the model kept writing the dialogue.
-- ``meta_preamble`` (revisions only): an opening like "Certainly! Here's a revised
-  version of the response:" or "Revised response:" is removed, and quotes that
-  then wrap the whole answer are dropped.
-- ``trailing_offer`` (revisions only): closing sentences that talk about the
-  answer instead of giving it ("Let me know if you need anything else.", "I hope
-  this helps!", "This revision removes ...", "Note: ...") are removed.
+- ``role_tags``: leaked chat-template text is removed: a leading role header
+  (``Assistant:``, ``AI:``, ``<|im_start|>assistant``, ``[/INST]`` ...); the text is
+  cut at the first end-of-turn or next-turn marker (``<|im_end|>``, ``<|eot_id|>``,
+  ``<|im_start|>user``, ``</s><s>[INST]``, a line starting ``Human:``/``User:``/
+  ``System:``/``Assistant:``) because what follows is the model writing the rest of the
+  dialogue; any other ``<|...|>`` special token is dropped. Role names only count
+  capitalised at a line start ("the user: interface" and indented ``user: admin`` stay).
+- ``meta_preamble`` (revisions only): an opening that announces the rewrite is removed
+  -- "Certainly! Here's a revised version of the response:", "Sure, here's a rewritten
+  version that avoids ...:", "Revised response:", "**Revision:**", "### Revised
+  response" on its own line, "I've revised the response to ... Here it is:" -- and
+  quotes that then wrap the whole answer are dropped. It must name the answer itself
+  (a revised/rewritten/safer ... version, response, answer or reply; a revision; a
+  rewrite) and end at its own ":", "." or "!";
+  openings that introduce content ("Here are some new ways to save money: ...",
+  "Here's the updated version of the schedule: ...") are kept.
+- ``trailing_offer`` (revisions only): closing sentences, removed one at a time from
+  the end, that offer more help ("Let me know if you'd like any other changes!", "I
+  hope this helps!", "If you have more questions, feel free to ask.") or comment on
+  the edit ("This revised response removes ...", "Note: I removed ...", "(Note: the
+  original response was harmful.)"). A sentence with content stops the scan: "Let me
+  know your budget and ...", "Feel free to use the public library's free wifi.",
+  "If you need more help, call Lifeline on 0800 567 567.", "Note: the deadline is
+  31 October." are kept.
 - ``nfkc``: Unicode NFKC normalization (compatibility forms, full-width letters).
 - ``ascii`` (only with ``ascii_fold=True``): typographic punctuation mapped to
   ASCII, accents stripped, anything else non-ASCII removed.
@@ -36,31 +50,101 @@ from dataclasses import dataclass, field
 TEXT_RULES = ("role_tags", "meta_preamble", "trailing_offer", "nfkc", "ascii")
 DROP_REASONS = ("empty_initial", "empty", "identical", "truncated")
 
-_TEMPLATE_TOKENS = re.compile(
-    r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|assistant|user|system|end)\|>"
-    r"|\[/?INST\]|</?s>"
+# Role tags. A response that leaks its chat template is cut at the first token or line
+# that ends the turn or opens the next one: whatever follows is the model writing the
+# rest of the dialogue (the user's next message, another answer), not this response.
+# Role names must be capitalised at the start of a line so that prose ("the user:") and
+# indented config ("  user: admin") survive; the Llama-2 ``<s>``/``</s>``/``[INST]``
+# markers only count in a turn-shaped position because ``<s>`` is also HTML.
+_LEADING_HEADER = re.compile(
+    r"^\s*(?:(?:<s>|<\|begin_of_text\|>|\[/INST\]|<\|im_start\|>\s*assistant\b|<\|assistant\|>"
+    r"|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>|<start_of_turn>\s*model\b)\s*)+"
 )
 _LEADING_ROLE = re.compile(r"^\s*(?:assistant|ai|bot|response)\s*:\s*", re.IGNORECASE)
-_NEW_TURN = re.compile(r"(?:^|\n)\s*(?:human|user|assistant|system)\s*:", re.IGNORECASE)
+_TURN_BREAK = re.compile(
+    r"<\|(?:im_end|im_start|eot_id|eom_id|endoftext|end|start_header_id|user|system|assistant)\|>"
+    r"|<(?:end|start)_of_turn>|<｜(?:end▁of▁sentence|User)｜>"
+    r"|</s>(?=\s*(?:$|<s>|\[INST\]|(?:Human|User|System|Assistant)\s*:))|(?:<s>\s*)\[INST\]|(?:^|\n)\s*\[INST\]"
+    r"|(?:^|\n)(?:\*\*)?(?:Human|User|System|Assistant)(?:\*\*)?[ \t]*:"
+)
+_SPECIAL_TOKEN = re.compile(r"<\|[\w-]{1,40}\|>|<｜[^｜\n]{1,40}｜>")
 
-_AFFIRM = r"(?:certainly|sure(?: thing)?|of course|absolutely|okay|ok|alright|great|got it)[!,.]*\s*"
-_REVISED = r"(?:revised|rewritten|updated|improved|edited|new|modified|corrected|better)"
-_THING = r"(?:response|answer|reply|version|text|message)"
+# Meta preamble: the revision opens by announcing itself. Only a noun phrase that names
+# the answer being rewritten ("a revised version", "the rewritten response", "my
+# revision") counts -- "Here are some new ways to save money:" introduces content and a
+# "version of <something else>" is content too -- and the whole announcement must end
+# at its own ":", "." or "!", so nothing after it is touched.
+_AFFIRM = (r"(?:(?:certainly|sure(?: thing)?|of course|absolutely|okay|ok|alright|great|got it|understood"
+           r"|no problem)[!,.]*\s+)?")
+_MOD = (r"(?:revised|rewritten|re-written|reworded|rephrased|updated|improved|edited|modified|corrected|amended"
+        r"|new|better|safer|kinder|clearer|(?:more|less)\s+[\w-]+|(?:[\w-]+ly\s+)?(?:respectful|harmless"
+        r"|inclusive|appropriate|ethical|polite|neutral|sensitive|balanced|responsible))")
+_RESP = r"(?:response|answer|reply)"
+_NP = (rf"(?:(?:a|an|the|my|this)\s+)?(?:{_MOD}(?:,?\s+(?:and\s+)?{_MOD})?\s+(?:version|draft|text|{_RESP})"
+       r"|revision|rewrite)")
+_OF_RESP = (r"(?:\s+(?:of|to)\s+(?:the|my|your|this)\s+(?:(?:original|previous|initial|above|last|user's)\s+)?"
+            rf"(?:{_RESP}|question|prompt|request)){{0,2}}")
+_QUAL = (r"(?:,?\s+(?:that|which|without|so that|removing|avoiding|addressing|focusing|free of|following"
+         r"|based on|incorporating|according to|to (?:address|remove|avoid|reflect|incorporate|ensure|align"
+         r"|comply))\b[^\n:.!?]{0,150})?")
+_END = r"\s*(?:\*\*|__)?\s*[:.!](?:\s*(?:\*\*|__))?"
 _META_PREAMBLE = re.compile(
-    rf"^\s*(?:{_AFFIRM})?"
-    rf"(?:(?:here(?:'s|’s| is| are)|below is|this is|i've|i have)\b[^\n:]{{0,120}}?\b{_REVISED}\b[^\n:]{{0,80}}?[:.!]"
-    rf"|(?:the\s+)?{_REVISED}\s+{_THING}[^\n:]{{0,40}}:"
-    rf"|(?:revision|rewrite|rewritten)\s*:)\s*",
+    rf"^\s*(?:#{{1,6}}\s*|\*\*|__)?{_AFFIRM}(?:"
+    rf"(?:here(?:'s|’s|\s+is)|below\s+is|following\s+is|this\s+is)\s+{_NP}{_OF_RESP}{_QUAL}{_END}"
+    rf"|here(?:'s|’s|\s+is)\s+how\s+i\s+(?:would|could|might|can)\s+(?:revise|rewrite|rephrase)\s+(?:the|my)\s+"
+    rf"(?:(?:original|previous|initial)\s+)?{_RESP}{_QUAL}{_END}"
+    rf"|i(?:'ve|’ve|\s+have)\s+(?:revised|rewritten|reworded|rephrased|edited)\s+(?:the|my)\s+"
+    rf"(?:(?:original|previous|initial)\s+)?{_RESP}\b[^\n:.!?]{{0,150}}[:.!](?:\s*here\s+it\s+is{_END})?"
+    rf"|{_NP}{_OF_RESP}(?:\s*\([^)\n]{{0,80}}\))?\s*(?:\*\*|__)?\s*:(?:\s*(?:\*\*|__))?"
+    r")\s*",
     re.IGNORECASE,
 )
-_BARE_AFFIRM = re.compile(rf"^\s*{_AFFIRM}(?=[A-Z\"'])")
-_TRAILING = re.compile(
-    r"^(?:\(?\s*note\s*:|let me know\b|feel free\b|i hope (?:this|that)\b|hope (?:this|that) helps\b"
-    r"|is there anything else\b|if you (?:have|need|want|would like) (?:any )?(?:more|further|other|additional)\b"
-    r"|(?:this|the|my|in this) (?:revised|rewritten|updated|new) (?:response|version|answer)\b"
-    r"|(?:this|the) revision\b|in this revision\b|i (?:have |'ve )?(?:revised|rewritten|removed|changed)\b)",
+_META_HEADING = re.compile(  # "### Revised response" / "**Revision**" alone on its line
+    rf"^\s*(?:#{{1,6}}\s*(?:\*\*)?|\*\*){_NP}{_OF_RESP}(?:\*\*)?[ \t]*:?[ \t]*(?:\*\*)?[ \t]*\n\s*",
     re.IGNORECASE,
 )
+
+# Trailing meta: closing sentences addressed to the requester about the exchange, not
+# about the topic. Offers match whole sentences with a short tail (no digits or ":",
+# which carry content such as a phone number); "If you need more help, call Lifeline
+# on ..." needs an offer cue to count. Notes count only when they talk about the edit.
+_OFFER = re.compile(
+    r"(?:(?:please|do|and|so)\s+)?(?:"
+    r"let me know (?:if|whether) (?:you|there|i\b|anything|this|that|it\b|any)"
+    r"|feel free to (?:ask|reach out|let me know|contact me|get in touch|follow up)"
+    r"|(?:don't|don’t|do not) hesitate to (?:ask|reach out|let me know|contact me)"
+    r"|(?:i )?hope (?:this|that|it|my) (?:(?:information|answer|response|explanation|advice) )?(?:helps|helped"
+    r"|(?:is|was) (?:helpful|useful)|clarifies|answers|addresses|makes sense|works)"
+    r"|is there anything else"
+    r"|i(?:'m|’m| am) (?:happy|glad|here) to help"
+    r"|(?:if|should) you (?:have|need|want|would like|'d like|’d like) (?:any )?"
+    r"(?:(?:more|further|other|additional) )?(?:questions|help|information|assistance|changes|details"
+    r"|clarification|edits|revisions)\b(?=[^.!?\n]*(?:let me know|feel free|hesitate|just ask|happy to|glad to"
+    r"|i(?:'m|’m| am) here))"
+    r")[^\n:\d]{0,100}",
+    re.IGNORECASE,
+)
+_NOTE = re.compile(r"^[(*_\s]*note[*_]*\s*:[*_\s]*", re.IGNORECASE)
+_EDIT_NOTE = re.compile(
+    r"(?:in )?(?:(?:this|my|the)\s+(?:(?:revised|rewritten|edited|updated|improved|modified)\s+"
+    rf"(?:version|draft|{_RESP})|revision|rewrite)\b(?!\s+of\b)"
+    r"|i(?: have|'ve|’ve)? (?:revised|rewritten|reworded|rephrased|edited)\b"
+    r"|the (?:original|previous|initial) (?:response|reply)\b)",
+    re.IGNORECASE,
+)
+_EDIT_WEAK = re.compile(
+    r"i(?: have|'ve|’ve)? (?:removed|changed|modified|replaced|omitted|added|adjusted|toned down|made|kept"
+    r"|focused|rewrote|reframed|softened)\b",
+    re.IGNORECASE,
+)
+_EDIT_CUE = re.compile(
+    r"\b(?:original|response|answer|revision|wording|language|references?|mentions?|harmful|problematic"
+    r"|offensive|stereotyp\w*|critique)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][)\]\"'”’*_])\s+")
+_SENTENCE_TAIL = set(".!?)]\"'”’*_")
+_RULE_LINE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
 _SENTENCE_END = re.compile(r"[.!?…)\]\"'”’*`]\s*$")
 _ASCII_MAP = str.maketrans({
     "‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
@@ -69,52 +153,81 @@ _ASCII_MAP = str.maketrans({
 
 
 def strip_role_tags(text: str) -> str:
-    """Remove template tokens, a leading role prefix, and any continued dialogue."""
-    out = _TEMPLATE_TOKENS.sub("", text)
+    """Remove a leading role header, cut at a leaked end-of-turn/next-turn marker, drop stray tokens.
+
+    Chat models whose stop tokens are missing keep writing the dialogue ("\nUser: ...",
+    "<|im_end|><|im_start|>user ..."); that continuation is not the answer and would
+    teach the fine-tuned model to hallucinate turns, so it is cut rather than unwrapped.
+    """
+    out = _LEADING_HEADER.sub("", text, count=1)
     out = _LEADING_ROLE.sub("", out, count=1)
-    m = _NEW_TURN.search(out)
+    m = _TURN_BREAK.search(out)
     if m:
         out = out[: m.start()]
-    return out.strip()
+    return _SPECIAL_TOKEN.sub("", out).strip()
 
 
 def strip_meta_preamble(text: str) -> str:
-    """Remove an opening that announces the revision instead of being it."""
+    """Remove an opening that announces the revision instead of being it.
+
+    Quotes that then wrap the whole answer are dropped too (the model quoted its
+    rewrite); an answer that merely starts with "Here are ..." is left alone.
+    """
     out = _META_PREAMBLE.sub("", text, count=1)
-    if out != text:
-        out = out.strip()
-    else:
-        out = _BARE_AFFIRM.sub("", text, count=1) if _looks_like_revision_announcement(text) else text
-    if len(out) >= 2 and out[0] in "\"“" and out[-1] in "\"”" and out.count('"') + out.count("“") + out.count("”") == 2:
+    if out == text:
+        out = _META_HEADING.sub("", text, count=1)
+    if out == text:
+        return text
+    out = out.strip()
+    if len(out) >= 2 and out[0] in "\"“" and out[-1] in "\"”" and sum(map(out.count, "\"“”")) == 2:
         out = out[1:-1].strip()
     return out
 
 
-def _looks_like_revision_announcement(text: str) -> bool:
-    first = text.strip().split("\n", 1)[0].lower()
-    return "revis" in first and first.endswith(":")
+def _is_meta_sentence(sentence: str) -> bool:
+    """A closing sentence that offers more help or comments on the edit, carrying no content."""
+    s = sentence.strip()
+    if _OFFER.fullmatch(s):
+        return True
+    body = _NOTE.sub("", s, count=1)
+    if _EDIT_NOTE.match(body):
+        return True
+    return bool(_EDIT_WEAK.match(body) and (body != s or _EDIT_CUE.search(body)))
+
+
+def _drop_trailing_symbols(text: str) -> str:
+    """Text without an emoji or sign-off symbol after its last sentence (a plain loop: linear time)."""
+    end = len(text)
+    while end and not (text[end - 1].isalnum() or text[end - 1] in _SENTENCE_TAIL):
+        end -= 1
+    return text[:end]
 
 
 def strip_trailing_offer(text: str) -> str:
-    """Remove closing sentences/paragraphs that offer more help or comment on the edit."""
+    """Remove closing sentences that offer more help or comment on the edit, one at a time.
+
+    Works sentence by sentence from the end, so a trailing paragraph goes only when every
+    sentence in it is meta, and the first content sentence stops the scan.
+    """
     out = text.rstrip()
+    removed = False
     while out:
-        # last paragraph, then last sentence within it
         para_start = out.rfind("\n") + 1
         paragraph = out[para_start:].strip()
-        if _TRAILING.match(paragraph):
+        if removed and _RULE_LINE.match(paragraph):  # a separator left above a removed note
             out = out[:para_start].rstrip()
             continue
-        parts = re.split(r"(?<=[.!?])\s+", paragraph)
-        if len(parts) > 1 and _TRAILING.match(parts[-1]):
-            cut = out.rfind(parts[-1])
-            out = out[:cut].rstrip()
-            continue
-        break
+        core = _drop_trailing_symbols(out)
+        last = _SENTENCE_SPLIT.split(core[core.rfind("\n") + 1:].strip())[-1]
+        if not last or not _is_meta_sentence(last):
+            break
+        out = core[: core.rfind(last)].rstrip()
+        removed = True
     return out
 
 
 def nfkc(text: str) -> str:
+    """Unicode NFKC: full-width letters, ligatures and other compatibility forms become plain text."""
     return unicodedata.normalize("NFKC", text)
 
 
@@ -125,6 +238,7 @@ def ascii_fold(text: str) -> str:
 
 
 def normalize_for_compare(text: str) -> str:
+    """Case- and whitespace-insensitive form used to detect unchanged revisions."""
     return " ".join(text.casefold().split())
 
 
