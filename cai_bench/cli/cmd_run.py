@@ -54,7 +54,7 @@ def run_cmd(
                           f"max_new_tokens {cfg.generation.max_new_tokens}, every scorer that can run here)")
     else:
         base = default_config()
-        cfg = RunConfig(tasks=base.tasks, scorers=base.scorers)
+        cfg = RunConfig(tasks=base.tasks, scorers=base.scorers, download_models=bool(scorer))
     cfg = apply_overrides(cfg, **flags)
     result = run(cfg, console=console)
     for st in result.scorers:

@@ -75,6 +75,7 @@ class RunConfig(BaseModel):
     openai: EndpointSettings = Field(default_factory=EndpointSettings)
     ollama: EndpointSettings = Field(default_factory=EndpointSettings)
     report: bool = True
+    download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -113,6 +114,7 @@ def default_config() -> RunConfig:
         checkpoints=["bundled:smollm2-135m-instruct"],
         tasks=["cai_south_africa", "cai_romania"],
         scorers=[ScorerEntry(id="all")],
+        download_models=False,  # "every scorer that can run here" means without a 14 GB download
         limit=4,
         generation=GenerationSettings(max_new_tokens=64),
     )

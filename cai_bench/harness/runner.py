@@ -157,7 +157,7 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     from cai_bench.harness.scoring import prepare_scorers, run_scoring
 
     started = time.perf_counter()
-    prepared = prepare_scorers(cfg.scorers)  # unknown ids / bad settings fail before any work
+    prepared = prepare_scorers(cfg.scorers, download=cfg.download_models)  # unknown ids / bad settings fail before any work
     plan = make_plan(cfg)
     out_dir = Path(cfg.out).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers import SCORERS, Scorer, ScoreInput, ScoreRow, build_scorer
+from cai_bench.harness.scorers._hf import needs_download
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import ScorerEntry
@@ -57,9 +58,12 @@ def expand_entries(entries: Sequence["ScorerEntry"]) -> list["ScorerEntry"]:
     return unique
 
 
-def prepare_scorers(entries: Sequence["ScorerEntry"]) -> list[tuple[Scorer | None, ScorerStatus]]:
+def prepare_scorers(entries: Sequence["ScorerEntry"], *,
+                    download: bool = True) -> list[tuple[Scorer | None, ScorerStatus]]:
     """Instances (None when unavailable) with their status. Unknown ids and bad
-    settings are user errors; a missing module or dependency is 'unavailable'."""
+    settings are user errors; a missing module or dependency is 'unavailable'.
+    `download=False` also makes unavailable a scorer whose hub model is not cached,
+    so a run nobody configured never starts a multi-GB download."""
     out: list[tuple[Scorer | None, ScorerStatus]] = []
     for entry in expand_entries(entries):
         if entry.id not in SCORERS:
@@ -74,6 +78,11 @@ def prepare_scorers(entries: Sequence["ScorerEntry"]) -> list[tuple[Scorer | Non
             ok, reason = scorer.available()
         except Exception as exc:  # noqa: BLE001 - a broken probe means unavailable, not a crash
             ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
+        if ok and not download:
+            missing = [m for m in scorer.hub_models() if needs_download(m)]
+            if missing:
+                ok, reason = False, (f"{', '.join(missing)} is not in the local Hugging Face cache and the default "
+                                     f"scorer set never downloads; name it (--scorer {entry.id}) to fetch it")
         if not ok:
             status.available, status.reason = False, reason or "not available"
             out.append((None, status))

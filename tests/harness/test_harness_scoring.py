@@ -108,3 +108,23 @@ def test_failing_batch_becomes_error_rows() -> None:
     assert len(by) == 8
     assert by[("0", "a")].status == "error" and "500" in by[("0", "a")].error
     assert by[("2", "a")].status == "ok" and by[("2", "b")].status == "error"
+
+
+def test_default_scorer_set_never_downloads(minilm_dir: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Online but with an empty cache: `all` may fetch hub models only when asked for."""
+    from cai_bench.harness.config import default_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+    cfg = default_config()
+    assert cfg.download_models is False
+    status = {st.id: st for _, st in prepare_scorers(cfg.scorers, download=cfg.download_models)}
+    assert status["similarity"].available  # bundled MiniLM
+    for sid, repo in (("helpfulness", "berkeley-nest/Starling-RM-7B-alpha"),
+                      ("harmlessness", "s-nlp/roberta_toxicity_classifier")):
+        assert not status[sid].available and repo in status[sid].reason
+        assert f"--scorer {sid}" in status[sid].reason
+    named = {st.id: st for _, st in prepare_scorers([ScorerEntry(id="harmlessness")])}
+    assert named["harmlessness"].available  # named explicitly: it may download
+

@@ -39,6 +39,15 @@ def hub_reason(model: str) -> str | None:
     return None
 
 
+def needs_download(model: str) -> bool:
+    """True for a hub model that is not in the local cache (loading it would download)."""
+    if Path(model).expanduser().is_dir() or model.startswith("bundled:"):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return not isinstance(try_to_load_from_cache(model.removeprefix("hf:"), "config.json"), str)
+
+
 def pick_device(device: str | None) -> str:
     if device:
         return device

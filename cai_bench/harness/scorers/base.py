@@ -109,6 +109,10 @@ class Scorer(ABC):
         """(True, "") if the scorer can run here; else (False, a reason a user can act on)."""
         return True, ""
 
+    def hub_models(self) -> list[str]:
+        """Hub models `load` would fetch; runs that must not download check these."""
+        return []
+
     def load(self) -> None:
         """Load models/clients once per run."""
 

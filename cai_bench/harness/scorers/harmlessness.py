@@ -76,6 +76,9 @@ class HarmlessnessScorer(Scorer):
         reason = hub_reason(self.config.model)
         return (False, reason) if reason else (True, "")
 
+    def hub_models(self) -> list[str]:
+        return [self.config.model]
+
     def load(self) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

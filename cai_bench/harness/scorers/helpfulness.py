@@ -59,6 +59,10 @@ class HelpfulnessScorer(Scorer):
                 return False, "load_in_4bit needs bitsandbytes (pip install bitsandbytes)"
         return True, ""
 
+    def hub_models(self) -> list[str]:
+        cfg = self.config
+        return [cfg.base_model, cfg.model] if cfg.kind == "starling" else [cfg.model]
+
     def load(self) -> None:
         cfg = self.config
         device = pick_device(cfg.device)

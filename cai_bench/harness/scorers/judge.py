@@ -72,6 +72,13 @@ class JudgeScorer(Scorer):
     def available(self) -> tuple[bool, str]:
         return self._backend_cls().available(self.config)
 
+    def hub_models(self) -> list[str]:
+        if self.config.backend != "hf":
+            return []  # served models: nothing is downloaded here
+        from cai_bench.harness.scorers._judge_backends import HFBackend
+
+        return [self.config.model or HFBackend.DEFAULT_MODEL]
+
     def load(self) -> None:
         self._backend = self._backend_cls()(self.config, verdict_schema())
 
