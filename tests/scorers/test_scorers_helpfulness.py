@@ -167,6 +167,61 @@ def test_sequence_classification_reward_model(seqcls_rm):
     one = build_scorer("helpfulness", {**cfg, "batch_size": 1})
     assert [r.value for r in left.score(_inputs())] == pytest.approx(ref, abs=1e-4)
     assert [r.value for r in one.score(_inputs())] == pytest.approx(ref, abs=1e-4)
+    # the reward is read at the conversation's real last token (its closing </s>), even
+    # though that token is the eos the tokenizer would otherwise pad with
+    assert ref[0] == pytest.approx(_native_rewards(seqcls_rm, s.texts(_inputs(1)), last_hidden=True)[0], abs=1e-4)
+
+
+def _native_rewards(root, texts, *, last_hidden=False):
+    """The model's own forward on each text alone (no padding, its own positions)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(root)
+    m = AutoModelForSequenceClassification.from_pretrained(root).eval()
+    out = []
+    with torch.no_grad():
+        for t in texts:
+            ids = torch.tensor([tok(t, add_special_tokens=False)["input_ids"]])
+            if last_hidden:  # decoder: the score head on the final position
+                out.append(m.score(m.model(input_ids=ids).last_hidden_state)[0, -1, 0].item())
+            else:
+                out.append(m(input_ids=ids).logits[0, 0].item())
+    return out
+
+
+@pytest.fixture(scope="module")
+def roberta_rm(tmp_path_factory):
+    """An encoder reward model: RoBERTa places positions from its padding itself."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+
+    root = tmp_path_factory.mktemp("roberta_rm")
+    base = _llama_tokenizer()
+    base.add_special_tokens({"pad_token": "<pad>"})
+    base.chat_template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    assert isinstance(base, PreTrainedTokenizerFast)
+    torch.manual_seed(2)
+    cfg = RobertaConfig(vocab_size=len(base), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_labels=1, pad_token_id=base.pad_token_id,
+                        max_position_embeddings=base.pad_token_id + 256)  # RoBERTa: padding_idx must fit
+    m = RobertaForSequenceClassification(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0.0, 0.3)
+    m.save_pretrained(root)
+    base.save_pretrained(root)
+    return root
+
+
+def test_encoder_reward_model_keeps_its_own_positions(roberta_rm):
+    cfg = {"model": str(roberta_rm), "kind": "sequence_classification", "device": "cpu", "batch_size": 8}
+    s = build_scorer("helpfulness", cfg)
+    s.load()
+    ref = [r.value for r in s.score(_inputs())]
+    assert ref == pytest.approx(_native_rewards(roberta_rm, s.texts(_inputs())), abs=1e-4)
+    left = build_scorer("helpfulness", {**cfg, "padding_side": "left"})  # ignored: the head reads token 0
+    assert [r.value for r in left.score(_inputs())] == pytest.approx(ref, abs=1e-4)
 
 
 def test_starling_loads_in_4bit(starling, home):

@@ -159,11 +159,13 @@ class _SequenceClassificationRM:
         if model.config.num_labels != 1:
             raise UserError(f"scorer helpfulness: {source} has {model.config.num_labels} outputs; a reward model "
                             "has one (num_labels=1)")
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.eval() if load_in_4bit else model.to(device).eval()
         self.device = device
+        # Encoders (BERT/RoBERTa) place positions themselves from the padding; decoders
+        # need explicit position ids under left padding.
+        from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+        self.decoder = model.config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
         if not getattr(self.tokenizer, "chat_template", None):
             raise UserError(f"scorer helpfulness: {source}'s tokenizer has no chat template; the reward model's "
                             "input format is unknown")
@@ -172,19 +174,38 @@ class _SequenceClassificationRM:
         chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
         return self.tokenizer.apply_chat_template(chat, tokenize=False)
 
+    def pad_id(self, ids: list[list[int]]) -> int:
+        """A pad id that is no sequence's last token. Transformers reads the reward at
+        the rightmost non-pad token, so padding with eos (the usual fallback) would
+        move the reward off a conversation that ends in eos."""
+        tok = self.tokenizer
+        last = {x[-1] for x in ids if x}
+        for cand in (tok.pad_token_id, tok.unk_token_id, tok.bos_token_id, tok.eos_token_id, 0, 1):
+            if cand is not None and cand not in last:
+                return int(cand)
+        raise UserError("scorer helpfulness: no usable pad token")  # pragma: no cover - needs 6 clashes
+
     def rewards(self, texts: list[str], *, max_length: int, padding_side: str) -> tuple[list[float], list[bool]]:
         import torch
 
-        tok = self.tokenizer
-        tok.padding_side = padding_side
-        lengths = [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
-        enc = tok(texts, add_special_tokens=False, truncation=True, max_length=max_length, padding=True,
-                  return_tensors="pt").to(self.device)
-        mask = enc["attention_mask"]
-        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        full = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        ids = [x[:max_length] for x in full]
+        pad = self.pad_id(ids)
+        if not self.decoder:
+            padding_side = "right"  # an encoder's head reads the first token: it must not be a pad
+        width = max(len(x) for x in ids)
+        rows, masks = [], []
+        for x in ids:
+            fill = [pad] * (width - len(x))
+            rows.append(fill + x if padding_side == "left" else x + fill)
+            ones, zeros = [1] * len(x), [0] * len(fill)
+            masks.append(zeros + ones if padding_side == "left" else ones + zeros)
+        input_ids = torch.tensor(rows, device=self.device)
+        mask = torch.tensor(masks, device=self.device)
+        self.model.config.get_text_config().pad_token_id = pad
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        if self.decoder:
+            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            try:
-                logits = self.model(**enc, position_ids=position_ids).logits
-            except TypeError:  # encoder models (BERT-like) take no position ids from us
-                logits = self.model(**enc).logits
-        return logits[:, 0].float().tolist(), [n > max_length for n in lengths]
+            logits = self.model(**kwargs).logits
+        return logits[:, 0].float().tolist(), [len(x) > max_length for x in full]
