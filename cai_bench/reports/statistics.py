@@ -54,16 +54,23 @@ def bootstrap_ci(x: np.ndarray, rng: np.random.Generator, n_boot: int = 1000,
 def paired_bootstrap(x: np.ndarray, base: np.ndarray, rng: np.random.Generator,
                      n_boot: int = 1000) -> tuple[float, float, float, float]:
     """(delta, lo, hi, p) for mean(x - base) over paired samples; two-sided p from
-    the bootstrap distribution of the mean difference."""
+    the bootstrap distribution of the mean difference.
+
+    p is never 0: the Monte-Carlo estimate is add-one smoothed, and floored at
+    2^(1-n), the smallest p an exact sign-flip test can give with n pairs (with 3
+    pairs nothing is significant, however large the bootstrap)."""
     d = np.asarray(x, dtype=float) - np.asarray(base, dtype=float)
-    if len(d) == 0:
+    n = len(d)
+    if n == 0:
         return (np.nan, np.nan, np.nan, np.nan)
     delta = float(d.mean())
+    floor = 2.0 ** (1 - n) if n < 1075 else 0.0
     if np.allclose(d, d[0]):
-        return (delta, delta, delta, 1.0 if d[0] == 0 else 0.0)
+        return (delta, delta, delta, 1.0 if d[0] == 0 else min(1.0, floor))
     means = bootstrap_means(d, rng, n_boot)
     lo, hi = np.quantile(means, [0.025, 0.975])
-    p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    tail = min(int((means <= 0).sum()), int((means >= 0).sum()))
+    p = min(1.0, max(2 * (tail + 1) / (n_boot + 1), floor))
     return (delta, float(lo), float(hi), p)
 
 

@@ -62,18 +62,17 @@ def leaderboard_table(board: pd.DataFrame, group: str) -> Table:
     return Table(headers, rows)
 
 
-def _p_cell(p: float, n_boot: int) -> tuple[str, float | None]:
-    """A bootstrap p-value of 0 only says p < 1/n_boot."""
-    if _num(p) is not None and p == 0 and n_boot > 0:
-        return (f"< {1 / n_boot:.3g}", 0.0)
-    return cell(p)
+def _p_cell(p: float) -> tuple[str, float | None]:
+    """Significant digits, not decimals: a p of 0.0002 must not print as 0.000."""
+    v = _num(p)
+    return ("–", None) if v is None else (f"{v:.2g}", v)
 
 
 def deltas_table(deltas: pd.DataFrame, group: str) -> Table:
     part = deltas[deltas["group"] == group]
     headers = ["checkpoint", "metric", "pairs", "delta", "95% CI", "p-value"]
     rows = [[cell(r["label"]), cell(r["metric"]), cell(int(r["n_pairs"])), cell(r["delta"]),
-             (f"[{fmt(r['lo'])}, {fmt(r['hi'])}]", _num(r["lo"])), _p_cell(r["p_value"], int(r["n_boot"]))]
+             (f"[{fmt(r['lo'])}, {fmt(r['hi'])}]", _num(r["lo"])), _p_cell(r["p_value"])]
             for r in part.to_dict("records")]
     return Table(headers, rows)
 

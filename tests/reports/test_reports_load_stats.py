@@ -57,6 +57,17 @@ def test_paired_bootstrap_detects_shift():
     assert st.paired_bootstrap(base, base, st.rng_for(0), 100)[3] == 1.0
 
 
+def test_paired_bootstrap_p_is_honest_for_few_pairs():
+    assert st.paired_bootstrap(np.array([0.9]), np.array([0.1]), st.rng_for(0), 1000)[3] == 1.0  # one pair
+    # three pairs all improved: a bootstrap alone would say p = 0; a sign-flip test cannot go below 1/4
+    p3 = st.paired_bootstrap(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2, 0.3]), st.rng_for(0), 1000)[3]
+    assert p3 == 0.25
+    assert st.paired_bootstrap(np.full(4, 0.6), np.full(4, 0.5), st.rng_for(0), 1000)[3] == 0.125
+    rng = np.random.default_rng(3)
+    big = st.paired_bootstrap(rng.normal(5, 1, 200), rng.normal(0, 1, 200), st.rng_for(0), 999)[3]
+    assert 0 < big <= 2 / 1000  # never exactly 0: add-one smoothed
+
+
 def test_normalization_uses_declared_range_and_direction():
     df = pd.DataFrame({
         "scorer_id": ["a", "a", "b", "b"], "metric": ["m"] * 4, "value": [0.0, 1.0, 2.0, 4.0],
