@@ -249,3 +249,17 @@ def test_judge_finds_a_user_task_constitution_kept_in_the_task_folder(loopback, 
                                constitution_id="kenya_judge")])
     assert {r.status for r in rows} == {"ok"}
     assert "Harambee: pulling together" in loopback.posts("/api/chat")[0].body["messages"][1]["content"]
+
+
+def test_ollama_429_500_and_malformed_json(loopback, wire):
+    loopback.reply({"error": "too many requests"}, status=429)
+    loopback.reply({"error": "internal"}, status=500)
+    loopback.reply(wire.ollama_chat(json.dumps(GOOD)))
+    s = _ollama(loopback.url, max_attempts=3)
+    assert {r.status for r in s.score(_inputs()[:1])} == {"ok"}  # retried through both
+    assert len(loopback.posts("/api/chat")) == 3
+    loopback.queue.clear()
+    for _ in range(2):
+        loopback.raw(b'{"message": {"role": "assistant", "content": ')  # cut off mid-body
+    rows = _ollama(loopback.url).score(_inputs()[:1])
+    assert {r.status for r in rows} == {"error"} and rows[0].error  # an error row, not a crash or a score
