@@ -196,7 +196,12 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
     """Synthesize and write the task; returns where it went and what was dropped."""
     from cai_bench.constitutions import load_constitution
     from cai_bench.tasks import PromptRecord, Task, write_user_task
+    from cai_bench.tasks._schema import check_task_id
 
+    try:  # before any model is loaded: a bad id must not cost a generation pass
+        check_task_id(cfg.task_id)
+    except ValueError as exc:
+        raise UserError(f"tasks synthesize: {exc}") from None
     constitution = load_constitution(cfg.constitution)
     culture = cfg.culture or constitution.culture
     own = backend is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from cai_bench.cli import app
@@ -42,3 +43,12 @@ def test_parse_items_salvages_cut_off_reply():
     items, invalid = parse_items(json.dumps({"items": [good, {**good, "correct_response": ""}]}))
     assert len(items) == 1 and invalid == 1
     assert parse_items("no json here") == ([], 0)
+
+
+@pytest.mark.parametrize("bad", ["cai_bench", "Bad-Id"])
+def test_synthesize_rejects_a_bad_task_id_before_any_work(bad, tmp_path):
+    res = CliRunner().invoke(app, ["tasks", "synthesize", bad, "--constitution", "south_africa",
+                                   "--model", "openai:unreachable", "--base-url", "http://127.0.0.1:9/v1",
+                                   "--dest", str(tmp_path)])
+    assert res.exit_code == 2 and "task id" in res.output and "Traceback" not in res.output
+    assert not any(tmp_path.iterdir())
