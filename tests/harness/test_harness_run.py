@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -86,19 +87,40 @@ def test_peft_adapter_dir_is_a_checkpoint(tmp_path: Path, smollm2_dir: Path) -> 
     cfg = tmp_path / "run.yaml"  # a glob over adapter dirs plus the base model, scorer with settings
     cfg.write_text(
         f"checkpoints: ['sft/checkpoint-*', '{smollm2_dir}']\n"
-        "tasks: [cai_south_africa]\n"
+        "tasks: [cai_south_africa, cai_romania]\n"
         "scorers: [{id: similarity, batch_size: 4}]\n"
         "limit: 1\n"
         "generation: {max_new_tokens: 8}\n"
     )
     text = _run(str(cfg), "--out", str(out))
-    assert "new: 2 responses, 2 scored" in text and "generation models loaded: 2" in text
+    assert "new: 4 responses, 4 scored" in text and "generation models loaded: 2" in text
     db = out / "results.sqlite"
     assert sorted(_rows(db, "select kind, label from checkpoints")) == [
         ("hf", "smollm2-135m-instruct"), ("peft", "sft/checkpoint-1")]
     assert _rows(db, "select count(*) from run_checkpoints") == [(2,)]
     board = (out / "leaderboard.csv").read_text()
     assert "sft/checkpoint-1" in board and "smollm2-135m-instruct" in board
+
+    # two checkpoints x two cultures: `report` rebuilds every file from the store, twice the same bytes
+    import hashlib
+
+    def digests() -> dict[str, str]:
+        return {str(p.relative_to(out / "report")): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted((out / "report").rglob("*")) if p.is_file()}
+
+    def report() -> dict[str, str]:
+        res = CliRunner().invoke(app, ["report", "--out", str(out), "--baseline", "smollm2-135m-instruct",
+                                       "--format", "html,md,csv,parquet", "--no-show"])
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        return digests()
+
+    shutil.rmtree(out / "report")
+    first = report()
+    assert report() == first
+    assert {"index.html", "leaderboard.md", "leaderboard_RO.csv", "leaderboard_ZA.csv", "samples.parquet",
+            "tasks_leaderboard.csv", "plots/heatmap.png"} <= set(first)
+    page = (out / "report" / "index.html").read_text()
+    assert "sft/checkpoint-1" in page and "Leaderboard: RO" in page and "Leaderboard: ZA" in page
 
 
 def test_sigkill_mid_generation_then_rerun_stores_each_once(tmp_path: Path, smollm2_dir: Path,
