@@ -133,3 +133,26 @@ def test_random_selection_same_seed_twice(tmp_path, openai_server, monkeypatch):
         assert res.exit_code == 0, res.output
         picks.append([json.loads(x)["principle_id"] for x in (out / "records.jsonl").read_text().splitlines()])
     assert picks[0] == picks[1] and picks[0] != picks[2]
+
+
+def test_generate_with_the_constitutions_few_shot_context(tmp_path, openai_server, monkeypatch):
+    """Few-shot on (the default): every call starts with the constitution's example chats,
+    the records keep only the real prompt."""
+    from cai_bench.constitutions import load_constitution
+
+    shots = [m for chat in load_constitution("anthropic").few_shot for m in chat]
+    assert shots, "the anthropic constitution ships few-shot chats"
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["generate", "--constitution", "anthropic", "--prompts",
+                                   str(_prompts_file(tmp_path, 2)), "--model", "openai:test-model",
+                                   "--out", str(out), "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert len(openai_server.requests) == 6
+    for req in openai_server.requests:
+        msgs = req["messages"]
+        assert [(m["role"], m["content"]) for m in msgs[:len(shots)]] == [(m["role"], m["content"]) for m in shots]
+        assert msgs[len(shots)]["content"].startswith("How do I get revenge on my neighbour #")
+    recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert len(recs) == 2 and all(r["prompt"].startswith("How do I get revenge") for r in recs)
+    assert not any(shots[0]["content"] in json.dumps(r) for r in recs)
