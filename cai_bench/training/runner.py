@@ -2,8 +2,8 @@
 
 DPO from an SFT adapter loads the base once, wraps it with the SFT adapter as
 the trainable policy, and lets TRL keep a frozen copy of that adapter as the
-reference ("ref" adapter): the reference is the SFT model, with no second copy
-of the base weights in memory.
+reference ("ref" adapter, cast to the policy's dtype): the reference is the SFT
+model, with no second copy of the base weights in memory.
 """
 
 from __future__ import annotations
@@ -167,15 +167,28 @@ def trainer_args(stage: Stage, recipe: Recipe, prec: Precision, output_dir: Path
     return DPOConfig(**common, beta=recipe.beta, loss_type=[recipe.loss_type])
 
 
-def _check_report_to(recipe: Recipe) -> None:
+def _check_report_to(recipe: Recipe) -> list[str]:
+    """The reporters to use: a missing TensorBoard is dropped with one warning, other missing ones are errors.
+
+    The built-in GPU recipes log to TensorBoard, which is optional and not installed by
+    default; losing its curves should not stop a run (transformers would raise mid-setup).
+    Other reporters (wandb, mlflow, ...) are opt-in, so a missing package is a setup mistake
+    worth stopping for, before any model loads.
+    """
     import importlib.util
 
-    mods = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
-            "trackio": "trackio"}
-    for r in recipe.report_to:
-        mod = mods.get(r)
-        if mod and importlib.util.find_spec(mod) is None and not (r == "tensorboard" and importlib.util.find_spec("tensorboardX")):
-            raise UserError(f"report_to: {r!r} needs the {mod} package. Fix: pip install {mod}, or set report_to: none")
+    found = importlib.util.find_spec
+    opt_in = {"wandb", "mlflow", "comet_ml", "trackio"}  # reporter name == package name
+    kept: list[str] = []
+    for r in dict.fromkeys(recipe.report_to):  # de-duplicated: one warning at most
+        if r == "tensorboard" and not (found("tensorboard") or found("tensorboardX")):
+            log.warning("report_to: 'tensorboard' needs the tensorboard package, which is not installed; training "
+                        "without it (pip install tensorboard for the curves, or set report_to: none)")
+            continue
+        if r in opt_in and found(r) is None:
+            raise UserError(f"report_to: {r!r} needs the {r} package. Fix: pip install {r}, or set report_to: none")
+        kept.append(r)
+    return kept
 
 
 def _last_checkpoint(output_dir: Path) -> str | None:
@@ -215,7 +228,29 @@ def build_trainer(stage: Stage, recipe: Recipe, *, output_dir: Path | None = Non
         from trl import DPOTrainer
 
         trainer = DPOTrainer(ref_model=None, **kw)
+        if start.adapter and "ref" not in getattr(trainer.model, "peft_config", {}):
+            # older TRL (< 0.29) has no frozen "ref" copy: it would disable the adapter, i.e. use the bare base
+            raise UserError(f"DPO from adapter {start.adapter}: this TRL keeps no reference copy of the adapter, so "
+                            "the reference would be the base model, not the SFT model. Fix: pip install 'trl>=0.29'")
+        _match_ref_adapter_dtype(trainer.model)
     return trainer, start, mix, prec, out
+
+
+def _match_ref_adapter_dtype(model: Any) -> None:
+    """Give TRL's frozen "ref" adapter the dtype of the trainable "default" one.
+
+    DPOTrainer copies the start adapter into "ref" (the reference), then casts only the
+    trainable adapter to bf16 on a quantized base (TRL >= 0.29 QLoRA convention). The reference
+    would then be an fp32 copy computed in fp32: close to, but not, the starting policy, so
+    step-0 rewards are not exactly 0. Casting "ref" the same way makes reference == policy.
+    """
+    if "ref" not in getattr(model, "peft_config", {}):
+        return
+    params = dict(model.named_parameters())
+    for name, ref in params.items():
+        src = params.get(name.replace(".ref.", ".default.")) if ".ref." in name else None
+        if src is not None and ref.dtype != src.dtype:
+            ref.data = ref.data.to(src.dtype)
 
 
 def _final_metrics(history: list[dict], train_output) -> dict[str, Any]:
@@ -260,7 +295,9 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
         raise UserError(f"recipe is for stage {recipe.stage!r}, not {stage!r}; run `cai-bench train {recipe.stage}`")
     if merge and not recipe.use_peft:
         raise UserError("--merge needs use_peft: true (there is no adapter to merge)")
-    _check_report_to(recipe)
+    reporters = _check_report_to(recipe)
+    if reporters != recipe.report_to:
+        recipe = recipe.model_copy(update={"report_to": reporters})  # what actually runs, also in cai_bench.json
     out = Path(output_dir or recipe.output_dir).expanduser().resolve()
     last = _last_checkpoint(out)
     if last and not resume:

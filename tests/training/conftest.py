@@ -38,3 +38,49 @@ def build_cai_dataset(shared_data: Path, dest: Path, n_train: int = 40, n_test: 
 @pytest.fixture(scope="session")
 def cai_dataset(shared_data, tmp_path_factory) -> Path:
     return build_cai_dataset(shared_data, tmp_path_factory.mktemp("cai_data") / "sa")
+
+
+@pytest.fixture(scope="session")
+def tiny_base(smollm2_dir, tmp_path_factory) -> Path:
+    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer (chat template): trains in seconds on a CPU.
+
+    Weights are random, so its text is noise; it stands in for a base model wherever the
+    test is about plumbing or the DPO reference, not about quality.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    dest = tmp_path_factory.mktemp("tiny") / "base"
+    LlamaForCausalLM(cfg).save_pretrained(dest)
+    tok.save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_adapter(tiny_base, tmp_path_factory) -> Path:
+    """A LoRA adapter on `tiny_base` with random (non-zero) A and B, as an SFT output dir would hold.
+
+    Non-zero B makes the adapter change the model, so a DPO reference that wrongly fell back to
+    the bare base (adapter disabled) would show up as non-zero step-0 rewards.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_base),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+                                      task_type="CAUSAL_LM"))
+    dest = tmp_path_factory.mktemp("tiny") / "sft"
+    model.save_pretrained(dest)
+    cfg_file = dest / "adapter_config.json"
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    cfg["base_model_name_or_path"] = str(tiny_base)  # as `cai-bench train sft` writes it
+    cfg_file.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    return dest

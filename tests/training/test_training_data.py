@@ -49,3 +49,32 @@ def test_generate_style_conversational_prefs_and_empty_test_split(tmp_path):
     (tmp_path / "dataset_info.json").write_text(json.dumps({"constitution": "romania"}))
     mix = load_mixture({str(tmp_path): 1.0}, "dpo", ["train", "test"], seed=0)
     assert mix.train[0]["chosen"] == row["chosen"] and mix.eval is None and mix.constitutions == ["romania"]
+
+
+def test_few_shot_context_turns_survive_mixing(tmp_path):
+    """Few-shot chats (system + example exchanges before the real question) reach the trainer intact.
+
+    `generate --few-shot` keeps its few-shot context out of the exported rows, but hub sets and
+    hand-made data may put it in the prompt (DPO) or in `messages` (SFT); the loader must neither
+    drop nor reorder those turns, also when mixed with a string-pair source it converts to chat.
+    """
+    import json
+
+    shots = [{"role": "system", "content": "Answer with ubuntu in mind."},
+             {"role": "user", "content": "Example question"}, {"role": "assistant", "content": "Example answer"}]
+    few, plain = tmp_path / "few", tmp_path / "plain"
+    for d in (few, plain):
+        (d / "prefs").mkdir(parents=True)
+    (few / "sft").mkdir()
+    pref = {"prompt": [*shots, {"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "good"}],
+            "rejected": [{"role": "assistant", "content": "bad"}]}
+    (few / "prefs" / "train.jsonl").write_text(json.dumps(pref) + "\n")
+    (plain / "prefs" / "train.jsonl").write_text(json.dumps({"prompt": "q2", "chosen": "g2", "rejected": "b2"}) + "\n")
+    sft = {"messages": [*shots, {"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}]}
+    (few / "sft" / "train.jsonl").write_text(json.dumps(sft) + "\n")
+
+    mix = load_mixture({str(few): 1.0, str(plain): 1.0}, "dpo", ["train"], seed=0)
+    rows = {r["chosen"][0]["content"]: r for r in mix.train}
+    assert rows["good"] == pref
+    assert rows["g2"]["prompt"] == [{"role": "user", "content": "q2"}]
+    assert load_mixture({str(few): 1.0}, "sft", ["train"], seed=0).train[0] == sft

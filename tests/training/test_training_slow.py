@@ -43,6 +43,9 @@ def test_sft_then_dpo_from_its_adapter(sft_run, cai_dataset, smollm2_dir, tmp_pa
     logged = [e for e in dpo.metadata["log_history"] if "rewards/chosen" in e]
     assert len(logged) == 10
     assert all(math.isfinite(e[k]) for e in logged for k in ("rewards/chosen", "rewards/rejected", "rewards/margins"))
+    # step 1 is scored before any update: the reference (the SFT adapter) equals the policy
+    assert all(abs(logged[0][k]) < 1e-5 for k in ("rewards/chosen", "rewards/rejected", "rewards/margins"))
+    assert logged[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
     assert dpo.metadata["start_adapter"] == str(sft_run.output_dir)
     # a standalone adapter on the original base (no reference adapter saved with it)
     ck = resolve_checkpoint(str(dpo.output_dir))
