@@ -141,17 +141,25 @@ def seqcls_rm(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    root = tmp_path_factory.mktemp("seqcls")
     tok = _llama_tokenizer()
-    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}")
+    tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(1)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=0)
-    m = LlamaForSequenceClassification(cfg)
+    return _save_random(LlamaForSequenceClassification(cfg), tok, tmp_path_factory.mktemp("seqcls"))
+
+
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+
+
+def _save_random(model, tok, root):
+    """Weights drawn wide enough that rewards differ clearly between texts."""
+    import torch
+
     with torch.no_grad():
-        for p in m.parameters():
+        for p in model.parameters():
             p.normal_(0.0, 0.3)
-    m.save_pretrained(root)
+    model.save_pretrained(root)
     tok.save_pretrained(root)
     return root
 
@@ -194,24 +202,16 @@ def _native_rewards(root, texts, *, last_hidden=False):
 def roberta_rm(tmp_path_factory):
     """An encoder reward model: RoBERTa places positions from its padding itself."""
     import torch
-    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+    from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    root = tmp_path_factory.mktemp("roberta_rm")
-    base = _llama_tokenizer()
-    base.add_special_tokens({"pad_token": "<pad>"})
-    base.chat_template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-    assert isinstance(base, PreTrainedTokenizerFast)
+    tok = _llama_tokenizer()
+    tok.add_special_tokens({"pad_token": "<pad>"})
+    tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(2)
-    cfg = RobertaConfig(vocab_size=len(base), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, num_labels=1, pad_token_id=base.pad_token_id,
-                        max_position_embeddings=base.pad_token_id + 256)  # RoBERTa: padding_idx must fit
-    m = RobertaForSequenceClassification(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, 0.3)
-    m.save_pretrained(root)
-    base.save_pretrained(root)
-    return root
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_labels=1, pad_token_id=tok.pad_token_id,
+                        max_position_embeddings=tok.pad_token_id + 256)  # RoBERTa: padding_idx must fit
+    return _save_random(RobertaForSequenceClassification(cfg), tok, tmp_path_factory.mktemp("roberta_rm"))
 
 
 def test_encoder_reward_model_keeps_its_own_positions(roberta_rm):
