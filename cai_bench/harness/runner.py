@@ -184,17 +184,18 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
 
 
 def report(result: RunResult, console: Any, *, seed: int = 0) -> None:
-    """Write `<out>/report/` and `<out>/leaderboard.csv`, print the leaderboard per
-    culture and per task."""
+    """Write `<out>/report/` and `<out>/leaderboard.csv`, print one sample answer and
+    the leaderboard per culture and per task."""
     from cai_bench.reports.build import build
     from cai_bench.reports.load import load_results_with_extras
-    from cai_bench.reports.terminal import print_leaderboard, print_task_leaderboard
+    from cai_bench.reports.terminal import print_leaderboard, print_sample, print_task_leaderboard
     from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
 
     df, extras = load_results_with_extras(result.store_url)
     if df.empty:
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return
+    print_sample(df, console)
     data = build(df, extras, seed=seed)
     result.report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
     print_leaderboard(data.board, console)

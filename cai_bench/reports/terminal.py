@@ -35,3 +35,19 @@ def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: 
         rt.add_row(escape(str(r["group"])), escape(str(r["culture"])), rank, escape(str(r["label"])),
                    str(int(r["n"])), tables.fmt(float(r["coverage"]), 2), tables.fmt(r["composite"]))
     console.print(rt)
+
+
+def print_sample(df: pd.DataFrame, console, limit: int = 600) -> None:  # noqa: ANN001 - rich Console
+    """One real answer from the run (first checkpoint, task and prompt in sort order),
+    so a user sees what the model wrote and not only the numbers."""
+    rows = df.dropna(subset=["response"]).sort_values(["label", "task_id", "prompt_id"], kind="mergesort")
+    if rows.empty:
+        return
+    r = rows.iloc[0]
+    response = str(r["response"]).strip()
+    if len(response) > limit:
+        response = response[:limit] + " …"
+    console.print(f"[bold]sample answer:[/bold] {escape(str(r['label']))} on "
+                  f"{escape(str(r['task_id']))}/{escape(str(r['prompt_id']))}")
+    console.print(f"  [bold]prompt:[/bold] {escape(str(r['prompt']).strip())}")
+    console.print(f"  [bold]answer:[/bold] {escape(response)}")

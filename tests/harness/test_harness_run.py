@@ -43,6 +43,7 @@ def test_run_leaderboard_then_rerun_reuses_everything(tmp_path: Path, smollm2_di
     first = _run(*args)
     assert "Leaderboard" in first and "ZA" in first
     assert "By task" in first and "cai_south_africa" in first  # per (task, checkpoint) as well
+    assert "sample answer:" in first and "answer:" in first  # a real response is shown
     assert "generation models loaded: 1" in first
     assert (out / "leaderboard.csv").is_file() and (out / "report" / "index.html").is_file()
     db = out / "results.sqlite"
