@@ -48,7 +48,7 @@ def configure(level: int) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1" if level < 0 else "0")
-        for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx"):
+        for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx", "bitsandbytes"):
             logging.getLogger(name).setLevel(logging.ERROR if level <= 0 else logging.INFO)
 
 
