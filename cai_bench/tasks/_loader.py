@@ -206,13 +206,12 @@ def _scan(extra_dirs: Sequence[Path]) -> tuple[dict[str, Task], dict[Path, UserE
 
 
 def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
-    """A task by id (searched) or by folder path."""
+    """A task by id (searched) or by folder path. A bare id means the task of
+    that id even when the current folder has a subfolder of the same name (an
+    output folder, say); such a folder is used only when no task has the id."""
     s = str(id_or_dir)
-    if "/" in s or "\\" in s or s.startswith(".") or Path(s).is_dir():
-        p = Path(s).expanduser()
-        if not p.is_dir():
-            raise UserError(f"{s}: task folder not found")
-        return _load(p, extra_dirs)
+    if "/" in s or "\\" in s or s.startswith(".") or (Path(s).is_dir() and not ID_RE.fullmatch(s)):
+        return _load_folder(s, extra_dirs)
     if not ID_RE.fullmatch(s):
         raise UserError(f"task id {s!r} must match [a-z0-9_]+ (or give a task folder path)")
     found, broken = _scan(extra_dirs)
@@ -221,7 +220,16 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
     for folder, exc in broken.items():
         if s in (_declared_id(folder), folder.name):
             raise exc
+    if (Path(s) / TASK_FILE).is_file():
+        return _load_folder(s, extra_dirs)
     raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
+
+
+def _load_folder(s: str, extra_dirs: Sequence[Path]) -> Task:
+    p = Path(s).expanduser()
+    if not p.is_dir():
+        raise UserError(f"{s}: task folder not found")
+    return _load(p, extra_dirs)
 
 
 def list_tasks(extra_dirs: Sequence[Path] = ()) -> list[Task]:

@@ -286,3 +286,15 @@ def test_new_dir_under_a_file_is_one_line_error(home, tmp_path, kenya):
         assert r.exit_code == 2 and not isinstance(r.exception, (UserError, OSError)), r.output
         assert f"error: {dest}: cannot hold task folders: {why}" in _plain(r.output)
     assert blocker.read_text() == "not a folder"
+
+
+def test_bare_id_is_the_task_even_beside_a_folder_of_that_name(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cai_south_africa").mkdir()  # e.g. an output folder named after the task
+    assert load_task("cai_south_africa").culture == "ZA"
+    builtin = load_task("cai_south_africa")
+    shutil.copytree(builtin.path, tmp_path / "local_copy")
+    text = (tmp_path / "local_copy" / "task.yaml").read_text()
+    (tmp_path / "local_copy" / "task.yaml").write_text(text.replace("id: cai_south_africa", "id: local_copy"))
+    assert load_task("local_copy").id == "local_copy"  # no task has that id: the folder is used
+    assert load_task("./local_copy").id == "local_copy"
