@@ -42,6 +42,11 @@ def cell(v: object, digits: int = 3) -> tuple[str, float | None]:
     return (fmt(v, digits), _num(v))
 
 
+def rank_cell(v: object) -> tuple[str, float | None]:
+    """A rank as an integer; none (no composite) as "–"."""
+    return cell(int(v) if _num(v) is not None else None)  # type: ignore[call-overload]
+
+
 def metric_keys(board: pd.DataFrame) -> list[str]:
     return [c for c in board.columns if "." in c and not c.endswith((".lo", ".hi", ".n"))]
 
@@ -52,7 +57,7 @@ def leaderboard_table(board: pd.DataFrame, group: str) -> Table:
     headers = ["rank", "checkpoint", "n", "coverage", "composite", *keys]
     rows = []
     for r in part.to_dict("records"):
-        row = [cell(int(r["rank"]) if _num(r["rank"]) is not None else None), cell(r["label"]), cell(int(r["n"])), cell(float(r["coverage"]), 2),
+        row = [rank_cell(r["rank"]), cell(r["label"]), cell(int(r["n"])), cell(float(r["coverage"]), 2),
                cell(r["composite"])]
         for k in keys:
             mean = r[k]

@@ -31,9 +31,9 @@ def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: 
     for h in ("task", "culture", "rank", "checkpoint", "n", "coverage", "composite"):
         rt.add_column(h, justify="left" if h in ("task", "culture", "checkpoint") else "right")
     for r in task_board.to_dict("records"):
-        rank = tables.cell(int(r["rank"]) if tables._num(r["rank"]) is not None else None)[0]
-        rt.add_row(escape(str(r["group"])), escape(str(r["culture"])), rank, escape(str(r["label"])),
-                   str(int(r["n"])), tables.fmt(float(r["coverage"]), 2), tables.fmt(r["composite"]))
+        rt.add_row(escape(str(r["group"])), escape(str(r["culture"])), tables.rank_cell(r["rank"])[0],
+                   escape(str(r["label"])), str(int(r["n"])), tables.fmt(float(r["coverage"]), 2),
+                   tables.fmt(r["composite"]))
     console.print(rt)
 
 

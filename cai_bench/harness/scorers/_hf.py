@@ -23,22 +23,6 @@ def local_or_hub(model: str) -> str:
     return model
 
 
-def hub_reason(model: str) -> str | None:
-    """Why a hub model cannot load here (offline and not cached), or None."""
-    if Path(model).expanduser().is_dir() or model.startswith("bundled:"):
-        return None
-    repo = model.removeprefix("hf:")
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    cached = try_to_load_from_cache(repo, "config.json")
-    if offline and not isinstance(cached, str):
-        return f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
-    return None
-
-
 def needs_download(model: str) -> bool:
     """True for a hub model that is not in the local cache (loading it would download)."""
     if Path(model).expanduser().is_dir() or model.startswith("bundled:"):
@@ -46,6 +30,14 @@ def needs_download(model: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return not isinstance(try_to_load_from_cache(model.removeprefix("hf:"), "config.json"), str)
+
+
+def hub_reason(model: str) -> str | None:
+    """Why a hub model cannot load here (offline and not cached), or None."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if offline and needs_download(model):
+        return f"model {model.removeprefix('hf:')!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
+    return None
 
 
 def pick_device(device: str | None) -> str:

@@ -148,15 +148,3 @@ def parse_verdict(text: str | None) -> Verdict | None:
         except ValidationError:
             pos = start + 1  # not a verdict itself; one may be nested inside
     return found
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            try:
-                return Verdict.model_validate(obj)
-            except ValidationError:
-                continue
-    return None
