@@ -15,11 +15,12 @@ def run_cmd(
     config: Optional[Path] = typer.Argument(None, help="Run config YAML (flags override it)."),
     checkpoint: List[str] = typer.Option([], "--checkpoint", "-c", help="Checkpoint spec or glob; repeatable."),
     task: List[str] = typer.Option([], "--task", "-t", help="Task id; repeatable."),
-    scorer: List[str] = typer.Option([], "--scorer", "-s", help="Scorer id or 'all'; repeatable."),
+    scorer: List[str] = typer.Option([], "--scorer", "-s", help="Scorer id or 'all'; repeatable. "
+                              "(default: every scorer that runs here without downloading a model)"),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="First N prompts of each task."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: ./cai-bench-out]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: ./cai-bench-out)."),
     store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
-                                        "[default: sqlite:///<out>/results.sqlite]."),
+                                        "(default: sqlite:///<out>/results.sqlite)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling and bootstrap."),
     force: bool = typer.Option(False, "--force", help="Recompute responses and scores already stored."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
@@ -32,6 +33,8 @@ def run_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report and leaderboard."),
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
+
+    Prints one sample answer, the leaderboard per culture and a table per task; OUT/leaderboard.csv holds both levels (column `level`). A re-run does only what is missing, and retries failed scores.
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import console, err_console

@@ -20,7 +20,8 @@ tasks_app = typer.Typer(help="List, show, create and export constitution tasks."
 app.add_typer(tasks_app, name="tasks")
 
 _TASK_DIRS = typer.Option(None, "--tasks-dir", "-T", help="Extra folder of task folders (repeatable).")
-_CONST_DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of constitution files (repeatable).")
+_CONST_DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of constitution files (repeatable); "
+                            "`tasks new` copies a constitution found only here into the task folder.")
 
 
 def _extra(tdirs: Optional[List[Path]], cdirs: Optional[List[Path]]) -> list[Path]:
