@@ -1,0 +1,163 @@
+"""Score a suite's labelled rows (or answer pairs) with one scorer, once, and
+measure every requested metric against the labels. The scorer is called the
+same way `cai-bench score` calls it (one pass, its own batch size), so
+validation costs no model calls beyond scoring the rows."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from cai_bench.errors import UserError
+from cai_bench.validity import stats
+from cai_bench.validity.suites import Kind, LabelledRow, Pair
+
+if TYPE_CHECKING:
+    from cai_bench.harness.scorers import MetricSpec, Scorer, ScoreInput, ScoreRow
+
+
+@dataclass
+class Validation:
+    """One metric of one scorer config measured on one suite."""
+
+    scorer_id: str
+    config_hash: str
+    metric: str
+    suite: str
+    agreement: stats.Agreement
+    config: dict[str, Any] = field(default_factory=dict)
+    caveat: str = ""
+    created_at: str = ""
+    seconds: float = 0.0
+    seed: int = 0
+
+    def summary(self) -> str:
+        return f"{self.scorer_id}.{self.metric} on {self.suite}: {self.agreement.summary()}"
+
+
+def metric_spec(scorer: "Scorer", name: str) -> "MetricSpec":
+    for m in scorer.metrics:
+        if m.name == name:
+            return m
+    raise UserError(f"scorer {scorer.id!r} has no metric {name!r}; its metrics: "
+                    f"{', '.join(m.name for m in scorer.metrics)}")
+
+
+def threshold_for(spec: "MetricSpec", override: float | None) -> float | None:
+    """--threshold, else the metric's declared threshold, else the middle of its declared range."""
+    if override is not None:
+        return override
+    declared = getattr(spec, "threshold", None)
+    if declared is not None:
+        return float(declared)
+    if spec.lo is not None and spec.hi is not None:
+        return (float(spec.lo) + float(spec.hi)) / 2
+    return None
+
+
+def _inputs(items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind) -> list["ScoreInput"]:
+    from cai_bench.harness.scorers import ScoreInput
+
+    if kind == "pairwise":
+        return [ScoreInput(key=f"{i}:{side}", prompt=p.prompt, response=text, prompt_id=p.id)
+                for i, p in enumerate(items) for side, text in (("b", p.better), ("w", p.worse))]  # type: ignore[union-attr]
+    return [ScoreInput(key=str(i), prompt=r.prompt, response=r.response, reference=r.reference,  # type: ignore[union-attr]
+                       prompt_id=r.id) for i, r in enumerate(items)]  # type: ignore[union-attr]
+
+
+def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
+                progress: Any = None) -> dict[tuple[str, str], "ScoreRow"]:
+    """{(key, metric): row} for every input and metric; the scorer is loaded and closed here."""
+    from cai_bench.harness.scoring import batch_size_of, score_inputs
+
+    inputs = _inputs(items, kind)
+    got: dict[tuple[str, str], ScoreRow] = {}
+    bar = progress.add_task(f"validate {scorer.id}", total=len(inputs)) if progress is not None else None
+
+    def save(batch: list, rows: list) -> None:
+        for r in rows:
+            got[(r.key, r.metric)] = r
+        if bar is not None:
+            progress.advance(bar, len(batch))
+
+    try:
+        scorer.load()
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a scorer that cannot load is a user-facing failure
+        raise UserError(f"scorer {scorer.id!r} could not load: {type(exc).__name__}: {exc}") from None
+    try:
+        score_inputs(scorer, inputs, batch_size_of(scorer), save)
+    finally:
+        scorer.close()
+    return got
+
+
+def _status(row: "ScoreRow | None") -> str:
+    if row is None:
+        return "error"
+    if row.status == "ok" and (row.value is None or not math.isfinite(row.value)):
+        return "error"
+    return row.status
+
+
+def _count(statuses: list[str]) -> stats.Counts:
+    return stats.Counts(total=len(statuses), valid=statuses.count("ok"), unscored=statuses.count("unscored"),
+                        error=statuses.count("error"), na=statuses.count("na"))
+
+
+def agreement_for(got: dict[tuple[str, str], "ScoreRow"], items: Sequence[LabelledRow] | Sequence[Pair],
+                  kind: Kind, spec: "MetricSpec", *, threshold: float | None, positive_is: str,
+                  seed: int = 0, n_boot: int = stats.N_BOOT) -> stats.Agreement:
+    """Figures for one metric from the scored rows; every row (or pair) is counted."""
+    name = spec.name
+    if kind == "pairwise":
+        statuses, better, worse = [], [], []
+        for i in range(len(items)):
+            b, w = got.get((f"{i}:b", name)), got.get((f"{i}:w", name))
+            sb, sw = _status(b), _status(w)
+            s = next((x for x in ("error", "unscored", "na") if x in (sb, sw)), "ok")
+            statuses.append(s)
+            if s == "ok":
+                better.append(b.value)  # type: ignore[union-attr]
+                worse.append(w.value)  # type: ignore[union-attr]
+        return stats.pairwise_agreement(better, worse, _count(statuses), direction=spec.direction,
+                                        seed=seed, n_boot=n_boot)
+    statuses, values, labels = [], [], []
+    for i, r in enumerate(items):
+        row = got.get((str(i), name))
+        s = _status(row)
+        statuses.append(s)
+        if s == "ok":
+            values.append(row.value)  # type: ignore[union-attr]
+            labels.append(r.label)  # type: ignore[union-attr]
+    counts = _count(statuses)
+    if kind == "binary":
+        return stats.binary_agreement(values, [int(v) for v in labels], counts, direction=spec.direction,
+                                      threshold=threshold, positive_is=positive_is, seed=seed, n_boot=n_boot)
+    return stats.graded_agreement(values, labels, counts, direction=spec.direction, positive_is=positive_is,
+                                  seed=seed, n_boot=n_boot)
+
+
+def validate(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
+             metrics: Sequence[str], *, suite: str, positive_is: str = "bad", threshold: float | None = None,
+             seed: int = 0, caveat: str = "", progress: Any = None,
+             n_boot: int = stats.N_BOOT) -> list[Validation]:
+    """Score `items` once and measure each of `metrics` against their labels."""
+    if not items:
+        raise UserError(f"suite {suite!r} has no rows")
+    specs = [metric_spec(scorer, m) for m in metrics]
+    t0 = time.perf_counter()
+    got = score_items(scorer, items, kind, progress)
+    seconds = time.perf_counter() - t0
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = []
+    for spec in specs:
+        agreement = agreement_for(got, items, kind, spec, threshold=threshold_for(spec, threshold),
+                                  positive_is=positive_is, seed=seed, n_boot=n_boot)
+        out.append(Validation(scorer.id, scorer.config_hash, spec.name, suite, agreement,
+                              scorer.config.public_dict(), caveat, created, seconds, seed))
+    return out
