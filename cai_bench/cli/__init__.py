@@ -70,6 +70,7 @@ def _register() -> None:
         cmd_report,
         cmd_run,
         cmd_score,
+        cmd_scorers,
         cmd_tasks,
         cmd_train,
     )

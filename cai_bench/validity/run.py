@@ -69,8 +69,9 @@ def _inputs(items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind) -> list["
 
 
 def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
-                progress: Any = None) -> dict[tuple[str, str], "ScoreRow"]:
-    """{(key, metric): row} for every input and metric; the scorer is loaded and closed here."""
+                progress: Any = None, manage: bool = True) -> dict[tuple[str, str], "ScoreRow"]:
+    """{(key, metric): row} for every input and metric; with `manage` the scorer is
+    loaded and closed here, else the caller did load it (once for many suites)."""
     from cai_bench.harness.scoring import batch_size_of, score_inputs
 
     inputs = _inputs(items, kind)
@@ -83,16 +84,18 @@ def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair],
         if bar is not None:
             progress.advance(bar, len(batch))
 
-    try:
-        scorer.load()
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a scorer that cannot load is a user-facing failure
-        raise UserError(f"scorer {scorer.id!r} could not load: {type(exc).__name__}: {exc}") from None
+    if manage:
+        try:
+            scorer.load()
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a scorer that cannot load is a user-facing failure
+            raise UserError(f"scorer {scorer.id!r} could not load: {type(exc).__name__}: {exc}") from None
     try:
         score_inputs(scorer, inputs, batch_size_of(scorer), save)
     finally:
-        scorer.close()
+        if manage:
+            scorer.close()
     return got
 
 
@@ -144,14 +147,14 @@ def agreement_for(got: dict[tuple[str, str], "ScoreRow"], items: Sequence[Labell
 
 def validate(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
              metrics: Sequence[str], *, suite: str, positive_is: str = "bad", threshold: float | None = None,
-             seed: int = 0, caveat: str = "", progress: Any = None,
+             seed: int = 0, caveat: str = "", progress: Any = None, manage: bool = True,
              n_boot: int = stats.N_BOOT) -> list[Validation]:
     """Score `items` once and measure each of `metrics` against their labels."""
     if not items:
         raise UserError(f"suite {suite!r} has no rows")
     specs = [metric_spec(scorer, m) for m in metrics]
     t0 = time.perf_counter()
-    got = score_items(scorer, items, kind, progress)
+    got = score_items(scorer, items, kind, progress, manage)
     seconds = time.perf_counter() - t0
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = []

@@ -1,0 +1,190 @@
+"""`cai-bench scorers`: validate scorers against human labels, list validation suites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from cai_bench.cli import app
+
+scorers_app = typer.Typer(help="Scorers: validate them against human labels; list validation suites.",
+                          no_args_is_help=True)
+app.add_typer(scorers_app, name="scorers")
+
+
+def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> dict[str, dict[str, Any]]:
+    """Scorer settings from --scorer-config FILE ({setting: value} for one scorer, or
+    {scorer: {setting: value}}) and --scorer-set [SCORER.]KEY=VALUE (values parsed as YAML)."""
+    import yaml
+
+    from cai_bench.errors import UserError
+
+    out: dict[str, dict[str, Any]] = {s: {} for s in scorer_ids}
+    if config is not None:
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"{config}: cannot read scorer config ({exc})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{config}: must be a mapping of settings (or of scorer ids to settings)")
+        if all(k in out and isinstance(v, dict) for k, v in data.items()):
+            for k, v in data.items():
+                out[k].update(v)
+        elif len(scorer_ids) == 1:
+            out[scorer_ids[0]].update(data)
+        else:
+            raise UserError(f"{config}: with several scorers, map each scorer id to its settings")
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--scorer-set {item!r}: expected KEY=VALUE or SCORER.KEY=VALUE")
+        sid, dot, name = key.partition(".")
+        if not dot:
+            if len(scorer_ids) != 1:
+                raise UserError(f"--scorer-set {item!r}: name the scorer (SCORER.KEY=VALUE) when validating several")
+            sid, name = scorer_ids[0], key
+        if sid not in out:
+            raise UserError(f"--scorer-set {item!r}: scorer {sid!r} is not being validated")
+        try:
+            out[sid][name] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[sid][name] = raw
+    return out
+
+
+@scorers_app.command("validate")
+def validate_cmd(
+    scorer: str = typer.Argument(..., help="Scorer id, or 'all'."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Your labelled file (.jsonl/.csv/.tsv): rows "
+                                           "{prompt, response, <label>, reference?}, or pairs {prompt, chosen, rejected}."),
+    label: Optional[str] = typer.Option(None, "--label", help="The label column of --against."),
+    suite: List[str] = typer.Option([], "--suite", help="Built-in or registered suite, a suite folder, or "
+                                    "'default'; repeatable. See `cai-bench scorers suites`."),
+    metric: List[str] = typer.Option([], "--metric", "-m", help="Metric to validate; repeatable (default: the "
+                                     "suite's metrics for the scorer; every metric for --against)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Local copy of the suites' files (a file or a "
+                                        "folder searched by file name), e.g. ../shared/data."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="binary | graded | pairwise (default: from the labels)."),
+    positive_is: Optional[str] = typer.Option(None, "--positive-is", help="What label 1 (or a high grade) "
+                                              "means: bad (harmful, toxic, refused; binary default) or good "
+                                              "(graded default)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold in metric units "
+                                              "(default: the middle of the metric's declared range)."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="YAML/JSON scorer settings."),
+    scorer_set: List[str] = typer.Option([], "--scorer-set", help="[SCORER.]KEY=VALUE scorer setting; repeatable."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="A seeded random sample of N rows "
+                                        "(or pairs) per suite."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --limit and the bootstrap."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder whose store gets the results "
+                                       "(default: ./cai-bench-out)."),
+    store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
+                                        "(default: sqlite:///<out>/results.sqlite)."),
+    no_store: bool = typer.Option(False, "--no-store", help="Print only; store nothing."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
+) -> None:
+    """Measure how far a scorer agrees with human labels: AUC, accuracy, kappa and the confusion matrix for
+    binary labels; Spearman and Pearson for graded ones; pairwise accuracy for answer pairs; each with a
+    seeded bootstrap 95% CI, and valid / unscored / error counts.
+
+    The results go to the store, keyed by the scorer's config hash; reports and `run` show them next to
+    every score of the same scorer config."""
+    from cai_bench.console import console, err_console, make_progress
+    from cai_bench.errors import UserError
+    from cai_bench.harness.scorers import SCORERS
+    from cai_bench.harness.config import ScorerEntry
+    from cai_bench.harness.scoring import prepare_scorers
+    from cai_bench.harness.store_schema import normalize_url, redact_url
+    from cai_bench.validity import session
+    from cai_bench.validity import store as vstore
+    from cai_bench.validity.display import validation_table
+
+    if kind not in (None, "binary", "graded", "pairwise"):
+        raise UserError(f"--kind {kind!r}: expected binary, graded or pairwise")
+    if positive_is not in (None, "bad", "good"):
+        raise UserError(f"--positive-is {positive_is!r}: expected bad or good")
+    if against is None and not suite:
+        raise UserError("give --against FILE --label COLUMN, or --suite NAME (see `cai-bench scorers suites`)")
+    if against is not None and suite:
+        raise UserError("give either --against or --suite, not both")
+    ids = list(SCORERS) if scorer == "all" else [scorer]
+    if scorer != "all" and scorer not in SCORERS:
+        raise UserError(f"unknown scorer {scorer!r}; known: {', '.join(SCORERS)} (or 'all')")
+    settings = _settings(ids, scorer_config, list(scorer_set))
+
+    if against is not None:
+        targets, skipped = [session.against_target(against, label, kind, positive_is)], []  # type: ignore[arg-type]
+    else:
+        targets, skipped = session.suite_targets(suite, data)
+        if positive_is:
+            for t in targets:
+                t.positive_is = positive_is
+    prepared = prepare_scorers([ScorerEntry(id=s, settings=settings[s]) for s in ids])
+    ready = []
+    for sc, st in prepared:
+        if sc is None:
+            skipped.append(session.Skipped(st.id, "*", f"unavailable: {st.reason}"))
+        else:
+            ready.append(sc)
+    if scorer != "all" and not ready:
+        raise UserError(f"scorer {scorer!r} is unavailable: {prepared[0][1].reason}", exit_code=1)
+    with make_progress(transient=True) as progress:
+        outcome = session.run_session(ready, targets, metrics=metric, threshold=threshold, seed=seed, limit=limit,
+                                      explicit=against is not None, progress=progress)
+    skipped += outcome.skipped
+    if outcome.validations:
+        console.print(validation_table(outcome.validations))
+        for v in outcome.validations:
+            a = v.agreement
+            console.print(v.summary(), highlight=False, markup=False)
+            if a.confusion:
+                c = a.confusion
+                console.print(f"  confusion at threshold {a.threshold:g} "
+                              f"(positive = label 1): tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']}",
+                              highlight=False, markup=False)
+            for note in a.notes:
+                console.print(f"  note: {note}", highlight=False, markup=False)
+        for caveat in dict.fromkeys(f"{v.suite}: {v.caveat}" for v in outcome.validations if v.caveat):
+            console.print(f"caveat: {caveat}", highlight=False, markup=False)
+    for s in skipped:
+        who = "every scorer" if s.scorer == "*" else s.scorer
+        where = "" if s.suite == "*" else f" on {s.suite}"
+        err_console.print(f"[yellow]skipped[/yellow] {who}{where}: {s.reason}", highlight=False)
+    if not outcome.validations:
+        raise UserError("nothing was validated (see the reasons above)", exit_code=1)
+    if json_out is not None:
+        from cai_bench.paths import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps([dict(scorer_id=v.scorer_id, config_hash=v.config_hash,
+                                                     metric=v.metric, suite=v.suite, created_at=v.created_at,
+                                                     seconds=v.seconds, seed=v.seed, caveat=v.caveat,
+                                                     config=v.config, agreement=v.agreement.to_dict())
+                                                for v in outcome.validations], indent=2, default=str))
+    if not no_store:
+        url = normalize_url(store, str(out) if out else None)
+        n = vstore.save(url, outcome.validations)
+        err_console.print(f"stored {n} validation(s) in {redact_url(url)}", highlight=False)
+    for v in outcome.validations:
+        if v.agreement.verdict in ("chance", "inverted"):
+            err_console.print(f"[bold yellow]warning:[/bold yellow] {v.summary()}", highlight=False)
+
+
+@scorers_app.command("suites")
+def suites_cmd() -> None:
+    """List the validation suites: built-in ones and the folders registered under $CAI_BENCH_HOME/suites
+    or $CAI_BENCH_SUITES."""
+    from rich.table import Table
+
+    from cai_bench.console import console
+    from cai_bench.validity.suites import all_suites
+
+    table = Table(title="Validation suites")
+    for col in ("suite", "kind", "validates", "data", "caveat"):
+        table.add_column(col, overflow="fold")
+    for s in all_suites().values():
+        validates = ", ".join(f"{sid}.{m}" for sid, ms in s.metrics.items() for m in ms)
+        where = str(s.folder) if s.folder else (s.source or "--data PATH")
+        table.add_row(s.name, s.kind, validates, where, s.caveat)
+    console.print(table)
