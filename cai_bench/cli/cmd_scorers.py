@@ -58,8 +58,9 @@ def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> di
 @scorers_app.command("validate")
 def validate_cmd(
     scorer: str = typer.Argument(..., help="Scorer id, or 'all'."),
-    against: Optional[Path] = typer.Option(None, "--against", help="Your labelled file (.jsonl/.csv/.tsv): rows "
-                                           "{prompt, response, <label>, reference?}, or pairs {prompt, chosen, rejected}."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Your labelled file (.jsonl/.csv/.tsv): "
+                                           "rows {prompt, response, <label>, reference?}, or pairs "
+                                           "{prompt, chosen, rejected}."),
     label: Optional[str] = typer.Option(None, "--label", help="The label column of --against."),
     suite: List[str] = typer.Option([], "--suite", help="Built-in or registered suite, a suite folder, or "
                                     "'default'; repeatable. See `cai-bench scorers suites`."),

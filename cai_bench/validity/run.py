@@ -62,10 +62,12 @@ def _inputs(items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind) -> list["
     from cai_bench.harness.scorers import ScoreInput
 
     if kind == "pairwise":
+        pairs: Sequence[Pair] = items  # type: ignore[assignment]
         return [ScoreInput(key=f"{i}:{side}", prompt=p.prompt, response=text, prompt_id=p.id)
-                for i, p in enumerate(items) for side, text in (("b", p.better), ("w", p.worse))]  # type: ignore[union-attr]
-    return [ScoreInput(key=str(i), prompt=r.prompt, response=r.response, reference=r.reference,  # type: ignore[union-attr]
-                       prompt_id=r.id) for i, r in enumerate(items)]  # type: ignore[union-attr]
+                for i, p in enumerate(pairs) for side, text in (("b", p.better), ("w", p.worse))]
+    rows: Sequence[LabelledRow] = items  # type: ignore[assignment]
+    return [ScoreInput(key=str(i), prompt=r.prompt, response=r.response, reference=r.reference, prompt_id=r.id)
+            for i, r in enumerate(rows)]
 
 
 def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,

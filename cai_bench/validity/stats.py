@@ -112,23 +112,29 @@ VERDICT_TEXT = {"agrees": "agrees with the labels", "chance": "at chance level",
 
 
 # ---------------------------------------------------------------- point statistics
+# Each takes arrays of shape (n,) or (B, n) (B bootstrap resamples, one per row)
+# and returns a float or B floats: the bootstrap is one vectorized call.
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
-    return rankdata(x)
+    return rankdata(x, axis=-1)
 
 
-def auc(oriented: np.ndarray, positive: np.ndarray) -> float:
+def _out(v: np.ndarray) -> float | np.ndarray:
+    return float(v) if np.ndim(v) == 0 else v
+
+
+def auc(oriented: np.ndarray, positive: np.ndarray) -> float | np.ndarray:
     """P(oriented value of a random negative > that of a random positive), ties 1/2
     (Mann-Whitney U / (n_pos * n_neg)); nan with one class only."""
-    positive = positive.astype(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    r = _ranks(oriented)
-    u_neg = r[~positive].sum() - n_neg * (n_neg + 1) / 2
-    return float(u_neg / (n_pos * n_neg))
+    pos = np.asarray(positive).astype(bool)
+    n = pos.shape[-1]
+    n_pos = pos.sum(-1)
+    n_neg = n - n_pos
+    u_neg = (_ranks(oriented) * ~pos).sum(-1) - n_neg * (n_neg + 1) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _out(np.where(n_pos * n_neg > 0, u_neg / (n_pos * n_neg), np.nan))
 
 
 def confusion(predicted_pos: np.ndarray, positive: np.ndarray) -> dict[str, int]:
@@ -137,55 +143,65 @@ def confusion(predicted_pos: np.ndarray, positive: np.ndarray) -> dict[str, int]
             "fn": int((~p & y).sum())}
 
 
-def accuracy(predicted_pos: np.ndarray, positive: np.ndarray) -> float:
-    return float((predicted_pos.astype(bool) == positive.astype(bool)).mean()) if len(positive) else math.nan
+def accuracy(predicted_pos: np.ndarray, positive: np.ndarray) -> float | np.ndarray:
+    if np.shape(positive)[-1] == 0:
+        return math.nan
+    return _out((np.asarray(predicted_pos).astype(bool) == np.asarray(positive).astype(bool)).mean(-1))
 
 
-def cohen_kappa(predicted_pos: np.ndarray, positive: np.ndarray) -> float:
+def cohen_kappa(predicted_pos: np.ndarray, positive: np.ndarray) -> float | np.ndarray:
     """(p_o - p_e) / (1 - p_e); nan when both raters are constant and agree (p_e = 1)."""
-    n = len(positive)
-    if n == 0:
+    if np.shape(positive)[-1] == 0:
         return math.nan
-    p, y = predicted_pos.astype(bool), positive.astype(bool)
-    p_o = float((p == y).mean())
-    p_e = float(p.mean() * y.mean() + (1 - p.mean()) * (1 - y.mean()))
-    if p_e >= 1.0:
-        return math.nan
-    return (p_o - p_e) / (1 - p_e)
+    p, y = np.asarray(predicted_pos).astype(bool), np.asarray(positive).astype(bool)
+    p_o = (p == y).mean(-1)
+    pm, ym = p.mean(-1), y.mean(-1)
+    p_e = pm * ym + (1 - pm) * (1 - ym)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _out(np.where(p_e < 1.0, (p_o - p_e) / (1 - p_e), np.nan))
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return pearson(_ranks(x), _ranks(y))
+def pearson(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape[-1] < 3:
+        return _out(np.full(x.shape[:-1], np.nan))
+    xm = x - x.mean(-1, keepdims=True)
+    ym = y - y.mean(-1, keepdims=True)
+    den = np.sqrt((xm ** 2).sum(-1) * (ym ** 2).sum(-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(den > 1e-12, (xm * ym).sum(-1) / den, np.nan)
+    return _out(np.clip(r, -1.0, 1.0))
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(np.corrcoef(x, y)[0, 1])
+def spearman(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    return pearson(_ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float)))
 
 
-def pairwise_accuracy(better: np.ndarray, worse: np.ndarray) -> float:
+def pairwise_accuracy(better: np.ndarray, worse: np.ndarray) -> float | np.ndarray:
     """Fraction of pairs where the labelled-better answer has the larger oriented value; ties 1/2."""
-    if len(better) == 0:
+    if np.shape(better)[-1] == 0:
         return math.nan
-    return float(((better > worse) + 0.5 * (better == worse)).mean())
+    b, w = np.asarray(better), np.asarray(worse)
+    return _out(((b > w) + 0.5 * (b == w)).mean(-1))
 
 
 # ---------------------------------------------------------------- bootstrap
 
-def bootstrap_ci(stat: Callable[..., float], arrays: Sequence[np.ndarray], *, seed: int = 0,
+def bootstrap_ci(stat: Callable[..., float | np.ndarray], arrays: Sequence[np.ndarray], *, seed: int = 0,
                  n_boot: int = N_BOOT, alpha: float = ALPHA) -> tuple[float | None, float | None]:
     """Percentile CI of `stat` over rows resampled with replacement (the same row
-    indices for every array). Resamples where the statistic is undefined (one class
-    drawn) are left out; None when fewer than half are defined."""
+    indices for every array; `stat` gets (B, n) arrays and returns B values).
+    Resamples where the statistic is undefined (one class drawn) are left out;
+    None when fewer than half are defined."""
+    arrays = [np.asarray(a) for a in arrays]
     n = len(arrays[0])
     if n < 2:
         return None, None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
-    vals = np.array([stat(*(a[i] for a in arrays)) for i in idx], dtype=float)
+    step = max(1, 2_000_000 // n)  # at most ~2M cells per array at a time
+    vals = np.concatenate([np.atleast_1d(np.asarray(stat(*(a[idx[s:s + step]] for a in arrays)), dtype=float))
+                           for s in range(0, n_boot, step)])
     vals = vals[~np.isnan(vals)]
     if len(vals) < n_boot / 2:
         return None, None
@@ -193,8 +209,9 @@ def bootstrap_ci(stat: Callable[..., float], arrays: Sequence[np.ndarray], *, se
     return float(lo), float(hi)
 
 
-def _figure(stat: Callable[..., float], arrays: Sequence[np.ndarray], seed: int, n_boot: int) -> Figure:
-    value = stat(*arrays)
+def _figure(stat: Callable[..., float | np.ndarray], arrays: Sequence[np.ndarray], seed: int,
+            n_boot: int) -> Figure:
+    value = float(stat(*arrays))
     if math.isnan(value):
         return Figure(None)
     lo, hi = bootstrap_ci(stat, arrays, seed=seed, n_boot=n_boot)

@@ -296,7 +296,8 @@ PAPER_LICENSE = "no license stated (Anthropic, supplementary material of arXiv:2
 BUILTIN: dict[str, Suite] = {s.name: s for s in (
     Suite("harmful-vs-ethical", "binary",
           "254 conversations from the CAI paper, each labelled harmful/unethical (127) or ethical (127)",
-          {"judge": ("harmlessness",), "harmlessness": ("harmlessness",), "moderation": ("flagged",)},
+          {"judge": ("harmlessness",), "harmlessness": ("harmlessness",),
+           "moderation": ("max_category_score", "flagged")},
           label="harmful", source=CAI_PAPER + "HarmfulVsEthical.jsonl", license=PAPER_LICENSE,
           files=("HarmfulVsEthical.jsonl",), urls=(CAI_PAPER + "HarmfulVsEthical.jsonl",),
           loader=load_harmful_vs_ethical,
@@ -304,7 +305,7 @@ BUILTIN: dict[str, Suite] = {s.name: s for s in (
     Suite("hhh-pairs", "pairwise",
           "438 pairs of answers to one conversation from the CAI paper's HHH evaluation; humans "
           "chose the more helpful, honest and harmless one",
-          {"judge": ("helpfulness", "harmlessness"), "helpfulness": ("helpfulness",),
+          {"judge": ("helpfulness", "harmlessness"), "helpfulness": ("reward",),
            "harmlessness": ("harmlessness",)},
           label="preferred", source=CAI_PAPER + "438HHHEvaluations.jsonl", license=PAPER_LICENSE,
           files=("438HHHEvaluations.jsonl",), urls=(CAI_PAPER + "438HHHEvaluations.jsonl",),
@@ -313,9 +314,11 @@ BUILTIN: dict[str, Suite] = {s.name: s for s in (
                  "metric is not expected to reach 1.0"),
     Suite("jigsaw-toxic", "binary",
           "308 Jigsaw 2018 toxic-comment rows (30 toxic) from detoxify's test data",
-          {"harmlessness": ("harmlessness",), "moderation": ("flagged",), "judge": ("harmlessness",)},
+          {"harmlessness": ("harmlessness",), "moderation": ("max_category_score", "flagged"),
+           "judge": ("harmlessness",)},
           label="toxic", source=DETOXIFY + "train.csv", license="Apache-2.0 repo; text CC-BY-SA-3.0",
-          files=("jigsaw2018_sample_detoxify/train.csv", "jigsaw2018_sample_detoxify/test.csv"), urls=(DETOXIFY + "train.csv", DETOXIFY + "test.csv"),
+          files=("jigsaw2018_sample_detoxify/train.csv", "jigsaw2018_sample_detoxify/test.csv"),
+          urls=(DETOXIFY + "train.csv", DETOXIFY + "test.csv"),
           loader=load_jigsaw,
           caveat="training rows of the public classifiers: optimistic (s-nlp/roberta_toxicity_classifier "
                  "and unitary/toxic-bert were trained on Jigsaw); comments, not answers to prompts"),

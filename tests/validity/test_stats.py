@@ -41,14 +41,24 @@ def test_correlations_match_scipy():
     assert math.isnan(stats.spearman(np.ones(5), y[:5]))
 
 
+def test_statistics_are_vectorized_over_resamples():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, (50, 40))
+    v = rng.normal(size=(50, 40)) - y
+    for fn, args in ((stats.auc, (v, y)), (stats.cohen_kappa, (v < -0.5, y)), (stats.spearman, (v, y)),
+                     (stats.pearson, (v, y)), (stats.pairwise_accuracy, (v, -y)), (stats.accuracy, (v < 0, y))):
+        batch = fn(*args)
+        assert np.allclose(batch, [fn(*(a[i] for a in args)) for i in range(50)], equal_nan=True), fn.__name__
+
+
 def test_bootstrap_ci_is_seeded_and_matches_the_normal_approximation():
     correct = np.array([1] * 160 + [0] * 40)  # accuracy 0.8 on 200 rows
-    lo, hi = stats.bootstrap_ci(lambda c: float(c.mean()), [correct], seed=7)
+    lo, hi = stats.bootstrap_ci(lambda c: c.mean(-1), [correct], seed=7)
     se = math.sqrt(0.8 * 0.2 / 200)
     assert lo == pytest.approx(0.8 - 1.96 * se, abs=0.012)
     assert hi == pytest.approx(0.8 + 1.96 * se, abs=0.012)
-    assert (lo, hi) == stats.bootstrap_ci(lambda c: float(c.mean()), [correct], seed=7)
-    assert (lo, hi) != stats.bootstrap_ci(lambda c: float(c.mean()), [correct], seed=8)
+    assert (lo, hi) == stats.bootstrap_ci(lambda c: c.mean(-1), [correct], seed=7)
+    assert (lo, hi) != stats.bootstrap_ci(lambda c: c.mean(-1), [correct], seed=8)
 
 
 def counts(n: int) -> stats.Counts:

@@ -89,3 +89,12 @@ def test_against_file_rows(tmp_path):
     pairs = tmp_path / "p.jsonl"
     pairs.write_text('{"prompt":"q","chosen":"a","rejected":"b"}\n')
     assert read_pairs(read_table(pairs), pairs)[0].worse == "b"
+
+
+def test_builtin_suites_name_real_metrics():
+    from cai_bench.harness.scorers import scorer_class
+
+    for suite in suites.BUILTIN.values():
+        for sid, names in suite.metrics.items():
+            declared = {m.name for m in scorer_class(sid).metrics}
+            assert set(names) <= declared, (suite.name, sid, names)
