@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 
 CHECKPOINTS = 4
 TASKS = [("cai_south_africa", "south_africa", "ZA", 22), ("cai_romania", "romania", "RO", 33),

@@ -10,55 +10,9 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-import click
-import typer
-from rich.markup import escape
-from typer.core import TyperGroup
+from cai_bench.cli.app import app
 
-from cai_bench import __version__
-from cai_bench.console import configure, err_console
-from cai_bench.errors import UserError
-
-
-class _CaiBenchGroup(TyperGroup):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]; finished work is kept, re-run to continue")
-            raise typer.Exit(130) from None
-
-
-app = typer.Typer(
-    name="cai-bench",
-    cls=_CaiBenchGroup,
-    help="Constitutional AI benchmark harness: generate CAI data, train, evaluate and report.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"cai-bench {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-vv for debug)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only errors; no progress bars."),
-    version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Constitutional AI benchmark harness."""
-    configure(-1 if quiet else verbose)
+__all__ = ["app", "main"]
 
 
 def _register() -> None:

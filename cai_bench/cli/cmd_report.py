@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cai_bench.cli import app
+from cai_bench.cli.app import app
 
 
 @app.command()
@@ -26,7 +26,7 @@ def report(
 ) -> None:
     """Rebuild leaderboards, plots and index.html from the results store alone."""
     from cai_bench.console import console
-    from cai_bench.harness.store_schema import normalize_url
+    from cai_bench.results import normalize_url
     from cai_bench.reports.terminal import print_leaderboard
     from cai_bench.reports.writer import check_formats, prepare, write_files
 

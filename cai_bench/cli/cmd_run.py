@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from cai_bench.cli import app
+from cai_bench.cli.app import app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cai_bench.harness.runner import RunResult
 
 
 @app.command("run")
@@ -39,8 +44,8 @@ def run_cmd(
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import RunConfig, ScorerEntry, apply_overrides, default_config, load_config_file
-    from cai_bench.harness.runner import report, run
-    from cai_bench.harness.store_schema import redact_url
+    from cai_bench.harness.runner import run
+    from cai_bench.results import redact_url
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
@@ -65,6 +70,27 @@ def run_cmd(
             err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")
     err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
     if cfg.report and not no_report:
-        report(result, console, seed=cfg.seed)
-        if result.report_dir is not None:
-            err_console.print(f"report: {result.report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
+        report_dir = _report(result, console, seed=cfg.seed)
+        if report_dir is not None:
+            err_console.print(f"report: {report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
+
+
+def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Optional[Path]:
+    """Write `<out>/report/` and `<out>/leaderboard.csv` from the store, print one
+    sample answer and the leaderboard per culture and per task; the report folder,
+    or None when the store holds no scores."""
+    from cai_bench.reports.build import build
+    from cai_bench.reports.terminal import print_leaderboard, print_sample, print_task_leaderboard
+    from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
+    from cai_bench.results import load_results_with_extras
+
+    df, extras = load_results_with_extras(result.store_url)
+    if df.empty:
+        console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
+        return None
+    print_sample(df, console)
+    data = build(df, extras, seed=seed)
+    report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
+    print_leaderboard(data.board, console)
+    print_task_leaderboard(data.task_board, console)
+    return report_dir

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from cai_bench.cli import app
+from cai_bench.cli.app import app
 
 
 @app.command("score")

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cai_bench.cli import app
+from cai_bench.cli.app import app
 from cai_bench.console import console
 
 tasks_app = typer.Typer(help="List, show, create and export constitution tasks.", no_args_is_help=True)
@@ -97,18 +97,16 @@ def new_cmd(
     A constitution found only through --constitutions is copied into the task
     folder, so the task still loads in later commands run without that flag.
     """
-    from cai_bench.constitutions import load_constitution
-    from cai_bench.constitutions._loader import _looks_like_path
+    from cai_bench.constitutions import load_constitution, looks_like_path
     from cai_bench.errors import UserError
-    from cai_bench.tasks import GenerationDefaults, Task, read_prompts_file, write_user_task
-    from cai_bench.tasks._schema import check_task_id
+    from cai_bench.tasks import GenerationDefaults, Task, check_task_id, read_prompts_file, write_user_task
 
     try:
         check_task_id(task_id)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     c = load_constitution(constitution, cdirs or ())
-    cfile = c.path if _looks_like_path(constitution) else None
+    cfile = c.path if looks_like_path(constitution) else None
     records = read_prompts_file(prompts, prompt_field=prompt_field, reference_field=reference_field,
                                 principle_field=principle_field, id_field=id_field)
     task = Task(id=task_id, constitution=c.id, culture=culture or c.culture, description=description,

@@ -110,14 +110,15 @@ def _index(extra_dirs: Sequence[Path]) -> dict[str, Constitution]:
     return found
 
 
-def _looks_like_path(s: str) -> bool:
+def looks_like_path(s: str) -> bool:
+    """True when `s` names a constitution file rather than an id."""
     return s.endswith(_SUFFIXES) or "/" in s or "\\" in s or s.startswith(".") or Path(s).is_file()
 
 
 def load_constitution(id_or_path: str, extra_dirs: Sequence[Path] = ()) -> Constitution:
     """A constitution by id (searched) or by YAML file path."""
     s = str(id_or_path)
-    if _looks_like_path(s):
+    if looks_like_path(s):
         return parse_constitution(Path(s).expanduser())
     if not ID_RE.fullmatch(s):
         raise UserError(f"constitution id {s!r} must match [a-z0-9_]+ (or give a .yaml file path)")

@@ -195,8 +195,7 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
                     kind: str | None = None) -> SynthesisResult:
     """Synthesize and write the task; returns where it went and what was dropped."""
     from cai_bench.constitutions import load_constitution
-    from cai_bench.tasks import PromptRecord, Task, write_user_task
-    from cai_bench.tasks._schema import check_task_id
+    from cai_bench.tasks import PromptRecord, Task, check_task_id, write_user_task
 
     try:  # before any model is loaded: a bad id must not cost a generation pass
         check_task_id(cfg.task_id)

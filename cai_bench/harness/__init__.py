@@ -1,3 +1,3 @@
-"""Evaluation harness: run planning, response generation through lm-eval,
-scorers, the results store and aggregation. Import submodules directly; this
-package import stays free of torch so that reports can read the store."""
+"""Evaluation harness: run planning, response generation through lm-eval and
+scorers; it writes through `cai_bench.results` and never imports the reports.
+Import submodules directly; this package import stays free of torch."""

@@ -84,7 +84,7 @@ class RunConfig(BaseModel):
 
     def public_json(self) -> str:
         """The config as stored in the runs table: no secrets."""
-        from cai_bench.harness.store_schema import redact_url
+        from cai_bench.results import redact_url
 
         data = self.model_dump(mode="json")
         if data["store"]:

@@ -1,5 +1,6 @@
 """`cai-bench run`: plan the work matrix, generate for every checkpoint (one model
-in memory at a time), then score (one scorer at a time), then report.
+in memory at a time), then score (one scorer at a time). Reports are not the
+harness's job: the CLI command reads the store back through `cai_bench.reports`.
 
 Everything already in the store is reused; the plan only holds prompt ids, and
 the store says which of them still need a response or a score.
@@ -15,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
-from cai_bench.harness.store import Store, Unit
-from cai_bench.harness.store_schema import normalize_url
+from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
     from cai_bench.harness.generate import Sampling
@@ -50,7 +50,6 @@ class RunResult:
     scores_reused: int = 0
     models_loaded: int = 0  # generation models built in this run
     scorers: list["ScorerStatus"] = field(default_factory=list)
-    report_dir: Path | None = None
     seconds: float = 0.0
 
     def summary_line(self) -> str:
@@ -182,21 +181,3 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     result.seconds = time.perf_counter() - started
     return result
 
-
-def report(result: RunResult, console: Any, *, seed: int = 0) -> None:
-    """Write `<out>/report/` and `<out>/leaderboard.csv`, print one sample answer and
-    the leaderboard per culture and per task."""
-    from cai_bench.reports.build import build
-    from cai_bench.reports.load import load_results_with_extras
-    from cai_bench.reports.terminal import print_leaderboard, print_sample, print_task_leaderboard
-    from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
-
-    df, extras = load_results_with_extras(result.store_url)
-    if df.empty:
-        console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
-        return
-    print_sample(df, console)
-    data = build(df, extras, seed=seed)
-    result.report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
-    print_leaderboard(data.board, console)
-    print_task_leaderboard(data.task_board, console)

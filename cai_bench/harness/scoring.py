@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
-from cai_bench.harness.scorers import SCORERS, Scorer, ScoreInput, ScoreRow, build_scorer
-from cai_bench.harness.scorers._hf import needs_download
+from cai_bench.harness.scorers import SCORERS, Scorer, ScoreInput, ScoreRow, build_scorer, needs_download
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import ScorerEntry
-    from cai_bench.harness.store import Store, Unit
+    from cai_bench.results import Store, Unit
 
 log = logging.getLogger("cai_bench.harness")
 DEFAULT_BATCH = 64

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cai_bench.errors import MissingDependency
+from cai_bench.errors import MissingDependency, UserError
 from cai_bench.paths import atomic_directory, cai_bench_home
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ BUNDLED: dict[str, BundledModel] = {
 
 def bundled_path(name: str) -> Path:
     """Prepared folder of a bundled model by name (e.g. 'all-minilm-l6-v2')."""
-    from cai_bench.models.specs import BundledSpec, parse_spec
-
-    spec = parse_spec(f"bundled:{name}")
-    assert isinstance(spec, BundledSpec)
-    return BUNDLED[spec.name].prepare()
+    if name not in BUNDLED:
+        known = ", ".join(f"bundled:{n}" for n in sorted(BUNDLED))
+        raise UserError(f"checkpoint spec 'bundled:{name}': unknown bundled model {name!r}; known: {known}")
+    return BUNDLED[name].prepare()

@@ -5,7 +5,7 @@ from the results store alone (no torch, no transformers).
     print_leaderboard(board, console)         write_report(url, out_dir) -> <out_dir>/report
 """
 
-from cai_bench.reports.load import COLUMNS, load_results
+from cai_bench.results import COLUMNS, load_results
 from cai_bench.reports.statistics import leaderboard
 from cai_bench.reports.terminal import print_leaderboard
 from cai_bench.reports.writer import write_report

@@ -10,7 +10,7 @@ import pandas as pd
 
 from cai_bench.errors import UserError
 from cai_bench.reports import statistics
-from cai_bench.reports.load import StoreExtras
+from cai_bench.results import StoreExtras
 from cai_bench.reports.refusal import JUDGE_RULE, RULE_DESCRIPTION, refusal_rates
 
 WORST_PER_CULTURE = 10

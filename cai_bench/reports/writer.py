@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from cai_bench.errors import UserError
-from cai_bench.harness.store_schema import redact_url
 from cai_bench.paths import atomic_write_bytes, atomic_write_text
 from cai_bench.reports.build import ReportData, build, slug
-from cai_bench.reports.load import load_results_with_extras
+from cai_bench.results import load_results_with_extras, redact_url
 
 FORMATS = ("html", "md", "csv", "parquet")
 DEFAULT_FORMATS = ("html", "md", "csv")

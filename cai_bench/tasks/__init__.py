@@ -10,7 +10,7 @@ from cai_bench.tasks._loader import (
     read_prompts_jsonl,
     task_constitution,
 )
-from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task
+from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task, check_task_id
 from cai_bench.tasks._user import read_prompts_file, write_user_task
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "GenerationDefaults",
     "PromptRecord",
     "Task",
+    "check_task_id",
     "export_lm_eval",
     "list_tasks",
     "load_task",

@@ -18,9 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cai_bench.constitutions import Constitution, load_constitution, parse_constitution
-from cai_bench.constitutions._schema import ID_RE
-from cai_bench.constitutions._yaml import line_of, load_yaml, plain, read_text, validation_problems
+from cai_bench.constitutions import (
+    ID_RE,
+    Constitution,
+    line_of,
+    load_constitution,
+    load_yaml,
+    parse_constitution,
+    plain,
+    read_text,
+    validation_problems,
+)
 from cai_bench.errors import UserError
 from cai_bench.paths import cai_bench_home, search_path_entries
 from cai_bench.tasks._schema import PromptRecord, Task

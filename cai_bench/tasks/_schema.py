@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cai_bench.constitutions._schema import check_id
+from cai_bench.constitutions import check_id
 
 PROMPT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 ID_RE_SUFFIX = re.compile(r"^[a-z0-9_]*$")

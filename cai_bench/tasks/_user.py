@@ -15,8 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cai_bench.constitutions import load_constitution, parse_constitution
-from cai_bench.constitutions._yaml import read_text
+from cai_bench.constitutions import load_constitution, parse_constitution, read_text
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_directory, cai_bench_home
 from cai_bench.tasks._loader import CONSTITUTION_FILE, PROMPTS_FILE, TASK_FILE, check_principles

@@ -75,7 +75,7 @@ def test_default_config_is_small_and_offline() -> None:
 
 
 def test_store_password_never_stored_or_printed() -> None:
-    from cai_bench.harness.store_schema import redact_url
+    from cai_bench.results import redact_url
 
     url = "postgresql+psycopg://bench:s3cret-pw@db.example:5432/cai"
     assert "s3cret-pw" not in redact_url(url) and "db.example:5432/cai" in redact_url(url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 
 HOSTILE = "<script>document.title='PWNED'</script><script>alert(1)</script> & <b>bold</b>"
 METRICS = [

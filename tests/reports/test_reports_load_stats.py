@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cai_bench.errors import UserError
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 from cai_bench.reports import COLUMNS, leaderboard, load_results
 from cai_bench.reports import statistics as st
 from cai_bench.reports.refusal import refusal_rates

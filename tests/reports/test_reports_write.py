@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cai_bench.cli import app
 from cai_bench.errors import UserError
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 from cai_bench.reports import write_report
 
 

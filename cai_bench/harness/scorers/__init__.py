@@ -13,6 +13,7 @@ from cai_bench.harness.scorers.base import (
     ScoreInput,
     ScoreRow,
 )
+from cai_bench.harness.scorers._hf import needs_download
 
 SCORERS: dict[str, str] = {
     "similarity": "cai_bench.harness.scorers.similarity:SimilarityScorer",
@@ -51,5 +52,6 @@ __all__ = [
     "ScoreRow",
     "ScorerConfig",
     "build_scorer",
+    "needs_download",
     "scorer_class",
 ]

@@ -1,5 +1,5 @@
 """The results store's tables (SQLAlchemy Core), one definition for SQLite and
-PostgreSQL. Readers (reports) import only this module and SQLAlchemy, never torch.
+PostgreSQL. Writers (harness) and readers (reports) share it; no torch.
 
 Scores are long-format: one row per (generation, scorer, scorer-config hash,
 metric). `status` keeps "not applicable" and "unscored" apart from real values:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 from cai_bench.harness.scorers import MetricSpec, ScoreRow
-from cai_bench.harness.store import Store, Unit
+from cai_bench.results import Store, Unit
 
 
 def _store(tmp_path: Path) -> tuple[Store, str, Unit]:

@@ -1,7 +1,7 @@
-"""The one module that writes SQL for the harness (SQLAlchemy Core).
+"""The one module that writes SQL to the results store (SQLAlchemy Core).
 
 Every write is an idempotent upsert or an insert that ignores rows already
-there (the unique constraints of `store_schema`), and each chunk of work is
+there (the unique constraints of `schema`), and each chunk of work is
 one transaction: a killed run loses at most the chunk in flight, and a re-run
 never stores a (checkpoint, task, prompt, gen config) or (generation, scorer,
 config, metric) twice. SQLite and PostgreSQL share this code: only the
@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
 
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 
 _IN_CHUNK = 500  # keep IN (...) lists well under SQLite's variable limit
 

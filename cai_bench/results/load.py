@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from cai_bench.errors import UserError
-from cai_bench.harness import store_schema as S
+from cai_bench.results import schema as S
 
 COLUMNS = [
     "fingerprint", "label", "spec", "task_id", "constitution_id", "culture", "prompt_id",
