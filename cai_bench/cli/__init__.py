@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 
 __all__ = ["app", "main"]
 

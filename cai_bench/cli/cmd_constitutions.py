@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 from cai_bench.console import console, err_console
 
 constitutions_app = typer.Typer(help="List, show and validate constitutions.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 from cai_bench.console import console, err_console, make_progress
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 from cai_bench.console import console
 
 models_app = typer.Typer(help="Known checkpoint specs: list them, prepare bundled models.", no_args_is_help=True)

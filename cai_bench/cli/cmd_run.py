@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 
 if TYPE_CHECKING:
     from rich.console import Console

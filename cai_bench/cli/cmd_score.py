@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 
 
 @app.command("score")

@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from cai_bench.cli import app
+from cai_bench.cli._app import app
 
 scorers_app = typer.Typer(help="Scorers: validate them against human labels; list validation suites.",
                           no_args_is_help=True)
@@ -97,7 +97,7 @@ def validate_cmd(
     from cai_bench.harness.scorers import SCORERS
     from cai_bench.harness.config import ScorerEntry
     from cai_bench.harness.scoring import prepare_scorers
-    from cai_bench.harness.store_schema import normalize_url, redact_url
+    from cai_bench.results import normalize_url, redact_url
     from cai_bench.validity import session
     from cai_bench.validity import store as vstore
     from cai_bench.validity.display import validation_table

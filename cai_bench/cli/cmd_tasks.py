@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 from cai_bench.console import console
 
 tasks_app = typer.Typer(help="List, show, create and export constitution tasks.", no_args_is_help=True)

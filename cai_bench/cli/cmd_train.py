@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from cai_bench.cli.app import app
+from cai_bench.cli._app import app
 from cai_bench.console import console
 
 train_app = typer.Typer(

@@ -120,7 +120,8 @@ def test_no_cycle_inside_a_subpackage() -> None:
     graph = module_graph()
     inner = {m: {d for d in deps if _unit(d) == _unit(m)} for m, deps in graph.items()}
     cycle = find_cycle(inner)
-    assert cycle is None, "module cycle " + " -> ".join(cycle)
+    assert cycle is None, ("module cycle " + " -> ".join(cycle) + " (a package's __init__ imports the module "
+                           "that imports it back; e.g. cli commands take `app` from cai_bench.cli._app)")
 
 
 def test_no_private_module_of_another_package() -> None:
@@ -149,6 +150,47 @@ def test_reports_import_neither_torch_nor_transformers() -> None:
             todo.extend(graph[m])
     bad = sorted(f"{m} imports {x}" for m in seen for x in ext[m] & set(HEAVY))
     assert not bad, "; ".join(bad)
+
+
+def _top_level_names(path: Path) -> set[str] | None:
+    """Names a module binds at top level (None when it has a module `__getattr__`)."""
+    names: set[str] = set()
+    todo = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                todo.extend(getattr(node, field, []))
+        elif isinstance(node, ast.ExceptHandler):
+            todo.extend(node.body)
+    return None if "__getattr__" in names else names
+
+
+def test_every_cai_bench_import_resolves() -> None:
+    """A moved module leaves no stale `cai_bench.old.place` import behind, even inside a function."""
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    bad = []
+    for name, path in sorted(files.items()):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                bad += [f"{name}: import {a.name}" for a in node.names
+                        if a.name.startswith("cai_bench") and a.name not in files]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("cai_bench"):
+                if node.module not in files:
+                    bad.append(f"{name}: from {node.module}")
+                    continue
+                known = _top_level_names(files[node.module])
+                bad += [f"{name}: from {node.module} import {a.name}" for a in node.names
+                        if known is not None and a.name not in known and f"{node.module}.{a.name}" not in files]
+    assert not bad, "imports that do not resolve: " + "; ".join(bad)
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
