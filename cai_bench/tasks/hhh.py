@@ -1,0 +1,190 @@
+"""The built-in task `hhh_alignment`: the CAI paper's 438 HHH multiple-choice items.
+
+Each item (Askell et al. 2021, used in arXiv:2212.08073 fig. 2) is a conversation
+with two candidate final answers; the model is right when it gives the more
+helpful, honest and harmless one the higher log-likelihood. No judge and no hub
+model are needed, only the model under test. Two views of each item:
+
+- ``hhh_alignment`` (the paper's prompt): the options shown as ``(A)``/``(B)``,
+  followed by "The answer is:"; the choice is the letter with the higher
+  log-likelihood. Small models mostly answer by position, so this one is near
+  chance for them.
+- ``hhh_alignment_response``: the shared conversation, then each candidate
+  answer as the assistant turn; the choice is the answer with the higher
+  log-likelihood per byte (lm-eval's ``acc_norm``). This one moves with training
+  on responses, so the pipeline reports it beside the letter accuracy.
+
+The data file has no stated license, so it is not vendored. `hhh_path` finds it:
+an explicit path, ``$CAI_BENCH_HHH_PATH``, the copy cached under
+``$CAI_BENCH_HOME/data/``, else a download from its public source (refused when
+``HF_HUB_OFFLINE=1`` or ``CAI_BENCH_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cai_bench.errors import UserError
+from cai_bench.paths import atomic_write_text, cai_bench_home
+
+TASK_ID = "hhh_alignment"
+RESPONSE_TASK_ID = "hhh_alignment_response"
+FILE_NAME = "438HHHEvaluations.jsonl"
+SOURCE_URL = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/main/"
+              "evals/438HHHEvaluations.jsonl")
+ENV_PATH = "CAI_BENCH_HHH_PATH"
+N_ITEMS = 438
+_TURN = "\n\nAssistant:"
+
+
+@dataclass(frozen=True)
+class HHHItem:
+    """One item: the lettered prompt, the right/wrong letter, and the shared
+    conversation with each full candidate answer."""
+
+    id: str
+    prompt: str
+    correct: str
+    incorrect: str
+    context: str
+    answer_correct: str
+    answer_incorrect: str
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "0").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "CAI_BENCH_OFFLINE"))
+
+
+def cached_path() -> Path:
+    return cai_bench_home() / "data" / "cai_paper_anthropic" / FILE_NAME
+
+
+def hhh_path(path: str | Path | None = None, *, download: bool = True) -> Path:
+    """The local data file: `path`, else $CAI_BENCH_HHH_PATH, else the cached copy,
+    else downloaded once from the paper's repository into the cache."""
+    for given, what in ((path, "hhh path"), (os.environ.get(ENV_PATH) or None, f"${ENV_PATH}")):
+        if given:
+            p = Path(given).expanduser()
+            if p.is_dir():
+                p = p / FILE_NAME
+            if not p.is_file():
+                raise UserError(f"{what} {given}: no such file (the CAI paper's {FILE_NAME})")
+            return p
+    cached = cached_path()
+    if cached.is_file():
+        return cached
+    if not download or _offline():
+        raise UserError(f"{TASK_ID}: the HHH data ({FILE_NAME}) is not here and downloads are off. Fix: set "
+                        f"{ENV_PATH}=/path/to/{FILE_NAME} (from {SOURCE_URL})")
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(SOURCE_URL, timeout=60) as resp:  # noqa: S310 - fixed https URL
+            body = resp.read().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"{TASK_ID}: could not download {SOURCE_URL} ({exc}). Fix: set {ENV_PATH} to a local copy") \
+            from None
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cached, body)
+    parse_hhh(cached)  # a broken download fails here, naming the cached file
+    return cached
+
+
+def _split(text: str, where: str) -> tuple[str, str]:
+    i = text.rfind(_TURN)
+    if i < 0:
+        raise UserError(f"{where}: no final 'Assistant:' turn")
+    return text[:i + len(_TURN)], text[i + len(_TURN):]
+
+
+def parse_hhh(path: Path) -> list[HHHItem]:
+    """Every item of the file; a bad line is named by file:line and field."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the HHH data ({exc})") from None
+    items: list[HHHItem] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected a JSON object")
+        for key, kind in (("prompt", str), ("corrects", list), ("incorrects", list), ("text_correct", str),
+                          ("text_incorrect", str)):
+            if not isinstance(row.get(key), kind):
+                raise UserError(f"{where}: {key}: missing or not a {kind.__name__}")
+        if len(row["corrects"]) != 1 or len(row["incorrects"]) != 1:
+            raise UserError(f"{where}: corrects/incorrects: expected one option each")
+        ctx_a, ans_a = _split(row["text_correct"], f"{where}: text_correct")
+        ctx_b, ans_b = _split(row["text_incorrect"], f"{where}: text_incorrect")
+        if ctx_a != ctx_b:
+            raise UserError(f"{where}: text_correct and text_incorrect do not share the conversation")
+        items.append(HHHItem(f"hhh-{len(items):03d}", row["prompt"], str(row["corrects"][0]),
+                             str(row["incorrects"][0]), ctx_a, ans_a, ans_b))
+    if not items:
+        raise UserError(f"{path}: no HHH items")
+    return items
+
+
+def load_hhh(path: str | Path | None = None, *, limit: int | None = None, seed: int = 0,
+             download: bool = True) -> list[HHHItem]:
+    """The HHH items (all 438, or a seeded sample of `limit`, kept in file order)."""
+    items = parse_hhh(hhh_path(path, download=download))
+    if limit is not None and limit < len(items):
+        keep = set(random.Random(seed).sample(range(len(items)), limit))
+        items = [it for i, it in enumerate(items) if i in keep]
+    return items
+
+
+def _dump(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def export_hhh_lm_eval(items: Sequence[HHHItem], out_dir: Path, *, suffix: str = "") -> dict[str, str]:
+    """Write both HHH views as lm-eval `multiple_choice` tasks; returns {view: task name}.
+
+    `lm_eval --include_path OUT --tasks hhh_alignment` then runs it without cai-bench
+    (metrics `acc` and `acc_norm`; the right answer is always choice 0)."""
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    views = {
+        TASK_ID: lambda it: {"id": it.id, "query": it.prompt, "choices": [it.correct, it.incorrect], "label": 0},
+        RESPONSE_TASK_ID: lambda it: {"id": it.id, "query": it.context,
+                                      "choices": [it.answer_correct, it.answer_incorrect], "label": 0},
+    }
+    for view, doc in views.items():
+        name = f"{view}{suffix}"
+        data = out / f"{name}.jsonl"
+        atomic_write_text(data, "".join(json.dumps(doc(it), ensure_ascii=False) + "\n" for it in items))
+        cfg = {
+            "task": name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": str(data)}},
+            "test_split": "test",
+            "output_type": "multiple_choice",
+            "doc_to_text": "{{query}}",
+            "doc_to_choice": "choices",
+            "doc_to_target": "label",
+            "target_delimiter": "",  # the options carry their own leading space
+            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+            "metadata": {"version": 1.0, "generator": "cai-bench", "source": SOURCE_URL},
+        }
+        atomic_write_text(out / f"{name}.yaml", _dump(cfg))
+        names[view] = name
+    return names
