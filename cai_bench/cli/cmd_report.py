@@ -26,8 +26,9 @@ def report(
 ) -> None:
     """Rebuild leaderboards, plots and index.html from the results store alone."""
     from cai_bench.console import console
+    from cai_bench.console import err_console
     from cai_bench.results import normalize_url
-    from cai_bench.reports.terminal import print_leaderboard
+    from cai_bench.reports.terminal import print_coverage, print_leaderboard
     from cai_bench.reports.writer import check_formats, prepare, write_files
 
     formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
@@ -36,4 +37,5 @@ def report(
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
         print_leaderboard(data.board, console)
+        print_coverage(data.coverage, console, err_console)
     console.print(f"report written to [bold]{report_dir}[/bold] ({data.n_rows} score rows)")

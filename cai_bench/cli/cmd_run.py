@@ -21,7 +21,11 @@ def run_cmd(
     checkpoint: List[str] = typer.Option([], "--checkpoint", "-c", help="Checkpoint spec or glob; repeatable."),
     task: List[str] = typer.Option([], "--task", "-t", help="Task id; repeatable."),
     scorer: List[str] = typer.Option([], "--scorer", "-s", help="Scorer id or 'all'; repeatable. "
+                              "A scorer the config configures keeps its settings. "
                               "(default: every scorer that runs here without downloading a model)"),
+    scorer_set: List[str] = typer.Option([], "--scorer-set", metavar="SCORER.KEY=VALUE",
+                                         help="One scorer setting, e.g. judge.backend=hf; repeatable; "
+                                              "overrides the config's."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="First N prompts of each task."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: ./cai-bench-out)."),
     store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
@@ -43,16 +47,17 @@ def run_cmd(
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import console, err_console
-    from cai_bench.harness.config import RunConfig, ScorerEntry, apply_overrides, default_config, load_config_file
+    from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,
+                                          load_config_file)
     from cai_bench.harness.runner import run
+    from cai_bench.reports.terminal import print_coverage
     from cai_bench.results import redact_url
+    from cai_bench.results.coverage import Coverage
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                  chunk_size=chunk_size, chat_template=chat_template)
-    if scorer:
-        flags["scorers"] = [ScorerEntry(id=s).model_dump() for s in scorer]
-    given = any(v not in (None, False, [], ()) for v in flags.values())
+    given = bool(scorer or scorer_set) or any(v not in (None, False, [], ()) for v in flags.values())
     if config is not None:
         cfg = load_config_file(config)
     elif not given:
@@ -63,7 +68,7 @@ def run_cmd(
     else:
         base = default_config()
         cfg = RunConfig(tasks=base.tasks, scorers=base.scorers, download_models=bool(scorer))
-    cfg = apply_overrides(cfg, **flags)
+    cfg = apply_scorer_flags(apply_overrides(cfg, **flags), scorer, scorer_set)
     result = run(cfg, console=console)
     for st in result.scorers:
         if not st.available:
@@ -73,6 +78,9 @@ def run_cmd(
         report_dir = _report(result, console, seed=cfg.seed)
         if report_dir is not None:
             err_console.print(f"report: {report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
+    # last, so that a scorer which scored little is the final thing a user sees
+    print_coverage([Coverage(st.id, **st.coverage) for st in result.scorers if st.available and st.coverage],
+                   console, err_console)
 
 
 def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Optional[Path]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,62 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"run options: {problems}") from None
+
+
+def parse_scorer_set(item: str) -> tuple[str, list[str], Any]:
+    """`judge.backend=hf` -> ("judge", ["backend"], "hf"). The value is read as a
+    YAML scalar, so `batch_size=32` is a number and `true` a boolean; a dotted key
+    (`judge.a.b=1`) sets a nested field."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise UserError(f"--scorer-set {item!r}: expected SCORER.KEY=VALUE (e.g. judge.backend=hf)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
+        value = raw  # `a: b` or `- x` typed as a value is text, not YAML structure
+    return parts[0], parts[1:], value
+
+
+def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[str] = ()) -> RunConfig:
+    """`--scorer ID` and `--scorer-set ID.KEY=VALUE` over the config's scorers.
+
+    `--scorer` chooses which scorers run; one the config already configures keeps
+    the config's settings (and `all` keeps every configured one). `--scorer-set`
+    then changes single settings; naming a scorer that is not in the run is an
+    error rather than a silent no-op."""
+    entries = [e.model_copy(deep=True) for e in cfg.scorers]
+    if ids:
+        configured = {e.id: e for e in entries}
+        chosen: list[ScorerEntry] = []
+        for sid in dict.fromkeys(ids):
+            chosen.append(configured.get(sid) or ScorerEntry(id=sid))
+        if "all" in ids:
+            chosen += [e for e in entries if e.id not in ids and e.id != "all" and e.settings]
+        entries = chosen
+    by_id = {e.id: e for e in entries}
+    for item in sets:
+        sid, path, value = parse_scorer_set(item)
+        entry = by_id.get(sid)
+        if entry is None:
+            if "all" not in by_id:
+                run = ", ".join(by_id) or "none"
+                raise UserError(f"--scorer-set {item!r}: scorer {sid!r} is not in this run (scorers: {run}); "
+                                f"add --scorer {sid}")
+            entry = by_id[sid] = ScorerEntry(id=sid)
+            entries.append(entry)
+        node = entry.settings
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = value
+    return cfg.model_copy(update={"scorers": entries})
 
 
 def expand_checkpoints(specs: list[str]) -> list[str]:

@@ -33,6 +33,7 @@ class ScorerStatus:
     reason: str = ""
     scored: int = 0  # generations scored now
     reused: int = 0  # generations whose scores were already stored
+    coverage: dict[str, Any] | None = None  # Coverage.as_json() over the run's scope, once scored
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +129,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             store.delete_scores(units, scorer.id, scorer.config_hash)
         pending, status.reused = store.pending_scores(units, scorer.id, scorer.config_hash, n_metrics)
         if not pending:
+            _set_coverage(store, units, scorer, status)
             continue
         bar = progress.add_task(f"score {scorer.id}", total=len(pending)) if progress is not None else None
         try:
@@ -155,4 +157,12 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             score_inputs(scorer, inputs, batch_size_of(scorer), save)
         finally:
             scorer.close()
+        _set_coverage(store, units, scorer, status)
     return statuses
+
+
+def _set_coverage(store: "Store", units: Sequence["Unit"], scorer: Scorer, status: ScorerStatus) -> None:
+    from cai_bench.results.coverage import summarize
+
+    cov = summarize(scorer.id, store.score_statuses(units, scorer.id, scorer.config_hash))
+    status.coverage = cov.as_json()

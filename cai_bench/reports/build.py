@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cai_bench.errors import UserError
+from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.refusal import JUDGE_RULE, RULE_DESCRIPTION, refusal_rates
@@ -34,6 +35,7 @@ class ReportData:
     metric_keys: list[str]
     n_rows: int
     plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
+    coverage: list[Coverage] = field(default_factory=list)  # per scorer: ok/na/unscored/error + top reason
     refusal_rule: str = RULE_DESCRIPTION
     judge_rule: str = JUDGE_RULE
 
@@ -105,7 +107,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df), samples=samples, worst=worst, extras=extras, metric_keys=keys,
-        n_rows=len(df),
+        n_rows=len(df), coverage=summarize_frame(df),
     )
     if with_plots:
         from cai_bench.reports import plots

@@ -69,6 +69,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         refusal_rule=data.refusal_rule,
         judge_rule=data.judge_rule,
         unavailable=tables.unavailable_table(data.extras.unavailable),
+        coverage=tables.coverage_table(data.coverage),
+        low_coverage=[c.scorer_id for c in data.coverage if c.low],
         worst_n=WORST_PER_CULTURE,
         excluded=", ".join(sorted(statistics.COMPOSITE_EXCLUDE)),
         seed=seed,

@@ -23,5 +23,12 @@ def render_markdown(data: ReportData) -> str:
         out += ["## XSTest refusal rates", "",
                 f"Verdicts: {data.judge_rule} where a judge score exists, else {data.refusal_rule}.", "",
                 tables.to_markdown(tables.refusal_table(data.refusal))]
+    out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "
+            "rows is marked LOW.", "", tables.to_markdown(_flag_low(tables.coverage_table(data.coverage), data))]
     out += ["## Unavailable scorers", "", tables.to_markdown(tables.unavailable_table(data.extras.unavailable))]
     return "\n".join(out)
+
+
+def _flag_low(table: tables.Table, data: ReportData) -> tables.Table:
+    rows = [[(f"{row[0][0]} (LOW)", None), *row[1:]] if cov.low else row for row, cov in zip(table.rows, data.coverage)]
+    return tables.Table(table.headers, rows)

@@ -116,6 +116,14 @@ def refusal_table(refusal: pd.DataFrame) -> Table:
     return Table(headers, rows)
 
 
+def coverage_table(coverage: list) -> Table:
+    """Per scorer: score rows by status and the most common reason a row has no value."""
+    headers = ["scorer", "rows", "scored", "share", "na", "unscored", "error", "most common reason"]
+    rows = [[cell(c.scorer_id), cell(c.rows), cell(c.ok), cell(c.share, 2), cell(c.na), cell(c.unscored),
+             cell(c.error), cell(c.reason_text())] for c in coverage]
+    return Table(headers, rows)
+
+
 def unavailable_table(unavailable: list[dict]) -> Table:
     return Table(["scorer", "reason", "run"],
                  [[cell(u["scorer_id"]), cell(u["reason"]), cell(u["run_id"])] for u in unavailable])

@@ -51,3 +51,23 @@ def print_sample(df: pd.DataFrame, console, limit: int = 600) -> None:  # noqa: 
                   f"{escape(str(r['task_id']))}/{escape(str(r['prompt_id']))}")
     console.print(f"  [bold]prompt:[/bold] {escape(str(r['prompt']).strip())}")
     console.print(f"  [bold]answer:[/bold] {escape(response)}")
+
+
+def print_coverage(coverage: list, console, err_console=None) -> None:  # noqa: ANN001 - rich Consoles
+    """The scorer coverage table, and a loud warning per scorer that scored under half of its rows."""
+    if not coverage:
+        return
+    t = tables.coverage_table(coverage)
+    rt = RichTable(title="Scorer coverage", title_justify="left")
+    for h in t.headers:
+        rt.add_column(h, justify="left" if h in ("scorer", "most common reason") else "right",
+                      no_wrap=h == "scorer", overflow="fold")
+    for row, cov in zip(t.rows, coverage):
+        rt.add_row(*(escape(text) for text, _ in row), style="bold red" if cov.low else None)
+    console.print(rt)
+    for cov in coverage:
+        if cov.low:
+            reason = f"; most common reason: {cov.reason_text()}" if cov.top_reason else ""
+            (err_console or console).print(
+                f"[bold red]warning: scorer {escape(cov.scorer_id)} scored only {cov.ok} of {cov.rows} rows "
+                f"({cov.share:.0%})[/bold red]{escape(reason)}")

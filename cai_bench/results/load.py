@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from cai_bench.errors import UserError
 from cai_bench.results import schema as S
+from cai_bench.results.coverage import row_reason
 
 COLUMNS = [
     "fingerprint", "label", "spec", "task_id", "constitution_id", "culture", "prompt_id",
     "principle_id", "category", "expect", "prompt", "reference", "response", "gen_hash",
-    "scorer_id", "scorer_hash", "metric", "value", "status", "error", "direction", "lo", "hi",
+    "scorer_id", "scorer_hash", "metric", "value", "status", "error", "direction", "lo", "hi", "reason",
 ]
 
 
@@ -44,7 +45,7 @@ def _engine(store_url: str):
 
 
 # Free text stays as Python objects: merges then copy references, not the text itself.
-_TEXT = frozenset({"response", "prompt", "reference", "error", "metadata_json"})
+_TEXT = frozenset({"response", "prompt", "reference", "error", "metadata_json", "detail_json", "reason"})
 
 
 def _frame(conn, stmt, columns: list[str]) -> pd.DataFrame:
@@ -93,9 +94,16 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
     )
     sc = _frame(
         conn,
-        select(s.generation_id, s.scorer_id, s.scorer_hash, s.metric, s.value, s.status, s.error, s.created_at),
-        ["generation_id", "scorer_id", "scorer_hash", "metric", "value", "status", "error", "score_created_at"],
+        select(s.generation_id, s.scorer_id, s.scorer_hash, s.metric, s.value, s.status, s.error, s.detail_json,
+               s.created_at),
+        ["generation_id", "scorer_id", "scorer_hash", "metric", "value", "status", "error", "detail_json",
+         "score_created_at"],
     )
+    # why a row has no value: the error text, or an na row's reason kept in its detail
+    sc["reason"] = pd.Series([row_reason(str(st), e, d) for st, e, d in zip(sc["status"], sc["error"],
+                                                                              sc["detail_json"])],
+                             index=sc.index, dtype=object)
+    sc = sc.drop(columns=["detail_json"])
     extras = StoreExtras(unavailable=_unavailable(conn))
     if gens.empty or sc.empty:
         return pd.DataFrame(columns=COLUMNS), extras

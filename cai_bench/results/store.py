@@ -222,6 +222,21 @@ class Store:
                    for r in rows if counts.get(r.generation_id, 0) < n_metrics]
         return pending, len(rows) - len(pending)
 
+    def score_statuses(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> list[tuple[str, str]]:
+        """(status, reason) of every stored score row of this scorer config for the
+        generations in scope: what the end-of-run coverage line counts."""
+        from cai_bench.results.coverage import row_reason
+
+        s = S.scores.c
+        out: list[tuple[str, str]] = []
+        with self.engine.connect() as conn:
+            ids = [r.generation_id for r in self._scope_generations(conn, units)]
+            for part in _chunks(ids):
+                for status, error, detail in conn.execute(select(s.status, s.error, s.detail_json).where(
+                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part))):
+                    out.append((str(status), row_reason(str(status), error, detail)))
+        return out
+
     def delete_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> int:
         """`--force`: drop this scorer config's scores for the generations in scope."""
         s = S.scores.c

@@ -113,7 +113,7 @@ def test_report_imports_no_torch(store, tmp_path):
         "    if event == 'import' and args[0].split('.')[0] in ('torch', 'transformers'):\n"
         "        raise SystemExit('imported ' + args[0])\n"
         "sys.addaudithook(_hook)\n")
-    env = {**os.environ, "PYTHONPATH": str(probe)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(probe), os.environ.get("PYTHONPATH")) if p)}
     exe = Path(sys.executable).with_name("cai-bench")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cai_bench"]
     proc = subprocess.run([*cmd, "report", "--out", str(tmp_path / "sub"), "--store", store, "--n-boot", "50",
