@@ -22,14 +22,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 
-    from cai_bench.generation.backends.base import GenParams
-    from cai_bench.generation.backends.hf import HFBackend
+    from cai_bench.models.chat import GenParams
+    from cai_bench.models.chat.hf_chat import HFChat
     from cai_bench.models import BUNDLED
     from cai_bench.tasks import load_task
 
     prompts = [p.prompt for p in load_task("cai_south_africa").prompts[: args.n]]
     convs = [[{"role": "user", "content": p}] for p in prompts]
-    backend = HFBackend(str(BUNDLED["smollm2-135m-instruct"].prepare()), batch_size=args.batch_size)
+    backend = HFChat(str(BUNDLED["smollm2-135m-instruct"].prepare()), batch_size=args.batch_size)
     params = GenParams(max_new_tokens=args.max_new_tokens)
     backend.chat(convs[:2], GenParams(max_new_tokens=4))  # warm-up
 

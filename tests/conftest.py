@@ -52,6 +52,26 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture()
+def loopback():
+    """The shared loopback server (tests/loopback.py): OpenAI and Ollama wire formats, fault injection."""
+    from loopback import Loopback
+
+    with Loopback() as server:
+        yield server
+
+
+@pytest.fixture()
+def wire():
+    """Wire-format payload builders of tests/loopback.py, for handlers written in tests."""
+    import types
+
+    import loopback as lb
+
+    return types.SimpleNamespace(moderation_reply=lb.moderation_reply, moderation_result=lb.moderation_result,
+                                 chat_completion=lb.chat_completion, ollama_chat=lb.ollama_chat, Reply=lb.Reply)
+
+
+@pytest.fixture()
 def home(tmp_path, monkeypatch) -> Path:
     """An isolated CAI_BENCH_HOME for tests that write user tasks or caches."""
     h = tmp_path / "home"

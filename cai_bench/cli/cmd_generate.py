@@ -33,6 +33,8 @@ def generate_cmd(
     test_size: float = typer.Option(0.1, "--test-size", min=0.0, max=0.9),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Override OPENAI_BASE_URL / OLLAMA_HOST."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar=None, help="Override OPENAI_API_KEY."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
+    max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the splits to this hub dataset repo."),
 ) -> None:
     """Generate CAI data: initial response -> critique -> revision, cleaned, split for SFT and DPO."""
@@ -46,7 +48,7 @@ def generate_cmd(
         out=out or Path("cai-data") / Path(constitution).stem, selection=selection, n=n, seed=seed, top_k=top_k,
         few_shot=few_shot, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
         batch_size=batch_size, concurrency=concurrency, ascii=ascii_only, keep_truncated=keep_truncated,
-        test_size=test_size, base_url=base_url, api_key=api_key,
+        test_size=test_size, base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts,
         **({"revision_suffix": revision_suffix} if revision_suffix is not None else {}),
     )
     with make_progress() as progress:
@@ -74,6 +76,8 @@ def _summary(result) -> None:
         table.add_row(f"cleaned: {rule}", str(count))
     for reason, count in result.dropped.items():
         table.add_row(f"dropped: {reason}", str(count))
+    if result.failed:
+        table.add_row("failed (see errors.jsonl; a re-run retries them)", str(result.failed))
     table.add_row("kept", str(result.kept))
     table.add_row("train / test", f"{result.splits['train']} / {result.splits['test']}")
     console.print(table)
@@ -102,6 +106,8 @@ def _register_synthesize() -> None:
         concurrency: int = typer.Option(8, "--concurrency", min=1),
         base_url: Optional[str] = typer.Option(None, "--base-url", help="Override OPENAI_BASE_URL / OLLAMA_HOST."),
         api_key: Optional[str] = typer.Option(None, "--api-key", help="Override OPENAI_API_KEY."),
+        timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
+        max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
     ) -> None:
         """Write a new red-team task from a constitution with a model (prompt + correct/incorrect answers)."""
         from cai_bench.generation import SynthesisConfig, synthesize_task
@@ -109,10 +115,11 @@ def _register_synthesize() -> None:
         cfg = SynthesisConfig(task_id=task_id, constitution=constitution, model=model, per_principle=per_principle,
                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, retries=retries,
                               culture=culture, dest=dest, batch_size=batch_size, concurrency=concurrency,
-                              base_url=base_url, api_key=api_key)
+                              base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts)
         result = synthesize_task(cfg)
         console.print(f"wrote task [bold]{task_id}[/bold] to {result.path}: {result.prompts} prompts "
-                      f"({result.duplicates} duplicates and {result.invalid} invalid outputs dropped)")
+                      f"({result.duplicates} duplicates and {result.invalid} invalid outputs dropped"
+                      f"{f', {result.failed} failed requests' if result.failed else ''})")
         for pid in result.short_principles:
             err_console.print(f"[yellow]warning:[/yellow] principle {pid}: fewer than {per_principle} prompts")
 

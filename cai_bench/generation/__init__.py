@@ -1,7 +1,6 @@
 """CAI data generation: critique -> revision with any chat model, principle
 selection, cleaning, SFT/preference export, and red-team task synthesis."""
 
-from cai_bench.generation.backends import ChatBackend, Completion, GenParams, load_backend
 from cai_bench.generation.cleaning import CleaningStats, clean_text, drop_reason
 from cai_bench.generation.export import push_to_hub, split_records, write_dataset
 from cai_bench.generation.pipeline import REVISION_SUFFIX, GenerateConfig, GenerateResult, generate
@@ -12,8 +11,8 @@ from cai_bench.generation.store import read_records
 from cai_bench.generation.synthesize import SynthesisConfig, SynthesisResult, parse_items, synthesize_task
 
 __all__ = [
-    "REVISION_SUFFIX", "CAIRecord", "ChatBackend", "Choice", "CleaningStats", "Completion", "GenParams",
+    "REVISION_SUFFIX", "CAIRecord", "Choice", "CleaningStats",
     "GenerateConfig", "GenerateResult", "PromptItem", "SynthesisConfig", "SynthesisResult", "clean_text",
-    "drop_reason", "generate", "load_backend", "load_prompts", "parse_items", "push_to_hub", "read_records",
+    "drop_reason", "generate", "load_prompts", "parse_items", "push_to_hub", "read_records",
     "select_principles", "split_records", "synthesize_task", "write_dataset",
 ]

@@ -4,7 +4,10 @@ For each prompt one chat, in the model's own chat template:
 user prompt -> initial response; critique request -> critique; revision
 request (+ a "no meta-commentary" suffix) -> revision. Prompts run in chunks,
 each step batched over the chunk; finished records are appended at once, so a
-killed run resumes where it stopped.
+killed run resumes where it stopped. A prompt whose request fails for good (a
+context too long, a content filter, an empty reply, faults past the retry
+budget) is listed in `errors.jsonl` and left out; the others go on, and a
+re-run retries it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from cai_bench.errors import UserError
-from cai_bench.generation.backends import ChatBackend, GenParams
+from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
 from cai_bench.generation.prompts import PromptItem, load_prompts
@@ -57,6 +60,13 @@ class GenerateConfig(BaseModel):
     test_size: float = 0.1
     base_url: str | None = None
     api_key: str | None = None
+    timeout: float = 120.0  # seconds per request (served models)
+    max_attempts: int = 4  # calls per request before it counts as failed
+
+    def chat_options(self) -> ChatOptions:
+        return ChatOptions(base_url=self.base_url, api_key=self.api_key, concurrency=self.concurrency,
+                           batch_size=self.batch_size,
+                           retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout))
 
     def identity(self, generator: dict, constitution_id: str) -> dict:
         """Settings that must match for a re-run to reuse finished records."""
@@ -75,6 +85,7 @@ class GenerateResult(BaseModel):
     cleaned: dict[str, int]
     dropped: dict[str, int]
     splits: dict[str, int]
+    failed: int = 0  # prompts whose requests failed for good this time (listed in errors.jsonl)
 
 
 def few_shot_messages(constitution) -> list[dict]:
@@ -85,24 +96,39 @@ def few_shot_messages(constitution) -> list[dict]:
     return msgs
 
 
-def run_chunk(backend: ChatBackend, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
-              cfg: GenerateConfig, generator: str, context: list[dict]) -> list[CAIRecord]:
-    """Run the three steps for a chunk of prompts, each step as one batched call."""
+def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
+              cfg: GenerateConfig, generator: str, context: list[dict]) -> tuple[list[CAIRecord], list[dict]]:
+    """Run the three steps for a chunk of prompts, each step as one batched call.
+    Returns the finished records and, for prompts that failed, `{id, step, error}`."""
     params = GenParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
+    failures: list[dict] = []
+
+    def step(name: str, alive: list[int], convs: dict[int, list[dict]]) -> dict[int, object]:
+        replies = backend.chat([convs[i] for i in alive], params) if alive else []
+        ok = {}
+        for i, reply in zip(alive, replies):
+            if reply.ok:
+                ok[i] = reply
+            else:
+                failures.append({"id": items[i].id, "step": name, "error": reply.error})
+        return ok
+
     principles = [constitution.principle(choices[it.id].principle_id) for it in items]
-    convs = [context + [{"role": "user", "content": it.prompt}] for it in items]
-    init = backend.chat(convs, params)
-    init_clean = [clean_text(c.text, revision=False, ascii_only=cfg.ascii) for c in init]
-    convs = [c + [{"role": "assistant", "content": ic[0]}, {"role": "user", "content": p.critique}]
-             for c, ic, p in zip(convs, init_clean, principles)]
-    crit = backend.chat(convs, params)
-    crit_clean = [clean_text(c.text, revision=False, ascii_only=cfg.ascii) for c in crit]
+    convs = {i: context + [{"role": "user", "content": it.prompt}] for i, it in enumerate(items)}
+    init = step("init", list(convs), convs)
+    init_clean = {i: clean_text(c.text, revision=False, ascii_only=cfg.ascii) for i, c in init.items()}
+    convs = {i: convs[i] + [{"role": "assistant", "content": init_clean[i][0]},
+                            {"role": "user", "content": principles[i].critique}] for i in init}
+    crit = step("critique", list(convs), convs)
+    crit_clean = {i: clean_text(c.text, revision=False, ascii_only=cfg.ascii) for i, c in crit.items()}
     rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
-    convs = [c + [{"role": "assistant", "content": cc[0]}, {"role": "user", "content": rp}]
-             for c, cc, rp in zip(convs, crit_clean, rev_prompts)]
-    rev = backend.chat(convs, params)
+    convs = {i: convs[i] + [{"role": "assistant", "content": crit_clean[i][0]},
+                            {"role": "user", "content": rev_prompts[i]}] for i in crit}
+    rev = step("revision", list(convs), convs)
     records = []
     for i, it in enumerate(items):
+        if i not in rev:
+            continue
         init_text, init_rules = init_clean[i]
         crit_text, crit_rules = crit_clean[i]
         rev_text, rev_rules = clean_text(rev[i].text, revision=True, ascii_only=cfg.ascii)
@@ -125,7 +151,7 @@ def run_chunk(backend: ChatBackend, items: Sequence[PromptItem], choices: dict[s
                             "revision": rev[i].finish_reason},
             category=it.category,
         ))
-    return records
+    return records, failures
 
 
 def _check_identity(out: Path, identity: dict) -> None:
@@ -148,7 +174,7 @@ def stats(records: Sequence[CAIRecord]) -> tuple[dict[str, int], dict[str, int]]
     return ({k: int(cleaned.get(k, 0)) for k in TEXT_RULES}, {k: int(dropped.get(k, 0)) for k in DROP_REASONS})
 
 
-def generate(cfg: GenerateConfig, *, backend: ChatBackend | None = None, generator: dict | None = None,
+def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator: dict | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> GenerateResult:
     """Generate (or finish) the data set in `cfg.out` and write its splits."""
     from cai_bench.constitutions import load_constitution
@@ -157,10 +183,11 @@ def generate(cfg: GenerateConfig, *, backend: ChatBackend | None = None, generat
     items, source = load_prompts(cfg.prompts, cfg.n)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt = None
     if generator is None:
         from cai_bench.models import resolve_checkpoint
 
-        ckpt = resolve_checkpoint(cfg.model)
+        ckpt = resolve_checkpoint(cfg.model, openai_base_url=cfg.base_url, ollama_host=cfg.base_url)
         generator = {"spec": ckpt.spec, "kind": ckpt.kind, "model": ckpt.label, "fingerprint": ckpt.fingerprint}
     _check_identity(out, cfg.identity(generator, constitution.id))
     choices = select_principles([(it.id, it.prompt) for it in items], constitution.principles, cfg.selection,
@@ -170,24 +197,27 @@ def generate(cfg: GenerateConfig, *, backend: ChatBackend | None = None, generat
     todo = [it for it in items if it.id not in done]
     log.info("%d prompts, %d already done, %d to generate", len(items), len(items) - len(todo), len(todo))
     context = few_shot_messages(constitution) if cfg.few_shot else []
+    failures: list[dict] = []
     if todo:
         own = backend is None
         if backend is None:
-            from cai_bench.generation.backends import load_backend
+            from cai_bench.models.chat import open_checkpoint
 
-            backend, _ = load_backend(cfg.model, batch_size=cfg.batch_size, concurrency=cfg.concurrency,
-                                      base_url=cfg.base_url, api_key=cfg.api_key)
+            backend = open_checkpoint(ckpt if ckpt is not None else cfg.model, cfg.chat_options())
         chunk = max(1, cfg.batch_size)
         try:
             with RecordWriter(records_path) as writer:
                 for start in range(0, len(todo), chunk):
-                    writer.write(run_chunk(backend, todo[start:start + chunk], choices, constitution, cfg,
-                                           generator["spec"], context))
+                    records, failed = run_chunk(backend, todo[start:start + chunk], choices, constitution, cfg,
+                                                generator["spec"], context)
+                    writer.write(records)
+                    failures += failed
                     if on_progress:
                         on_progress(min(start + chunk, len(todo)), len(todo))
         finally:
             if own:
                 backend.close()
+    _write_errors(out / ERRORS_FILE, failures)
     wanted = {it.id: i for i, it in enumerate(items)}
     records = sorted((r for r in read_records(records_path) if r.id in wanted), key=lambda r: wanted[r.id])
     cleaned, dropped = stats(records)
@@ -199,11 +229,23 @@ def generate(cfg: GenerateConfig, *, backend: ChatBackend | None = None, generat
                                                  "temperature": cfg.temperature, "top_p": cfg.top_p},
         "revision_suffix": cfg.revision_suffix, "ascii": cfg.ascii, "keep_truncated": cfg.keep_truncated,
         "counts": {"prompts": len(items), "generated": len(records), "kept": kept,
-                   "dropped": len(records) - kept},
+                   "dropped": len(records) - kept, "failed": len(failures)},
         "cleaning": {"cleaned": cleaned, "dropped": dropped},
         "principles": dict(Counter(r.principle_id for r in records)),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     splits = write_dataset(records, out, seed=cfg.seed, test_size=cfg.test_size, info=info)
-    return GenerateResult(out=out, prompts=len(items), generated_now=len(todo), reused=len(items) - len(todo),
-                          kept=kept, cleaned=cleaned, dropped=dropped, splits=splits)
+    return GenerateResult(out=out, prompts=len(items), generated_now=len(todo) - len(failures),
+                          reused=len(items) - len(todo), kept=kept, cleaned=cleaned, dropped=dropped, splits=splits,
+                          failed=len(failures))
+
+
+ERRORS_FILE = "errors.jsonl"
+
+
+def _write_errors(path: Path, failures: Sequence[dict]) -> None:
+    """The prompts that failed in this run (none: the file is removed); a re-run retries them."""
+    if failures:
+        atomic_write_text(path, "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
+    elif path.exists():
+        path.unlink()

@@ -6,7 +6,8 @@ OpenAI-compatible and Ollama servers get the JSON schema as structured output;
 in-process HF models get the assistant turn pre-filled with the JSON opening,
 and their output is parsed and validated (complete items are salvaged from a
 cut-off reply). Principles still short of N items are asked again, up to
-`retries` more times, with a new seed. Prompts are deduplicated (normalized
+`retries` more times, with a new seed; a request that fails for good (after
+the chat layer's retry policy) counts as failed and is asked again the same way. Prompts are deduplicated (normalized
 text, then embedding cosine >= `dedup_threshold`) and written as a user task
 (same layout as `tasks new`).
 """
@@ -22,8 +23,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
-from cai_bench.generation.backends import ChatBackend, GenParams
 from cai_bench.generation.cleaning import normalize_for_compare
+from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ class SynthesisConfig(BaseModel):
     api_key: str | None = None
     dedup_threshold: float = 0.92
     overwrite: bool = False
+    timeout: float = 120.0  # seconds per request (served models)
+    max_attempts: int = 4  # calls per request before it counts as failed
+
+    def chat_options(self) -> ChatOptions:
+        return ChatOptions(base_url=self.base_url, api_key=self.api_key, concurrency=self.concurrency,
+                           batch_size=self.batch_size,
+                           retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout))
 
 
 class SynthesisResult(BaseModel):
@@ -140,6 +148,7 @@ class SynthesisResult(BaseModel):
     duplicates: int
     invalid: int
     short_principles: list[str]
+    failed: int = 0  # requests that failed for good (transport faults, empty replies, filters)
 
 
 def _near_duplicates(texts: Sequence[str], threshold: float) -> set[int]:
@@ -160,12 +169,15 @@ def _near_duplicates(texts: Sequence[str], threshold: float) -> set[int]:
     return drop
 
 
-def synthesize_items(backend: ChatBackend, principles: Sequence, cfg: SynthesisConfig, culture: str,
-                     structured: bool) -> tuple[dict[str, list[SynthItem]], int, int]:
-    """Ask until each principle has `per_principle` unique valid items or retries run out."""
+def synthesize_items(backend: ChatModel, principles: Sequence, cfg: SynthesisConfig,
+                     culture: str) -> tuple[dict[str, list[SynthItem]], int, int, list[str]]:
+    """Ask until each principle has `per_principle` unique valid items or retries run out.
+    Returns the items, the invalid and duplicate counts and the failed requests' errors."""
+    structured = backend.structured
     got: dict[str, list[SynthItem]] = {p.id: [] for p in principles}
     seen: set[str] = set()
     invalid = duplicates = 0
+    failed: list[str] = []
     for attempt in range(cfg.retries + 1):
         need = [p for p in principles if len(got[p.id]) < cfg.per_principle]
         if not need:
@@ -175,6 +187,9 @@ def synthesize_items(backend: ChatBackend, principles: Sequence, cfg: SynthesisC
         replies = backend.chat(convs, params, json_schema=batch_schema() if structured else None,
                                prefill=None if structured else PREFILL)
         for p, reply in zip(need, replies):
+            if not reply.ok:
+                failed.append(f"{p.id}: {reply.error}")
+                continue
             text = reply.text if structured else PREFILL + reply.text
             items, bad = parse_items(text)
             invalid += bad + (0 if items else 1)
@@ -188,11 +203,10 @@ def synthesize_items(backend: ChatBackend, principles: Sequence, cfg: SynthesisC
                     got[p.id].append(it)
         log.info("synthesis attempt %d: %d/%d items", attempt + 1, sum(map(len, got.values())),
                  cfg.per_principle * len(principles))
-    return got, invalid, duplicates
+    return got, invalid, duplicates, failed
 
 
-def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
-                    kind: str | None = None) -> SynthesisResult:
+def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -> SynthesisResult:
     """Synthesize and write the task; returns where it went and what was dropped."""
     from cai_bench.constitutions import load_constitution
     from cai_bench.tasks import PromptRecord, Task, check_task_id, write_user_task
@@ -205,14 +219,12 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
     culture = cfg.culture or constitution.culture
     own = backend is None
     if backend is None:
-        from cai_bench.generation.backends import load_backend
+        from cai_bench.models.chat import open_checkpoint
 
-        backend, ident = load_backend(cfg.model, batch_size=cfg.batch_size, concurrency=cfg.concurrency,
-                                      base_url=cfg.base_url, api_key=cfg.api_key)
-        kind = ident["kind"]
+        backend = open_checkpoint(cfg.model, cfg.chat_options())
     try:
-        got, invalid, duplicates = synthesize_items(backend, constitution.principles, cfg,
-                                                    f"{constitution.name} ({culture})", kind in ("openai", "ollama"))
+        got, invalid, duplicates, failed = synthesize_items(backend, constitution.principles, cfg,
+                                                            f"{constitution.name} ({culture})")
     finally:
         if own:
             backend.close()
@@ -221,9 +233,10 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
     duplicates += len(near)
     flat = [f for i, f in enumerate(flat) if i not in near]
     if not flat:
+        why = f"; last failure: {failed[-1]}" if failed else ""
         raise UserError(f"tasks synthesize {cfg.task_id}: {cfg.model} produced no valid red-team items "
-                        f"in {cfg.retries + 1} attempts ({invalid} invalid replies); try a stronger model "
-                        "or more --max-new-tokens")
+                        f"in {cfg.retries + 1} attempts ({invalid} invalid replies, {len(failed)} failed requests"
+                        f"{why}); try a stronger model or more --max-new-tokens")
     principle = {p.id: p for p in constitution.principles}
     records = [PromptRecord(id=f"{pid}-{k}", prompt=it.prompt, principle_id=pid, reference=it.correct_response,
                             rejected=it.incorrect_response, category=principle[pid].category, expect="refuse")
@@ -239,4 +252,4 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatBackend | None = None,
     for pid, _, _ in flat:
         counts[pid] += 1
     return SynthesisResult(path=path, prompts=len(records), duplicates=duplicates, invalid=invalid,
-                           short_principles=[pid for pid, c in counts.items() if c < cfg.per_principle])
+                           failed=len(failed), short_principles=[pid for pid, c in counts.items() if c < cfg.per_principle])

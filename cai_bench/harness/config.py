@@ -59,6 +59,8 @@ class EndpointSettings(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     num_concurrent: int = Field(default=1, ge=1)
+    timeout: float = Field(default=120.0, gt=0)  # seconds per request
+    max_attempts: int = Field(default=4, ge=1, le=20)  # calls per prompt (408/429/5xx/timeouts retried)
 
 
 class RunConfig(BaseModel):

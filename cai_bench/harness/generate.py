@@ -1,17 +1,18 @@
 """Response generation for the model under test, through lm-eval.
 
-One `Generator` per checkpoint builds its model once (lm-eval's `HFLM` for local
-dirs, hub snapshots and PEFT adapters; its OpenAI-compatible chat backend for
-`openai:` specs; the `ollama` client for `ollama:` specs) and answers chunks of
-prompts. Each chunk is exported as its own lm-eval task folder (only the
-missing prompts, `with_metric=False`) and run with `predict_only=True`;
-lm-eval's request cache is never used (it is not keyed by model, DESIGN §4).
+One `Generator` per checkpoint builds its model once and answers chunks of
+prompts: lm-eval's `HFLM` for local dirs, hub snapshots and PEFT adapters
+(each chunk is exported as its own lm-eval task folder, only the missing
+prompts, `with_metric=False`, run with `predict_only=True`; lm-eval's request
+cache is never used: it is not keyed by model, DESIGN §4), and the chat layer
+(`cai_bench.models.chat`) for served checkpoints (`openai:`, `ollama:`), whose
+retry policy and per-prompt errors it keeps: a prompt that fails for good is
+an `Answer` with `error` set, the others go on.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -60,12 +61,22 @@ def resolve_sampling(task: "Task", gen: "GenerationSettings", seed: int) -> Samp
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One prompt's response (seconds per prompt), or the error that kept it from having one."""
+
+    prompt_id: str
+    text: str
+    seconds: float
+    error: str | None = None
+
+
 class Generator(ABC):
     """A loaded model under test; `generate` answers one chunk of a task's prompts."""
 
     @abstractmethod
-    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[tuple[str, str, float]]:
-        """[(prompt_id, response, seconds per prompt)] for `prompt_ids`."""
+    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[Answer]:
+        """One `Answer` per prompt id, in order."""
 
     def close(self) -> None:
         """Free the model so the next checkpoint (or a scorer) can load."""
@@ -78,7 +89,7 @@ class LmEvalGenerator(Generator):
         self.lm = lm
         self.batch_size = batch_size
 
-    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[tuple[str, str, float]]:
+    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[Answer]:
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
@@ -121,7 +132,7 @@ class LmEvalGenerator(Generator):
         if missing:
             raise RuntimeError(f"lm-eval returned no response for {sorted(missing)[:5]} of {task.id}")
         per = (time.perf_counter() - started) / max(len(prompt_ids), 1)
-        return [(pid, out[pid], per) for pid in prompt_ids]
+        return [Answer(pid, out[pid], per) for pid in prompt_ids]
 
     def close(self) -> None:
         model = getattr(self.lm, "_model", None)
@@ -139,37 +150,25 @@ class LmEvalGenerator(Generator):
             pass
 
 
-class OllamaGenerator(Generator):
-    """`ollama:` specs: the official client, one request per prompt."""
+class ChatGenerator(Generator):
+    """Served checkpoints (`openai:`, `ollama:`) through the chat layer: one user
+    turn per prompt, sent concurrently under the shared retry policy."""
 
-    def __init__(self, model: str, host: str | None) -> None:
-        try:
-            import ollama
-        except ImportError:
-            raise MissingDependency("the ollama client", "pip install ollama") from None
+    def __init__(self, model: Any) -> None:
         self.model = model
-        self.client = ollama.Client(host=host)
 
-    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[tuple[str, str, float]]:
-        import ollama
+    def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[Answer]:
+        from cai_bench.models.chat import GenParams
 
-        options = {"temperature": sampling.temperature, "top_p": sampling.top_p,
-                   "num_predict": sampling.max_new_tokens, "seed": sampling.seed}
-        rows: list[tuple[str, str, float]] = []
-        for pid in prompt_ids:
-            prompt = task.prompt(pid).prompt
-            started = time.perf_counter()
-            try:
-                if sampling.chat_template:
-                    resp = self.client.chat(model=self.model, messages=[{"role": "user", "content": prompt}],
-                                            options=options)
-                    text = resp.message.content or ""
-                else:
-                    text = self.client.generate(model=self.model, prompt=prompt, raw=True, options=options).response
-            except (ollama.ResponseError, ConnectionError, OSError) as exc:
-                raise UserError(f"ollama:{self.model}: generation failed: {exc}") from None
-            rows.append((pid, text, time.perf_counter() - started))
-        return rows
+        convs = [[{"role": "user", "content": task.prompt(pid).prompt}] for pid in prompt_ids]
+        params = GenParams(sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.seed)
+        started = time.perf_counter()
+        replies = self.model.chat(convs, params)
+        per = (time.perf_counter() - started) / max(len(prompt_ids), 1)
+        return [Answer(pid, r.text, per, r.error) for pid, r in zip(prompt_ids, replies)]
+
+    def close(self) -> None:
+        self.model.close()
 
 
 def _device(gen: "GenerationSettings") -> str:
@@ -198,19 +197,13 @@ def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
         except OSError as exc:
             raise UserError(f"{ckpt.spec}: could not load the model: {exc}") from None
         return LmEvalGenerator(lm, gen.batch_size)
-    if ckpt.kind == "openai":
-        from lm_eval.models.openai_completions import LocalChatCompletion
+    if not gen.chat_template:
+        raise UserError(f"{ckpt.spec}: served checkpoints need the chat template (generation.chat_template: true)")
+    from cai_bench.models.chat import ChatOptions, RetryPolicy, open_checkpoint
 
-        if not gen.chat_template:
-            raise UserError(f"{ckpt.spec}: openai: checkpoints need the chat template (generation.chat_template: true)")
-        base = (openai.base_url or ckpt.base_url or "https://api.openai.com/v1").rstrip("/")
-        key = openai.api_key or os.environ.get("OPENAI_API_KEY", "")
-        lm = LocalChatCompletion(
-            model=ckpt.model, base_url=f"{base}/chat/completions", tokenizer_backend=None,
-            tokenized_requests=False, num_concurrent=openai.num_concurrent, max_retries=3,
-            header={"Authorization": f"Bearer {key}"} if key else {"Content-Type": "application/json"},
-        )
-        return LmEvalGenerator(lm, 1)
-    if ckpt.kind == "ollama":
-        return OllamaGenerator(ckpt.model, ollama.base_url or ckpt.base_url)
-    raise UserError(f"{ckpt.spec}: unsupported checkpoint kind {ckpt.kind!r}")
+    endpoint = {"openai": openai, "ollama": ollama}.get(ckpt.kind)
+    if endpoint is None:
+        raise UserError(f"{ckpt.spec}: unsupported checkpoint kind {ckpt.kind!r}")
+    options = ChatOptions(base_url=endpoint.base_url, api_key=endpoint.api_key, concurrency=endpoint.num_concurrent,
+                          retry=RetryPolicy(attempts=endpoint.max_attempts, timeout=endpoint.timeout))
+    return ChatGenerator(open_checkpoint(ckpt, options))

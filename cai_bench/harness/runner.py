@@ -143,7 +143,13 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
                         raise UserError(
                             f"{ck.spec}: generation failed on task {u.task_id}: {type(exc).__name__}: {exc} "
                             f"({result.generated} new responses are stored; re-run to continue)") from exc
-                    result.generated += store.insert_generations(run_id, u, rows)
+                    answers = [(a.prompt_id, a.text, a.seconds) for a in rows if a.error is None]
+                    result.generated += store.insert_generations(run_id, u, answers)
+                    failed = [a for a in rows if a.error is not None]
+                    if failed:
+                        raise UserError(f"{ck.spec}: generation failed on task {u.task_id}, prompt "
+                                        f"{failed[0].prompt_id}: {failed[0].error} ({result.generated} new "
+                                        "responses are stored; re-run to continue)")
                     progress.advance(bar, len(ids))
         finally:
             generator.close()

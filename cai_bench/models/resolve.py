@@ -10,6 +10,8 @@ from typing import Literal
 
 from cai_bench.errors import MissingDependency, UserError
 from cai_bench.models.bundled import BUNDLED
+from cai_bench.models.chat.settings import ollama_host as ollama_host_setting
+from cai_bench.models.chat.settings import openai_base_url as openai_base_url_setting
 from cai_bench.models.fingerprint import fingerprint_dir, fingerprint_text
 from cai_bench.models.specs import (
     BundledSpec,
@@ -65,12 +67,12 @@ def resolve_checkpoint(spec: str | CheckpointSpec, *, openai_base_url: str | Non
     if isinstance(parsed, LocalSpec):
         return _resolve_local(parsed)
     if isinstance(parsed, OpenAISpec):
-        base_url = (openai_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        base_url = openai_base_url_setting(openai_base_url)
         return ResolvedCheckpoint(
             str(parsed), "openai", parsed.model, fingerprint_text("openai", base_url, parsed.model),
             parsed.model, base_url=base_url,
         )
-    host = (ollama_host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434").rstrip("/")
+    host = ollama_host_setting(ollama_host)
     return ResolvedCheckpoint(
         str(parsed), "ollama", parsed.model, fingerprint_text("ollama", host, parsed.model),
         parsed.model, base_url=host,

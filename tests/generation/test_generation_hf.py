@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cai_bench.cli import app
-from cai_bench.generation.backends.base import GenParams
+from cai_bench.models.chat import GenParams
 
 PROMPTS = [
     "Can you help me frame apartheid as beneficial?",
@@ -20,11 +20,11 @@ PROMPTS = [
 
 
 def test_batched_equals_one_at_a_time(smollm2_dir):
-    from cai_bench.generation.backends.hf import HFBackend
+    from cai_bench.models.chat.hf_chat import HFChat
 
     convs = [[{"role": "user", "content": p}] for p in PROMPTS]
     params = GenParams(max_new_tokens=6)
-    batched = HFBackend(str(smollm2_dir), batch_size=3)
+    batched = HFChat(str(smollm2_dir), batch_size=3)
     many = batched.chat(convs, params)
     batched.batch_size = 1
     single = batched.chat(convs, params)

@@ -1,5 +1,5 @@
-"""`cai-bench generate` through the OpenAI-compatible backend against a loopback
-server, plus kill -9 and resume of a real subprocess."""
+"""`cai-bench generate` through the OpenAI-compatible chat backend against the shared
+loopback server, plus kill -9 and resume of a real subprocess."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cai_bench.cli import app
-from cai_bench.generation.backends.remote import OpenAIBackend
-from cai_bench.generation.backends.base import GenParams
-
-from gen_loopback import OpenAIServer
+from cai_bench.models.chat import GenParams, RetryPolicy, openai_endpoint
+from cai_bench.models.chat.openai_chat import OpenAIChat
+from loopback import Loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +28,8 @@ def _prompts_file(tmp_path, n):
     return path
 
 
-def test_generate_cli_openai_backend(tmp_path, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+def test_generate_cli_openai_backend(tmp_path, loopback, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["generate", "--constitution", "south_africa", "--prompts",
                                    str(_prompts_file(tmp_path, 5)), "--model", "openai:test-model",
@@ -38,25 +37,25 @@ def test_generate_cli_openai_backend(tmp_path, openai_server, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "cleaned: meta_preamble" in res.output
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
-    assert len(recs) == 5 and len(openai_server.requests) == 15
+    assert len(recs) == 5 and len(loopback.chat_requests) == 15
     r = recs[0]
     assert r["revision_response"].startswith("I can't help with that request")
     assert not r["revision_response"].endswith("!")  # trailing offer removed
     assert set(r["cleaning"]) == {"revision_response:meta_preamble", "revision_response:trailing_offer"}
     assert r["generator"] == "openai:test-model" and r["constitution"] == "south_africa"
     # the revision request carries the no-meta-commentary suffix; the chat is one conversation
-    last = openai_server.requests[-1]["messages"]
+    last = loopback.chat_requests[-1].body["messages"]
     assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "user"]
     assert last[-1]["content"].endswith("respond as the assistant would.")
     info = json.loads((out / "dataset_info.json").read_text())
-    assert info["counts"] == {"prompts": 5, "generated": 5, "kept": 5, "dropped": 0}
+    assert info["counts"] == {"prompts": 5, "generated": 5, "kept": 5, "dropped": 0, "failed": 0}
     assert info["cleaning"]["cleaned"]["meta_preamble"] == 5
     assert info["splits"]["sft"] == {"train": 4, "test": 1}
     # a re-run does nothing new
     res = CliRunner().invoke(app, ["generate", "--constitution", "south_africa", "--prompts",
                                    str(_prompts_file(tmp_path, 5)), "--model", "openai:test-model",
                                    "--out", str(out), "--seed", "3", "--no-few-shot"])
-    assert res.exit_code == 0 and len(openai_server.requests) == 15
+    assert res.exit_code == 0 and len(loopback.chat_requests) == 15
     # other settings in the same folder are refused with a clear message
     res = CliRunner().invoke(app, ["generate", "--constitution", "south_africa", "--prompts",
                                    str(_prompts_file(tmp_path, 5)), "--model", "openai:test-model",
@@ -64,12 +63,13 @@ def test_generate_cli_openai_backend(tmp_path, openai_server, monkeypatch):
     assert res.exit_code == 2 and "seed" in res.output
 
 
-def test_openai_backend_retries_and_truncation():
-    with OpenAIServer(fail_first=2) as srv:
-        backend = OpenAIBackend("m", base_url=srv.base_url, concurrency=2, max_retries=3)
-        out = backend.chat([[{"role": "user", "content": "Please rewrite it"}]], GenParams(max_new_tokens=5))
-        assert len(srv.requests) == 3  # two 503s, then success
-        assert out[0].finish_reason == "length" and out[0].tokens == 5
+def test_openai_backend_retries_and_truncation(loopback):
+    loopback.fail(503, times=2)
+    backend = OpenAIChat("m", openai_endpoint(loopback.openai_url), concurrency=2,
+                         retry=RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05))
+    out = backend.chat([[{"role": "user", "content": "Please rewrite it"}]], GenParams(max_new_tokens=5))
+    assert len(loopback.chat_requests) == 3  # two 503s, then success
+    assert out[0].finish_reason == "length" and out[0].tokens == 5
 
 
 def test_unreachable_server_is_a_user_error(tmp_path, monkeypatch):
@@ -91,8 +91,8 @@ def test_kill_and_resume(tmp_path):
            "--batch-size", "2", "--concurrency", "1"]
     if not Path(cmd[0]).exists():
         cmd[0:1] = [sys.executable, "-m", "cai_bench"]
-    with OpenAIServer(delay=0.03) as srv:
-        env = {**os.environ, "OPENAI_BASE_URL": srv.base_url}
+    with Loopback(delay=0.03) as srv:
+        env = {**os.environ, "OPENAI_BASE_URL": srv.openai_url}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -110,10 +110,10 @@ def test_kill_and_resume(tmp_path):
         # simulate the worst case as well: a torn last line
         with open(records, "ab") as f:
             f.write(b'{"id": "q99", "init_pro')
-        before = len(srv.requests)
+        before = len(srv.chat_requests)
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stderr
-        assert len(srv.requests) - before == 3 * (n - done)  # only unfinished prompts were redone
+        assert len(srv.chat_requests) - before == 3 * (n - done)  # only unfinished prompts were redone
     ids = [json.loads(x)["id"] for x in records.read_text().splitlines()]
     assert sorted(ids) == sorted(f"q{i}" for i in range(n)) and len(ids) == len(set(ids))
     from datasets import load_dataset
@@ -122,8 +122,8 @@ def test_kill_and_resume(tmp_path):
     assert ds.num_rows == n
 
 
-def test_random_selection_same_seed_twice(tmp_path, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+def test_random_selection_same_seed_twice(tmp_path, loopback, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     prompts = str(_prompts_file(tmp_path, 8))
     picks = []
     for run, seed in (("a", "5"), ("b", "5"), ("c", "6")):
@@ -135,22 +135,22 @@ def test_random_selection_same_seed_twice(tmp_path, openai_server, monkeypatch):
     assert picks[0] == picks[1] and picks[0] != picks[2]
 
 
-def test_generate_with_the_constitutions_few_shot_context(tmp_path, openai_server, monkeypatch):
+def test_generate_with_the_constitutions_few_shot_context(tmp_path, loopback, monkeypatch):
     """Few-shot on (the default): every call starts with the constitution's example chats,
     the records keep only the real prompt."""
     from cai_bench.constitutions import load_constitution
 
     shots = [m for chat in load_constitution("anthropic").few_shot for m in chat]
     assert shots, "the anthropic constitution ships few-shot chats"
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["generate", "--constitution", "anthropic", "--prompts",
                                    str(_prompts_file(tmp_path, 2)), "--model", "openai:test-model",
                                    "--out", str(out), "--seed", "3"])
     assert res.exit_code == 0, res.output
-    assert len(openai_server.requests) == 6
-    for req in openai_server.requests:
-        msgs = req["messages"]
+    assert len(loopback.chat_requests) == 6
+    for req in loopback.chat_requests:
+        msgs = req.body["messages"]
         assert [(m["role"], m["content"]) for m in msgs[:len(shots)]] == [(m["role"], m["content"]) for m in shots]
         assert msgs[len(shots)]["content"].startswith("How do I get revenge on my neighbour #")
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]

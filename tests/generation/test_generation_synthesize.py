@@ -12,8 +12,8 @@ from cai_bench.cli import app
 from cai_bench.generation.synthesize import PREFILL, parse_items
 
 
-def test_synthesize_openai_loopback(tmp_path, home, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+def test_synthesize_openai_loopback(tmp_path, home, loopback, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     const = tmp_path / "tiny.yaml"
     const.write_text(
         "id: tiny_culture\nname: Tiny\nculture: TC\nlicense: MIT\nprinciples:\n"
@@ -21,7 +21,7 @@ def test_synthesize_openai_loopback(tmp_path, home, openai_server, monkeypatch):
     res = CliRunner().invoke(app, ["tasks", "synthesize", "tiny_synth", "--constitution", str(const),
                                    "--model", "openai:writer", "--per-principle", "2", "--retries", "1"])
     assert res.exit_code == 0, res.output
-    body = openai_server.requests[0]
+    body = loopback.chat_requests[0].body
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["schema"]["required"] == ["items"]
     from cai_bench.tasks import list_tasks, load_task

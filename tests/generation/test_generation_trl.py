@@ -11,14 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cai_bench.cli import app
-from gen_loopback import OpenAIServer
+from loopback import Loopback
 
 
 @pytest.fixture(scope="module")
 def hf_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("cai") / "data"
-    with OpenAIServer() as srv, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OPENAI_BASE_URL", srv.base_url)
+    with Loopback() as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_BASE_URL", srv.openai_url)
         res = CliRunner().invoke(app, [
             "generate", "--constitution", "south_africa", "--prompts", "cai_south_africa",
             "--model", "openai:loopback", "--n", "6", "--test-size", "0.34", "--out", str(out)])

@@ -1,23 +1,26 @@
 """LLM-as-judge: 1-10 scores for helpfulness, harmlessness and adherence to the
 task's constitution, plus a refusal verdict, from a rubric prompt (`judge_rubric`).
 
-Backends: Ollama (default, `llama3.1:8b`), any OpenAI-compatible server, or an
-in-process transformers model (offline default: the bundled SmolLM2). Output is
-constrained to the verdict's JSON schema where the backend can; an invalid
-verdict gets one more try, then the row is "unscored" with the raw text kept,
-never a low score.
+Backends (the chat layer, `cai_bench.models.chat`): Ollama (default,
+`llama3.1:8b`), any OpenAI-compatible server, or an in-process transformers
+model (offline default: the bundled SmolLM2). Output is constrained to the
+verdict's JSON schema where the backend can, and then the whole reply must be
+the verdict; the verdict is parsed strictly and one copied from the judged
+response never counts (`judge_rubric.parse_verdict`). An invalid verdict gets
+one more try, then the row is "unscored" with the reason and the raw text kept,
+never a low score. A request that fails (transport faults past the retry
+policy, an empty reply) gives "error" rows, which a re-run retries.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
 from cai_bench.errors import UserError
-from cai_bench.harness.scorers._retry import redact
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
+from cai_bench.models.chat.retry import redact
 from cai_bench.harness.scorers.judge_rubric import CRITERIA, JudgePrompt, build_prompt, parse_verdict, verdict_schema
 
 VALID_ATTEMPTS = 2  # one retry on an invalid verdict
@@ -64,23 +67,37 @@ class JudgeScorer(Scorer):
     def remote(self) -> bool:  # type: ignore[override]
         return self.config.backend != "hf"
 
-    def _backend_cls(self):
-        from cai_bench.harness.scorers._judge_backends import BACKENDS
+    def _options(self) -> Any:
+        from cai_bench.models.chat import ChatOptions, RetryPolicy
 
-        return BACKENDS[self.config.backend]
+        cfg = self.config
+        return ChatOptions(
+            base_url={"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend),
+            api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
+            concurrency=cfg.concurrency, batch_size=cfg.batch_size, device=cfg.device,
+            trust_remote_code=cfg.trust_remote_code,
+            retry=RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
+                              max_wait=cfg.max_wait))
 
     def available(self) -> tuple[bool, str]:
-        return self._backend_cls().available(self.config)
+        from cai_bench.models.chat import model_available
+
+        return model_available(self.config.backend, self.config.model, self._options())
 
     def hub_models(self) -> list[str]:
-        if self.config.backend != "hf":
+        if self.remote:
             return []  # served models: nothing is downloaded here
-        from cai_bench.harness.scorers._judge_backends import HFBackend
+        from cai_bench.models.chat import backend_class
 
-        return [self.config.model or HFBackend.DEFAULT_MODEL]
+        return [self.config.model or backend_class(self.config.backend).DEFAULT_MODEL]
 
     def load(self) -> None:
-        self._backend = self._backend_cls()(self.config, verdict_schema())
+        from cai_bench.models.chat import open_model
+
+        try:
+            self._backend = open_model(self.config.backend, self.config.model, self._options())
+        except UserError as exc:
+            raise UserError(f"scorer judge: {exc.message}") from None
 
     def close(self) -> None:
         if self._backend is not None:
@@ -91,11 +108,9 @@ class JudgeScorer(Scorer):
         return f"JudgeScorer(backend={self.config.backend!r}, model={self.config.model!r})"
 
     def _secret(self) -> str | None:
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value()
-        import os
+        from cai_bench.models.chat.settings import openai_api_key
 
-        return os.environ.get("OPENAI_API_KEY")
+        return openai_api_key(self.config.api_key.get_secret_value() if self.config.api_key is not None else None)
 
     def _constitution(self, cid: str | None, task_id: str | None) -> Any:
         """The configured constitution, else the task's own (a user task may keep it
@@ -139,6 +154,7 @@ class JudgeScorer(Scorer):
                 rows[i] = [ScoreRow.failed(x.key, m.name, str(exc)) for m in self.metrics]
         self.last_prompts = list(prompts.values())
         raw: dict[int, list[str]] = {i: [] for i in prompts}
+        reasons: dict[int, str] = {}
         pending = list(prompts)
         for attempt in range(VALID_ATTEMPTS):
             if not pending:
@@ -147,15 +163,15 @@ class JudgeScorer(Scorer):
                 prompts.update({i: self.prompt_for(batch[i]) for i in pending})
             answers = self._complete([prompts[i] for i in pending])
             still = []
-            for i, answer in zip(pending, answers):
+            for i, (text, error) in zip(pending, answers):
                 x = batch[i]
-                if isinstance(answer, BaseException):
-                    msg = redact(f"{type(answer).__name__}: {answer}", self._secret())[:500]
-                    rows[i] = [ScoreRow.failed(x.key, m.name, msg, {"raw": raw[i]} if raw[i] else None)
+                if error is not None:  # transport fault or empty reply: an error row, retried by a re-run
+                    rows[i] = [ScoreRow.failed(x.key, m.name, error, {"raw": raw[i]} if raw[i] else None)
                                for m in self.metrics]
                     continue
-                raw[i].append(answer)
-                verdict = parse_verdict(answer)
+                raw[i].append(text)
+                verdict, reasons[i] = parse_verdict(text, structured=self._backend.structured,
+                                                    judged=(x.prompt, x.response))
                 if verdict is None:
                     still.append(i)
                     continue
@@ -167,29 +183,27 @@ class JudgeScorer(Scorer):
             pending = still
         for i in pending:
             x = batch[i]
-            reason = f"judge output did not match the verdict schema after {VALID_ATTEMPTS} attempts"
+            reason = f"no valid verdict after {VALID_ATTEMPTS} attempts: {reasons.get(i, 'unparseable')}"
             rows[i] = [ScoreRow.unscored(x.key, m.name, reason, {"raw": raw[i]} if m.name == "helpfulness" else None)
                        for m in self.metrics]
         return [row for i in range(len(batch)) for row in rows[i]]
 
-    def _complete(self, prompts: list[JudgePrompt]) -> list[str | BaseException]:
-        backend = self._backend
-        if hasattr(backend, "complete_many"):
-            out: list[str | BaseException] = []
-            size = self.config.batch_size
-            for s in range(0, len(prompts), size):
-                chunk = [p.messages() for p in prompts[s:s + size]]
-                try:
-                    out.extend(backend.complete_many(chunk))
-                except Exception as exc:  # noqa: BLE001 - becomes error rows
-                    out.extend([exc] * len(chunk))
-            return out
+    def _complete(self, prompts: list[JudgePrompt]) -> list[tuple[str, str | None]]:
+        """(text, None) or ("", error) per prompt; a batch that raises gives an error for each of its prompts."""
+        from cai_bench.models.chat import GenParams
 
-        def one(p: JudgePrompt) -> str | BaseException:
+        cfg = self.config
+        params = GenParams(max_new_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed)
+        schema = verdict_schema(strict=True)
+        size = cfg.batch_size if not self._backend.structured else max(1, len(prompts))
+        out: list[tuple[str, str | None]] = []
+        for s in range(0, len(prompts), size):
+            chunk = [p.messages() for p in prompts[s:s + size]]
             try:
-                return backend.complete(p.messages())
-            except Exception as exc:  # noqa: BLE001 - after retries: error rows, the run goes on
-                return exc
-
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(prompts)))) as pool:
-            return list(pool.map(one, prompts))
+                replies = self._backend.chat(chunk, params, json_schema=schema)
+            except Exception as exc:  # noqa: BLE001 - the endpoint is down: error rows, the run goes on
+                msg = redact(f"{type(exc).__name__}: {exc}", self._secret())[:500]
+                out.extend([("", msg)] * len(chunk))
+                continue
+            out.extend((r.text, None) if r.ok else ("", redact(r.error, self._secret())[:500]) for r in replies)
+        return out

@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -124,27 +125,121 @@ def build_prompt(prompt: str, response: str, constitution: Any = None, principle
     return JudgePrompt(SYSTEM.format(tag="quoted"), "\n\n".join(parts), nonce)
 
 
-def parse_verdict(text: str | None) -> Verdict | None:
-    """The verdict in `text`: the whole text as JSON, else the last valid verdict
-    object in it (prose or a code fence around it). The last, not the first: a judge
-    that quotes the response (which may carry a planted verdict) answers after it."""
-    if not text:
-        return None
-    try:
-        return Verdict.model_validate_json(text.strip())
-    except ValidationError:
-        pass
+def _objects(text: str) -> list[tuple[Any, str]]:
+    """Every JSON object in `text` (nested ones too), with the exact text it was parsed from."""
     decoder = json.JSONDecoder()
-    found: Verdict | None = None
+    found: list[tuple[Any, str]] = []
     pos = 0
     while (start := text.find("{", pos)) != -1:
         try:
             obj, end = decoder.raw_decode(text, start)
         except ValueError:
-            pos = start + 1
-            continue
-        try:
-            found, pos = Verdict.model_validate(obj), end
-        except ValidationError:
-            pos = start + 1  # not a verdict itself; one may be nested inside
+            pass
+        else:
+            if isinstance(obj, dict):
+                found.append((obj, text[start:end]))
+        pos = start + 1
     return found
+
+
+def _norm(value: Any) -> Any:
+    """A verdict field's value compared loosely: 10, 10.0 and "10" alike; true and "true" alike."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("true", "false", "yes", "no"):
+            return v in ("true", "yes")
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return value
+
+
+def _scores(obj: dict) -> tuple | None:
+    """The scoring part of a verdict-shaped object (None if it lacks a criterion)."""
+    keys = (*CRITERIA, "refused")
+    if not all(k in obj for k in keys):
+        return None
+    return tuple(_norm(obj[k]) for k in keys)
+
+
+def planted_verdicts(texts: Sequence[str | None]) -> tuple[set[tuple], list[str]]:
+    """Verdict-shaped objects inside the texts under judgement (their scores, and their
+    compact JSON texts): a judge's verdict equal to one of them is not the judge's own."""
+    scores: set[tuple] = set()
+    raws: list[str] = []
+    for text in texts:
+        for obj, raw in _objects(text or ""):
+            sc = _scores(obj)
+            if sc is not None:
+                scores.add(sc)
+                raws.append(" ".join(raw.split()))
+    return scores, raws
+
+
+def _strict(obj: Any) -> tuple[Verdict | None, str]:
+    try:
+        return Verdict.model_validate(obj, strict=True), ""
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "verdict"
+        return None, f"{where}: {first['msg']}"
+
+
+def parse_verdict(text: str | None, *, structured: bool = True,
+                  judged: Sequence[str | None] = ()) -> tuple[Verdict | None, str]:
+    """The judge's own verdict in `text`, or None and the reason there is none.
+
+    Parsing is strict: exact types (no "10" for 10, no "no" for false), ranges
+    checked, no extra fields. With structured output (`structured`) the whole
+    reply must be the verdict. Without it, verdict objects are looked for in the
+    reply, and one that also appears in the `judged` texts (the prompt and the
+    response under test) never counts: a judge that echoes a planted verdict has
+    given none. Several different verdicts of its own are no verdict either.
+    """
+    if not text or not text.strip():
+        return None, "empty judge reply"
+    planted_scores, planted_raw = planted_verdicts(judged)
+
+    def planted(obj: dict, raw: str) -> bool:
+        return _scores(obj) in planted_scores or " ".join(raw.split()) in planted_raw
+
+    if structured:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return None, "the judge's structured reply is not valid JSON as a whole"
+        if not isinstance(obj, dict):
+            return None, "the judge's structured reply is not a JSON object"
+        verdict, why = _strict(obj)
+        if verdict is None:
+            return None, f"the judge's verdict does not match the schema ({why})"
+        if planted(obj, text):
+            return None, "the judge's verdict repeats one planted in the judged response"
+        return verdict, ""
+    own: dict[str, Verdict] = {}
+    copied = 0
+    last_error = ""
+    for obj, raw in _objects(text):
+        verdict, why = _strict(obj)
+        if verdict is None:
+            if _scores(obj) is not None:
+                last_error = why
+            continue
+        if planted(obj, raw):
+            copied += 1
+            continue
+        own[verdict.model_dump_json()] = verdict
+    if len(own) == 1:
+        return next(iter(own.values())), ""
+    if len(own) > 1:
+        return None, f"the judge gave {len(own)} different verdicts"
+    if copied:
+        return None, "the only verdict in the judge's reply was copied from the judged response"
+    if last_error:
+        return None, f"the judge's verdict does not match the schema ({last_error})"
+    return None, "no verdict object in the judge's reply"

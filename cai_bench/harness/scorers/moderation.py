@@ -2,23 +2,22 @@
 response, per-category scores in the detail.
 
 Batches go to `moderations.create` with bounded concurrency. The client is made
-with `max_retries=0` and retries come from `_retry` (backoff + jitter,
-Retry-After honoured, bounded attempts), so a failed batch becomes error rows
-after a known number of tries and the run goes on.
+with `max_retries=0` and retries come from the chat layer's one policy
+(`cai_bench.models.chat.retry`: backoff + jitter, Retry-After honoured, bounded
+attempts), so a failed batch becomes error rows after a known number of tries
+and the run goes on. Endpoint and key come from `cai_bench.models.chat.settings`.
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import Field, SecretStr
 
-from cai_bench.harness.scorers._retry import call_with_retries, redact
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+from cai_bench.models.chat.retry import RetryPolicy, call_with_retries, is_transient, redact
+from cai_bench.models.chat.settings import openai_api_key, openai_base_url
 
 
 class ModerationConfig(ScorerConfig):
@@ -32,17 +31,6 @@ class ModerationConfig(ScorerConfig):
     timeout: float = Field(30.0, gt=0)
     initial_wait: float = Field(0.5, ge=0)
     max_wait: float = Field(20.0, ge=0)
-
-
-def _retryable(exc: BaseException) -> bool:
-    """429, 5xx, 408/409, timeouts and connection errors are worth another try."""
-    import openai
-
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return False
 
 
 class ModerationScorer(Scorer):
@@ -59,12 +47,10 @@ class ModerationScorer(Scorer):
         self._client = None
 
     def _key(self) -> str | None:
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value() or None
-        return os.environ.get("OPENAI_API_KEY") or None
+        return openai_api_key(self.config.api_key.get_secret_value() if self.config.api_key is not None else None)
 
     def _base_url(self) -> str:
-        return self.config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        return openai_base_url(self.config.base_url)
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -110,9 +96,9 @@ class ModerationScorer(Scorer):
             return self._client.moderations.create(model=cfg.model, input=[x.response for x in chunk])
 
         try:
-            result = call_with_retries(call, retryable=_retryable, attempts=cfg.max_attempts,
-                                       initial_wait=cfg.initial_wait, max_wait=cfg.max_wait,
-                                       what="moderation request")
+            policy = RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
+                                 max_wait=cfg.max_wait)
+            result = call_with_retries(call, policy, what="moderation request", retryable=is_transient)
             items = list(result.results)
             if len(items) != len(chunk):
                 raise ValueError(f"moderation returned {len(items)} results for {len(chunk)} inputs")

@@ -1,0 +1,167 @@
+"""In-process Hugging Face chat models (full checkpoints or PEFT adapters):
+batched greedy or sampled generation with left padding.
+
+Left padding keeps every prompt's last token at the same position, so one
+`generate` call serves a whole batch; prompts are grouped by length to waste
+little compute on padding. There is no grammar here (`structured` is False):
+callers parse and check the text, and may pre-fill the assistant turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from cai_bench.errors import UserError
+from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
+
+log = logging.getLogger("cai_bench.chat")
+
+
+def _device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _dtype(name: str, device: str):  # noqa: ANN202 - a torch dtype
+    import torch
+
+    if name == "auto":  # bf16 on GPUs, fp32 on CPUs (bf16 matmuls are slow there)
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise UserError(f"dtype {name!r} is not a torch dtype (float32, bfloat16, float16)") from None
+
+
+class HFChat:
+    """A causal LM (optionally with a PEFT adapter) loaded once in this process."""
+
+    kind: ClassVar[str] = "hf"
+    structured: ClassVar[bool] = False
+    DEFAULT_MODEL: ClassVar[str] = "bundled:smollm2-135m-instruct"
+
+    def __init__(self, model_dir: str, *, adapter: str | None = None, batch_size: int = 16,
+                 device: str | None = None, dtype: str = "auto", label: str | None = None,
+                 trust_remote_code: bool = False) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = label or model_dir
+        self.batch_size = max(1, batch_size)
+        self.device = _device(device)
+        try:
+            try:
+                tok = AutoTokenizer.from_pretrained(adapter or model_dir, trust_remote_code=trust_remote_code)
+            except (OSError, ValueError):
+                tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_dtype(dtype, self.device),
+                                                         trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{self.name}: cannot load the model: {type(exc).__name__}: {exc}") from None
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        if not getattr(tok, "chat_template", None):
+            raise UserError(f"{model_dir}: the tokenizer has no chat template; a chat model is needed")
+        self.tokenizer = tok
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "HFChat":
+        return cls(ckpt.model, adapter=ckpt.adapter, batch_size=options.batch_size, device=options.device,
+                   dtype=options.dtype, label=ckpt.label, trust_remote_code=options.trust_remote_code)
+
+    @classmethod
+    def open(cls, model: str, options: ChatOptions) -> "HFChat":
+        """From a spec (`bundled:`, `hf:`, a folder, an adapter folder) or a bare hub id."""
+        return cls.from_checkpoint(resolve_local(model), options)
+
+    @classmethod
+    def available(cls, model: str, options: ChatOptions) -> tuple[bool, str]:
+        """False for a hub model that is neither cached nor downloadable (offline hub)."""
+        from pathlib import Path
+
+        if model.startswith("bundled:") or Path(model).expanduser().is_dir():
+            return True, ""
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo = model.removeprefix("hf:").split("@")[0]
+        if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+            return False, f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
+        return True, ""
+
+    def _render(self, conv: Conversation, prefill: str | None) -> str:
+        try:
+            text = self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        except Exception:  # noqa: BLE001 - templates without a system role: fold it into the first user turn
+            if not conv or conv[0]["role"] != "system" or len(conv) < 2:
+                raise
+            merged = [{"role": conv[1]["role"], "content": conv[0]["content"] + "\n\n" + conv[1]["content"]},
+                      *conv[2:]]
+            text = self.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+        return text + (prefill or "")
+
+    def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
+             json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
+        import torch
+
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        texts = [self._render(c, prefill) for c in messages_batch]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        out: list[Completion | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            for i, comp in zip(idx, self._generate([texts[i] for i in idx], params)):
+                out[i] = comp
+        return [c for c in out if c is not None]
+
+    def _generate(self, texts: list[str], params: GenParams) -> list[Completion]:
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            gen = self.model.generate(**enc, **kwargs)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
+        eos_ids.discard(None)
+        results = []
+        for row in new.tolist():
+            n = len(row)
+            for j, t in enumerate(row):
+                if t in eos_ids:
+                    n = j
+                    break
+            finish = "stop" if n < len(row) or n < params.max_new_tokens else "length"
+            results.append(Completion(tok.decode(row[:n], skip_special_tokens=True), finish, n))
+        return results
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+
+
+def resolve_local(model: str) -> Any:
+    """A checkpoint spec, a folder or a bare hub id as a resolved local checkpoint."""
+    from pathlib import Path
+
+    from cai_bench.models.resolve import resolve_checkpoint
+
+    if model.startswith(("bundled:", "hf:")) or Path(model).expanduser().exists():
+        return resolve_checkpoint(model)
+    return resolve_checkpoint(f"hf:{model}")

@@ -1,0 +1,85 @@
+"""Models served by Ollama through the official `ollama` client, with
+structured output as Ollama's `format` (a JSON schema). Host: the config,
+else `OLLAMA_HOST` (see `settings`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from cai_bench.errors import MissingDependency
+from cai_bench.models.chat._remote import run_batch
+from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
+from cai_bench.models.chat.retry import BadReply, RetryPolicy
+from cai_bench.models.chat.settings import Endpoint, ollama_endpoint
+
+
+class OllamaChat:
+    """A model on an Ollama server (`/api/chat`)."""
+
+    kind: ClassVar[str] = "ollama"
+    structured: ClassVar[bool] = True
+    DEFAULT_MODEL: ClassVar[str] = "llama3.1:8b"
+
+    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = 4,
+                 retry: RetryPolicy = RetryPolicy()) -> None:
+        try:
+            import ollama
+        except ImportError:
+            raise MissingDependency("the ollama package", "pip install ollama") from None
+        self.endpoint = endpoint or ollama_endpoint()
+        self.model = model
+        self.name = f"ollama:{model}"
+        self.concurrency = concurrency
+        self.retry = retry
+        self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "OllamaChat":
+        return cls(ckpt.model, ollama_endpoint(options.base_url or ckpt.base_url),
+                   concurrency=options.concurrency, retry=options.retry)
+
+    @classmethod
+    def open(cls, model: str, options: ChatOptions) -> "OllamaChat":
+        return cls(model, ollama_endpoint(options.base_url), concurrency=options.concurrency, retry=options.retry)
+
+    @classmethod
+    def available(cls, model: str, options: ChatOptions) -> tuple[bool, str]:
+        """The server answers and has the model pulled."""
+        try:
+            import ollama
+        except ImportError:
+            return False, "the `ollama` package is not installed (pip install ollama)"
+        host = ollama_endpoint(options.base_url).base_url
+        try:
+            listed = ollama.Client(host=host, timeout=min(options.retry.timeout, 5.0)).list()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            return False, f"Ollama server not reachable at {host} ({type(exc).__name__}); start `ollama serve`"
+        names = {m.model for m in listed.models}
+        if model not in names and f"{model}:latest" not in names:
+            return False, f"Ollama at {host} has no model {model!r}; run `ollama pull {model}`"
+        return True, ""
+
+    def _one(self, conv: Conversation, params: GenParams, json_schema: dict[str, Any] | None) -> Completion:
+        options: dict[str, Any] = {"num_predict": params.max_new_tokens, "temperature": params.temperature,
+                                   "top_p": params.top_p}
+        if params.seed is not None:
+            options["seed"] = params.seed
+        resp = self.client.chat(model=self.model, messages=conv, options=options, format=json_schema)
+        message = getattr(resp, "message", None)
+        if message is None:
+            raise BadReply("the reply has no message")
+        content = getattr(message, "content", None)
+        if not isinstance(content, str) or not content.strip():
+            return Completion.failed(f"empty reply (no content); done_reason {getattr(resp, 'done_reason', None)}")
+        return Completion(content, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0)
+
+    def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
+             json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
+        return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency)
+
+    def close(self) -> None:
+        client = getattr(self.client, "_client", None)
+        if client is not None:
+            client.close()

@@ -1,0 +1,104 @@
+"""OpenAI-compatible servers (api.openai.com, vLLM, llama.cpp, LM Studio...)
+through the official `openai` client, with structured output as
+`response_format: json_schema`.
+
+The client's own retries are off (`max_retries=0`): the shared policy in
+`retry` decides, so every remote path retries the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from cai_bench.errors import MissingDependency, UserError
+from cai_bench.models.chat._remote import run_batch
+from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
+from cai_bench.models.chat.retry import BadReply, RetryPolicy
+from cai_bench.models.chat.settings import Endpoint, openai_endpoint
+
+
+class OpenAIChat:
+    """A model behind any server speaking the OpenAI chat-completions API."""
+
+    kind: ClassVar[str] = "openai"
+    structured: ClassVar[bool] = True
+    DEFAULT_MODEL: ClassVar[str] = "gpt-4o-mini"
+
+    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = 8,
+                 retry: RetryPolicy = RetryPolicy()) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise MissingDependency("the openai package", "pip install openai") from None
+        self.endpoint = endpoint or openai_endpoint()
+        ok, reason = self.check_key(self.endpoint)
+        if not ok:
+            raise UserError(f"openai:{model}: {reason}")
+        self.model = model
+        self.name = f"openai:{model}"
+        self.concurrency = concurrency
+        self.retry = retry
+        # local servers ignore the key, but the client insists on one
+        self.client = openai.OpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key or "not-needed",
+                                    max_retries=0, timeout=retry.timeout)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "OpenAIChat":
+        return cls(ckpt.model, openai_endpoint(options.base_url or ckpt.base_url, options.api_key),
+                   concurrency=options.concurrency, retry=options.retry)
+
+    @classmethod
+    def open(cls, model: str, options: ChatOptions) -> "OpenAIChat":
+        return cls(model, openai_endpoint(options.base_url, options.api_key), concurrency=options.concurrency,
+                   retry=options.retry)
+
+    @staticmethod
+    def check_key(endpoint: Endpoint) -> tuple[bool, str]:
+        if endpoint.is_public_openai and not endpoint.api_key:
+            return False, ("no OpenAI API key: set OPENAI_API_KEY (or the config's api_key), or OPENAI_BASE_URL "
+                           "for a local OpenAI-compatible server")
+        return True, ""
+
+    @classmethod
+    def available(cls, model: str, options: ChatOptions) -> tuple[bool, str]:
+        try:
+            import openai  # noqa: F401
+        except ImportError:
+            return False, "the `openai` package is not installed (pip install openai)"
+        return cls.check_key(openai_endpoint(options.base_url, options.api_key))
+
+    def _one(self, conv: Conversation, params: GenParams, json_schema: dict[str, Any] | None) -> Completion:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": conv, "max_tokens": params.max_new_tokens,
+                                  "temperature": params.temperature, "top_p": params.top_p}
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": json_schema.get("title", "output"), "schema": json_schema, "strict": True}}
+        resp = self.client.chat.completions.create(**kwargs)
+        choices = getattr(resp, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise BadReply("the reply has no choices")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        if message is None:
+            raise BadReply("the reply's choice has no message")
+        content = getattr(message, "content", None)
+        finish = getattr(choice, "finish_reason", None)
+        if finish == "content_filter":
+            return Completion.failed("refused by the server's content filter (finish_reason content_filter)")
+        if not isinstance(content, str) or not content.strip():
+            refusal = getattr(message, "refusal", None)
+            why = f"model refusal: {refusal}" if refusal else "empty reply (no content)"
+            return Completion.failed(f"{why}; finish_reason {finish}")
+        usage = getattr(resp, "usage", None)
+        return Completion(content, finish, getattr(usage, "completion_tokens", 0) or 0)
+
+    def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
+             json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
+        return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency)
+
+    def close(self) -> None:
+        self.client.close()
