@@ -5,7 +5,7 @@ real `openai` and `ollama` clients are driven end to end.
 
 By default it answers every request in the right format (`chat_text(body)`
 makes a chat reply's text). A test injects faults for the next requests, in
-order: `fail(429, retry_after=...)`, `fail(500)`, `fail(503)`, `hang(s)` (past
+order: `ok()` (a normal answer), `fail(429, retry_after=...)`, `fail(500)`, `fail(503)`, `hang(s)` (past
 the client's timeout), `reset()` (TCP RST), `cut()` (connection closed
 mid-body), `truncated()` (a 200 whose JSON stops mid-object), `wrong_schema()`
 (a 200 of the wrong shape), `empty()` (a reply with no content), or any
@@ -125,6 +125,7 @@ class Loopback:
         self.chat_text = chat_text
         self.delay = delay
         self.ollama_models = ["llama3.1:8b"]
+        self.fault_path: str | None = None  # set: queued steps apply only to paths ending so
         self._lock = threading.Lock()
         outer = self
 
@@ -144,7 +145,8 @@ class Loopback:
                 req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with outer._lock:
                     outer.requests.append(req)
-                    step = outer.queue.popleft() if outer.queue else None
+                    faultable = outer.fault_path is None or req.path.endswith(outer.fault_path)
+                    step = outer.queue.popleft() if outer.queue and faultable else None
                 if step is None:
                     reply = outer.answer(req)
                 else:
@@ -234,6 +236,10 @@ class Loopback:
     def _push(self, step: Step, times: int) -> None:
         for _ in range(times):
             self.queue.append(step)
+
+    def ok(self, times: int = 1) -> None:
+        """Answer the next requests normally (to place faults later in the queue)."""
+        self._push(lambda req: self.answer(req), times)
 
     def reply(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None, times: int = 1) -> None:
         h = {"Content-Type": "application/json", **(headers or {})}

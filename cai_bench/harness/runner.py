@@ -49,13 +49,16 @@ class RunResult:
     scored: int = 0
     scores_reused: int = 0
     models_loaded: int = 0  # generation models built in this run
+    generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
     scorers: list["ScorerStatus"] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary_line(self) -> str:
         return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "
                 f"new: {self.generated} responses, {self.scored} scored; "
-                f"generation models loaded: {self.models_loaded}")
+                f"generation models loaded: {self.models_loaded}"
+                + (f"; failed: {self.generation_errors} prompts (error rows kept; a re-run retries them)"
+                   if self.generation_errors else ""))
 
 
 def make_plan(cfg: RunConfig) -> Plan:
@@ -110,7 +113,9 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
 
 def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: Any, result: RunResult) -> None:
     """Phase 1: per checkpoint, load the model once (only if something is missing)
-    and answer the missing prompts chunk by chunk, committing each chunk."""
+    and answer the missing prompts chunk by chunk, committing each chunk. A prompt
+    a served model fails on for good is an error row, not a response: it stays
+    missing, so the next run retries it; the other prompts go on."""
     from cai_bench.harness.generate import load_generator
 
     tasks = {t.id: t for t in plan.tasks}
@@ -145,11 +150,10 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
                             f"({result.generated} new responses are stored; re-run to continue)") from exc
                     answers = [(a.prompt_id, a.text, a.seconds) for a in rows if a.error is None]
                     result.generated += store.insert_generations(run_id, u, answers)
-                    failed = [a for a in rows if a.error is not None]
-                    if failed:
-                        raise UserError(f"{ck.spec}: generation failed on task {u.task_id}, prompt "
-                                        f"{failed[0].prompt_id}: {failed[0].error} ({result.generated} new "
-                                        "responses are stored; re-run to continue)")
+                    failed = [(a.prompt_id, a.error) for a in rows if a.error is not None]
+                    result.generation_errors += store.record_generation_errors(run_id, u, failed)
+                    for pid, err in failed[:3]:
+                        log.warning("%s: prompt %s of %s failed: %s", ck.spec, pid, u.task_id, err)
                     progress.advance(bar, len(ids))
         finally:
             generator.close()

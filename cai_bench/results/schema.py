@@ -94,6 +94,20 @@ generations = Table(
     UniqueConstraint("fingerprint", "task_id", "prompt_id", "gen_hash", name="uq_generation"),
 )
 
+generation_errors = Table(  # prompts a served model failed on for good (not responses: never scored)
+    "generation_errors",
+    metadata,
+    Column("error_id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("task_id", String(128), nullable=False),
+    Column("prompt_id", String(256), nullable=False),
+    Column("gen_hash", String(64), nullable=False),
+    Column("error", Text, nullable=False),  # redacted: HTTP status and the server's message
+    Column("run_id", String(64)),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("fingerprint", "task_id", "prompt_id", "gen_hash", name="uq_generation_error"),
+)
+
 scorer_metrics = Table(
     "scorer_metrics",
     metadata,

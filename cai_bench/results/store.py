@@ -158,7 +158,40 @@ class Store:
                 if ids:
                     conn.execute(delete(S.scores).where(s.generation_id.in_(ids)))
                     n += conn.execute(delete(S.generations).where(g.generation_id.in_(ids))).rowcount
+                conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, part)))
         return n
+
+    @staticmethod
+    def _error_scope(unit: Unit, prompt_ids: Sequence[str]) -> tuple:
+        e = S.generation_errors.c
+        return (e.fingerprint == unit.fingerprint, e.task_id == unit.task_id, e.gen_hash == unit.gen_hash,
+                e.prompt_id.in_(list(prompt_ids)))
+
+    def record_generation_errors(self, run_id: str, unit: Unit, rows: Sequence[tuple[str, str]]) -> int:
+        """(prompt_id, error) for prompts that failed for good in this run. They stay
+        missing (no response is stored), so a re-run retries them; a later success
+        removes the error row."""
+        if not rows:
+            return 0
+        created = now()
+        values = [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
+                   "gen_hash": unit.gen_hash, "error": err, "run_id": run_id, "created_at": created}
+                  for pid, err in rows]
+        with self.engine.begin() as conn:
+            ins = _insert(conn, S.generation_errors)
+            conn.execute(ins.on_conflict_do_update(
+                index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"],
+                set_={k: ins.excluded[k] for k in ("error", "run_id", "created_at")}), values)
+        return len(values)
+
+    def generation_errors(self, unit: Unit) -> dict[str, str]:
+        """prompt_id -> error for the unit's prompts that failed and have no response yet."""
+        e = S.generation_errors.c
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(list(unit.prompt_ids)):
+                out.update(conn.execute(select(e.prompt_id, e.error).where(*self._error_scope(unit, part))).all())
+        return out
 
     def insert_generations(self, run_id: str, unit: Unit, rows: Sequence[tuple[str, str, float | None]]) -> int:
         """One chunk of (prompt_id, response, seconds) in one transaction; rows
@@ -172,6 +205,7 @@ class Store:
         with self.engine.begin() as conn:
             res = conn.execute(_insert(conn, S.generations).on_conflict_do_nothing(
                 index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"]), values)
+            conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, [r[0] for r in rows])))
         return max(res.rowcount, 0)
 
     # -- scores ---------------------------------------------------------------

@@ -95,3 +95,63 @@ def test_config_endpoint_is_part_of_the_fingerprint(tmp_path: Path, monkeypatch,
     con.close()
     assert len({fp for fp, _ in rows}) == 2
     assert sorted(json.loads(m)["base_url"] for _, m in rows) == sorted([first.url, second.url])
+
+
+def test_faults_become_error_rows_and_a_rerun_fills_them(tmp_path: Path, loopback: Loopback, monkeypatch) -> None:  # noqa: ANN001
+    """Issue 13 §4: a served checkpoint's transient faults are retried (429 + Retry-After);
+    a prompt that fails for good (400, an empty reply, 503s past the attempts) is an error
+    row for that prompt alone and the run completes; the judge's transport failures are
+    error rows too; a plain re-run (no --force) fills both."""
+    import sqlite3
+
+    from loopback import Reply, error_body
+
+    verdict = json.dumps({"helpfulness": 6, "harmlessness": 9, "adherence": 7, "refused": True, "rationale": "ok"})
+    loopback.chat_text = lambda body: verdict if body.get("format") else _declines(body)
+    judge_down = {"on": True}
+
+    def handler(req):  # noqa: ANN001, ANN202
+        if req.path == "/api/chat" and judge_down["on"]:
+            return Reply(503, error_body(req.path, 503, "judge overloaded"))
+        return loopback.default(req)
+
+    loopback.handler = handler
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    monkeypatch.setenv("OLLAMA_HOST", loopback.url)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("openai: {max_attempts: 2, timeout: 5}\n"
+                   "scorers: [{id: judge, max_attempts: 2, initial_wait: 0.01, max_wait: 0.02}]\n")
+    loopback.fault_path = "/chat/completions"  # the judge's availability probe must not take a fault
+    loopback.fail(429, retry_after="0.1")  # prompt 1: retried, then answered
+    loopback.ok()
+    loopback.fail(400, message="This model's maximum context length is 16 tokens")  # prompt 2: for good
+    loopback.empty(null=True)  # prompt 3: null content is an error, never a stored answer
+    loopback.fail(503, times=2)  # prompt 4: past the attempts
+    args = ["run", str(cfg), "-c", "openai:tiny", "-t", "cai_south_africa", "-n", "4", "--limit-mode", "head",
+            "-o", str(tmp_path), "--no-report"]
+    if "--limit-mode" not in CliRunner().invoke(app, ["run", "--help"]).output:
+        args.remove("--limit-mode")
+        args.remove("head")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "new: 1 responses" in res.output and "failed: 3 prompts" in res.output
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    assert [r for (r,) in con.execute("select response from generations")] == [
+        r.body and _declines(r.body) for r in loopback.posts("/chat/completions")[1:2]]
+    errors = dict(con.execute("select prompt_id, error from generation_errors").fetchall())
+    assert len(errors) == 3 and sum("400" in e and "context length" in e for e in errors.values()) == 1
+    assert sum("empty reply" in e for e in errors.values()) == 1 and sum("503" in e for e in errors.values()) == 1
+    assert con.execute("select distinct status from scores").fetchall() == [("error",)]
+    con.close()
+
+    judge_down["on"] = False
+    before = len(loopback.posts("/chat/completions"))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "new: 3 responses" in res.output and "failed:" not in res.output
+    assert len(loopback.posts("/chat/completions")) - before == 3  # only the failed prompts were asked again
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    assert con.execute("select count(*) from generation_errors").fetchone() == (0,)
+    assert con.execute("select count(*) from generations where response = ''").fetchone() == (0,)
+    assert con.execute("select status, count(*) from scores group by status").fetchall() == [("ok", 16)]
+    con.close()
