@@ -36,6 +36,6 @@ def report(
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
-        print_leaderboard(data.board, console)
+        print_leaderboard(data.board, console, data.validity)
         print_coverage(data.coverage, console, err_console)
     console.print(f"report written to [bold]{report_dir}[/bold] ({data.n_rows} score rows)")

@@ -46,6 +46,8 @@ def run_cmd(
     Prints one sample answer, the leaderboard per culture and a table per task; OUT/leaderboard.csv holds both levels (column `level`). A re-run does only what is missing, and retries failed scores.
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
+    from rich.markup import escape
+
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,
                                           load_config_file)
@@ -78,9 +80,13 @@ def run_cmd(
         report_dir = _report(result, console, seed=cfg.seed)
         if report_dir is not None:
             err_console.print(f"report: {report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
-    # last, so that a scorer which scored little is the final thing a user sees
+    # last, so that a scorer which scored little, or agrees with people at chance level, is what a user sees last
     print_coverage([Coverage(st.id, **st.coverage) for st in result.scorers if st.available and st.coverage],
                    console, err_console)
+    from cai_bench.reports.validity import run_warnings
+
+    for line in run_warnings(result.store_url, [(st.id, st.config_hash) for st in result.scorers if st.available]):
+        err_console.print(f"[bold yellow]{escape(line)}[/bold yellow]", highlight=False)
 
 
 def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Optional[Path]:
@@ -89,6 +95,7 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Option
     or None when the store holds no scores."""
     from cai_bench.reports.build import build
     from cai_bench.reports.terminal import print_leaderboard, print_sample, print_task_leaderboard
+    from cai_bench.reports.validity import load_validity
     from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
     from cai_bench.results import load_results_with_extras
 
@@ -97,8 +104,8 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Option
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return None
     print_sample(df, console)
-    data = build(df, extras, seed=seed)
+    data = build(df, extras, seed=seed, validity=load_validity(result.store_url, df))
     report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
-    print_leaderboard(data.board, console)
+    print_leaderboard(data.board, console, data.validity)
     print_task_leaderboard(data.task_board, console)
     return report_dir

@@ -13,6 +13,7 @@ from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.refusal import JUDGE_RULE, RULE_DESCRIPTION, refusal_rates
+from cai_bench.reports.validity import validity_frame
 
 WORST_PER_CULTURE = 10
 WEAKEST_PRINCIPLES = 3
@@ -36,6 +37,7 @@ class ReportData:
     n_rows: int
     plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
     coverage: list[Coverage] = field(default_factory=list)  # per scorer: ok/na/unscored/error + top reason
+    validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.validity_frame
     refusal_rule: str = RULE_DESCRIPTION
     judge_rule: str = JUDGE_RULE
 
@@ -81,7 +83,8 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
-          n_boot: int = 1000, with_plots: bool = True) -> ReportData:
+          n_boot: int = 1000, with_plots: bool = True, validity: dict | None = None) -> ReportData:
+    """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -108,6 +111,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df), samples=samples, worst=worst, extras=extras, metric_keys=keys,
         n_rows=len(df), coverage=summarize_frame(df),
+        validity=validity_frame(df, validity or {}),
     )
     if with_plots:
         from cai_bench.reports import plots

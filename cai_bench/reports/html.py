@@ -9,6 +9,7 @@ import math
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cai_bench.reports import statistics, tables
+from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
 
 _ENV = Environment(
@@ -48,7 +49,9 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             })
         cultures.append({
             "name": c, "slug": s,
-            "leaderboard": tables.leaderboard_table(data.board, c),
+            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity)),
+            "validity": V.validity_table(data.validity, V.board_keys(data.board, c)),
+            "validity_warnings": V.warnings(V.for_keys(data.validity, V.board_keys(data.board, c))),
             "deltas": tables.deltas_table(data.deltas, c),
             "weakest": tables.weakest_table(data.weakest, c),
             "principles": tables.principles_table(data.principles, c),

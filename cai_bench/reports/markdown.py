@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cai_bench.reports import tables
+from cai_bench.reports import validity as V
 from cai_bench.reports.build import ReportData
 
 
@@ -12,8 +13,14 @@ def render_markdown(data: ReportData) -> str:
         out += [f"Newest result in the store: {data.extras.latest_activity}.", ""]
     out += ["Ranked by composite (mean of direction-normalized metric means, 0 worst .. 1 best); "
             "metric cells are mean [95% bootstrap CI].", ""]
+    flagged = V.flagged_keys(data.validity)
     for c in data.cultures:
-        out += [f"## {tables._md_escape(c)}", "", tables.to_markdown(tables.leaderboard_table(data.board, c))]
+        keys = V.board_keys(data.board, c)
+        out += [f"## {tables._md_escape(c)}", "",
+                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged)),
+                "Scorer validity (`cai-bench scorers validate`):", "",
+                tables.to_markdown(V.validity_table(data.validity, keys))]
+        out += [f"**{tables._md_escape(w)}**\n" for w in V.warnings(V.for_keys(data.validity, keys))]
         if data.baseline:
             out += [f"### Delta vs baseline {tables._md_escape(data.baseline['label'])}", "",
                     tables.to_markdown(tables.deltas_table(data.deltas, c))]

@@ -51,10 +51,11 @@ def metric_keys(board: pd.DataFrame) -> list[str]:
     return [c for c in board.columns if "." in c and not c.endswith((".lo", ".hi", ".n"))]
 
 
-def leaderboard_table(board: pd.DataFrame, group: str) -> Table:
+def leaderboard_table(board: pd.DataFrame, group: str, flagged: frozenset[str] = frozenset()) -> Table:
+    """`flagged`: metric keys whose scorer validated at chance level; their header gets a ⚠."""
     part = board[board["group"] == group]
     keys = [k for k in metric_keys(board) if part[k].notna().any()]
-    headers = ["rank", "checkpoint", "n", "coverage", "composite", *keys]
+    headers = ["rank", "checkpoint", "n", "coverage", "composite", *(f"{k} ⚠" if k in flagged else k for k in keys)]
     rows = []
     for r in part.to_dict("records"):
         row = [rank_cell(r["rank"]), cell(r["label"]), cell(int(r["n"])), cell(float(r["coverage"]), 2),

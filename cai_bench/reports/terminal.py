@@ -9,18 +9,35 @@ from rich.table import Table as RichTable
 from cai_bench.reports import tables
 
 
-def print_leaderboard(board: pd.DataFrame, console) -> None:  # noqa: ANN001 - rich Console
+def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None) -> None:  # noqa: ANN001, E501
+    """The leaderboards, then each metric's validity (and chance-level warnings) when given."""
+    from cai_bench.reports import validity as V
+
     if board.empty:
         console.print("[yellow]no scores in the store: nothing to rank[/yellow]")
         return
+    validity = validity if validity is not None else pd.DataFrame(columns=V.COLUMNS)
+    flagged = V.flagged_keys(validity)
     for group in sorted(board["group"].unique()):
-        t = tables.leaderboard_table(board, group)
+        t = tables.leaderboard_table(board, group, flagged)
         rt = RichTable(title=f"Leaderboard: {escape(str(group))}", title_justify="left")
         for h in t.headers:
             rt.add_column(escape(h), justify="left" if h == "checkpoint" else "right")
         for row in t.rows:
             rt.add_row(*(escape(text) for text, _ in row))
         console.print(rt)
+    print_validity(validity, console)
+
+
+def print_validity(validity: pd.DataFrame, console) -> None:  # noqa: ANN001 - rich Console
+    """One line per metric: its latest validation or "not validated"; flagged ones in bold."""
+    if validity.empty:
+        return
+    console.print("[bold]scorer validity[/bold] (cai-bench scorers validate):")
+    for r in validity.to_dict("records"):
+        mark = "[bold yellow]⚠[/bold yellow] " if r["flagged"] else "  "
+        console.print(f"{mark}{escape(r['key'])} (config {escape(r['scorer_hash'][:12])}): {escape(r['text'])}",
+                      highlight=False)
 
 
 def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: ANN001 - rich Console

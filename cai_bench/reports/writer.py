@@ -96,7 +96,10 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
     if df.empty:
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
-    return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats)
+    from cai_bench.reports.validity import load_validity
+
+    return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
+                 validity=load_validity(store_url, df))
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,

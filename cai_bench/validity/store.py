@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, inspect, select
 
 from cai_bench.validity.stats import PRETTY, VERDICT_TEXT
-
-if TYPE_CHECKING:
-    from cai_bench.validity.run import Validation
 
 metadata = MetaData()
 
@@ -55,8 +52,9 @@ def _engine(url: str, create: bool):
     return engine
 
 
-def save(url: str, items: Iterable["Validation"]) -> int:
-    """Append validations (one transaction); returns how many."""
+def save(url: str, items: Iterable[Any]) -> int:
+    """Append validations (`validity.run.Validation`, not imported here: this module
+    stays free of model code) in one transaction; returns how many."""
     rows = []
     for v in items:
         a = v.agreement
@@ -131,21 +129,26 @@ class Validity:
 
 def latest(url: str, keys: Iterable[tuple[str, str, str]] | None = None) -> dict[tuple[str, str, str], Validity]:
     """{(scorer_id, scorer_hash, metric): latest validation} for the given keys (all when None);
-    empty when the store has no validations table."""
+    empty when the store or its validations table does not exist."""
     try:
         engine = _engine(url, create=False)
     except FileNotFoundError:
         return {}
     try:
-        if not inspect(engine).has_table("validations"):
-            return {}
-        v = validations.c
         with engine.connect() as conn:
-            rows = conn.execute(select(v.scorer_id, v.scorer_hash, v.metric, v.suite, v.n_total, v.n_valid, v.figure,
-                                       v.value, v.lo, v.hi, v.verdict, v.created_at, v.caveat, v.validation_id)
-                                .order_by(v.created_at, v.validation_id)).fetchall()
+            return latest_in(conn, keys)
     finally:
         engine.dispose()
+
+
+def latest_in(conn: Any, keys: Iterable[tuple[str, str, str]] | None = None) -> dict[tuple[str, str, str], Validity]:
+    """`latest` on an open connection (the report loader's)."""
+    if not inspect(conn).has_table("validations"):
+        return {}
+    v = validations.c
+    rows = conn.execute(select(v.scorer_id, v.scorer_hash, v.metric, v.suite, v.n_total, v.n_valid, v.figure,
+                               v.value, v.lo, v.hi, v.verdict, v.created_at, v.caveat, v.validation_id)
+                        .order_by(v.created_at, v.validation_id)).fetchall()
     wanted = set(keys) if keys is not None else None
     newest: dict[tuple[str, str, str], Validity] = {}
     per_suite: dict[tuple[str, str, str, str], Validity] = {}

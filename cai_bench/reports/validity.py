@@ -1,0 +1,77 @@
+"""Scorer validity next to the scores: for every metric a leaderboard shows, the
+latest validation of the same scorer config (suite, n, AUC/Spearman/pairwise
+accuracy with CI, valid fraction, date) or "not validated", and a flag on
+metrics whose validation is at chance level or worse. Reads the store only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from cai_bench.reports import tables
+
+NOT_VALIDATED = "not validated"
+FLAG = "⚠"
+COLUMNS = ["key", "scorer_id", "scorer_hash", "metric", "text", "flagged", "warning"]
+
+
+def store_keys(df: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(scorer_id, scorer_hash, metric) of every metric in the results frame."""
+    if df.empty:
+        return []
+    keys = df[["scorer_id", "scorer_hash", "metric"]].drop_duplicates()
+    return [tuple(map(str, k)) for k in keys.itertuples(index=False)]  # type: ignore[misc]
+
+
+def load_validity(store_url: str, df: pd.DataFrame) -> dict[tuple[str, str, str], Any]:
+    """The latest validation of every (scorer, config hash, metric) in `df`."""
+    from cai_bench.validity.store import latest
+
+    return latest(store_url, store_keys(df))
+
+
+def validity_frame(df: pd.DataFrame, latest: dict[tuple[str, str, str], Any]) -> pd.DataFrame:
+    """One row per (metric key, scorer config) in `df`, validated or not."""
+    rows = []
+    for sid, h, metric in sorted(store_keys(df)):
+        v = latest.get((sid, h, metric))
+        flagged = v is not None and v.flagged
+        rows.append({"key": f"{sid}.{metric}", "scorer_id": sid, "scorer_hash": h, "metric": metric,
+                     "text": v.cell() if v is not None else NOT_VALIDATED, "flagged": flagged,
+                     "warning": v.flagged_by.warning() if flagged else ""})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def flagged_keys(frame: pd.DataFrame) -> frozenset[str]:
+    return frozenset(frame.loc[frame["flagged"].astype(bool), "key"]) if not frame.empty else frozenset()
+
+
+def validity_table(frame: pd.DataFrame, keys: list[str] | None = None) -> tables.Table:
+    """metric | scorer config | validity, for the metric keys of one leaderboard (all when None)."""
+    part = frame if keys is None else for_keys(frame, keys)
+    rows = [[tables.cell(f"{r['key']} {FLAG}" if r["flagged"] else r["key"]), tables.cell(r["scorer_hash"][:12]),
+             tables.cell(r["text"])] for r in part.to_dict("records")]
+    return tables.Table(["metric", "scorer config", "validity (latest validation)"], rows)
+
+
+def for_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame[frame["key"].isin(keys)] if not frame.empty else frame
+
+
+def warnings(frame: pd.DataFrame) -> list[str]:
+    return [w for w in dict.fromkeys(frame["warning"]) if w] if not frame.empty else []
+
+
+def board_keys(board: pd.DataFrame, group: str) -> list[str]:
+    part = board[board["group"] == group]
+    return [k for k in tables.metric_keys(board) if part[k].notna().any()]
+
+
+def run_warnings(store_url: str, scorers: list[tuple[str, str]]) -> list[str]:
+    """The chance-level warnings for the (scorer id, config hash) pairs a run used."""
+    from cai_bench.validity.store import latest
+
+    wanted = set(scorers)
+    found = [v for k, v in sorted(latest(store_url).items()) if (k[0], k[1]) in wanted and v.flagged]
+    return list(dict.fromkeys(v.flagged_by.warning() for v in found))
