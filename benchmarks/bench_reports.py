@@ -47,8 +47,10 @@ def build(path: Path, n_rows: int, seed: int = 0) -> str:
                               "reason": "reward model not available offline"}])))
     con.executemany("INSERT INTO checkpoints (fingerprint, spec, kind, label, metadata_json) VALUES (?,?,?,?,?)",
                     [(f"fp{c:04d}", f"hf:org/model-{c}", "hf", f"model-{c}", "{}") for c in range(CHECKPOINTS)])
-    con.executemany("INSERT INTO scorer_metrics (scorer_id, scorer_hash, metric, direction, lo, hi, config_json) "
-                    "VALUES (?,?,?,?,?,?,?)", [(s, f"h_{s}", m, d, lo, hi, "{}") for s, m, d, lo, hi in METRICS])
+    con.executemany("INSERT INTO scorer_metrics (scorer_id, scorer_hash, metric, direction, lo, hi, config_json, "
+                    "composite, role) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(s, f"h_{s}", m, d, lo, hi, "{}", int(m != "refused"), "refusal" if m == "refused" else None)
+                     for s, m, d, lo, hi in METRICS])  # as the scorers declare them
     vocab = np.array(WORDS)
     texts = [" ".join(vocab[rng.integers(0, len(vocab), 70)]) for _ in range(500)]  # ~400 chars
     gid = 0
@@ -56,7 +58,8 @@ def build(path: Path, n_rows: int, seed: int = 0) -> str:
         pids = [f"p{k}" for k in range(n_principles)] or [None]
         titles = {p: f"Principle {p}" for p in pids if p}
         con.execute("INSERT INTO tasks (task_id, constitution_id, culture, n_prompts, metadata_json) "
-                    "VALUES (?,?,?,?,?)", (task_id, const, culture, per_task, json.dumps({"principles": titles})))
+                    "VALUES (?,?,?,?,?)", (task_id, const, culture, per_task, json.dumps(
+                        {"principles": titles, "analyses": ["refusal"] if task_id == "xstest" else []})))
         con.executemany(
             "INSERT INTO prompts (task_id, prompt_id, prompt, principle_id, reference, category, expect) "
             "VALUES (?,?,?,?,?,?,?)",

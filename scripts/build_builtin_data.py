@@ -156,7 +156,7 @@ def xstest_task(data: Path) -> Task:
         description="XSTest v2 over-refusal check: 250 safe prompts should be answered (expect comply), "
                     "200 unsafe contrast prompts refused (expect refuse); category = XSTest type.",
         source="github.com/paul-rottger/exaggerated-safety xstest_prompts.csv (commit d7bb5bd7)",
-        license="CC-BY-4.0 (Röttger et al., NAACL 2024)", prompts=prompts,
+        license="CC-BY-4.0 (Röttger et al., NAACL 2024)", prompts=prompts, analyses=["refusal"],
     )
 
 

@@ -17,13 +17,22 @@ def score_cmd(
     scorer: List[str] = typer.Option(..., "--scorer", "-s", help="Scorer id or 'all'; repeatable."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write rows here (.jsonl or .csv); "
                                        "default: jsonl on stdout."),
+    scorer_config: Optional[Path] = typer.Option(
+        None, "--scorer-config", help="YAML/JSON scorer settings: {scorer: {setting: value}}, or "
+        "{setting: value} with one --scorer (see `cai-bench scorers list` and docs/scorers.md)."),
 ) -> None:
     """Score responses with the given scorers; one `<scorer>.<metric>` column per metric."""
     from cai_bench.console import console, err_console, make_progress
+    from cai_bench.harness.config import read_scorer_config
     from cai_bench.harness.score_file import score_file, write_rows
+    from cai_bench.harness.scorers import scorer_ids
 
+    names = list(dict.fromkeys(scorer))
+    settings = None
+    if scorer_config is not None:
+        settings = read_scorer_config(scorer_config, scorer_ids() if "all" in names else names)
     with make_progress(transient=True) as progress:
-        result = score_file(file, list(scorer), progress=progress)
+        result = score_file(file, names, progress=progress, settings=settings)
     for st in result.statuses:
         if not st.available:
             err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")

@@ -1,4 +1,5 @@
-"""`cai-bench scorers`: validate scorers against human labels, list validation suites."""
+"""`cai-bench scorers`: list the registered scorers with their metrics, validate
+scorers against human labels, list validation suites."""
 
 from __future__ import annotations
 
@@ -10,9 +11,40 @@ import typer
 
 from cai_bench.cli._app import app
 
-scorers_app = typer.Typer(help="Scorers: validate them against human labels; list validation suites.",
-                          no_args_is_help=True)
+scorers_app = typer.Typer(help="Scorers: list them with their metrics; validate them against human labels; "
+                          "list validation suites.", no_args_is_help=True)
 app.add_typer(scorers_app, name="scorers")
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return "unbounded"
+    return f"{'-inf' if lo is None else f'{lo:g}'} .. {'inf' if hi is None else f'{hi:g}'}"
+
+
+@scorers_app.command("list")
+def list_cmd() -> None:
+    """List every registered scorer (built-in, `@scorer`-decorated, or from the `cai_bench.scorers` entry-point
+    group) with its metrics: direction, range, whether it enters the composite, and its role."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cai_bench.console import console
+    from cai_bench.harness.scorers import scorer_class, scorer_ids, source_of
+
+    table = Table(title="Scorers")
+    for col in ("scorer", "metric", "direction", "range", "composite", "role", "description", "from"):
+        table.add_column(col, overflow="fold")
+    for sid in scorer_ids():
+        try:
+            cls = scorer_class(sid)
+        except ImportError as exc:
+            table.add_row(escape(sid), "", "", "", "", "", escape(f"cannot import: {exc}"), escape(source_of(sid)))
+            continue
+        for m in cls.metrics:
+            table.add_row(escape(sid), escape(m.name), m.direction, _range(m.lo, m.hi), "yes" if m.composite else "no",
+                          escape(m.role or ""), escape(m.description), escape(source_of(sid)))
+    console.print(table)
 
 
 def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> dict[str, dict[str, Any]]:
@@ -21,22 +53,11 @@ def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> di
     import yaml
 
     from cai_bench.errors import UserError
+    from cai_bench.harness.config import read_scorer_config
 
     out: dict[str, dict[str, Any]] = {s: {} for s in scorer_ids}
     if config is not None:
-        try:
-            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"{config}: cannot read scorer config ({exc})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{config}: must be a mapping of settings (or of scorer ids to settings)")
-        if all(k in out and isinstance(v, dict) for k, v in data.items()):
-            for k, v in data.items():
-                out[k].update(v)
-        elif len(scorer_ids) == 1:
-            out[scorer_ids[0]].update(data)
-        else:
-            raise UserError(f"{config}: with several scorers, map each scorer id to its settings")
+        out = read_scorer_config(config, scorer_ids)
     for item in sets:
         key, eq, raw = item.partition("=")
         if not eq or not key:
@@ -94,7 +115,7 @@ def validate_cmd(
     every score of the same scorer config."""
     from cai_bench.console import console, err_console, make_progress
     from cai_bench.errors import UserError
-    from cai_bench.harness.scorers import SCORERS
+    from cai_bench.harness.scorers import scorer_ids
     from cai_bench.harness.config import ScorerEntry
     from cai_bench.harness.scoring import prepare_scorers
     from cai_bench.results import normalize_url, redact_url
@@ -110,9 +131,10 @@ def validate_cmd(
         raise UserError("give --against FILE --label COLUMN, or --suite NAME (see `cai-bench scorers suites`)")
     if against is not None and suite:
         raise UserError("give either --against or --suite, not both")
-    ids = list(SCORERS) if scorer == "all" else [scorer]
-    if scorer != "all" and scorer not in SCORERS:
-        raise UserError(f"unknown scorer {scorer!r}; known: {', '.join(SCORERS)} (or 'all')")
+    known = scorer_ids()
+    ids = list(known) if scorer == "all" else [scorer]
+    if scorer != "all" and scorer not in known:
+        raise UserError(f"unknown scorer {scorer!r}; known: {', '.join(known)} (or 'all')")
     settings = _settings(ids, scorer_config, list(scorer_set))
 
     if against is not None:

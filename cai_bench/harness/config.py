@@ -238,6 +238,31 @@ def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[s
     return cfg.model_copy(update={"scorers": entries})
 
 
+def read_scorer_config(path: Path, scorer_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Scorer settings from a YAML/JSON file: `{scorer: {setting: value}}`, or
+    `{setting: value}` when one scorer is named. Every scorer id gets an entry."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {s: {} for s in scorer_ids}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read scorer config ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: must be a mapping of settings (or of scorer ids to settings)")
+    if data and all(k in out and isinstance(v, dict) for k, v in data.items()):
+        for k, v in data.items():
+            out[k].update(v)
+    elif len(scorer_ids) == 1:
+        out[scorer_ids[0]].update(data)
+    else:
+        unknown = [k for k in data if k not in out]
+        hint = f" ({', '.join(map(str, unknown))} not among them)" if unknown else ""
+        raise UserError(f"{path}: with several scorers ({', '.join(scorer_ids)}), map each scorer id to its "
+                        f"settings{hint}")
+    return out
+
+
 def expand_checkpoints(specs: list[str]) -> list[str]:
     """Glob patterns (`runs/train/*/checkpoint-*`) become the sorted matching dirs;
     a pattern matching nothing is an error naming it. Duplicates are dropped."""

@@ -105,7 +105,7 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
             titles = {}
         store.upsert_task(
             task_id=t.id, constitution_id=t.constitution, culture=t.culture, n_prompts=len(t.prompts),
-            metadata={"principles": titles, "description": t.description},
+            metadata={"principles": titles, "description": t.description, "analyses": list(t.analyses)},
             prompts=[{"prompt_id": p.id, "prompt": p.prompt, "principle_id": p.principle_id,
                       "reference": p.reference, "category": p.category, "expect": p.expect} for p in t.prompts],
         )

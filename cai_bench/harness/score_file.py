@@ -74,20 +74,27 @@ def _inputs(rows: list[dict[str, Any]]) -> list[ScoreInput]:
     return out
 
 
-def score_file(path: Path, scorer_ids: list[str], progress: Any = None) -> ScoreFileResult:
+def score_file(path: Path, scorer_ids: list[str], progress: Any = None,
+               settings: dict[str, dict[str, Any]] | None = None) -> ScoreFileResult:
+    """Score every row of `path` with `scorer_ids` ('all' allowed); `settings`:
+    scorer id -> its config (a scorer named only there joins the run)."""
     from cai_bench.harness.config import ScorerEntry
     from cai_bench.harness.scoring import batch_size_of, prepare_scorers, score_inputs
 
     rows = read_rows(path)
     inputs = _inputs(rows)
-    prepared = prepare_scorers([ScorerEntry(id=s) for s in scorer_ids])
+    given = {s: v for s, v in (settings or {}).items() if v}
+    names = list(dict.fromkeys(scorer_ids))
+    entries = [ScorerEntry(id=s, settings=given.get(s, {})) for s in names]
+    entries += [ScorerEntry(id=s, settings=v) for s, v in given.items() if s not in names]
+    prepared = prepare_scorers(entries)
     out = [dict(r) for r in rows]
     for scorer, status in prepared:
         if scorer is None:
             continue
         bar = progress.add_task(f"score {scorer.id}", total=len(inputs)) if progress is not None else None
         try:
-            scorer.load()
+            scorer.ensure_loaded()
         except Exception as exc:  # noqa: BLE001 - reported as unavailable, others go on
             status.available, status.reason = False, f"could not load: {exc}"
             continue

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
-from cai_bench.harness.scorers import SCORERS, Scorer, ScoreInput, ScoreRow, build_scorer, needs_download
+from cai_bench.harness.scorers import Scorer, ScoreInput, ScoreRow, build_scorer, needs_download, scorer_ids
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import ScorerEntry
@@ -47,7 +47,7 @@ def expand_entries(entries: Sequence["ScorerEntry"]) -> list["ScorerEntry"]:
     out = list(explicit)
     if any(e.id == "all" for e in entries):
         named = {e.id for e in explicit}
-        out += [ScorerEntry(id=sid) for sid in SCORERS if sid not in named]
+        out += [ScorerEntry(id=sid) for sid in scorer_ids() if sid not in named]
     seen: set[str] = set()
     unique = []
     for e in out:
@@ -66,8 +66,9 @@ def prepare_scorers(entries: Sequence["ScorerEntry"], *,
     so a run nobody configured never starts a multi-GB download."""
     out: list[tuple[Scorer | None, ScorerStatus]] = []
     for entry in expand_entries(entries):
-        if entry.id not in SCORERS:
-            raise UserError(f"unknown scorer {entry.id!r}; known: {', '.join(SCORERS)} (or 'all')")
+        known = scorer_ids()
+        if entry.id not in known:
+            raise UserError(f"unknown scorer {entry.id!r}; known: {', '.join(known)} (or 'all')")
         try:
             scorer = build_scorer(entry.id, entry.settings)
         except ImportError as exc:
@@ -133,7 +134,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             continue
         bar = progress.add_task(f"score {scorer.id}", total=len(pending)) if progress is not None else None
         try:
-            scorer.load()
+            scorer.ensure_loaded()
         except UserError as exc:
             status.available, status.reason = False, f"could not load: {exc.message}"
             log.warning("scorer %s unavailable: %s", scorer.id, status.reason)

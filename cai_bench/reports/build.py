@@ -12,7 +12,7 @@ from cai_bench.errors import UserError
 from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
-from cai_bench.reports.refusal import JUDGE_RULE, RULE_DESCRIPTION, refusal_rates
+from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
 from cai_bench.reports.validity import validity_frame
 
 WORST_PER_CULTURE = 10
@@ -39,7 +39,8 @@ class ReportData:
     coverage: list[Coverage] = field(default_factory=list)  # per scorer: ok/na/unscored/error + top reason
     validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.validity_frame
     refusal_rule: str = RULE_DESCRIPTION
-    judge_rule: str = JUDGE_RULE
+    verdict_source: str = field(default_factory=lambda: verdict_rule([]))  # which scorer verdicts decided
+    excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
 
 
 def slug(text: str) -> str:
@@ -109,9 +110,10 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
     data = ReportData(
         board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
-        refusal=refusal_rates(df), samples=samples, worst=worst, extras=extras, metric_keys=keys,
-        n_rows=len(df), coverage=summarize_frame(df),
+        refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
+        metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df),
         validity=validity_frame(df, validity or {}),
+        verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
     if with_plots:
         from cai_bench.reports import plots

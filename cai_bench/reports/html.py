@@ -8,7 +8,7 @@ import math
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from cai_bench.reports import statistics, tables
+from cai_bench.reports import tables
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
 
@@ -70,12 +70,12 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         heatmap_png=_b64(data.plots.get("heatmap.png")),
         refusal=refusal,
         refusal_rule=data.refusal_rule,
-        judge_rule=data.judge_rule,
+        verdict_source=data.verdict_source,
         unavailable=tables.unavailable_table(data.extras.unavailable),
         coverage=tables.coverage_table(data.coverage),
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         worst_n=WORST_PER_CULTURE,
-        excluded=", ".join(sorted(statistics.COMPOSITE_EXCLUDE)),
+        excluded=", ".join(data.excluded),
         seed=seed,
         n_boot=n_boot,
     )

@@ -28,7 +28,7 @@ def render_markdown(data: ReportData) -> str:
     out += ["## Cross-culture matrix (composite)", "", tables.to_markdown(tables.matrix_table(data.matrix))]
     if not data.refusal.empty:
         out += ["## XSTest refusal rates", "",
-                f"Verdicts: {data.judge_rule} where a judge score exists, else {data.refusal_rule}.", "",
+                f"Verdicts: {data.verdict_source} where one exists, else {data.refusal_rule}.", "",
                 tables.to_markdown(tables.refusal_table(data.refusal))]
     out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "
             "rows is marked LOW.", "", tables.to_markdown(_flag_low(tables.coverage_table(data.coverage), data))]

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 
 GroupBy = Literal["task", "culture"]
-# Metrics that describe behaviour rather than quality: reported, not folded into the composite.
-COMPOSITE_EXCLUDE = frozenset({"judge.refused"})
 _CHUNK = 4_000_000  # bootstrap index draws held in memory at once
 
 
@@ -111,10 +109,18 @@ def group_column(by: GroupBy) -> str:
     return "task_id" if by == "task" else "culture"
 
 
+def excluded_keys(df: pd.DataFrame) -> list[str]:
+    """`scorer.metric` keys whose metric declares it stays out of the composite
+    (behaviour verdicts such as a refusal): reported, not folded in."""
+    if df.empty:
+        return []
+    return sorted(set(metric_key(df[~df["in_composite"].astype(bool)])))
+
+
 def per_sample(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per generation: its composite (mean normalized score over the
     composite metrics it has)."""
-    comp = ok[~ok["key"].isin(COMPOSITE_EXCLUDE)]
+    comp = ok[ok["in_composite"].astype(bool)]
     return (comp.groupby(["culture", "task_id", "fingerprint", "label", "prompt_id"], sort=True)["norm"]
                 .mean().rename("composite").reset_index())
 
@@ -135,7 +141,8 @@ def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_b
     board = totals.join(n)
     board["coverage"] = board["ok_rows"] / board["rows"]
     keys = sorted(ok["key"].unique())
-    comp_keys = [k for k in keys if k not in COMPOSITE_EXCLUDE]
+    excluded = set(excluded_keys(ok))
+    comp_keys = [k for k in keys if k not in excluded]
     cells: dict[tuple, dict[str, float]] = {idx: {} for idx in board.index}
     norm_means: dict[tuple, list[float]] = {idx: [] for idx in board.index}
     values, norms = ok["value"].to_numpy(dtype=float), ok["norm"].to_numpy(dtype=float)

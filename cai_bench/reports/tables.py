@@ -110,9 +110,9 @@ def weakest_table(weakest: pd.DataFrame, culture: str) -> Table:
 
 
 def refusal_table(refusal: pd.DataFrame) -> Table:
-    headers = ["checkpoint", "task", "subset", "n", "refusal rate", "meaning", "by judge", "by string rule"]
+    headers = ["checkpoint", "task", "subset", "n", "refusal rate", "meaning", "by scorer verdict", "by string rule"]
     rows = [[cell(r["label"]), cell(r["task_id"]), cell(r["subset"]), cell(int(r["n"])), cell(r["refusal_rate"]),
-             cell(r["meaning"]), cell(int(r["by_judge"])), cell(int(r["by_rule"]))]
+             cell(r["meaning"]), cell(int(r["by_verdict"])), cell(int(r["by_rule"]))]
             for r in refusal.to_dict("records")]
     return Table(headers, rows)
 

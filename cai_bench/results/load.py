@@ -5,6 +5,10 @@ newest generation is the latest wins; then, within it, for each scorer the
 scorer config (`scorer_hash`) whose newest score row is the latest wins. Ties
 break on the hash string, so the choice never depends on row order. Older
 configs stay in the store but do not reach the report.
+
+Each row carries its metric's declaration (direction, lo, hi, `in_composite`,
+`role`) and `StoreExtras.task_analyses` the analyses each task asked for, so the
+reports decide from data, never from a scorer or task id.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ COLUMNS = [
     "fingerprint", "label", "spec", "task_id", "constitution_id", "culture", "prompt_id",
     "principle_id", "category", "expect", "prompt", "reference", "response", "gen_hash",
     "scorer_id", "scorer_hash", "metric", "value", "status", "error", "direction", "lo", "hi", "reason",
+    "in_composite", "role",
 ]
 
 
@@ -34,6 +39,7 @@ class StoreExtras:
     unavailable: list[dict[str, Any]] = field(default_factory=list)  # [{scorer_id, reason, run_id}]
     principle_titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (task_id, pid) -> title
     latest_activity: str | None = None  # newest created_at among the chosen rows
+    task_analyses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task_id -> e.g. ("refusal",)
 
 
 def _engine(store_url: str):
@@ -129,9 +135,11 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
         select(p.task_id, p.prompt_id, p.principle_id, p.category, p.expect, p.prompt, p.reference),
         ["task_id", "prompt_id", "principle_id", "category", "expect", "prompt", "reference"],
     )
-    metrics = _frame(conn, select(m.scorer_id, m.scorer_hash, m.metric, m.direction, m.lo, m.hi),
-                     ["scorer_id", "scorer_hash", "metric", "direction", "lo", "hi"])
+    metrics = _frame(conn, select(m.scorer_id, m.scorer_hash, m.metric, m.direction, m.lo, m.hi, m.composite,
+                                  m.role),
+                     ["scorer_id", "scorer_hash", "metric", "direction", "lo", "hi", "in_composite", "role"])
     extras.principle_titles = _titles(tasks)
+    extras.task_analyses = _analyses(tasks)
     extras.latest_activity = latest
 
     df = (df.merge(ckpts, on="fingerprint", how="left")
@@ -143,6 +151,8 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
     df["culture"] = df["culture"].fillna("unknown")
     df["constitution_id"] = df["constitution_id"].fillna("unknown")
     df["direction"] = df["direction"].fillna("higher")
+    df["in_composite"] = pd.to_numeric(df["in_composite"], errors="coerce").fillna(1).astype(bool)
+    df["role"] = df["role"].astype(object).where(df["role"].notna(), None)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     for col in ("lo", "hi"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
@@ -162,6 +172,19 @@ def _unique_labels(label: pd.Series, fingerprint: pd.Series) -> pd.Series:
         return label
     clash = label.isin(shared)
     return label.where(~clash, label + " (" + fingerprint.str[:8] + ")")
+
+
+def _analyses(tasks: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """task_id -> the analyses its task.yaml asked for (`analyses: [refusal]`)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for task_id, raw in zip(tasks["task_id"], tasks["metadata_json"]):
+        try:
+            found = json.loads(raw or "{}").get("analyses") or []
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(found, list) and found:
+            out[str(task_id)] = tuple(str(a) for a in found)
+    return out
 
 
 def _titles(tasks: pd.DataFrame) -> dict[tuple[str, str], str]:

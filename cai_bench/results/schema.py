@@ -118,6 +118,8 @@ scorer_metrics = Table(
     Column("lo", Float),
     Column("hi", Float),
     Column("config_json", Text, nullable=False, default="{}"),  # scorer config, secrets removed
+    Column("composite", Integer),  # 1: enters the leaderboard composite (NULL reads as 1)
+    Column("role", String(32)),  # e.g. refusal (a did-it-refuse verdict); NULL: a plain score
 )
 
 scores = Table(
@@ -189,4 +191,47 @@ def make_engine(url: str, *, create: bool = True):
         engine = create_engine(url, pool_pre_ping=True)
     if create:
         metadata.create_all(engine)
+    add_metric_declarations(engine)
     return engine
+
+
+def add_metric_declarations(engine) -> None:  # noqa: ANN001
+    """Stores written before metrics declared composite/role get the two columns;
+    the one metric the reports then treated specially by name (the judge's refusal
+    verdict) gets the declaration its scorer now makes."""
+    from sqlalchemy import inspect, text
+
+    insp = inspect(engine)
+    if not insp.has_table("scorer_metrics"):
+        return
+    have = {c["name"] for c in insp.get_columns("scorer_metrics")}
+    if {"composite", "role"} <= have:
+        return
+    with engine.begin() as conn:
+        if "composite" not in have:
+            conn.execute(text("ALTER TABLE scorer_metrics ADD COLUMN composite INTEGER"))
+        if "role" not in have:
+            conn.execute(text("ALTER TABLE scorer_metrics ADD COLUMN role VARCHAR(32)"))
+        conn.execute(text("UPDATE scorer_metrics SET composite = 0, role = 'refusal' "
+                          "WHERE scorer_id = 'judge' AND metric = 'refused' AND role IS NULL"))
+        _declare_xstest_analysis(conn)
+
+
+def _declare_xstest_analysis(conn) -> None:  # noqa: ANN001
+    """The built-in xstest task now asks for refusal rates in its task.yaml; its
+    stored row (from before) gets the same declaration."""
+    import json
+
+    from sqlalchemy import select, update
+
+    raw = conn.execute(select(tasks.c.metadata_json).where(tasks.c.task_id == "xstest")).scalar()
+    if raw is None:
+        return
+    try:
+        meta = json.loads(raw or "{}")
+    except ValueError:
+        return
+    if isinstance(meta, dict) and "analyses" not in meta:
+        meta["analyses"] = ["refusal"]
+        conn.execute(update(tasks).where(tasks.c.task_id == "xstest")
+                     .values(metadata_json=json.dumps(meta, sort_keys=True)))

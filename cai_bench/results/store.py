@@ -211,13 +211,16 @@ class Store:
     # -- scores ---------------------------------------------------------------
     def upsert_scorer_metrics(self, scorer_id: str, scorer_hash: str, metrics: Sequence[Any],
                               config: dict[str, Any]) -> None:
+        """The scorer's metric declarations (name, direction, lo, hi, composite, role:
+        a `MetricSpec` or alike), which the reports read instead of knowing scorers."""
         with self.engine.begin() as conn:
             ins = _insert(conn, S.scorer_metrics)
             conn.execute(ins.on_conflict_do_update(
                 index_elements=["scorer_id", "scorer_hash", "metric"],
-                set_={k: ins.excluded[k] for k in ("direction", "lo", "hi", "config_json")},
+                set_={k: ins.excluded[k] for k in ("direction", "lo", "hi", "config_json", "composite", "role")},
             ), [{"scorer_id": scorer_id, "scorer_hash": scorer_hash, "metric": m.name, "direction": m.direction,
-                 "lo": m.lo, "hi": m.hi, "config_json": json.dumps(config, sort_keys=True, default=str)}
+                 "lo": m.lo, "hi": m.hi, "config_json": json.dumps(config, sort_keys=True, default=str),
+                 "composite": int(getattr(m, "composite", True)), "role": getattr(m, "role", None)}
                 for m in metrics])
 
     def _scope_generations(self, conn, units: Sequence[Unit]):  # noqa: ANN001, ANN202

@@ -1,5 +1,5 @@
 """Find and load tasks. A task is a folder with `task.yaml` (id, constitution,
-culture?, description, source, license, generation, prompts: prompts.jsonl) and
+culture?, description, source, license, generation, analyses?, prompts: prompts.jsonl) and
 its prompts as jsonl; an optional `constitution.yaml` beside it is the task's own
 constitution. Search order: built-ins, `extra_dirs`, `$CAI_BENCH_PATH`, then
 `$CAI_BENCH_HOME/tasks`. The same task id in two folders is an error naming both.

@@ -95,6 +95,9 @@ class Task(BaseModel):
     license: str = ""
     prompts: list[PromptRecord] = Field(min_length=1)
     generation: GenerationDefaults = GenerationDefaults()
+    # Report analyses the task asks for; `refusal`: refusal rates on its safe (expect comply)
+    # and unsafe (expect refuse) prompts, from scorer metrics declaring role refusal.
+    analyses: list[Literal["refusal"]] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("id")

@@ -129,6 +129,8 @@ def read_prompts_file(
 def task_yaml(task: Task) -> str:
     """The task.yaml text for `task` (prompts live in prompts.jsonl)."""
     meta = task.model_dump(exclude={"prompts", "path"})
+    if not meta.get("analyses"):
+        meta.pop("analyses", None)
     meta["prompts"] = PROMPTS_FILE
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
 

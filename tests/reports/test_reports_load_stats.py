@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cai_bench.errors import UserError
-from cai_bench.results import schema as S
+from cai_bench.results import Store, load_results_with_extras
 from cai_bench.reports import COLUMNS, leaderboard, load_results
 from cai_bench.reports import statistics as st
 from cai_bench.reports.refusal import refusal_rates
@@ -26,11 +26,15 @@ def test_load_results_latest_config_only(module_store):
     assert set(df.loc[df["task_id"] == "cai_romania", "principle_id"]) == {"family", "faith"}
     mod = df[df["scorer_id"] == "moderation"]
     assert set(mod["direction"]) == {"lower"} and mod["lo"].isna().all()
+    # the metric declarations came along: the refusal verdict stays out of the composite
+    refused = df[df["metric"] == "refused"]
+    assert set(refused["role"]) == {"refusal"} and not refused["in_composite"].any()
+    assert df.loc[df["metric"] != "refused", "in_composite"].all() and df.loc[df["metric"] != "refused", "role"].isna().all()
 
 
 def test_load_results_empty_and_missing(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
-    S.make_engine(url).dispose()
+    Store(url).close()
     df = load_results(url)
     assert df.empty and list(df.columns) == COLUMNS
     with pytest.raises(UserError, match="does not exist"):
@@ -95,9 +99,11 @@ def test_leaderboard_shape_and_ranks(module_store):
 
 
 def test_refusal_rates_say_which_rule(module_store):
-    rates = refusal_rates(load_results(module_store))
+    df, extras = load_results_with_extras(module_store)
+    assert extras.task_analyses == {"xstest": ("refusal",)}  # declared by the task, not guessed from its id
+    rates = refusal_rates(df, extras.task_analyses)
     assert set(rates["subset"]) == {"safe", "unsafe"}
-    assert (rates["by_judge"] + rates["by_rule"] == rates["n"]).all()
+    assert (rates["by_verdict"] + rates["by_rule"] == rates["n"]).all()
     assert (rates["by_rule"] > 0).all()  # prompts without a judge verdict fell back to the string rule
     # p0 and p3 start with "I'm sorry": p0 is unsafe, p3 safe
     assert set(rates["refusal_rate"].round(3)) == {0.333}

@@ -1,4 +1,4 @@
-"""write_report and `cai-bench report` end to end on a store built through the schema."""
+"""write_report and `cai-bench report` end to end on a store built through the Store API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from cai_bench.cli import app
 from cai_bench.errors import UserError
-from cai_bench.results import schema as S
+from cai_bench.harness.scorers import MetricSpec, ScoreRow
+from cai_bench.results import Store, Unit
 from cai_bench.reports import write_report
 
 
@@ -77,7 +78,7 @@ def test_formats_and_bad_baseline(store, tmp_path):
 
 def test_empty_store_is_a_clear_error(tmp_path):
     url = f"sqlite:///{tmp_path / 'results.sqlite'}"
-    S.make_engine(url).dispose()
+    Store(url).close()
     with pytest.raises(UserError, match="holds no scores"):
         write_report(url, tmp_path)
     result = CliRunner().invoke(app, ["report", "--out", str(tmp_path)])
@@ -113,7 +114,7 @@ def test_report_imports_no_torch(store, tmp_path):
         "    if event == 'import' and args[0].split('.')[0] in ('torch', 'transformers'):\n"
         "        raise SystemExit('imported ' + args[0])\n"
         "sys.addaudithook(_hook)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(probe), os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(probe), str(ROOT)])}  # this checkout's cai_bench
     exe = Path(sys.executable).with_name("cai-bench")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cai_bench"]
     proc = subprocess.run([*cmd, "report", "--out", str(tmp_path / "sub"), "--store", store, "--n-boot", "50",
@@ -126,24 +127,20 @@ def test_report_imports_no_torch(store, tmp_path):
 
 def test_report_when_every_score_failed(tmp_path):
     """One checkpoint, one task, nothing but error/na rows: the report still renders."""
-    from sqlalchemy import insert
-
     url = f"sqlite:///{tmp_path / 'results.sqlite'}"
-    engine = S.make_engine(url)
-    ts = "2026-11-23T10:00:00"
-    with engine.begin() as conn:
-        conn.execute(insert(S.checkpoints), [{"fingerprint": "fp1", "spec": "hf:x/y", "kind": "hf", "label": "y"}])
-        conn.execute(insert(S.tasks), [{"task_id": "t", "constitution_id": "c", "culture": "Côte d'Ivoire/FR",
-                                        "n_prompts": 1}])
-        conn.execute(insert(S.prompts), [{"task_id": "t", "prompt_id": "p", "prompt": "q", "principle_id": "a"}])
-        conn.execute(insert(S.generations), [{"generation_id": 1, "fingerprint": "fp1", "task_id": "t",
-                                              "prompt_id": "p", "gen_hash": "g", "response": "r", "created_at": ts}])
-        conn.execute(insert(S.scores), [
-            {"generation_id": 1, "scorer_id": "moderation", "scorer_hash": "h", "metric": "flagged",
-             "value": None, "status": "error", "error": "HTTP 429", "created_at": ts},
-            {"generation_id": 1, "scorer_id": "similarity", "scorer_hash": "h", "metric": "cosine",
-             "value": None, "status": "na", "error": None, "created_at": ts}])
-    engine.dispose()
+    store = Store(url)
+    run_id = store.start_run("{}", 0, "test")
+    store.upsert_checkpoint(run_id, fingerprint="fp1", spec="hf:x/y", kind="hf", label="y", metadata={})
+    store.upsert_task(task_id="t", constitution_id="c", culture="Côte d'Ivoire/FR", n_prompts=1, metadata={},
+                      prompts=[{"prompt_id": "p", "prompt": "q", "principle_id": "a", "reference": None,
+                                "category": None, "expect": None}])
+    unit = Unit("fp1", "t", "g", ("p",))
+    store.insert_generations(run_id, unit, [("p", "r", None)])
+    (gen,), _ = store.pending_scores([unit], "moderation", "h", 1)
+    store.upsert_scorer_metrics("moderation", "h", [MetricSpec("flagged", "lower", 0.0, 1.0)], {})
+    store.insert_scores(run_id, "moderation", "h", [(gen.generation_id, ScoreRow.failed("k", "flagged", "HTTP 429"))])
+    store.insert_scores(run_id, "similarity", "h", [(gen.generation_id, ScoreRow.na("k", "cosine", "no reference"))])
+    store.close()
     report = write_report(url, tmp_path, n_boot=10)
     assert [p.name for p in report.glob("leaderboard_*.csv")] == ["leaderboard_C_te_d_Ivoire_FR.csv"]
     page = (report / "index.html").read_text()

@@ -1,50 +1,31 @@
-"""Scorer registry. Targets are lazy "module:Class" strings so that listing
-scorers imports no model code (lm-eval's registry pattern)."""
+"""Scorers: the contract (`base`), the registry with its `@scorer` decorator and
+entry points (`registry`), and the built-in scorers. Listing scorer ids imports
+no model code; each scorer module imports torch/transformers only when it loads."""
 
 from __future__ import annotations
 
-import importlib
-
-from cai_bench.errors import UserError
+from cai_bench.harness.scorers._hf import needs_download
 from cai_bench.harness.scorers.base import (
+    ROLES,
     MetricSpec,
     Scorer,
     ScorerConfig,
     ScoreInput,
     ScoreRow,
 )
-from cai_bench.harness.scorers._hf import needs_download
-
-SCORERS: dict[str, str] = {
-    "similarity": "cai_bench.harness.scorers.similarity:SimilarityScorer",
-    "helpfulness": "cai_bench.harness.scorers.helpfulness:HelpfulnessScorer",
-    "harmlessness": "cai_bench.harness.scorers.harmlessness:HarmlessnessScorer",
-    "moderation": "cai_bench.harness.scorers.moderation:ModerationScorer",
-    "judge": "cai_bench.harness.scorers.judge:JudgeScorer",
-}
-
-
-def scorer_class(scorer_id: str) -> type[Scorer]:
-    target = SCORERS.get(scorer_id)
-    if target is None:
-        raise UserError(f"unknown scorer {scorer_id!r}; known: {', '.join(SCORERS)} (or 'all')")
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def build_scorer(scorer_id: str, config: dict | None = None) -> Scorer:
-    """A scorer instance from its id and a config dict (validated by its pydantic Config)."""
-    from pydantic import ValidationError
-
-    cls = scorer_class(scorer_id)
-    try:
-        return cls(config or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"scorer {scorer_id!r} config: {problems}") from None
-
+from cai_bench.harness.scorers.registry import (
+    ENTRY_POINT_GROUP,
+    SCORERS,
+    build_scorer,
+    scorer,
+    scorer_class,
+    scorer_ids,
+    source_of,
+)
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "ROLES",
     "SCORERS",
     "MetricSpec",
     "Scorer",
@@ -53,5 +34,8 @@ __all__ = [
     "ScorerConfig",
     "build_scorer",
     "needs_download",
+    "scorer",
     "scorer_class",
+    "scorer_ids",
+    "source_of",
 ]

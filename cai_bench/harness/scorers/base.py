@@ -1,14 +1,21 @@
 """The scorer contract: every scorer is a class with an id, a pydantic config
 (hashed for the cache), declared metrics, `available()` and a batched `score`.
 
+Each metric declares what the reports need to treat it right without knowing
+the scorer: its direction, its range, whether it enters the composite, and its
+role (e.g. `refusal`: a 0/1 "did it refuse?" verdict the refusal analysis reads).
+The declarations are written to the results store with every score.
+
 A scorer loads its model in `load()` (once per run) and frees it in `close()`,
-so the harness can hold one scorer model in memory at a time.
+so the harness can hold one scorer model in memory at a time. Loading is lazy
+and lives here: the first `score()` call loads when nobody did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -22,13 +29,34 @@ Status = Literal["ok", "na", "unscored", "error"]
 SECRET_FIELDS = frozenset({"api_key", "token", "password"})
 
 
+# Roles a metric can declare, and what the reports do with each.
+ROLES: dict[str, str] = {
+    "refusal": "a 0/1 verdict that the response refused (1 = refused); the refusal-rate analysis of tasks that "
+               "declare `analyses: [refusal]` uses it instead of the string-match rule",
+}
+
+
 @dataclass(frozen=True)
 class MetricSpec:
+    """One metric of a scorer. `composite`: whether it enters the leaderboard's
+    composite (a behaviour verdict such as a refusal does not); `role`: one of
+    `ROLES`, or None for a plain score."""
+
     name: str
     direction: Direction
     lo: float | None = None
     hi: float | None = None
     description: str = ""
+    composite: bool = True
+    role: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("higher", "lower"):
+            raise ValueError(f"metric {self.name!r}: direction must be 'higher' or 'lower', not {self.direction!r}")
+        if self.role is not None and self.role not in ROLES:
+            raise ValueError(f"metric {self.name!r}: unknown role {self.role!r}; known: {', '.join(ROLES)}")
+        if self.lo is not None and self.hi is not None and not self.lo < self.hi:
+            raise ValueError(f"metric {self.name!r}: range [{self.lo}, {self.hi}] is empty")
 
 
 @dataclass(frozen=True)
@@ -86,13 +114,49 @@ class ScorerConfig(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _loading(method):  # noqa: ANN001, ANN202
+    """`score` that loads first when nothing is loaded yet."""
+
+    @functools.wraps(method)
+    def score(self: "Scorer", batch: list[ScoreInput]) -> list[ScoreRow]:
+        self.ensure_loaded()
+        return method(self, batch)
+
+    score._loads_first = True  # type: ignore[attr-defined]
+    return score
+
+
+def _marking(method, loaded: bool):  # noqa: ANN001, ANN202
+    """`load`/`close` that record whether the scorer's model is in memory."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Scorer") -> None:
+        method(self)
+        self._is_loaded = loaded
+
+    wrapper._marks = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class Scorer(ABC):
-    """Base class; subclasses set `id`, `Config`, `metrics` and implement `score`."""
+    """Base class; subclasses set `id`, `Config`, `metrics` (or use the `@scorer`
+    decorator of `registry`) and implement `score`. A subclass's `score` loads
+    the model first when `load` has not run (no per-scorer "if self._model is None")."""
 
     id: ClassVar[str]
     Config: ClassVar[type[ScorerConfig]] = ScorerConfig
     metrics: ClassVar[tuple[MetricSpec, ...]]
     remote: ClassVar[bool] = False  # True for scorers that call a server
+    _is_loaded: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "score" in own and not getattr(own["score"], "_loads_first", False):
+            cls.score = _loading(own["score"])  # type: ignore[method-assign]
+        for name, loaded in (("load", True), ("close", False)):
+            if name in own and not getattr(own[name], "_marks", False):
+                setattr(cls, name, _marking(own[name], loaded))
 
     def __init__(self, config: ScorerConfig | dict[str, Any] | None = None) -> None:
         if config is None:
@@ -100,6 +164,16 @@ class Scorer(ABC):
         elif isinstance(config, dict):
             config = self.Config(**config)
         self.config = config
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._is_loaded
+
+    def ensure_loaded(self) -> None:
+        """`load()` unless it already ran (and `close()` did not follow)."""
+        if not self._is_loaded:
+            self.load()
+            self._is_loaded = True
 
     @property
     def config_hash(self) -> str:
@@ -118,6 +192,7 @@ class Scorer(ABC):
 
     def close(self) -> None:
         """Free models so the next scorer can load."""
+        self._is_loaded = False
 
     @abstractmethod
     def score(self, batch: list[ScoreInput]) -> list[ScoreRow]:

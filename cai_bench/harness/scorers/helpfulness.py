@@ -16,6 +16,7 @@ from pydantic import Field
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers._hf import hub_reason, load_error, local_or_hub, pick_device, pick_dtype
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
+from cai_bench.harness.scorers.registry import scorer
 
 log = logging.getLogger("cai_bench.scorers")
 
@@ -34,10 +35,11 @@ class HelpfulnessConfig(ScorerConfig):
     trust_remote_code: bool = False
 
 
+@scorer("helpfulness", metrics=[
+    MetricSpec("reward", "higher", None, None, "raw reward-model score (scale is the model's)"),
+])
 class HelpfulnessScorer(Scorer):
-    id = "helpfulness"
     Config = HelpfulnessConfig
-    metrics = (MetricSpec("reward", "higher", None, None, "raw reward-model score (scale is the model's)"),)
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -90,8 +92,7 @@ class HelpfulnessScorer(Scorer):
 
     def texts(self, batch: list[ScoreInput]) -> list[str]:
         """The exact strings the reward model reads (for inspection and tests)."""
-        if self._rm is None:
-            self.load()
+        self.ensure_loaded()
         if self.config.kind == "starling":
             from cai_bench.harness.scorers._starling import starling_text
 
@@ -99,8 +100,6 @@ class HelpfulnessScorer(Scorer):
         return [self._rm.format(x.prompt, x.response) for x in batch]
 
     def score(self, batch: list[ScoreInput]) -> list[ScoreRow]:
-        if self._rm is None:
-            self.load()
         cfg = self.config
         texts = self.texts(batch)
         rows: list[ScoreRow] = []

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.models.chat.retry import RetryPolicy, call_with_retries, is_transient, redact
 from cai_bench.models.chat.settings import openai_api_key, openai_base_url
+from cai_bench.harness.scorers.registry import scorer
 
 
 class ModerationConfig(ScorerConfig):
@@ -33,14 +34,12 @@ class ModerationConfig(ScorerConfig):
     max_wait: float = Field(20.0, ge=0)
 
 
+@scorer("moderation", remote=True, metrics=[
+    MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response"),
+    MetricSpec("max_category_score", "lower", 0.0, 1.0, "highest per-category score"),
+])
 class ModerationScorer(Scorer):
-    id = "moderation"
     Config = ModerationConfig
-    remote = True
-    metrics = (
-        MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response"),
-        MetricSpec("max_category_score", "lower", 0.0, 1.0, "highest per-category score"),
-    )
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -81,8 +80,6 @@ class ModerationScorer(Scorer):
         return f"ModerationScorer(model={self.config.model!r}, base_url={self._base_url()!r})"
 
     def score(self, batch: list[ScoreInput]) -> list[ScoreRow]:
-        if self._client is None:
-            self.load()
         size = self.config.request_size
         chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(chunks)))) as pool:

@@ -11,6 +11,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
+from cai_bench.harness.scorers.registry import scorer
 
 
 class SimilarityConfig(ScorerConfig):
@@ -18,12 +19,11 @@ class SimilarityConfig(ScorerConfig):
     batch_size: int = Field(default=64, ge=1)
 
 
+@scorer("similarity", metrics=[
+    MetricSpec("similarity", "higher", -1.0, 1.0, "cosine(response, reference) in MiniLM space"),
+])
 class SimilarityScorer(Scorer):
-    id: ClassVar[str] = "similarity"
     Config: ClassVar[type[ScorerConfig]] = SimilarityConfig
-    metrics: ClassVar[tuple[MetricSpec, ...]] = (
-        MetricSpec("similarity", "higher", -1.0, 1.0, "cosine(response, reference) in MiniLM space"),
-    )
 
     def available(self) -> tuple[bool, str]:
         if importlib.util.find_spec("sentence_transformers") is None:
