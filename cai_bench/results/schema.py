@@ -188,9 +188,17 @@ def make_engine(url: str, *, create: bool = True):
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
+        url = _with_driver(url)
+        if "+psycopg" in url.split("://", 1)[0]:
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                from cai_bench.errors import MissingDependency
+
+                raise MissingDependency("psycopg (PostgreSQL store)", "pip install 'cai-bench[postgres]'") from None
         engine = create_engine(url, pool_pre_ping=True)
     if create:
-        metadata.create_all(engine)
+        create_tables(engine)
     add_metric_declarations(engine)
     return engine
 
@@ -235,3 +243,30 @@ def _declare_xstest_analysis(conn) -> None:  # noqa: ANN001
         meta["analyses"] = ["refusal"]
         conn.execute(update(tasks).where(tasks.c.task_id == "xstest")
                      .values(metadata_json=json.dumps(meta, sort_keys=True)))
+
+
+# Any fixed 64-bit number: the advisory lock that serializes schema creation.
+_SCHEMA_LOCK = 0x6361695F62656E63
+
+
+def create_tables(engine) -> None:  # noqa: ANN001
+    """Create missing tables. On PostgreSQL under a transaction-level advisory
+    lock: workers starting together on an empty database otherwise race in
+    CREATE TABLE and all but one crash (duplicate key in pg_type)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            metadata.create_all(conn)
+    else:
+        metadata.create_all(engine)
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` means psycopg 3 (the `postgres` extra), whatever
+    SQLAlchemy's default driver for the dialect is."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url[len(bare):]
+    return url

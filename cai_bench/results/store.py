@@ -204,9 +204,11 @@ class Store:
                    "created_at": created} for pid, resp, secs in rows]
         with self.engine.begin() as conn:
             res = conn.execute(_insert(conn, S.generations).on_conflict_do_nothing(
-                index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"]), values)
+                index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"])
+                .returning(S.generations.c.generation_id), values)
+            new = len(res.all())  # RETURNING yields the rows really inserted; rowcount is -1 on psycopg
             conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, [r[0] for r in rows])))
-        return max(res.rowcount, 0)
+        return new
 
     # -- scores ---------------------------------------------------------------
     def upsert_scorer_metrics(self, scorer_id: str, scorer_hash: str, metrics: Sequence[Any],
@@ -302,5 +304,5 @@ class Store:
                                                           "created_at")}
             res = conn.execute(stmt.on_conflict_do_update(
                 index_elements=["generation_id", "scorer_id", "scorer_hash", "metric"], set_=new,
-                where=S.scores.c.status == "error"), values)
-        return max(res.rowcount, 0)
+                where=S.scores.c.status == "error").returning(S.scores.c.score_id), values)
+            return len(res.all())
