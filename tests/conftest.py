@@ -78,3 +78,30 @@ def home(tmp_path, monkeypatch) -> Path:
     h.mkdir()
     monkeypatch.setenv("CAI_BENCH_HOME", str(h))
     return h
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for the session (skipped where none can start)."""
+    import pg_cluster
+
+    ok, reason = pg_cluster.available()
+    if not ok:
+        pytest.skip(reason)
+    with pg_cluster.throwaway_cluster() as url:
+        yield url
+
+
+@pytest.fixture()
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the session's server."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return pg_server.rsplit("/", 1)[0] + "/" + name

@@ -25,6 +25,7 @@ def _register() -> None:
         cmd_run,
         cmd_score,
         cmd_scorers,
+        cmd_status,
         cmd_tasks,
         cmd_train,
     )

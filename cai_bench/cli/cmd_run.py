@@ -40,6 +40,13 @@ def run_cmd(
                                              help="Prompts per committed chunk (a kill loses at most one)."),
     chat_template: Optional[bool] = typer.Option(None, "--chat-template/--no-chat-template"),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report and leaderboard."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+                                          help="Local worker processes sharing the run through the store's "
+                                               "leases (more workers elsewhere: run the same command with the "
+                                               "same --store; docs/scale.md)."),
+    lease_seconds: Optional[float] = typer.Option(None, "--lease-seconds", min=1.0,
+                                                  help="A silent worker's claimed units go to others after "
+                                                       "this long (default 120)."),
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -58,7 +65,8 @@ def run_cmd(
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
-                 chunk_size=chunk_size, chat_template=chat_template)
+                 chunk_size=chunk_size, chat_template=chat_template, workers=workers,
+                 lease_seconds=lease_seconds)
     given = bool(scorer or scorer_set) or any(v not in (None, False, [], ()) for v in flags.values())
     if config is not None:
         cfg = load_config_file(config)
@@ -71,7 +79,12 @@ def run_cmd(
         base = default_config()
         cfg = RunConfig(tasks=base.tasks, scorers=base.scorers, download_models=bool(scorer))
     cfg = apply_scorer_flags(apply_overrides(cfg, **flags), scorer, scorer_set)
-    result = run(cfg, console=console)
+    if cfg.workers.count > 1:
+        from cai_bench.harness.workers import combine, run_workers
+
+        result = combine(run_workers(cfg, cfg.workers.count))
+    else:
+        result = run(cfg, console=console)
     for st in result.scorers:
         if not st.available:
             err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")

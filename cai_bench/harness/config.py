@@ -63,6 +63,17 @@ class EndpointSettings(BaseModel):
     max_attempts: int = Field(default=4, ge=1, le=20)  # calls per prompt (408/429/5xx/timeouts retried)
 
 
+class WorkerSettings(BaseModel):
+    """How this process shares a run with other `cai-bench run` processes on the
+    same store (docs/scale.md). `count` > 1 starts that many local workers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(default=1, ge=1)
+    lease_seconds: float = Field(default=120.0, gt=0)  # a silent worker's units go to others after this
+    poll_seconds: float = Field(default=2.0, gt=0)  # wait between looks while others finish
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +88,7 @@ class RunConfig(BaseModel):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     openai: EndpointSettings = Field(default_factory=EndpointSettings)
     ollama: EndpointSettings = Field(default_factory=EndpointSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     report: bool = True
     download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
 
@@ -171,6 +183,8 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
             continue
         if key in GenerationSettings.model_fields:
             gen[key] = value
+        elif key in ("workers", "lease_seconds"):  # --workers N, --lease-seconds S
+            data["workers"]["count" if key == "workers" else key] = value
         elif key == "force":
             data["force"] = data["force"] or bool(value)
         else:

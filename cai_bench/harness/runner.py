@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
+from cai_bench.harness.leases import Leases
 from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class RunResult:
     generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
     scorers: list["ScorerStatus"] = field(default_factory=list)
     seconds: float = 0.0
+    worker: str = ""  # this process's lease owner id
+    units_done: list[str] = field(default_factory=list)  # keys of the work units this worker did
 
     def summary_line(self) -> str:
         return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "
@@ -111,51 +114,76 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
         )
 
 
-def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: Any, result: RunResult) -> None:
-    """Phase 1: per checkpoint, load the model once (only if something is missing)
-    and answer the missing prompts chunk by chunk, committing each chunk. A prompt
-    a served model fails on for good is an error row, not a response: it stays
-    missing, so the next run retries it; the other prompts go on."""
+def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: Any, result: RunResult,
+              leases: "Leases") -> None:
+    """Phase 1: claim generation units (chunks of one checkpoint x task) until none
+    is left, loading a checkpoint's model only when a claimed unit needs it and
+    preferring units of the model already loaded; each chunk is committed at once.
+    A prompt a served model fails on for good is an error row, not a response: it
+    stays missing, so the next run retries it; the other prompts go on. Returns when every unit is done (by this worker or another): scoring needs them all."""
     from cai_bench.harness.generate import load_generator
+    from cai_bench.harness.leases import generation_units
 
     tasks = {t.id: t for t in plan.tasks}
-    chunk = cfg.generation.chunk_size
-    for ck in plan.checkpoints:
-        units = plan.units_for(ck.fingerprint)
-        todo: list[tuple[Unit, list[str], Any]] = []
-        for u in units:
-            if cfg.force:
-                store.delete_generations(u)
-            missing = store.missing_prompts(u)
-            result.generations_reused += len(u.prompt_ids) - len(missing)
-            bar = progress.add_task(f"generate {ck.label} x {u.task_id}", total=len(u.prompt_ids),
-                                    completed=len(u.prompt_ids) - len(missing))
-            if missing:
-                todo.append((u, missing, bar))
-        if not todo:
-            continue
-        generator = load_generator(ck, cfg.generation, cfg.openai, cfg.ollama)
-        result.models_loaded += 1
-        try:
-            for u, missing, bar in todo:
-                for i in range(0, len(missing), chunk):
-                    ids = missing[i:i + chunk]
+    ckpts = {ck.fingerprint: ck for ck in plan.checkpoints}
+    todo = []
+    bars: dict[tuple[str, str], Any] = {}
+    for u in plan.units:
+        if cfg.force:
+            store.delete_generations(u)
+        missing = set(store.missing_prompts(u))
+        result.generations_reused += len(u.prompt_ids) - len(missing)
+        bars[(u.fingerprint, u.task_id)] = progress.add_task(
+            f"generate {ckpts[u.fingerprint].label} x {u.task_id}", total=len(u.prompt_ids),
+            completed=len(u.prompt_ids) - len(missing))
+        todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids,
+                                             cfg.generation.chunk_size) if missing.intersection(w.items)]
+    leases.register(todo)
+    generator, loaded = None, None
+    try:
+        while todo:
+            wu = leases.claim(todo, prefer={"fingerprint": loaded} if loaded else None)
+            if wu is None:
+                if generator is not None:  # free the model while others finish their units
+                    generator.close()
+                    generator, loaded = None, None
+                if leases.all_done(todo):
+                    break
+                time.sleep(cfg.workers.poll_seconds)
+                continue
+            ck, unit = ckpts[wu.fingerprint], Unit(wu.fingerprint, wu.task_id, wu.gen_hash, wu.items)
+            bar = bars[(wu.fingerprint, wu.task_id)]
+            with leases.holding(wu):
+                ids = store.missing_prompts(unit)  # what a dead holder left undone, or nothing
+                if ids:
+                    if loaded != ck.fingerprint:
+                        if generator is not None:
+                            generator.close()
+                            generator, loaded = None, None
+                        generator = load_generator(ck, cfg.generation, cfg.openai, cfg.ollama)
+                        loaded = ck.fingerprint
+                        result.models_loaded += 1
                     try:
-                        rows = generator.generate(tasks[u.task_id], ids, plan.sampling[u.task_id])
+                        rows = generator.generate(tasks[wu.task_id], ids, plan.sampling[wu.task_id])
                     except UserError:
+                        leases.release(wu)
                         raise
                     except Exception as exc:  # noqa: BLE001 - one line for the user, chunks so far are kept
+                        leases.release(wu)
                         raise UserError(
-                            f"{ck.spec}: generation failed on task {u.task_id}: {type(exc).__name__}: {exc} "
+                            f"{ck.spec}: generation failed on task {wu.task_id}: {type(exc).__name__}: {exc} "
                             f"({result.generated} new responses are stored; re-run to continue)") from exc
                     answers = [(a.prompt_id, a.text, a.seconds) for a in rows if a.error is None]
-                    result.generated += store.insert_generations(run_id, u, answers)
+                    result.generated += store.insert_generations(run_id, unit, answers)
                     failed = [(a.prompt_id, a.error) for a in rows if a.error is not None]
-                    result.generation_errors += store.record_generation_errors(run_id, u, failed)
+                    result.generation_errors += store.record_generation_errors(run_id, unit, failed)
                     for pid, err in failed[:3]:
-                        log.warning("%s: prompt %s of %s failed: %s", ck.spec, pid, u.task_id, err)
+                        log.warning("%s: prompt %s of %s failed: %s", ck.spec, pid, wu.task_id, err)
                     progress.advance(bar, len(ids))
-        finally:
+            if leases.complete(wu, worked=bool(ids)) and ids:
+                result.units_done.append(wu.key)
+    finally:
+        if generator is not None:
             generator.close()
 
 
@@ -174,13 +202,17 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     store = Store(url)
     run_id = store.start_run(cfg.public_json(), cfg.seed, __version__)
     result = RunResult(run_id, url, out_dir)
+    leases = Leases(store.engine, ttl=cfg.workers.lease_seconds)
+    result.worker = leases.owner
     status = "failed"
     try:
         store.set_run_scorers(run_id, [st.as_json() for _, st in prepared])
         _register(store, run_id, plan)
         with make_progress() as progress:
-            _generate(store, run_id, plan, cfg, progress, result)
-            result.scorers = run_scoring(store, run_id, plan.units, prepared, force=cfg.force, progress=progress)
+            _generate(store, run_id, plan, cfg, progress, result, leases)
+            result.scorers = run_scoring(store, run_id, plan.units, prepared, force=cfg.force, progress=progress,
+                                         leases=leases, poll_seconds=cfg.workers.poll_seconds,
+                                         units_done=result.units_done)
         store.set_run_scorers(run_id, [st.as_json() for st in result.scorers])
         result.scored = sum(s.scored for s in result.scorers)
         result.scores_reused = sum(s.reused for s in result.scorers)

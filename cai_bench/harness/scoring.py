@@ -8,6 +8,7 @@ is recorded with its reason and the run goes on with the others.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from cai_bench.harness.scorers import Scorer, ScoreInput, ScoreRow, build_scorer
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import ScorerEntry
+    from cai_bench.harness.leases import Leases
     from cai_bench.results import Store, Unit
 
 log = logging.getLogger("cai_bench.harness")
@@ -118,8 +120,15 @@ def batch_size_of(scorer: Scorer) -> int:
 
 def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                 prepared: Sequence[tuple[Scorer | None, ScorerStatus]], *, force: bool = False,
-                progress: Any = None) -> list[ScorerStatus]:
-    """Score every generation in `units` with each available scorer, loading one at a time."""
+                progress: Any = None, leases: "Leases | None" = None, poll_seconds: float = 2.0,
+                units_done: list[str] | None = None) -> list[ScorerStatus]:
+    """Score every generation in `units` with each available scorer, one scorer
+    model loaded at a time. The generations are cut into batches (work units)
+    that this worker claims through `leases` while other workers on the same
+    store claim the rest; a scorer is loaded only if a claimed batch needs it."""
+    from cai_bench.harness.leases import Leases, score_units
+
+    leases = leases or Leases(store.engine)
     statuses = [st for _, st in prepared]
     for scorer, status in prepared:
         if scorer is None:
@@ -132,32 +141,53 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
         if not pending:
             _set_coverage(store, units, scorer, status)
             continue
+        waiting = {p.generation_id for p in pending}
+        todo = [w for w in score_units(scorer.id, scorer.config_hash, store.scope_generation_ids(units),
+                                       batch_size_of(scorer)) if waiting.intersection(int(i) for i in w.items)]
+        leases.register(todo)
         bar = progress.add_task(f"score {scorer.id}", total=len(pending)) if progress is not None else None
+        loaded = False
         try:
-            scorer.ensure_loaded()
-        except UserError as exc:
-            status.available, status.reason = False, f"could not load: {exc.message}"
-            log.warning("scorer %s unavailable: %s", scorer.id, status.reason)
-            continue
-        except Exception as exc:  # noqa: BLE001 - unavailable with the reason, the run goes on
-            status.available, status.reason = False, f"could not load: {type(exc).__name__}: {exc}"
-            log.warning("scorer %s unavailable: %s", scorer.id, status.reason)
-            continue
-        try:
-            inputs = [ScoreInput(key=str(p.generation_id), prompt=p.prompt, response=p.response,
-                                 reference=p.reference, task_id=p.task_id, prompt_id=p.prompt_id,
-                                 principle_id=p.principle_id, constitution_id=p.constitution_id,
-                                 category=p.category, expect=p.expect) for p in pending]
+            while True:
+                wu = leases.claim(todo)
+                if wu is None:
+                    if loaded:  # free the scorer model while others finish their batches
+                        scorer.close()
+                        loaded = False
+                    if leases.all_done(todo):
+                        break
+                    time.sleep(poll_seconds)
+                    continue
+                with leases.holding(wu):
+                    batch = store.pending_scores_among([int(i) for i in wu.items], scorer.id, scorer.config_hash,
+                                                       n_metrics)
+                    if batch and not loaded:
+                        if not _load(scorer, status):
+                            leases.release(wu)
+                            break
+                        loaded = True
+                    if batch:
+                        inputs = [ScoreInput(key=str(p.generation_id), prompt=p.prompt, response=p.response,
+                                             reference=p.reference, task_id=p.task_id, prompt_id=p.prompt_id,
+                                             principle_id=p.principle_id, constitution_id=p.constitution_id,
+                                             category=p.category, expect=p.expect) for p in batch]
 
-            def save(batch: list[ScoreInput], rows: list[ScoreRow], _s: Scorer = scorer) -> None:
-                store.insert_scores(run_id, _s.id, _s.config_hash, [(int(r.key), r) for r in rows])
-                status.scored += len(batch)
-                if bar is not None:
-                    progress.advance(bar, len(batch))
+                        def save(part: list[ScoreInput], rows: list[ScoreRow], _s: Scorer = scorer) -> None:
+                            store.insert_scores(run_id, _s.id, _s.config_hash, [(int(r.key), r) for r in rows])
+                            status.scored += len(part)
+                            if bar is not None:
+                                progress.advance(bar, len(part))
 
-            score_inputs(scorer, inputs, batch_size_of(scorer), save)
+                        try:
+                            score_inputs(scorer, inputs, batch_size_of(scorer), save)
+                        except BaseException:
+                            leases.release(wu)
+                            raise
+                if leases.complete(wu, worked=bool(batch)) and batch and units_done is not None:
+                    units_done.append(wu.key)
         finally:
-            scorer.close()
+            if loaded:
+                scorer.close()
         _set_coverage(store, units, scorer, status)
     return statuses
 
@@ -167,3 +197,16 @@ def _set_coverage(store: "Store", units: Sequence["Unit"], scorer: Scorer, statu
 
     cov = summarize(scorer.id, store.score_statuses(units, scorer.id, scorer.config_hash))
     status.coverage = cov.as_json()
+
+
+def _load(scorer: Scorer, status: ScorerStatus) -> bool:
+    """Load the scorer's model; on failure mark it unavailable with the reason."""
+    try:
+        scorer.ensure_loaded()
+        return True
+    except UserError as exc:
+        status.available, status.reason = False, f"could not load: {exc.message}"
+    except Exception as exc:  # noqa: BLE001 - unavailable with the reason, the run goes on
+        status.available, status.reason = False, f"could not load: {type(exc).__name__}: {exc}"
+    log.warning("scorer %s unavailable: %s", scorer.id, status.reason)
+    return False

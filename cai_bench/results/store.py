@@ -276,6 +276,33 @@ class Store:
                     out.append((str(status), row_reason(str(status), error, detail)))
         return out
 
+    def scope_generation_ids(self, units: Sequence[Unit]) -> list[int]:
+        """Ids of every stored generation in scope, ascending (scoring work units are cut from these)."""
+        with self.engine.connect() as conn:
+            return sorted(r.generation_id for r in self._scope_generations(conn, units))
+
+    def pending_scores_among(self, generation_ids: Sequence[int], scorer_id: str, scorer_hash: str,
+                             n_metrics: int) -> list[PendingScore]:
+        """Like `pending_scores`, for the given generations only (one claimed batch)."""
+        g, p, t, s = S.generations.c, S.prompts.c, S.tasks.c, S.scores.c
+        cols = (g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.response, p.prompt, p.reference,
+                p.principle_id, p.category, p.expect, t.constitution_id)
+        join = (S.generations
+                .join(S.prompts, and_(p.task_id == g.task_id, p.prompt_id == g.prompt_id), isouter=True)
+                .join(S.tasks, t.task_id == g.task_id, isouter=True))
+        rows, counts = [], {}
+        with self.engine.connect() as conn:
+            for part in _chunks(sorted(int(i) for i in generation_ids)):
+                rows += conn.execute(select(*cols).select_from(join).where(g.generation_id.in_(part))
+                                     .order_by(g.generation_id)).all()
+                counts.update(conn.execute(
+                    select(s.generation_id, func.count()).where(
+                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part),
+                        s.status != "error").group_by(s.generation_id)).all())
+        return [PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response, r.prompt or "",
+                             r.reference, r.principle_id, r.category, r.expect, r.constitution_id)
+                for r in rows if counts.get(r.generation_id, 0) < n_metrics]
+
     def delete_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> int:
         """`--force`: drop this scorer config's scores for the generations in scope."""
         s = S.scores.c

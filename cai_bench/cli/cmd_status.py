@@ -1,0 +1,66 @@
+"""`cai-bench status`: progress of the runs on a store, per checkpoint x task and
+per scorer, and the workers holding units now (read-only; safe while they run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cai_bench.cli._app import app
+
+
+@app.command()
+def status(
+    store: Optional[str] = typer.Option(None, "--store", help="Results store: SQLAlchemy URL or SQLite path "
+                                        "(default OUT/results.sqlite)."),
+    out: Path = typer.Option(Path("cai-bench-out"), "--out", "-o", help="Output folder of the run."),
+) -> None:
+    """Show work done / in flight / waiting per checkpoint x task and per scorer, and the active workers."""
+    from rich.markup import escape
+    from rich.table import Table
+    from sqlalchemy.exc import OperationalError
+
+    from cai_bench.console import console
+    from cai_bench.errors import UserError
+    from cai_bench.harness.leases import active_workers, progress, shares
+    from cai_bench.results import make_engine, normalize_url, redact_url
+
+    url = normalize_url(store, str(out))
+    try:
+        engine = make_engine(url, create=False)
+    except FileNotFoundError as exc:
+        raise UserError(f"--store: no results store at {exc} (run `cai-bench run` first)") from None
+    try:
+        rows = progress(engine)
+        workers = active_workers(engine)
+        done_by = shares(engine)
+    except OperationalError as exc:
+        raise UserError(f"--store {redact_url(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    if not rows:
+        console.print(f"no work units in {escape(redact_url(url))} yet")
+        return
+    console.print(f"work in {escape(redact_url(url))} (units: chunks of prompts, batches of responses)")
+    table = Table()
+    for col in ("phase", "checkpoint/scorer", "task", "items", "units", "held", "waiting"):
+        table.add_column(col, justify="right" if col in ("items", "units", "held", "waiting") else "left",
+                         overflow="fold")
+    for p in rows:
+        name = p.label if p.kind == "generate" else (p.scorer_id or "")
+        table.add_row(p.kind, escape(name), escape(p.task_id or "-"), f"{p.items_done}/{p.items_total}",
+                      f"{p.units_done}/{p.units_done + p.units_claimed + p.units_pending}", str(p.units_claimed),
+                      str(p.units_pending))
+    console.print(table)
+    if workers:
+        wt = Table(title="Workers holding units now")
+        for col in ("worker", "units held", "lease expires in (s)"):
+            wt.add_column(col)
+        for owner, n, left in workers:
+            wt.add_row(escape(owner), str(n), f"{left:.0f}" if left > 0 else "expired (others may take over)")
+        console.print(wt)
+    if done_by:
+        console.print("units done per worker: " + ", ".join(f"{escape(k or '?')}: {v}"
+                                                            for k, v in sorted(done_by.items())))
