@@ -22,14 +22,34 @@ _MERGE = typer.Option(False, "--merge", help="Save the adapter merged into the b
 _OUT = typer.Option(None, "--output-dir", "-o", help="Shortcut for --set output_dir=DIR.")
 
 
-def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, merge: bool, output_dir: Optional[str]) -> None:
+_ACCEL = typer.Option(None, "--accelerate-config", help="Train in several processes through `accelerate launch` "
+                      "with this config: a file or a built-in name (multi_gpu, deepspeed_zero3, cpu_ddp).")
+_NPROC = typer.Option(None, "--num-processes", min=1, help="Processes for `accelerate launch` (GPUs; CPU "
+                      "processes with gloo where there is none). Alone: plain DDP.")
+
+
+def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, merge: bool, output_dir: Optional[str],
+         accelerate_config: Optional[str] = None, num_processes: Optional[int] = None) -> None:
+    import os
+
+    from cai_bench.errors import UserError
     from cai_bench.training import load_recipe, train
+    from cai_bench.training.launch import in_launched_rank, launch
 
     sets = list(overrides or [])
     if output_dir:
         sets.append(f"output_dir={output_dir}")
-    rec = load_recipe(recipe, sets)
+    rec = load_recipe(recipe, sets)  # a bad recipe fails here, before any process starts
+    if (accelerate_config or num_processes) and not in_launched_rank():
+        args = ["train", stage, recipe, *[a for s in sets for a in ("--set", s)]]
+        args += ["--resume"] * resume + ["--merge"] * merge
+        code = launch(args, config=accelerate_config, num_processes=num_processes)
+        if code != 0:
+            raise UserError(f"train {stage}: accelerate launch failed (exit {code}); the ranks' errors are above")
+        return
     result = train(stage, rec, resume=resume, merge=merge, recipe_source=recipe)  # type: ignore[arg-type]
+    if int(os.environ.get("RANK", 0)) != 0:
+        return
     m = result.metrics
     shown = {k: m[k] for k in ("global_step", "train_loss", "final_loss", "rewards/margins", "rewards/accuracies") if k in m}
     console.print(f"[bold green]{stage} done[/bold green]: {result.output_dir}")
@@ -39,16 +59,18 @@ def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, 
 
 @train_app.command("sft")
 def sft(recipe: str = _RECIPE, set_: Optional[List[str]] = _SET, resume: bool = _RESUME, merge: bool = _MERGE,
-        output_dir: Optional[str] = _OUT) -> None:
+        output_dir: Optional[str] = _OUT, accelerate_config: Optional[str] = _ACCEL,
+        num_processes: Optional[int] = _NPROC) -> None:
     """Supervised fine-tuning (QLoRA) on the `messages` of the data sets in the recipe's dataset_mixer."""
-    _run("sft", recipe, set_, resume, merge, output_dir)
+    _run("sft", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes)
 
 
 @train_app.command("dpo")
 def dpo(recipe: str = _RECIPE, set_: Optional[List[str]] = _SET, resume: bool = _RESUME, merge: bool = _MERGE,
-        output_dir: Optional[str] = _OUT) -> None:
+        output_dir: Optional[str] = _OUT, accelerate_config: Optional[str] = _ACCEL,
+        num_processes: Optional[int] = _NPROC) -> None:
     """DPO on prompt/chosen/rejected pairs, starting from model_name_or_path (e.g. an SFT output dir)."""
-    _run("dpo", recipe, set_, resume, merge, output_dir)
+    _run("dpo", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes)
 
 
 @train_app.command("recipes")

@@ -31,6 +31,8 @@ class RichProgressCallback(TrainerCallback):
         self.task = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:  # several ranks: one progress view
+            return
         self.progress = make_progress()
         self.progress.start()
         self.task = self.progress.add_task(self.label, total=state.max_steps, completed=state.global_step)
@@ -49,7 +51,7 @@ class RichProgressCallback(TrainerCallback):
             log.warning("step %d: loss is %s", state.global_step, loss)
         if self.progress is not None and "loss" in logs:
             self.progress.update(self.task, description=f"{self.label} loss={logs['loss']:.4g}")
-        if not quiet():
+        if not quiet() and state.is_world_process_zero:
             err_console.print(f"[dim]step {state.global_step}/{state.max_steps}[/dim] {line}")
 
     def on_train_end(self, args, state, control, **kwargs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,7 +94,8 @@ def load_model(recipe: Recipe, start: _Start, prec: Precision):
             bnb_4bit_use_double_quant=recipe.use_bnb_nested_quant,
             bnb_4bit_quant_storage=getattr(torch, prec.torch_dtype),
         )
-        kwargs["device_map"] = {"": 0} if prec.device == "cuda" else {"": "cpu"}
+        # under `accelerate launch` each rank loads its own 4-bit copy on its own GPU
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))} if prec.device == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(start.base_dir, **kwargs)
     model.config.use_cache = False
     if start.adapter:
@@ -320,8 +322,17 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
         log.warning("resuming from %s", last)
     result = trainer.train(resume_from_checkpoint=last if resume else None)
     metrics = _final_metrics(trainer.state.log_history, result)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:  # one line per rank: every process really trained
+        from cai_bench.console import err_console
+
+        err_console.print(f"rank {trainer.args.process_index}/{world}: {result.global_step} steps on "
+                          f"{trainer.args.device}, training loss {result.training_loss:.4g}")
 
     tok = trainer.processing_class
+    if not trainer.is_world_process_zero():  # several ranks (accelerate launch): rank 0 writes the results
+        trainer.accelerator.wait_for_everyone()
+        return TrainResult(out, stage, metrics, last if resume else None, {})
     if recipe.use_peft and merge:
         adapter_dir = out / "adapter"
         _save_adapter(trainer, tok, adapter_dir, start)
@@ -335,6 +346,7 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     meta = _metadata(stage, recipe, start, mix, prec, metrics, trainer.state.log_history,
                      resumed_from=last if resume else None, merged=merge, recipe_source=recipe_source)
     atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+    trainer.accelerator.wait_for_everyone()
     return TrainResult(out, stage, metrics, last if resume else None, meta)
 
 
@@ -362,6 +374,7 @@ def _metadata(stage, recipe, start, mix: Mixture, prec, metrics, history, *, res
         "log_history": history,
         "resumed_from": resumed_from,
         "device": prec.device,
+        "world_size": int(os.environ.get("WORLD_SIZE", 1)),  # processes that trained (accelerate launch)
         "precision": {"torch_dtype": prec.torch_dtype, "compute_dtype": prec.compute_dtype, "bf16": prec.bf16,
                       "fp16": prec.fp16, "fallback_warning": prec.fallback},
         "library_versions": _library_versions(),

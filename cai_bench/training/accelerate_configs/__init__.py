@@ -1,0 +1,1 @@
+"""Accelerate configs shipped with the recipes (data only)."""
