@@ -51,6 +51,7 @@ def _train(tmp_path: Path, base: Path, data: Path, *extra: str) -> tuple[subproc
     return res, out
 
 
+@pytest.mark.slow  # about a minute alone, several on a loaded machine
 def test_two_cpu_processes_ddp_gloo_save_one_adapter_that_runs(tmp_path: Path, tiny_base: Path,
                                                               cai_dataset: Path) -> None:
     res, out = _train(tmp_path, tiny_base, cai_dataset, "--accelerate-config", "cpu_ddp", "--num-processes", "2")
