@@ -113,6 +113,7 @@ def combine(results: list[RunResult]) -> RunResult:
         total.generated += r.generated
         total.scored += r.scored
         total.models_loaded += r.models_loaded
+        total.generation_errors += r.generation_errors
         total.units_done += r.units_done
     total.generations_reused = min(r.generations_reused for r in results)
     total.scores_reused = min(r.scores_reused for r in results)
