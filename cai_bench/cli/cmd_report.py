@@ -17,7 +17,8 @@ def report(
         None, "--store", help="Results store: SQLAlchemy URL or SQLite path (default OUT/results.sqlite)."
     ),
     baseline: Optional[str] = typer.Option(
-        None, "--baseline", help="Checkpoint (spec, label or fingerprint) to compare the others against."
+        None, "--baseline", help="Checkpoint to compare the others against, as given to run (spec, "
+        "relative or absolute path), its label or fingerprint."
     ),
     fmt: str = typer.Option("html,md,csv", "--format", help="Comma-separated: html, md, csv, parquet."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -25,10 +26,9 @@ def report(
     show: bool = typer.Option(True, "--show/--no-show", help="Print the leaderboards in the terminal."),
 ) -> None:
     """Rebuild leaderboards, plots and index.html from the results store alone."""
-    from cai_bench.console import console
-    from cai_bench.console import err_console
+    from cai_bench.console import console, err_console
+    from cai_bench.reports.terminal import print_coverage, print_deltas, print_leaderboard
     from cai_bench.results import normalize_url
-    from cai_bench.reports.terminal import print_coverage, print_leaderboard
     from cai_bench.reports.writer import check_formats, prepare, write_files
 
     formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
@@ -36,6 +36,7 @@ def report(
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
-        print_leaderboard(data.board, console, data.validity)
+        print_leaderboard(data.board, console, data.validity, scales=data.scales)
+        print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
     console.print(f"report written to [bold]{report_dir}[/bold] ({data.n_rows} score rows)")

@@ -47,6 +47,9 @@ def run_cmd(
     lease_seconds: Optional[float] = typer.Option(None, "--lease-seconds", min=1.0,
                                                   help="A silent worker's claimed units go to others after "
                                                        "this long (default 120)."),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="With several checkpoints: print paired deltas against this one (as given: "
+        "spec, relative path, label or fingerprint). (default: the first checkpoint)"),
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -57,7 +60,7 @@ def run_cmd(
 
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,
-                                          load_config_file)
+                                          load_config_file, relative_to_config)
     from cai_bench.harness.runner import run
     from cai_bench.reports.terminal import print_coverage
     from cai_bench.results import redact_url
@@ -74,7 +77,7 @@ def run_cmd(
         cfg = default_config()
         err_console.print("[bold]no arguments:[/bold] running the embedded default "
                           f"({', '.join(cfg.checkpoints)} on {', '.join(cfg.tasks)}, --limit {cfg.limit}, "
-                          f"max_new_tokens {cfg.generation.max_new_tokens}, every scorer that can run here)")
+                          "each task's own max_new_tokens, every scorer that can run here)")
     else:
         base = default_config()
         cfg = RunConfig(tasks=base.tasks, scorers=base.scorers, download_models=bool(scorer))
@@ -89,8 +92,12 @@ def run_cmd(
         if not st.available:
             err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")
     err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
+    if baseline is not None and config is not None:
+        baseline = relative_to_config(baseline, config.resolve().parent)
+    if baseline is None and len(result.fingerprints) > 1:
+        baseline = result.fingerprints[0]
     if cfg.report and not no_report:
-        report_dir = _report(result, console, seed=cfg.seed)
+        report_dir = _report(result, console, seed=cfg.seed, baseline=baseline)
         if report_dir is not None:
             err_console.print(f"report: {report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
     # last, so that a scorer which scored little, or agrees with people at chance level, is what a user sees last
@@ -102,12 +109,13 @@ def run_cmd(
         err_console.print(f"[bold yellow]{escape(line)}[/bold yellow]", highlight=False)
 
 
-def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Optional[Path]:
+def _report(result: "RunResult", console: "Console", *, seed: int = 0,
+            baseline: Optional[str] = None) -> Optional[Path]:
     """Write `<out>/report/` and `<out>/leaderboard.csv` from the store, print one
     sample answer and the leaderboard per culture and per task; the report folder,
     or None when the store holds no scores."""
     from cai_bench.reports.build import build
-    from cai_bench.reports.terminal import print_leaderboard, print_sample, print_task_leaderboard
+    from cai_bench.reports.terminal import print_deltas, print_leaderboard, print_sample, print_task_leaderboard
     from cai_bench.reports.validity import load_validity
     from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
     from cai_bench.results import load_results_with_extras
@@ -117,8 +125,9 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0) -> Option
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return None
     print_sample(df, console)
-    data = build(df, extras, seed=seed, validity=load_validity(result.store_url, df))
+    data = build(df, extras, seed=seed, baseline=baseline, validity=load_validity(result.store_url, df))
     report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
-    print_leaderboard(data.board, console, data.validity)
+    print_leaderboard(data.board, console, data.validity, scales=data.scales)
     print_task_leaderboard(data.task_board, console)
+    print_deltas(data.deltas, data.baseline, console)
     return report_dir

@@ -87,7 +87,8 @@ def new_cmd(
     id_field: str = typer.Option("id", help="Column holding the prompt id (row number if absent)."),
     culture: Optional[str] = typer.Option(None, help="Culture label (default: the constitution's)."),
     description: str = typer.Option("", help="One-line description."),
-    max_new_tokens: int = typer.Option(256, min=1, help="Default generation length."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="The task's default generation length "
+                                                 "(what run and generate use unless told otherwise; default 256)."),
     dest: Optional[Path] = typer.Option(None, "--dir", help="Task root folder (default $CAI_BENCH_HOME/tasks)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing task with this id."),
     cdirs: Optional[List[Path]] = _CONST_DIRS,
@@ -110,7 +111,7 @@ def new_cmd(
     records = read_prompts_file(prompts, prompt_field=prompt_field, reference_field=reference_field,
                                 principle_field=principle_field, id_field=id_field)
     task = Task(id=task_id, constitution=c.id, culture=culture or c.culture, description=description,
-                source=str(prompts), prompts=records, generation=GenerationDefaults(max_new_tokens=max_new_tokens))
+                source=str(prompts), prompts=records, generation=GenerationDefaults(**({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens})))
     path = write_user_task(task, dest, cfile, overwrite=force, constitution_dirs=cdirs or ())
     console.print(f"wrote task {task.id!r} ({len(records)} prompts, constitution {c.id}) to {escape(str(path))}")
 

@@ -26,7 +26,7 @@ from cai_bench.errors import UserError
 from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
-from cai_bench.generation.prompts import PromptItem, load_prompts
+from cai_bench.generation.prompts import PromptItem, default_max_new_tokens, load_prompts
 from cai_bench.generation.records import CAIRecord
 from cai_bench.generation.selection import Choice, select_principles
 from cai_bench.generation.store import RecordWriter, read_records
@@ -49,7 +49,7 @@ class GenerateConfig(BaseModel):
     seed: int = 0
     top_k: int = 1
     few_shot: bool = True
-    max_new_tokens: int = 256
+    max_new_tokens: int | None = None  # None: the prompts task's own default (256 for a prompts file)
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 16
@@ -181,6 +181,8 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
 
     constitution = load_constitution(cfg.constitution)
     items, source = load_prompts(cfg.prompts, cfg.n)
+    if cfg.max_new_tokens is None:
+        cfg = cfg.model_copy(update={"max_new_tokens": default_max_new_tokens(cfg.prompts)})
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = None

@@ -82,3 +82,15 @@ def load_prompts(source: str, n: int | None = None) -> tuple[list[PromptItem], s
         items = [PromptItem(p.id, p.prompt, p.category) for p in task.prompts]
         label = task.id
     return (items[:n] if n else items), label
+
+
+def default_max_new_tokens(source: str) -> int:
+    """The generation length when none is given: a task's own default, else the
+    task schema's (one default everywhere, so `generate` and `run` agree)."""
+    from cai_bench.tasks import GenerationDefaults
+
+    if not Path(source).expanduser().is_file():
+        from cai_bench.tasks import load_task
+
+        return load_task(source).generation.max_new_tokens
+    return GenerationDefaults().max_new_tokens

@@ -8,7 +8,7 @@ Example YAML:
     tasks: [cai_south_africa, cai_romania]
     scorers: [similarity, {id: judge, backend: hf, model: ...}]
     limit: 8
-    generation: {max_new_tokens: 64, temperature: 0.0, top_p: 1.0, batch_size: 8, chat_template: true}
+    generation: {temperature: 0.0, top_p: 1.0, batch_size: 8, chat_template: true}  # max_new_tokens: the task's
 """
 
 from __future__ import annotations
@@ -130,8 +130,7 @@ def default_config() -> RunConfig:
         tasks=["cai_south_africa", "cai_romania"],
         scorers=[ScorerEntry(id="all")],
         download_models=False,  # "every scorer that can run here" means without a 14 GB download
-        limit=4,
-        generation=GenerationSettings(max_new_tokens=64),
+        limit=4,  # generation settings: each task's own, as in every other entry point
     )
 
 
@@ -159,11 +158,13 @@ def load_config_file(path: Path) -> RunConfig:
         raise UserError(f"{path}: {problems}") from None
     # relative checkpoint globs/dirs resolve against the config file's folder when they exist there
     base = path.resolve().parent
-    cfg.checkpoints = [_relative_to(c, base) for c in cfg.checkpoints]
+    cfg.checkpoints = [relative_to_config(c, base) for c in cfg.checkpoints]
     return cfg
 
 
-def _relative_to(spec: str, base: Path) -> str:
+def relative_to_config(spec: str, base: Path) -> str:
+    """A relative checkpoint path or glob that exists only next to the config file
+    (folder `base`) becomes that path; anything else is kept as given."""
     if ":" in spec.split("/")[0] or Path(spec).is_absolute():
         return spec
     if glob.glob(spec):

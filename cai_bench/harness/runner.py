@@ -52,6 +52,7 @@ class RunResult:
     models_loaded: int = 0  # generation models built in this run
     generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
     scorers: list["ScorerStatus"] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)  # the run's checkpoints, in the order given
     seconds: float = 0.0
     worker: str = ""  # this process's lease owner id
     units_done: list[str] = field(default_factory=list)  # keys of the work units this worker did
@@ -201,7 +202,7 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     url = normalize_url(cfg.store, str(out_dir))
     store = Store(url)
     run_id = store.start_run(cfg.public_json(), cfg.seed, __version__)
-    result = RunResult(run_id, url, out_dir)
+    result = RunResult(run_id, url, out_dir, fingerprints=[ck.fingerprint for ck in plan.checkpoints])
     leases = Leases(store.engine, ttl=cfg.workers.lease_seconds)
     result.worker = leases.owner
     status = "failed"

@@ -38,6 +38,7 @@ class ReportData:
     plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
     coverage: list[Coverage] = field(default_factory=list)  # per scorer: ok/na/unscored/error + top reason
     validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.validity_frame
+    scales: dict[str, dict] = field(default_factory=dict)  # metric key -> its own scale and composite mapping
     refusal_rule: str = RULE_DESCRIPTION
     verdict_source: str = field(default_factory=lambda: verdict_rule([]))  # which scorer verdicts decided
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
@@ -50,11 +51,22 @@ def slug(text: str) -> str:
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
-    """Find the baseline checkpoint by spec, label or fingerprint (prefix)."""
+    """Find the baseline checkpoint as it was given to `run`: its spec
+    (`bundled:NAME`, `hf:ORG/NAME`), a local path (relative or absolute, compared
+    after resolving it), its label, or its fingerprint (or a prefix of 6+ characters)."""
     if not baseline:
         return None
+    from pathlib import Path
+
     ck = df.drop_duplicates("fingerprint")[["fingerprint", "label", "spec"]]
-    hit = ck[(ck["spec"] == baseline) | (ck["label"] == baseline) | (ck["fingerprint"] == baseline)]
+    wanted = {baseline}
+    path = Path(baseline).expanduser()
+    if path.exists():  # a local checkpoint is stored under its resolved path
+        wanted.add(str(path.resolve()))
+    hit = ck[ck["spec"].isin(wanted) | (ck["label"] == baseline) | (ck["fingerprint"] == baseline)]
+    if len(hit) > 1:  # a spec or path beats a label that happens to equal it
+        exact = hit[hit["spec"].isin(wanted) | (hit["fingerprint"] == baseline)]
+        hit = exact if len(exact) == 1 else hit
     if hit.empty and len(baseline) >= 6:
         hit = ck[ck["fingerprint"].str.startswith(baseline)]
     if len(hit) != 1:
@@ -111,7 +123,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
-        metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df),
+        metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df), scales=statistics.metric_scales(df),
         validity=validity_frame(df, validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )

@@ -49,7 +49,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             })
         cultures.append({
             "name": c, "slug": s,
-            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity)),
+            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity), data.scales),
             "validity": V.validity_table(data.validity, V.board_keys(data.board, c)),
             "validity_warnings": V.warnings(V.for_keys(data.validity, V.board_keys(data.board, c))),
             "deltas": tables.deltas_table(data.deltas, c),
@@ -73,6 +73,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         verdict_source=data.verdict_source,
         unavailable=tables.unavailable_table(data.extras.unavailable),
         coverage=tables.coverage_table(data.coverage),
+        composite_note=tables.composite_note(data.scales),
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         worst_n=WORST_PER_CULTURE,
         excluded=", ".join(data.excluded),

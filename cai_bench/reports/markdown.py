@@ -11,13 +11,13 @@ def render_markdown(data: ReportData) -> str:
     out = ["# cai-bench leaderboard", ""]
     if data.extras.latest_activity:
         out += [f"Newest result in the store: {data.extras.latest_activity}.", ""]
-    out += ["Ranked by composite (mean of direction-normalized metric means, 0 worst .. 1 best); "
-            "metric cells are mean [95% bootstrap CI].", ""]
+    out += ["Metric cells are mean [95% bootstrap CI] on the metric's own scale (in the header). "
+            "Ranked by the composite: " + tables.composite_note(data.scales), ""]
     flagged = V.flagged_keys(data.validity)
     for c in data.cultures:
         keys = V.board_keys(data.board, c)
         out += [f"## {tables._md_escape(c)}", "",
-                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged)),
+                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged, data.scales)),
                 "Scorer validity (`cai-bench scorers validate`):", "",
                 tables.to_markdown(V.validity_table(data.validity, keys))]
         out += [f"**{tables._md_escape(w)}**\n" for w in V.warnings(V.for_keys(data.validity, keys))]

@@ -97,6 +97,24 @@ def add_normalized(df: pd.DataFrame) -> pd.DataFrame:
     return ok.drop(columns=["rlo", "rhi", "dir_"])
 
 
+def metric_scales(df: pd.DataFrame) -> dict[str, dict]:
+    """Per metric key, the scale `add_normalized` maps to 0..1: {lo, hi, direction,
+    declared (True: the scorer's range; False: min..max over the data), in_composite}."""
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return {}
+    ok = ok.assign(key=metric_key(ok))
+    out: dict[str, dict] = {}
+    for key, part in ok.groupby("key", sort=True):
+        lo, hi = part["lo"].iloc[0], part["hi"].iloc[0]
+        declared = bool(pd.notna(lo) and pd.notna(hi) and hi > lo)
+        if not declared:
+            lo, hi = float(part["value"].min()), float(part["value"].max())
+        out[str(key)] = {"lo": float(lo), "hi": float(hi), "direction": str(part["direction"].iloc[0]),
+                         "declared": declared, "in_composite": bool(part["in_composite"].astype(bool).iloc[0])}
+    return out
+
+
 def _cells(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, np.ndarray]]:
     """(group key, row positions) in sorted key order; positions keep frame order."""
     groups = frame[keys].groupby(keys, sort=True).indices

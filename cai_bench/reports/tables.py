@@ -51,19 +51,61 @@ def metric_keys(board: pd.DataFrame) -> list[str]:
     return [c for c in board.columns if "." in c and not c.endswith((".lo", ".hi", ".n"))]
 
 
-def leaderboard_table(board: pd.DataFrame, group: str, flagged: frozenset[str] = frozenset()) -> Table:
-    """`flagged`: metric keys whose scorer validated at chance level; their header gets a ⚠."""
+def _g(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def scale_text(scale: dict | None) -> str:
+    """A metric's own scale: `-1..1, higher better`; a range taken from the data says so."""
+    if not scale:
+        return ""
+    rng = f"{_g(scale['lo'])}..{_g(scale['hi'])}" + ("" if scale["declared"] else " in the data")
+    return f"{rng}, {'lower' if scale['direction'] == 'lower' else 'higher'} better"
+
+
+def mapping_text(key: str, scale: dict) -> str:
+    """How `key` enters the composite: `similarity.cosine (x+1)/2`."""
+    lo, hi = scale["lo"], scale["hi"]
+    span = hi - lo
+    if span <= 0:
+        return f"{key} 0.5 (one value in the data)"
+    num = "x" if lo == 0 else f"(x{-lo:+.3g})"
+    expr = num if span == 1 else f"{num}/{_g(span)}"  # every form binds tighter than a leading "1-"
+    if scale["direction"] == "lower":
+        expr = f"1-{expr}"
+    where = "" if scale["declared"] else f", range {_g(lo)}..{_g(hi)} from the data"
+    return f"{key} {expr}{where}"
+
+
+def composite_note(scales: dict[str, dict]) -> str:
+    """The normalisation stated next to the composite."""
+    used = [mapping_text(k, sc) for k, sc in sorted(scales.items()) if sc["in_composite"]]
+    left = [k for k, sc in sorted(scales.items()) if not sc["in_composite"]]
+    text = ("composite = mean of each metric mapped to 0 (worst) .. 1 (best): " + "; ".join(used)
+            if used else "composite: no metric to combine")
+    if left:
+        text += f" ({', '.join(left)} shown, not in the composite)"
+    return text + "."
+
+
+def leaderboard_table(board: pd.DataFrame, group: str, flagged: frozenset[str] = frozenset(),
+                      scales: dict[str, dict] | None = None) -> Table:
+    """Each metric on its own scale (mean and 95% CI, the scale in the header) first,
+    then the composite, which is a mapped 0..1 number (see `composite_note`).
+    `flagged`: metric keys whose scorer validated at chance level; their header gets a ⚠."""
     part = board[board["group"] == group]
     keys = [k for k in metric_keys(board) if part[k].notna().any()]
-    headers = ["rank", "checkpoint", "n", "coverage", "composite", *(f"{k} ⚠" if k in flagged else k for k in keys)]
+    scales = scales or {}
+    heads = [k + (" ⚠" if k in flagged else "") + (f" ({scale_text(scales[k])})" if k in scales else "") for k in keys]
+    headers = ["rank", "checkpoint", "n", "coverage", *heads, "composite (0..1)"]
     rows = []
     for r in part.to_dict("records"):
-        row = [rank_cell(r["rank"]), cell(r["label"]), cell(int(r["n"])), cell(float(r["coverage"]), 2),
-               cell(r["composite"])]
+        row = [rank_cell(r["rank"]), cell(r["label"]), cell(int(r["n"])), cell(float(r["coverage"]), 2)]
         for k in keys:
             mean = r[k]
             text = "–" if _num(mean) is None else f"{fmt(mean)} [{fmt(r[k + '.lo'])}, {fmt(r[k + '.hi'])}]"
             row.append((text, _num(mean)))
+        row.append(cell(r["composite"]))
         rows.append(row)
     return Table(headers, rows)
 

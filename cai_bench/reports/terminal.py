@@ -9,8 +9,11 @@ from rich.table import Table as RichTable
 from cai_bench.reports import tables
 
 
-def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None) -> None:  # noqa: ANN001, E501
-    """The leaderboards, then each metric's validity (and chance-level warnings) when given."""
+def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None,  # noqa: ANN001
+                      scales: dict | None = None) -> None:
+    """One table per group: each metric on its own scale first, then the composite,
+    with the normalisation that makes the composite stated under the tables; then
+    each metric's validity (and chance-level warnings) when given."""
     from cai_bench.reports import validity as V
 
     if board.empty:
@@ -19,13 +22,16 @@ def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | Non
     validity = validity if validity is not None else pd.DataFrame(columns=V.COLUMNS)
     flagged = V.flagged_keys(validity)
     for group in sorted(board["group"].unique()):
-        t = tables.leaderboard_table(board, group, flagged)
+        t = tables.leaderboard_table(board, group, flagged, scales)
         rt = RichTable(title=f"Leaderboard: {escape(str(group))}", title_justify="left")
         for h in t.headers:
-            rt.add_column(escape(h), justify="left" if h == "checkpoint" else "right")
+            rt.add_column(escape(h), justify="left" if h == "checkpoint" else "right",
+                          no_wrap=h == "checkpoint", overflow="fold")
         for row in t.rows:
             rt.add_row(*(escape(text) for text, _ in row))
         console.print(rt)
+    if scales:
+        console.print(escape(tables.composite_note(scales)), style="dim", highlight=False)
     print_validity(validity, console)
 
 
@@ -88,3 +94,23 @@ def print_coverage(coverage: list, console, err_console=None) -> None:  # noqa: 
             (err_console or console).print(
                 f"[bold red]warning: scorer {escape(cov.scorer_id)} scored only {cov.ok} of {cov.rows} rows "
                 f"({cov.share:.0%})[/bold red]{escape(reason)}")
+
+
+def print_deltas(deltas: pd.DataFrame, baseline: dict | None, console) -> None:  # noqa: ANN001 - rich Console
+    """Paired deltas against the baseline, one table per culture (what `report --baseline` writes)."""
+    if not baseline:
+        return
+    if deltas.empty:
+        console.print(f"[yellow]no paired deltas: no other checkpoint shares prompts and scores with the "
+                      f"baseline {escape(str(baseline['label']))}[/yellow]")
+        return
+    for group in sorted(deltas["group"].unique()):
+        t = tables.deltas_table(deltas, group)
+        rt = RichTable(title=f"Delta vs baseline {escape(str(baseline['label']))}: {escape(str(group))}",
+                       title_justify="left")
+        for h in t.headers:
+            rt.add_column(escape(h), justify="left" if h in ("checkpoint", "metric") else "right",
+                          no_wrap=h in ("checkpoint", "metric"))
+        for row in t.rows:
+            rt.add_row(*(escape(text) for text, _ in row))
+        console.print(rt)
