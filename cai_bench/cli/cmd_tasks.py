@@ -114,6 +114,37 @@ def new_cmd(
                 source=str(prompts), prompts=records, generation=GenerationDefaults(**({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens})))
     path = write_user_task(task, dest, cfile, overwrite=force, constitution_dirs=cdirs or ())
     console.print(f"wrote task {task.id!r} ({len(records)} prompts, constitution {c.id}) to {escape(str(path))}")
+    _warn_references(records, prompts, reference_field)
+
+
+def _warn_references(records: list, prompts: Path, reference_field: Optional[str]) -> None:
+    """Say which scorers will have nothing to compare with when prompts lack references."""
+    from cai_bench.console import err_console
+    from cai_bench.harness.scorers import scorer_class, scorer_ids
+
+    missing = sum(1 for r in records if not r.reference)
+    if not missing:
+        return
+    needs, others = [], []
+    for sid in scorer_ids():
+        try:
+            (needs if scorer_class(sid).needs_reference else others).append(sid)
+        except ImportError:
+            continue
+    if not needs:
+        return
+    who = ", ".join(needs)
+    if missing == len(records):
+        where = (f"column {reference_field!r} is empty" if reference_field
+                 else "no 'reference' column; --reference-field COLUMN names another")
+        err_console.print(
+            f"[bold yellow]warning:[/bold yellow] {escape(str(prompts))} has no reference answers ({escape(where)}): "
+            f"{who} will be n/a on every prompt, having nothing to compare with. Offline with the bundled models "
+            f"that leaves nothing to score; {', '.join(others)} need no reference (a server, an API key or a "
+            "hub model). See docs/constitutions_and_tasks.md.", highlight=False)
+    else:
+        err_console.print(f"[yellow]note:[/yellow] {missing} of {len(records)} prompts have no reference answer: "
+                          f"{who} will be n/a on those.", highlight=False)
 
 
 @tasks_app.command("export")

@@ -91,3 +91,23 @@ def test_run_keeps_judge_config_with_scorer_flag_and_reports_coverage(tmp_path: 
     assert ("warning: scorer judge scored only" in res.output) == (judge["ok"] < 2)
     if judge["ok"] < 4:
         assert judge["top_reason"] and judge["top_reason"] in " ".join(res.output.split())
+
+
+def test_both_config_forms_mean_the_same_and_the_documented_one_validates(tmp_path: Path) -> None:
+    """Issue 17.3: settings beside the id (the documented form) and nested under
+    `settings:` give the same entries; every scorer block in docs/scorers.md is valid."""
+    from cai_bench.harness.config import load_config_file
+    from cai_bench.harness.scorers import build_scorer
+
+    inline, nested = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    inline.write_text("checkpoints: [x]\ntasks: [t]\nscorers: [{id: judge, backend: hf, max_tokens: 32}]\n")
+    nested.write_text("checkpoints: [x]\ntasks: [t]\nscorers: [{id: judge, settings: {backend: hf, max_tokens: 32}}]\n")
+    assert load_config_file(inline).scorers == load_config_file(nested).scorers
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "scorers.md").read_text(encoding="utf-8")
+    blocks = [b for b in docs.split("```yaml\n")[1:]]
+    entries = [yaml.safe_load(b.split("```")[0])[0] for b in blocks if b.startswith("- id: ")]
+    assert {e["id"] for e in entries} >= {"helpfulness", "harmlessness", "moderation", "judge"}
+    for e in entries:
+        assert "settings" not in e, e["id"]  # one form in the docs
+        build_scorer(e["id"], {k: v for k, v in e.items() if k != "id"})  # unknown keys would raise

@@ -147,6 +147,7 @@ class Scorer(ABC):
     Config: ClassVar[type[ScorerConfig]] = ScorerConfig
     metrics: ClassVar[tuple[MetricSpec, ...]]
     remote: ClassVar[bool] = False  # True for scorers that call a server
+    needs_reference: ClassVar[bool] = False  # True: a prompt without a reference answer is n/a
     _is_loaded: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -24,6 +24,7 @@ class SimilarityConfig(ScorerConfig):
 ])
 class SimilarityScorer(Scorer):
     Config: ClassVar[type[ScorerConfig]] = SimilarityConfig
+    needs_reference: ClassVar[bool] = True
 
     def available(self) -> tuple[bool, str]:
         if importlib.util.find_spec("sentence_transformers") is None:
