@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -50,6 +51,37 @@ def configure(level: int) -> None:
         os.environ.setdefault("TQDM_DISABLE", "1" if level < 0 else "0")
         for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx", "bitsandbytes"):
             logging.getLogger(name).setLevel(logging.ERROR if level <= 0 else logging.INFO)
+    # libraries' FutureWarnings speak to their callers (us), not to a user; -v shows them
+    warnings.filterwarnings("ignore" if level <= 0 else "default", category=FutureWarning)
+
+
+_LM_EVAL_GIT: dict[str, object] = {}
+
+
+def quiet_lm_eval() -> None:
+    """lm-eval runs `git describe` on every evaluate call and lets git print
+    `fatal: not a git repository` when the working folder is not a checkout. At
+    default verbosity the same lookup runs with git's stderr discarded; -v keeps
+    lm-eval's own. Call before `simple_evaluate`."""
+    import subprocess
+
+    import lm_eval.evaluator as evaluator
+
+    original = _LM_EVAL_GIT.setdefault("original", evaluator.get_git_commit_hash)
+    if verbosity.level >= 1:
+        evaluator.get_git_commit_hash = original
+        return
+
+    def git_commit_hash() -> str | None:
+        try:
+            return subprocess.check_output(["git", "describe", "--always"],  # noqa: S607 - as lm-eval does
+                                           stderr=subprocess.DEVNULL).strip().decode()
+        except (subprocess.CalledProcessError, FileNotFoundError, OSError):
+            from lm_eval.loggers.utils import get_commit_from_path
+
+            return get_commit_from_path(os.getcwd())
+
+    evaluator.get_git_commit_hash = git_commit_hash
 
 
 def quiet() -> bool:

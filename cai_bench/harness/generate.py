@@ -93,7 +93,10 @@ class LmEvalGenerator(Generator):
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
+        from cai_bench.console import quiet_lm_eval
         from cai_bench.tasks import export_lm_eval
+
+        quiet_lm_eval()
 
         wanted = set(prompt_ids)
         chunk_task = task.model_copy(update={"generation": task.generation.model_copy(update={

@@ -48,8 +48,11 @@ def evaluate_hhh(lm: Any, items: Sequence[HHHItem], *, views: Sequence[str] = (T
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from cai_bench.console import quiet_lm_eval
+
     if not items:
         return []
+    quiet_lm_eval()
     with tempfile.TemporaryDirectory(prefix="cai-bench-hhh-") as tmp:
         names = export_hhh_lm_eval(items, Path(tmp))
         wanted = [names[v] for v in views]

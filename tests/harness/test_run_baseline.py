@@ -68,3 +68,22 @@ def test_run_prints_deltas_against_the_first_checkpoint_and_takes_paths(two_mode
                                       "--max-new-tokens", "4", "-o", "solo"])
     assert single.exit_code == 0, single.output
     assert "Delta vs baseline" not in single.output
+
+
+def test_default_verbosity_hides_lm_eval_git_noise(two_models, tmp_path, monkeypatch, capfd):
+    """Issue 17.7: lm-eval's `git describe` must not print `fatal: not a git repository`
+    at default verbosity when the working folder is not a checkout; -v shows it."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)  # not inside a git checkout
+    args = ["run", "-c", str(two_models / "tiny_a"), "-t", "cai_romania", "-n", "1", "-s", "similarity",
+            "--max-new-tokens", "2", "--no-report", "-o"]
+    capfd.readouterr()
+    res = CliRunner().invoke(app, [*args, "quiet"])
+    assert res.exit_code == 0, res.output
+    err = capfd.readouterr().err + res.output
+    assert "not a git repository" not in err and "FutureWarning" not in err
+    if shutil.which("git"):
+        res = CliRunner().invoke(app, ["-v", *args, "verbose"])  # a new store: generates again
+        assert res.exit_code == 0, res.output
+        assert "not a git repository" in capfd.readouterr().err
