@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from cai_bench import __version__
 from cai_bench.console import configure, err_console
 from cai_bench.errors import UserError
+from cai_bench.redact import redact_text
 
 
 class _CaiBenchGroup(TyperGroup):
@@ -21,7 +22,7 @@ class _CaiBenchGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
+            err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; finished work is kept, re-run to continue")

@@ -13,8 +13,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cai_bench.constitutions._schema import ID_RE, Constitution
-from cai_bench.constitutions._yaml import load_yaml, plain, validation_problems
 from cai_bench.errors import UserError
+from cai_bench.io import format_validation, load_yaml, plain, validation_problems
 from cai_bench.paths import cai_bench_home, search_path_entries
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -77,11 +77,12 @@ def parse_constitution(path: Path) -> Constitution:
     path = Path(path)
     data = load_yaml(path)
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping with id, name, culture, principles; got {type(data).__name__}")
+        raise UserError(f"{path}:1: (top level): expected a mapping with id, name, culture, principles; "
+                        f"got {type(data).__name__}")
     try:
         c = Constitution.model_validate(plain(data))
     except ValidationError as exc:
-        raise UserError("; ".join(validation_problems(path, data, exc))) from None
+        raise UserError(format_validation(path, exc, data)) from None
     c.path = path
     return c
 
@@ -144,10 +145,10 @@ def validate_files(paths: Sequence[Path]) -> list[str]:
             problems.append(exc.message)
             continue
         if not isinstance(data, dict):
-            problems.append(f"{p}: expected a mapping with id, name, culture, principles")
+            problems.append(f"{p}:1: (top level): expected a mapping with id, name, culture, principles")
             continue
         try:
             Constitution.model_validate(plain(data))
         except ValidationError as exc:
-            problems.extend(validation_problems(p, data, exc))
+            problems.extend(validation_problems(p, exc, data))
     return problems

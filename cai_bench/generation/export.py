@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from cai_bench.errors import UserError
 from cai_bench.generation.records import CAIRecord
+from cai_bench.io import hub_offline
 from cai_bench.paths import atomic_write_text
 
 
@@ -51,7 +51,7 @@ def write_dataset(records: Sequence[CAIRecord], out: Path, *, seed: int, test_si
 
 def push_to_hub(out: Path, repo: str, *, private: bool = False) -> None:
     """Upload the SFT and preference splits as two configs of one hub dataset repo."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if hub_offline():
         raise UserError(f"--push-to-hub {repo}: HF_HUB_OFFLINE=1 is set; the hub cannot be reached. "
                         f"The data sets are in {out}; push them later from a machine with hub access")
     from datasets import load_dataset

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cai_bench.errors import UserError
+from cai_bench.io import read_jsonl, read_text
 
 
 @dataclass(frozen=True)
@@ -22,43 +23,43 @@ def _auto_id(text: str) -> str:
 
 
 def _from_obj(obj, where: str) -> PromptItem:
+    """`where` is `file:line` (or `file: item N`); errors add the field and reason."""
     if isinstance(obj, str):
+        if not obj.strip():
+            raise UserError(f"{where}: prompt: empty")
         return PromptItem(_auto_id(obj), obj)
     if not isinstance(obj, dict):
-        raise UserError(f"{where}: expected an object with a 'prompt' field or a string")
+        raise UserError(f"{where}: (record): expected an object with a 'prompt' field or a string")
     text = obj.get("prompt")
+    if "prompt" not in obj:
+        raise UserError(f"{where}: prompt: missing required field")
     if not isinstance(text, str) or not text.strip():
-        raise UserError(f"{where}: field 'prompt' is missing or empty")
+        raise UserError(f"{where}: prompt: must be a non-empty string (got {text!r:.40})")
     pid = obj.get("id", obj.get("idx"))
-    return PromptItem(str(pid) if pid is not None else _auto_id(text), text, obj.get("category"))
+    if pid is not None and not isinstance(pid, (str, int)):
+        raise UserError(f"{where}: id: must be a string or an integer (got {type(pid).__name__})")
+    category = obj.get("category")
+    if category is not None and not isinstance(category, str):
+        raise UserError(f"{where}: category: must be a string (got {type(category).__name__})")
+    return PromptItem(str(pid) if pid is not None else _auto_id(text), text, category)
 
 
 def load_prompts_file(path: Path) -> list[PromptItem]:
     """`.jsonl` (one object per line), `.json` (a list), or `.txt` (one prompt per line)."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read prompts ({exc})") from None
     items: list[PromptItem] = []
     if path.suffix == ".txt":
+        raw = read_text(path)
         items = [PromptItem(_auto_id(line.strip()), line.strip()) for line in raw.splitlines() if line.strip()]
     elif path.suffix == ".json":
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise UserError(f"{path}: invalid JSON ({exc})") from None
+            data = json.loads(read_text(path))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(data, list):
-            raise UserError(f"{path}: expected a JSON list of prompts")
+            raise UserError(f"{path}:1: (top level): expected a JSON list of prompts")
         items = [_from_obj(o, f"{path}: item {i}") for i, o in enumerate(data)]
     else:
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise UserError(f"{path}: line {n}: invalid JSON ({exc})") from None
-            items.append(_from_obj(obj, f"{path}: line {n}"))
+        items = [_from_obj(obj, f"{path}:{n}") for n, obj in read_jsonl(path, what="prompts", objects=False)]
     seen: set[str] = set()
     unique = []
     for it in items:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
+from cai_bench.io import json_from_text, json_values
 from cai_bench.generation.cleaning import normalize_for_compare
 from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
 
@@ -85,33 +85,20 @@ def request_for(principle, n: int, culture: str) -> list[dict]:
 
 def parse_items(text: str) -> tuple[list[SynthItem], int]:
     """Valid items in a reply (whole JSON, or salvaged objects); also count invalid ones."""
-    text = text.strip()
-    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text)
-    try:
-        return SynthBatch.model_validate_json(text).items, 0
-    except ValidationError:
-        pass
-    dec = json.JSONDecoder()
+    batch = json_from_text(text, SynthBatch.model_validate)
+    if batch is not None:
+        return batch.items, 0
     items: list[SynthItem] = []
     invalid = 0
-    pos = 0
-    while True:
-        start = text.find("{", pos)
-        if start < 0:
-            break
-        try:
-            obj, end = dec.raw_decode(text, start)
-        except ValueError:
-            pos = start + 1
+    skip_to = -1
+    for obj, start, end in json_values(text):
+        if start < skip_to or not (isinstance(obj, dict) and "prompt" in obj):
             continue
-        if isinstance(obj, dict) and "prompt" in obj:
-            try:
-                items.append(SynthItem.model_validate(obj))
-            except ValidationError:
-                invalid += 1
-            pos = end
-        else:
-            pos = start + 1
+        try:
+            items.append(SynthItem.model_validate(obj))
+        except ValidationError:
+            invalid += 1
+        skip_to = end
     return items, invalid
 
 

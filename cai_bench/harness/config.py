@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
+from cai_bench.io import format_validation, load_yaml_mapping, plain
 
 DEFAULT_OUT = "cai-bench-out"
 
@@ -135,18 +136,10 @@ def default_config() -> RunConfig:
 
 
 def load_config_file(path: Path) -> RunConfig:
-    """A run config from YAML; problems name the file and the field."""
-    import yaml
-
+    """A run config from YAML; problems name the file, line and field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read run config ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a run config must be a mapping (checkpoints:, tasks:, scorers:, ...)")
+    data = load_yaml_mapping(path, "checkpoints:, tasks:, scorers:, ...")
+    raw = plain(data)
     if isinstance(raw.get("checkpoints"), str):
         raw["checkpoints"] = [raw["checkpoints"]]
     if isinstance(raw.get("tasks"), str):
@@ -154,8 +147,7 @@ def load_config_file(path: Path) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"{path}: {problems}") from None
+        raise UserError(format_validation(path, exc, data)) from None
     # relative checkpoint globs/dirs resolve against the config file's folder when they exist there
     base = path.resolve().parent
     cfg.checkpoints = [relative_to_config(c, base) for c in cfg.checkpoints]
@@ -193,8 +185,7 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"run options: {problems}") from None
+        raise UserError(format_validation("run options", exc)) from None
 
 
 def parse_scorer_set(item: str) -> tuple[str, list[str], Any]:

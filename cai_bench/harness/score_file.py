@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict
 
 from cai_bench.errors import UserError
+from cai_bench.io import read_jsonl, validate_rows
 from cai_bench.harness.scorers import ScoreInput, ScoreRow
 
 
@@ -20,35 +23,33 @@ class ScoreFileResult:
     statuses: list[Any]  # ScorerStatus
 
 
+class ScoreFileRow(BaseModel):
+    """One input row of `cai-bench score`; extra columns pass through to the output."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: Union[str, int]
+    prompt: str
+    response: str
+    reference: Optional[str] = None
+    task: Optional[str] = None
+    principle_id: Optional[str] = None
+    constitution: Optional[str] = None
+    category: Optional[str] = None
+    expect: Optional[Literal["refuse", "comply"]] = None
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a jsonl file; every problem named by file:line and field."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    pairs = read_jsonl(path, what="rows")
+    validate_rows(path, pairs, ScoreFileRow)
     rows: list[dict[str, Any]] = []
-    ids: set[str] = set()
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{path}:{n}: invalid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: each line must be a JSON object")
-        for key in ("id", "prompt", "response"):
-            if key not in row or row[key] is None:
-                raise UserError(f"{path}:{n}: field {key!r} is missing")
-        for key in ("prompt", "response"):
-            if not isinstance(row[key], str):
-                raise UserError(f"{path}:{n}: field {key!r} must be a string")
-        if row.get("reference") is not None and not isinstance(row["reference"], str):
-            raise UserError(f"{path}:{n}: field 'reference' must be a string or null")
+    ids: dict[str, int] = {}
+    for n, row in pairs:
         rid = str(row["id"])
         if rid in ids:
-            raise UserError(f"{path}:{n}: duplicate id {rid!r}")
-        ids.add(rid)
+            raise UserError(f"{path}:{n}: id: duplicate {rid!r} (first on line {ids[rid]})")
+        ids[rid] = n
         rows.append(row)
     if not rows:
         raise UserError(f"{path}: no rows")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from cai_bench.errors import MissingDependency, UserError
+from cai_bench.io import hub_offline
 from cai_bench.models.bundled import BUNDLED
 from cai_bench.models.chat.settings import ollama_host as ollama_host_setting
 from cai_bench.models.chat.settings import openai_base_url as openai_base_url_setting
@@ -131,7 +132,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:  # pragma: no cover - transformers always brings it
         raise MissingDependency("huggingface_hub", "pip install huggingface_hub") from None
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     try:
         return Path(snapshot_download(repo_id, revision=revision, local_files_only=offline))
     except LocalEntryNotFoundError:

@@ -156,15 +156,10 @@ def normalize_url(store: str | None, out_dir: str | None = None) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The store URL as it may be printed or stored: a password becomes `***`."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The store URL as it may be printed or stored (see `cai_bench.redact`)."""
+    from cai_bench.redact import redact_url as _redact
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
+    return _redact(url)
 
 
 def make_engine(url: str, *, create: bool = True):

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
 
+from cai_bench.redact import redact_obj, redact_text
 from cai_bench.results import schema as S
 
 _IN_CHUNK = 500  # keep IN (...) lists well under SQLite's variable limit
@@ -93,7 +94,7 @@ class Store:
     def set_run_scorers(self, run_id: str, scorers: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(S.runs).where(S.runs.c.run_id == run_id)
-                         .values(scorers_json=json.dumps(scorers, sort_keys=True)))
+                         .values(scorers_json=json.dumps(redact_obj(scorers), sort_keys=True)))
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self.engine.begin() as conn:
@@ -104,7 +105,7 @@ class Store:
     def upsert_checkpoint(self, run_id: str, *, fingerprint: str, spec: str, kind: str, label: str,
                           metadata: dict[str, Any]) -> None:
         row = {"fingerprint": fingerprint, "spec": spec, "kind": kind, "label": label,
-               "metadata_json": json.dumps(metadata, sort_keys=True, default=str)}
+               "metadata_json": json.dumps(redact_obj(metadata), sort_keys=True, default=str)}
         with self.engine.begin() as conn:
             ins = _insert(conn, S.checkpoints).values(**row)
             conn.execute(ins.on_conflict_do_update(
@@ -322,7 +323,7 @@ class Store:
             return 0
         created = now()
         values = [{"generation_id": gid, "scorer_id": scorer_id, "scorer_hash": scorer_hash, "metric": r.metric,
-                   "value": r.value, "status": r.status, "error": r.error,
+                   "value": r.value, "status": r.status, "error": redact_text(r.error) if r.error else r.error,
                    "detail_json": json.dumps(r.detail, sort_keys=True, default=str) if r.detail else None,
                    "run_id": run_id, "created_at": created} for gid, r in rows]
         with self.engine.begin() as conn:

@@ -9,7 +9,6 @@ task cannot hide the others; asking for it by id or folder raises its error.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
@@ -18,18 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cai_bench.constitutions import (
-    ID_RE,
-    Constitution,
-    line_of,
-    load_constitution,
-    load_yaml,
-    parse_constitution,
-    plain,
-    read_text,
-    validation_problems,
-)
+from cai_bench.constitutions import ID_RE, Constitution, load_constitution, parse_constitution
 from cai_bench.errors import UserError
+from cai_bench.io import format_validation, line_of, load_yaml, plain, read_jsonl, validate_rows
 from cai_bench.paths import cai_bench_home, search_path_entries
 from cai_bench.tasks._schema import PromptRecord, Task
 
@@ -65,34 +55,7 @@ def task_folders(extra_dirs: Sequence[Path] = ()) -> list[Path]:
 
 def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
     """Prompt records from jsonl; each problem named by file:line and field."""
-    text = read_text(path)
-    records: list[PromptRecord] = []
-    problems: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{n}: invalid JSON: {exc.msg}")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"{path}:{n}: expected a JSON object per line")
-            continue
-        try:
-            records.append(PromptRecord.model_validate(obj))
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "(record)"
-                msg = {"extra_forbidden": "unknown field", "missing": "missing required field"}.get(err["type"], err["msg"])
-                problems.append(f"{path}:{n}: {field}: {msg}")
-        if len(problems) >= 20:
-            break
-    if problems:
-        raise UserError("; ".join(problems))
-    if not records:
-        raise UserError(f"{path}: no prompts (the prompt set is empty)")
-    return records
+    return validate_rows(path, read_jsonl(path, what="prompts"), PromptRecord)
 
 
 def _task_constitution(folder: Path, cid: str, extra_dirs: Sequence[Path]) -> Constitution:
@@ -143,12 +106,13 @@ def parse_task(folder: Path, extra_dirs: Sequence[Path] = ()) -> Task:
         raise UserError(f"{folder}: not a task folder (no {TASK_FILE})")
     data = load_yaml(tfile)
     if not isinstance(data, dict):
-        raise UserError(f"{tfile}: expected a mapping with id, constitution, prompts")
+        raise UserError(f"{tfile}:1: (top level): expected a mapping with id, constitution, prompts")
     meta: dict[str, Any] = plain(data)
     prompts_ref = meta.get("prompts", PROMPTS_FILE)
     if isinstance(prompts_ref, str):
         if "/" in prompts_ref or "\\" in prompts_ref or ".." in prompts_ref:
-            raise UserError(f"{tfile}: prompts: {prompts_ref!r} must be a file name inside the task folder")
+            line = line_of(data, ("prompts",))
+            raise UserError(f"{tfile}:{line}: prompts: {prompts_ref!r} must be a file name inside the task folder")
         meta["prompts"] = [r.model_dump() for r in read_prompts_jsonl(folder / prompts_ref)]
     cid = meta.get("constitution")
     constitution = None
@@ -158,7 +122,7 @@ def parse_task(folder: Path, extra_dirs: Sequence[Path] = ()) -> Task:
     try:
         task = Task.model_validate(meta)
     except ValidationError as exc:
-        raise UserError("; ".join(validation_problems(tfile, data, exc))) from None
+        raise UserError(format_validation(tfile, exc, data)) from None
     if constitution is not None:
         check_principles(task, constitution, str(tfile))
     task.path = folder

@@ -15,18 +15,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cai_bench.constitutions import load_constitution, parse_constitution, read_text
+from cai_bench.constitutions import load_constitution, parse_constitution
 from cai_bench.errors import UserError
+from cai_bench.io import join_problems, read_jsonl, read_text, validation_problems
 from cai_bench.paths import atomic_directory, cai_bench_home
 from cai_bench.tasks._loader import CONSTITUTION_FILE, PROMPTS_FILE, TASK_FILE, check_principles
 from cai_bench.tasks._schema import PromptRecord, Task
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    # Drop a UTF-8 BOM (as `utf-8-sig` would): spreadsheet exports add one, and
-    # it would otherwise become part of the first column name.
-    text = read_text(path).removeprefix("\ufeff")
     if path.suffix.lower() == ".csv":
+        # read_text drops a UTF-8 BOM (spreadsheet exports add one; it would
+        # otherwise become part of the first column name)
+        text = read_text(path)
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         if not reader.fieldnames:
             raise UserError(f"{path}: empty CSV (no header row)")
@@ -38,16 +39,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except csv.Error as exc:
             raise UserError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
     elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path}:{n}: expected a JSON object per line")
-            yield n, obj
+        yield from read_jsonl(path, what="prompts")
     else:
         raise UserError(f"{path}: unsupported prompts file type {path.suffix!r}; use .jsonl or .csv")
 
@@ -110,12 +102,9 @@ def read_prompts_file(
         try:
             records.append(PromptRecord.model_validate(rec))
         except ValidationError as exc:
-            for err in exc.errors():
-                problems.append(f"{path}:{line}: {'.'.join(map(str, err['loc']))}: {err['msg']}")
-            if len(problems) >= 20:
-                break
+            problems += validation_problems(path, exc, line=line)
     if problems:
-        raise UserError("; ".join(problems))
+        raise UserError(join_problems(problems))
     if not records:
         raise UserError(f"{path}: no prompts (the prompt set is empty)")
     seen: dict[str, int] = {}

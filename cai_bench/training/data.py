@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cai_bench.errors import UserError
+from cai_bench.io import hub_offline
 
 SUBDIR = {"sft": "sft", "dpo": "prefs"}
 COLUMNS = {"sft": ["messages"], "dpo": ["prompt", "chosen", "rejected"]}
@@ -73,8 +74,7 @@ def _load_local(root: Path, stage: str, split: str) -> tuple[Any, dict]:
 def _load_hub(repo: str, split: str) -> tuple[Any, dict]:
     import datasets
 
-    offline = os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true", "yes") or \
-        os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline(datasets=True)
     try:
         ds = datasets.load_dataset(repo, split=split)
     except Exception as exc:

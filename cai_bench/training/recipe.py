@@ -15,6 +15,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
+from cai_bench.io import format_validation, load_yaml_mapping, plain
 
 Stage = Literal["sft", "dpo"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
@@ -130,32 +131,6 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _describe(exc: ValidationError, source: str, lines: dict[str, int]) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-        top = str(err["loc"][0]) if err["loc"] else ""
-        where = f"{source}:{lines[top]}" if top in lines else source
-        if err["type"] == "extra_forbidden":
-            parts.append(f"{where}: unknown key {loc!r}")
-        elif err["type"] == "missing":
-            parts.append(f"{where}: required key {loc!r} is missing")
-        else:
-            parts.append(f"{where}: {loc}: {err['msg']} (got {err.get('input')!r})")
-    return "; ".join(parts)
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """Top-level key -> 1-based line number, for error messages."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-
-
 def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Load a recipe by built-in name or YAML path, apply `key=value` overrides, validate."""
     path = Path(name_or_path).expanduser()
@@ -166,27 +141,21 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
         else:
             known = ", ".join(builtins) or "none"
             raise UserError(f"recipe {str(name_or_path)!r}: no such file and not a built-in recipe (built-ins: {known})")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
-    lines = _key_lines(text)
+    located = load_yaml_mapping(path, "recipe keys (model_name_or_path:, dataset_mixer:, output_dir:, ...)")
+    data = plain(located)
+    written: dict[str, str] = {}
     for short, full in _ALIASES.items():  # the issue's short LoRA names map onto the handbook's
         if short in data and full not in data:
             data[full] = data.pop(short)
-            if short in lines:
-                lines[full] = lines.pop(short)
+            written[full] = short
     for item in overrides:
         key, value = _parse_override(item)
         key = _ALIASES.get(key, key)
         data[key] = value
-        lines.pop(key, None)
+        written.pop(key, None)
+        for name in (key, *(s for s, f in _ALIASES.items() if f == key)):
+            located.lines.pop(name, None)  # the value came from --set, not from a line of the file
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"bad recipe: {_describe(exc, str(path), lines)}") from None
+        raise UserError(format_validation(path, exc, located, aliases=written)) from None

@@ -118,7 +118,9 @@ def test_peft_adapter_dir_is_a_checkpoint(tmp_path: Path, smollm2_dir: Path) -> 
     shutil.rmtree(out / "report")
     first = report()
     assert report() == first
-    assert {"index.html", "leaderboard.md", "leaderboard_RO.csv", "leaderboard_ZA.csv", "samples.parquet",
+    from cai_bench.reports.build import slug
+
+    assert {"index.html", "leaderboard.md", f"leaderboard_{slug('RO')}.csv", f"leaderboard_{slug('ZA')}.csv", "samples.parquet",
             "tasks_leaderboard.csv", "plots/heatmap.png"} <= set(first)
     page = (out / "report" / "index.html").read_text()
     assert "sft/checkpoint-1" in page and "Leaderboard: RO" in page and "Leaderboard: ZA" in page

@@ -18,13 +18,13 @@ from cai_bench.errors import UserError
 from cai_bench.harness.scorers import MetricSpec, ScoreRow
 from cai_bench.results import Store, Unit
 from cai_bench.reports import write_report
+from cai_bench.reports.build import slug
 
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"index.html", "leaderboard.md", "leaderboard_RO.csv", "leaderboard_ZA.csv", "leaderboard_xstest.csv",
-            "samples.parquet", "plots/heatmap.png", "plots/means_RO.png", "plots/means_ZA.png",
-            "plots/means_xstest.png", "plots/distributions_RO.png", "plots/distributions_ZA.png",
-            "plots/distributions_xstest.png", "tasks_leaderboard.csv"}
+EXPECTED = {"index.html", "leaderboard.md", "samples.parquet", "plots/heatmap.png", "tasks_leaderboard.csv",
+            *(f"leaderboard_{slug(c)}.csv" for c in ("RO", "ZA", "xstest")),
+            *(f"plots/{kind}_{slug(c)}.png" for c in ("RO", "ZA", "xstest") for kind in ("means", "distributions"))}
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -55,7 +55,7 @@ def test_write_report_all_files_and_deterministic(store, tmp_path, hostile):
     assert hostile not in page and "<script>alert(1)" not in page
     assert str(markupsafe.escape(hostile)) in page  # shown as text among the worst samples
     assert page.count("<script>") == 1  # the page's own sorting script only
-    assert "data:image/png;base64," in page and 'href="#culture-ZA"' in page
+    assert "data:image/png;base64," in page and f'href="#culture-{slug("ZA")}"' in page
     assert "Delta vs baseline" in page and "helpfulness" in page and "Starling" in page
     md = (report / "leaderboard.md").read_text()
     assert "## ZA" in md and "Unavailable scorers" in md and "XSTest refusal rates" in md
@@ -63,13 +63,13 @@ def test_write_report_all_files_and_deterministic(store, tmp_path, hostile):
     samples = pd.read_parquet(report / "samples.parquet")
     assert len(samples) == 2 * 3 * 6  # checkpoints x tasks x prompts
     assert {"composite", "similarity.cosine", "principle_title"} <= set(samples.columns)
-    csv = pd.read_csv(report / "leaderboard_ZA.csv")
+    csv = pd.read_csv(report / f"leaderboard_{slug('ZA')}.csv")
     assert list(csv["label"]) == ["tuned", "base"] and list(csv["rank"]) == [1, 2]
 
 
 def test_formats_and_bad_baseline(store, tmp_path):
     report = write_report(store, tmp_path, formats=["csv"], n_boot=50)
-    assert not (report / "index.html").exists() and (report / "leaderboard_ZA.csv").exists()
+    assert not (report / "index.html").exists() and (report / f"leaderboard_{slug('ZA')}.csv").exists()
     with pytest.raises(UserError, match="--baseline 'nobody'"):
         write_report(store, tmp_path, baseline="nobody", n_boot=50)
     with pytest.raises(UserError, match="unknown format"):
@@ -142,7 +142,7 @@ def test_report_when_every_score_failed(tmp_path):
     store.insert_scores(run_id, "similarity", "h", [(gen.generation_id, ScoreRow.na("k", "cosine", "no reference"))])
     store.close()
     report = write_report(url, tmp_path, n_boot=10)
-    assert [p.name for p in report.glob("leaderboard_*.csv")] == ["leaderboard_C_te_d_Ivoire_FR.csv"]
+    assert [p.name for p in report.glob("leaderboard_*.csv")] == ["leaderboard_" + slug("Côte d'Ivoire/FR") + ".csv"]
     page = (report / "index.html").read_text()
     assert "Leaderboard: Côte d&#39;Ivoire/FR" in page
     board = pd.read_csv(tmp_path / "leaderboard.csv")

@@ -90,7 +90,7 @@ BAD_CASES = [
     ("p.jsonl", b'{"prompt": "ok"}\n{"prompt": \n', [], r"p\.jsonl:2: invalid JSON"),
     ("p.jsonl", b'{"text": "x"}\n', [], r"p\.jsonl:1: missing field 'prompt'"),
     ("p.jsonl", b'{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', [], "duplicate prompt id 'a'"),
-    ("p.jsonl", b"\n\n", [], "prompt set is empty"),
+    ("p.jsonl", b"\n\n", [], "no prompts"),
     ("p.jsonl", b'{"prompt": "   "}\n', [], r"p\.jsonl:1: prompt: .*empty"),
     ("p.jsonl", b'{"prompt": "x", "principle_id": "ubuntu"}\n', [], "principle_id 'ubuntu'"),
     ("p.jsonl", b'{"prompt": "x", "expect": "maybe"}\n', [], r"p\.jsonl:1: expect"),

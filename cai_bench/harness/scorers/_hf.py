@@ -3,10 +3,10 @@ from (hub id, local dir or bundled spec), device and dtype choice."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cai_bench.errors import UserError
+from cai_bench.io import hub_offline
 
 
 def local_or_hub(model: str) -> str:
@@ -34,7 +34,7 @@ def needs_download(model: str) -> bool:
 
 def hub_reason(model: str) -> str | None:
     """Why a hub model cannot load here (offline and not cached), or None."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     if offline and needs_download(model):
         return f"model {model.removeprefix('hf:')!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
     return None

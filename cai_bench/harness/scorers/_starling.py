@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from cai_bench.errors import UserError
+from cai_bench.io import hub_offline
 
 log = logging.getLogger("cai_bench.scorers")
 
@@ -71,7 +71,7 @@ def find_weights_file(model: str, weights_file: str | None = None) -> Path:
 
 
 def _hub_weights_name(repo: str) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     if offline:
         from huggingface_hub import snapshot_download
 

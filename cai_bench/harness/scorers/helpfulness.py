@@ -17,6 +17,7 @@ from cai_bench.errors import UserError
 from cai_bench.harness.scorers._hf import hub_reason, load_error, local_or_hub, pick_device, pick_dtype
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.harness.scorers.registry import scorer
+from cai_bench.io import hub_offline
 
 log = logging.getLogger("cai_bench.scorers")
 
@@ -121,10 +122,9 @@ def _starling_weights_reason(model: str, weights_file: str | None) -> str | None
     """Why the reward model's weights file cannot be had here (offline and not cached), or None.
 
     The Starling repo holds a weights file and no config.json, so look for the file itself."""
-    import os
     from pathlib import Path
 
-    if Path(model).expanduser().exists() or os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes"):
+    if Path(model).expanduser().exists() or not hub_offline():
         return None
     from cai_bench.harness.scorers._starling import find_weights_file
 

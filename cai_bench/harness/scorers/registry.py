@@ -131,8 +131,9 @@ def build_scorer(scorer_id: str, config: dict | None = None) -> Scorer:
     try:
         return cls(config or {})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"scorer {scorer_id!r} config: {problems}") from None
+        from cai_bench.io import format_validation
+
+        raise UserError(format_validation(f"scorer {scorer_id!r} settings", exc)) from None
 
 
 __all__ = ["ENTRY_POINT_GROUP", "SCORERS", "build_scorer", "scorer", "scorer_class", "scorer_ids", "source_of"]

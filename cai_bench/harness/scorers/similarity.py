@@ -12,6 +12,7 @@ from pydantic import Field
 
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.harness.scorers.registry import scorer
+from cai_bench.io import hub_offline
 
 
 class SimilarityConfig(ScorerConfig):
@@ -41,9 +42,7 @@ class SimilarityScorer(Scorer):
             return True, ""
         if Path(model).expanduser().exists():
             return True, ""
-        import os
-
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        if hub_offline():
             from huggingface_hub import try_to_load_from_cache
 
             if not isinstance(try_to_load_from_cache(model, "config.json"), str):

@@ -1,0 +1,368 @@
+"""The one input layer: every file a user hands cai-bench is read here.
+
+YAML (safe_load only, with the line of every key), JSONL, pydantic errors as
+`file:line: field: reason`, the hub-offline switch, and JSON found inside a
+model's free text. Constitutions, tasks, run configs, training recipes,
+generation prompts and `score` files all use it, so a bad input reads the same
+everywhere: one line naming the file, the place and the reason (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cai_bench.errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PROBLEMS = 20  # enough to fix a file in one pass, short enough for one line
+
+
+# ---------------------------------------------------------------- text
+
+
+def read_text(path: Path | str) -> str:
+    """A file's text as UTF-8 (a leading BOM dropped), or a UserError naming the
+    file and the line of the first bad byte."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not valid UTF-8 (byte {exc.start})") from None
+    return text.removeprefix("\ufeff")
+
+
+# ---------------------------------------------------------------- YAML
+
+
+class Located(dict):
+    """A mapping from YAML that remembers the source line of each key (1-based)."""
+
+    def __init__(self, data: dict, lines: dict, line: int) -> None:
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+class LocatedList(list):
+    """A YAML sequence that remembers its own line and each item's line."""
+
+    def __init__(self, data: list, lines: list[int], line: int) -> None:
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that records lines and refuses duplicate or unhashable keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> Located:
+    loader.flatten_mapping(node)  # YAML merge keys (<<) as SafeLoader does
+    mapping: dict = {}
+    lines: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unhashable key {key!r}", key_node.start_mark
+            ) from None
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        lines[key] = key_node.start_mark.line + 1
+    return Located(mapping, lines, node.start_mark.line + 1)
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:
+    items = [loader.construct_object(child, deep=True) for child in node.value]
+    return LocatedList(items, [child.start_mark.line + 1 for child in node.value], node.start_mark.line + 1)
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text with located mappings; a syntax error is `source:line: invalid YAML: reason`."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}" if mark else ""
+        ctx = exc.context_mark
+        extra = f" ({exc.context} at line {ctx.line + 1})" if ctx and exc.context and ctx is not mark else ""
+        reason = " ".join(str(exc.problem or exc).split())
+        raise UserError(f"{source}{where}: invalid YAML: {reason}{extra}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise UserError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def load_yaml(path: Path | str) -> Any:
+    """Parse a YAML file (UTF-8, safe_load); mappings keep the line of each key."""
+    return parse_yaml(read_text(path), str(path))
+
+
+def load_yaml_mapping(path: Path | str, expected: str) -> Located:
+    """A YAML file that must hold a mapping; an empty file is an empty mapping.
+    `expected` says what the mapping should contain, for the error."""
+    data = load_yaml(path)
+    if data is None:
+        return Located({}, {}, 1)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}:1: (top level): expected a mapping with {expected}, got {_kind(data)}")
+    return data
+
+
+def _kind(obj: Any) -> str:
+    return {list: "a list", LocatedList: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(obj), type(obj).__name__)
+
+
+def plain(obj: Any) -> Any:
+    """Strip line bookkeeping: plain dicts/lists for pydantic and dumps."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def line_of(data: Any, loc: Sequence[Any]) -> int | None:
+    """Best source line for a pydantic error location inside located YAML data."""
+    best = getattr(data, "line", None)
+    node = data
+    for part in loc:
+        if isinstance(node, Located):
+            if part not in node.lines:
+                break
+            best = node.lines[part]
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if isinstance(node, LocatedList):
+                best = node.lines[part]
+            node = node[part]
+            best = getattr(node, "line", best)
+        else:
+            break
+    return best
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_error(err: Mapping[str, Any]) -> str:
+    """The reason of one pydantic error, worded for a user."""
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "missing required field"
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    value = err.get("input")
+    if not isinstance(value, (dict, list)) and value is not None and kind not in ("json_invalid",):
+        msg += f" (got {_short(value)})"
+    return msg
+
+
+def validation_problems(path: Path | str, exc: ValidationError, data: Any = None, *,
+                        line: int | None = None, prefix: Sequence[Any] = (),
+                        aliases: Mapping[str, str] | None = None) -> list[str]:
+    """One `file:line: field: reason` per pydantic error. The line comes from
+    located YAML `data`, else `line` (a JSONL record's line), else is left out.
+    `prefix` is prepended to each field path (a record inside a list);
+    `aliases` maps a model field back to the name the user wrote."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if aliases and loc and loc[0] in aliases:
+            loc = (aliases[loc[0]], *loc[1:])
+        full = (*prefix, *loc)
+        field = ".".join(str(p) for p in full) or "(top level)"
+        at = line_of(data, full) if data is not None else None
+        at = at or line
+        where = f"{path}:{at}" if at else str(path)
+        out.append(f"{where}: {field}: {describe_error(err)}")
+    return out
+
+
+def format_validation(path: Path | str, exc: ValidationError, data: Any = None, **kw: Any) -> str:
+    """`validation_problems` joined into the one line a UserError prints."""
+    return join_problems(validation_problems(path, exc, data, **kw))
+
+
+def join_problems(problems: Sequence[str]) -> str:
+    shown = list(problems[:MAX_PROBLEMS])
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; ... and {more} more" if more > 0 else "")
+
+
+def validate(model: type[M], data: Any, path: Path | str, **kw: Any) -> M:
+    """`model.model_validate(plain(data))` or a UserError from `format_validation`."""
+    try:
+        return model.model_validate(plain(data))
+    except ValidationError as exc:
+        raise UserError(format_validation(path, exc, data, **kw)) from None
+
+
+# ---------------------------------------------------------------- JSONL
+
+
+def read_jsonl(path: Path | str, *, what: str = "records", allow_empty: bool = False,
+               objects: bool = True) -> list[tuple[int, Any]]:
+    """`(line number, value)` for every non-blank line of a JSONL file.
+
+    Invalid JSON, a line that is not an object (when `objects`), or (unless
+    `allow_empty`) a file with no records is a UserError naming file and line."""
+    path = Path(path)
+    text = read_text(path)
+    rows: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{n}: invalid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            problems.append(f"{path}:{n}: invalid JSON: nested too deeply")
+        else:
+            if isinstance(obj, dict) or not objects:
+                rows.append((n, obj))
+            else:
+                problems.append(f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}")
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise UserError(join_problems(problems))
+    if not rows and not allow_empty:
+        raise UserError(f"{path}: no {what} (the file is empty)")
+    return rows
+
+
+def validate_rows(path: Path | str, rows: Sequence[tuple[int, dict]], model: type[M]) -> list[M]:
+    """Each `(line, object)` validated by `model`; every problem (up to
+    MAX_PROBLEMS) named by file, line and field in one UserError."""
+    out: list[M] = []
+    problems: list[str] = []
+    for n, obj in rows:
+        try:
+            out.append(model.model_validate(obj))
+        except ValidationError as exc:
+            problems += validation_problems(path, exc, line=n)
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise UserError(join_problems(problems))
+    return out
+
+
+# ---------------------------------------------------------------- hub
+
+
+_TRUE = ("1", "on", "yes", "true")
+
+
+def hub_offline(*, datasets: bool = False) -> bool:
+    """Whether the Hugging Face hub must not be contacted (`HF_HUB_OFFLINE`, and
+    `HF_DATASETS_OFFLINE` too when `datasets`). Read at call time, not import
+    time, so a test or a CLI flag that sets it later is honoured."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if datasets else ("HF_HUB_OFFLINE",)
+    return any(os.environ.get(n, "0").strip().lower() in _TRUE for n in names)
+
+
+# ---------------------------------------------------------------- JSON in model text
+
+
+def json_values(text: str | None) -> Iterator[tuple[Any, int, int]]:
+    """Every JSON object or array embedded in free text, as `(value, start, end)`,
+    scanning left to right (prose and code fences around them are skipped; an
+    invalid candidate is skipped one character on, so nested values are found)."""
+    if not text:
+        return
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        starts = [i for i in (text.find("{", pos), text.find("[", pos)) if i != -1]
+        if not starts:
+            return
+        start = min(starts)
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            pos = start + 1
+            continue
+        yield value, start, end
+        pos = start + 1
+
+
+def json_from_text(text: str | None, accept: Any = None, *, last: bool = False) -> Any:
+    """The JSON a model wrote: the whole (fence-stripped) text if it parses, else
+    the first (or `last`) embedded value for which `accept(value)` returns a
+    non-None result. `accept` (e.g. a pydantic validator wrapper) maps the raw
+    value to what the caller wants (raising ValueError/TypeError, or returning
+    None, rejects it); without it every object or array counts. None when
+    nothing fits."""
+    if not text:
+        return None
+    check = accept or (lambda v: v)
+
+    def take(value: Any) -> Any:
+        try:
+            return check(value)
+        except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+            return None
+
+    whole = _strip_fence(text.strip())
+    try:
+        got = take(json.loads(whole))
+    except (ValueError, RecursionError):
+        got = None
+    if got is not None:
+        return got
+    found = None
+    skip_to = -1
+    for value, start, end in json_values(text):
+        if start < skip_to:
+            continue  # inside a value already taken
+        got = take(value)
+        if got is None:
+            continue
+        if not last:
+            return got
+        found, skip_to = got, end
+    return found
+
+
+def _strip_fence(text: str) -> str:
+    if text.startswith("```") and text.endswith("```") and len(text) >= 6:
+        body = text[3:-3]
+        first, _, rest = body.partition("\n")
+        return (rest if first.strip().isalnum() or not first.strip() else body).strip()
+    return text
