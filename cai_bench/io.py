@@ -197,18 +197,21 @@ def validation_problems(path: Path | str, exc: ValidationError, data: Any = None
     located YAML `data`, else `line` (a JSONL record's line), else is left out.
     `prefix` is prepended to each field path (a record inside a list);
     `aliases` maps a model field back to the name the user wrote."""
-    out = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        if aliases and loc and loc[0] in aliases:
-            loc = (aliases[loc[0]], *loc[1:])
-        full = (*prefix, *loc)
-        field = ".".join(str(p) for p in full) or "(top level)"
-        at = line_of(data, full) if data is not None else None
-        at = at or line
-        where = f"{path}:{at}" if at else str(path)
-        out.append(f"{where}: {field}: {describe_error(err)}")
-    return out
+    return [problem_line(path, err, data, line=line, prefix=prefix, aliases=aliases) for err in exc.errors()]
+
+
+def problem_line(path: Path | str, err: Mapping[str, Any], data: Any = None, *, line: int | None = None,
+                 prefix: Sequence[Any] = (), aliases: Mapping[str, str] | None = None) -> str:
+    """One pydantic error (an item of `exc.errors()`) as `file:line: field: reason`."""
+    loc = tuple(err["loc"])
+    if aliases and loc and loc[0] in aliases:
+        loc = (aliases[loc[0]], *loc[1:])
+    full = (*prefix, *loc)
+    field = ".".join(str(p) for p in full) or "(top level)"
+    at = line_of(data, full) if data is not None else None
+    at = at or line
+    where = f"{path}:{at}" if at else str(path)
+    return f"{where}: {field}: {describe_error(err)}"
 
 
 def format_validation(path: Path | str, exc: ValidationError, data: Any = None, **kw: Any) -> str:

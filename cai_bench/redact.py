@@ -15,13 +15,13 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 MASK = "***"
 
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>`)\]}]+")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>`)\]}]*[^\s'\"<>`)\]}.,:;!?]")  # no trailing punctuation
 _TOKENS = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), f"sk-{MASK}"),
     (re.compile(r"\bhf_[A-Za-z0-9]{8,}"), f"hf_{MASK}"),
     (re.compile(r"(?i)\b((?:api[-_]?key|access[-_]?token|password|passwd|secret|token)[\"']?\s*[:=]\s*[\"']?)"
-                r"[^\s\"',;&]+"), rf"\1{MASK}"),
+                r"(?!\*\*\*)[^\s\"',;&]+"), rf"\1{MASK}"),
 )
 
 

@@ -22,7 +22,7 @@ class _CaiBenchGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}")
+            err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; finished work is kept, re-run to continue")

@@ -64,13 +64,14 @@ def _short(text: str, n: int = 90) -> str:
 
 @constitutions_app.command("validate")
 def validate_cmd(files: List[Path] = typer.Argument(..., help="Constitution YAML files.")) -> None:
-    """Check files against the schema; prints every problem, exit 1 if any."""
+    """Check files against the schema; prints every problem (one line each), exit 2 if any."""
     from cai_bench.constitutions import validate_files
 
     problems = validate_files(files)
     for p in problems:
         err_console.print(escape(p), soft_wrap=True, highlight=False)
     if problems:
-        err_console.print(f"{len(problems)} problem(s) in {len(files)} file(s)")
-        raise typer.Exit(1)
+        if len(problems) > 1:
+            err_console.print(f"{len(problems)} problems in {len(files)} file(s)")
+        raise typer.Exit(2)
     console.print(f"{len(files)} file(s) valid")

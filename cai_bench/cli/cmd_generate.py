@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.console import console, err_console, make_progress
@@ -52,13 +53,20 @@ def generate_cmd(
         test_size=test_size, base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts,
         **({"revision_suffix": revision_suffix} if revision_suffix is not None else {}),
     )
-    with make_progress() as progress:
-        task = progress.add_task("generating", total=None)
+    progress = make_progress()
+    bar: list = []  # started on the first report, after the inputs were read and checked
 
-        def on_progress(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    def on_progress(done: int, total: int) -> None:
+        if not bar:
+            progress.start()
+            bar.append(progress.add_task("generating", total=total))
+        progress.update(bar[0], completed=done, total=total)
 
+    try:
         result = generate(cfg, on_progress=on_progress)
+    finally:
+        if bar:
+            progress.stop()
     _summary(result)
     if push_to_hub:
         push(result.out, push_to_hub)
@@ -118,11 +126,11 @@ def _register_synthesize() -> None:
                               culture=culture, dest=dest, batch_size=batch_size, concurrency=concurrency,
                               base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts)
         result = synthesize_task(cfg)
-        console.print(f"wrote task [bold]{task_id}[/bold] to {result.path}: {result.prompts} prompts "
+        console.print(f"wrote task [bold]{task_id}[/bold] to {escape(str(result.path))}: {result.prompts} prompts "
                       f"({result.duplicates} duplicates and {result.invalid} invalid outputs dropped"
                       f"{f', {result.failed} failed requests' if result.failed else ''})")
         for pid in result.short_principles:
-            err_console.print(f"[yellow]warning:[/yellow] principle {pid}: fewer than {per_principle} prompts")
+            err_console.print(f"[yellow]warning:[/yellow] principle {escape(pid)}: fewer than {per_principle} prompts")
 
 
 _register_synthesize()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
 
@@ -39,4 +40,4 @@ def report(
         print_leaderboard(data.board, console, data.validity, scales=data.scales)
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
-    console.print(f"report written to [bold]{report_dir}[/bold] ({data.n_rows} score rows)")
+    console.print(f"report written to [bold]{escape(str(report_dir))}[/bold] ({data.n_rows} score rows)")

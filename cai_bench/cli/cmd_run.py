@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.redact import redact_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,6 +52,9 @@ def run_cmd(
     baseline: Optional[str] = typer.Option(
         None, "--baseline", help="With several checkpoints: print paired deltas against this one (as given: "
         "spec, relative path, label or fingerprint). (default: the first checkpoint)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="Let scorer models run their repository's own code (never "
+                                                "switched on by a config file alone)."),
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -65,6 +70,9 @@ def run_cmd(
     from cai_bench.reports.terminal import print_coverage
     from cai_bench.results import redact_url
     from cai_bench.results.coverage import Coverage
+    from cai_bench.trust import allow_remote_code
+
+    allow_remote_code(trust_remote_code)
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
@@ -90,7 +98,7 @@ def run_cmd(
         result = run(cfg, console=console)
     for st in result.scorers:
         if not st.available:
-            err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")
+            err_console.print(f"[yellow]scorer {escape(st.id)} unavailable:[/yellow] {escape(redact_text(st.reason))}")
     err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
     if baseline is not None and config is not None:
         baseline = relative_to_config(baseline, config.resolve().parent)

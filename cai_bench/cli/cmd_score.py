@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.redact import redact_text
 
 
 @app.command("score")
@@ -20,12 +22,18 @@ def score_cmd(
     scorer_config: Optional[Path] = typer.Option(
         None, "--scorer-config", help="YAML/JSON scorer settings: {scorer: {setting: value}}, or "
         "{setting: value} with one --scorer (see `cai-bench scorers list` and docs/scorers.md)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="Let scorer models run their repository's own code (never "
+                                                "switched on by a config file alone)."),
 ) -> None:
     """Score responses with the given scorers; one `<scorer>.<metric>` column per metric."""
     from cai_bench.console import console, err_console, make_progress
     from cai_bench.harness.config import read_scorer_config
     from cai_bench.harness.score_file import score_file, write_rows
     from cai_bench.harness.scorers import scorer_ids
+    from cai_bench.trust import allow_remote_code
+
+    allow_remote_code(trust_remote_code)
 
     names = list(dict.fromkeys(scorer))
     settings = None
@@ -35,7 +43,7 @@ def score_cmd(
         result = score_file(file, names, progress=progress, settings=settings)
     for st in result.statuses:
         if not st.available:
-            err_console.print(f"[yellow]scorer {st.id} unavailable:[/yellow] {st.reason}")
+            err_console.print(f"[yellow]scorer {escape(st.id)} unavailable:[/yellow] {escape(redact_text(st.reason))}")
     if out is None:
         for row in result.rows:
             console.out(json.dumps(row, ensure_ascii=False), highlight=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
 
@@ -174,7 +175,7 @@ def validate_cmd(
     for s in skipped:
         who = "every scorer" if s.scorer == "*" else s.scorer
         where = "" if s.suite == "*" else f" on {s.suite}"
-        err_console.print(f"[yellow]skipped[/yellow] {who}{where}: {s.reason}", highlight=False)
+        err_console.print(f"[yellow]skipped[/yellow] {escape(who + where)}: {escape(s.reason)}", highlight=False)
     if not outcome.validations:
         raise UserError("nothing was validated (see the reasons above)", exit_code=1)
     if json_out is not None:
@@ -191,7 +192,7 @@ def validate_cmd(
         err_console.print(f"stored {n} validation(s) in {redact_url(url)}", highlight=False)
     for v in outcome.validations:
         if v.agreement.verdict in ("chance", "inverted"):
-            err_console.print(f"[bold yellow]warning:[/bold yellow] {v.summary()}", highlight=False)
+            err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(v.summary())}", highlight=False)
 
 
 @scorers_app.command("suites")

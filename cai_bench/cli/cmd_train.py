@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.console import console
@@ -52,9 +53,9 @@ def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, 
         return
     m = result.metrics
     shown = {k: m[k] for k in ("global_step", "train_loss", "final_loss", "rewards/margins", "rewards/accuracies") if k in m}
-    console.print(f"[bold green]{stage} done[/bold green]: {result.output_dir}")
+    console.print(f"[bold green]{stage} done[/bold green]: {escape(str(result.output_dir))}")
     console.print("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
-    console.print(f"  evaluate it with: cai-bench run --checkpoint {result.output_dir}")
+    console.print(f"  evaluate it with: cai-bench run --checkpoint {escape(str(result.output_dir))}")
 
 
 @train_app.command("sft")

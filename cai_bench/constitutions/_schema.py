@@ -36,9 +36,10 @@ class Principle(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_requests(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("title") and (not data.get("critique") or not data.get("revision")):
+        if isinstance(data, dict) and (not data.get("critique") or not data.get("revision")):
+            # filled even without a title, so a missing title is the one error reported
             data = dict(data)
-            critique, revision = render_requests(str(data["title"]), str(data.get("description") or ""))
+            critique, revision = render_requests(str(data.get("title") or ""), str(data.get("description") or ""))
             data["critique"] = data.get("critique") or critique
             data["revision"] = data.get("revision") or revision
         return data

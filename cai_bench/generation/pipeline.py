@@ -207,6 +207,8 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
 
             backend = open_checkpoint(ckpt if ckpt is not None else cfg.model, cfg.chat_options())
         chunk = max(1, cfg.batch_size)
+        if on_progress:
+            on_progress(0, len(todo))
         try:
             with RecordWriter(records_path) as writer:
                 for start in range(0, len(todo), chunk):

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, load_yaml_mapping, plain
+from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
 
 DEFAULT_OUT = "cai-bench-out"
 
@@ -151,7 +151,56 @@ def load_config_file(path: Path) -> RunConfig:
     # relative checkpoint globs/dirs resolve against the config file's folder when they exist there
     base = path.resolve().parent
     cfg.checkpoints = [relative_to_config(c, base) for c in cfg.checkpoints]
+    _check_references(cfg, path, data)
     return cfg
+
+
+def _check_references(cfg: RunConfig, path: Path, data: Any) -> None:
+    """Checkpoint specs, task ids and scorer ids/settings named in the file
+    exist, checked before anything runs, so a wrong one is reported at its line
+    of the file (and no store is opened)."""
+    from cai_bench.harness.scorers import scorer_class
+    from cai_bench.models.specs import parse_spec
+    from cai_bench.tasks import load_task
+    from cai_bench.trust import trust_remote_code
+
+    def fail(loc: tuple, exc: UserError) -> UserError:
+        line = line_of(data, loc)
+        where = f"{path}:{line}" if line else str(path)
+        return UserError(f"{where}: {'.'.join(map(str, loc))}: {exc.message}", exit_code=exc.exit_code)
+
+    for i, spec in enumerate(cfg.checkpoints):
+        try:
+            if any(ch in spec for ch in "*?[") and ":" not in spec.split("/")[0]:
+                expand_checkpoints([spec])
+            else:
+                parse_spec(spec)
+        except UserError as exc:
+            raise fail(("checkpoints", i), exc) from None
+    for i, tid in enumerate(cfg.tasks):
+        try:
+            load_task(tid)
+        except UserError as exc:
+            raise fail(("tasks", i), exc) from None
+    raw = plain(data).get("scorers") or []
+    for i, entry in enumerate(cfg.scorers):
+        if entry.id == "all":
+            continue
+        try:
+            cls = scorer_class(entry.id)
+        except UserError as exc:
+            raise fail(("scorers", i, "id"), exc) from None
+        if entry.settings.get("trust_remote_code"):
+            try:
+                trust_remote_code(True, "")
+            except UserError as exc:
+                raise fail(("scorers", i, "trust_remote_code"), UserError(exc.message.removeprefix(": "))) from None
+        try:
+            cls.Config(**entry.settings)
+        except ValidationError as exc:
+            flat = i < len(raw) and isinstance(raw[i], dict) and "settings" not in raw[i]
+            raise UserError(format_validation(path, exc, data, prefix=("scorers", i) if flat
+                                              else ("scorers", i, "settings"))) from None
 
 
 def relative_to_config(spec: str, base: Path) -> str:

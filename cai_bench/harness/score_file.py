@@ -126,6 +126,8 @@ def write_rows(rows: list[dict[str, Any]], dest: Path) -> None:
     if dest.suffix.lower() == ".csv":
         import pandas as pd
 
-        atomic_write_text(dest, pd.DataFrame(rows).to_csv(index=False))
+        from cai_bench.escape import csv_frame
+
+        atomic_write_text(dest, csv_frame(pd.DataFrame(rows)).to_csv(index=False))
     else:
         atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cai_bench.escape import plot_text  # noqa: E402
+
 _DPI = 100
 _META = {"Software": None}
 _MPL = tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
@@ -63,12 +65,12 @@ def metric_means(board: pd.DataFrame, group: str) -> bytes:
                              part[f"{key}.hi"].to_numpy(dtype=float) - means])
             y = np.arange(len(labels))
             ax.barh(y, np.nan_to_num(means), xerr=np.nan_to_num(err), color="#4c72b0", capsize=3)
-            ax.set_yticks(y, labels)
+            ax.set_yticks(y, [plot_text(lab) for lab in labels])
             ax.invert_yaxis()
-            ax.set_title(key)
+            ax.set_title(plot_text(key))
         for ax in list(axes.flat)[len(keys):]:
             ax.axis("off")
-        fig.suptitle(f"Metric means with 95% bootstrap CI: {group}")
+        fig.suptitle(plot_text(f"Metric means with 95% bootstrap CI: {group}"))
         return _png(fig)
 
 
@@ -78,8 +80,8 @@ def heatmap(matrix: pd.DataFrame) -> bytes:
         fig, ax = plt.subplots(figsize=(max(4, 1.4 * matrix.shape[1] + 2.5), max(2.5, 0.5 * matrix.shape[0] + 1.5)))
         data = matrix.to_numpy(dtype=float)
         im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns])
-        ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
+        ax.set_xticks(range(matrix.shape[1]), [plot_text(c) for c in matrix.columns])
+        ax.set_yticks(range(matrix.shape[0]), [plot_text(i) for i in matrix.index])
         for (i, j), v in np.ndenumerate(data):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
@@ -104,10 +106,11 @@ def distributions(df: pd.DataFrame, group: str) -> bytes:
         for ax, key in zip(axes.flat, keys):
             sub = keyed[keyed["key"] == key]
             data = [sub.loc[sub["label"] == lab, "value"].to_numpy(dtype=float) for lab in labels]
-            ax.boxplot(data, showfliers=False, whis=(5, 95), **_HORIZONTAL, **{_TICK_LABELS: labels})
+            ax.boxplot(data, showfliers=False, whis=(5, 95), **_HORIZONTAL,
+                       **{_TICK_LABELS: [plot_text(lab) for lab in labels]})
             ax.invert_yaxis()
-            ax.set_title(key)
+            ax.set_title(plot_text(key))
         for ax in list(axes.flat)[len(keys):]:
             ax.axis("off")
-        fig.suptitle(f"Score distributions: {group}")
+        fig.suptitle(plot_text(f"Score distributions: {group}"))
         return _png(fig)

@@ -173,8 +173,9 @@ def unavailable_table(unavailable: list[dict]) -> Table:
 
 
 def _md_escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\n", " "))
+    from cai_bench.escape import md_text
+
+    return md_text(text)
 
 
 def to_markdown(table: Table) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cai_bench.errors import UserError
+from cai_bench.escape import csv_frame
 from cai_bench.paths import atomic_write_bytes, atomic_write_text
 from cai_bench.reports.build import ReportData, build, slug
 from cai_bench.results import load_results_with_extras, redact_url
@@ -18,7 +19,7 @@ DEFAULT_FORMATS = ("html", "md", "csv")
 
 
 def _csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, lineterminator="\n", float_format="%.6g")
+    return csv_frame(frame).to_csv(index=False, lineterminator="\n", float_format="%.6g")
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

@@ -44,7 +44,7 @@ class StoreExtras:
 
 def _engine(store_url: str):
     try:
-        return S.make_engine(store_url, create=False)
+        return S.open_engine(store_url, create=False)
     except FileNotFoundError as exc:
         raise UserError(f"results store {exc.args[0]} does not exist: run `cai-bench run` first "
                         "or pass --store") from None

@@ -265,3 +265,39 @@ def _with_driver(url: str) -> str:
         if url.startswith(bare):
             return "postgresql+psycopg://" + url[len(bare):]
     return url
+
+def open_engine(url: str, *, create: bool = True):
+    """`make_engine`, connected once, with every way a store URL can be wrong
+    (unknown dialect, driver not installed, server refused, a file that is not
+    SQLite, a folder) turned into one `store URL: reason` line; the URL is
+    redacted. A missing SQLite file with `create=False` stays FileNotFoundError."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from cai_bench.errors import UserError
+    from cai_bench.redact import redact_text
+
+    def fail(reason: str) -> UserError:
+        reason = " ".join(str(reason).split()) or "cannot be opened"
+        return UserError(f"store {redact_url(url)}: {redact_text(reason)[:300]}")
+
+    try:
+        engine = make_engine(url, create=create)
+        if not create:
+            with engine.connect():
+                pass
+        return engine
+    except FileNotFoundError:
+        raise
+    except ArgumentError as exc:
+        if "Can't load plugin" in str(exc):
+            raise fail(f"unknown database dialect {url.split(':', 1)[0]!r} "
+                       "(use sqlite:///PATH, a file path, or postgresql+psycopg://...)") from None
+        raise fail(f"not a store URL or SQLite path ({exc})") from None
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        lines = str(orig if orig is not None else exc).strip().splitlines()
+        raise fail(lines[0] if lines else type(exc).__name__) from None
+    except ImportError as exc:
+        raise fail(f"database driver not installed ({exc.name or exc})") from None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None

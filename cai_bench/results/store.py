@@ -77,7 +77,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = S.make_engine(url, create=True)
+        self.engine = S.open_engine(url, create=True)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -112,6 +112,15 @@ def _subsample(ds: Any, fraction: float, seed: int) -> Any:
     return ds.shuffle(seed=seed).select(range(n))
 
 
+def check_sources(mixer: dict[str, float]) -> None:
+    """A source that is written as a path must be an existing folder (checked
+    before any model is loaded; anything else is taken as a hub id)."""
+    for name in mixer:
+        if not Path(name).expanduser().is_dir() and (
+                name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1):
+            raise UserError(f"dataset_mixer: {name!r}: no such directory")
+
+
 def load_mixture(
     mixer: dict[str, float], stage: str, splits: list[str], seed: int,
     max_train_samples: int | None = None, max_eval_samples: int | None = None,
@@ -119,12 +128,11 @@ def load_mixture(
     """Load, check, subsample and concatenate every source in `mixer` for `stage` (sft|dpo)."""
     import datasets
 
+    check_sources(mixer)
     trains, evals, sources, constitutions = [], [], [], []
     for name, fraction in mixer.items():
         root = Path(name).expanduser()
         local = root.is_dir()
-        if not local and (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1):
-            raise UserError(f"dataset_mixer: {name!r}: no such directory")
         for i, split in enumerate(splits):
             if local and i > 0 and _empty(root / SUBDIR[stage] / f"{split}.jsonl"):
                 continue  # `generate --test-size 0` writes an empty test split

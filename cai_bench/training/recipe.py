@@ -15,7 +15,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, load_yaml_mapping, plain
+from cai_bench.io import join_problems, load_yaml_mapping, plain, problem_line
 
 Stage = Literal["sft", "dpo"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
@@ -144,6 +144,7 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
     located = load_yaml_mapping(path, "recipe keys (model_name_or_path:, dataset_mixer:, output_dir:, ...)")
     data = plain(located)
     written: dict[str, str] = {}
+    given: dict[str, str] = {}  # key -> the --set item that gave it
     for short, full in _ALIASES.items():  # the short LoRA names map onto the handbook's
         if short in data and full not in data:
             data[full] = data.pop(short)
@@ -153,9 +154,10 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
         key = _ALIASES.get(key, key)
         data[key] = value
         written.pop(key, None)
-        for name in (key, *(s for s, f in _ALIASES.items() if f == key)):
-            located.lines.pop(name, None)  # the value came from --set, not from a line of the file
+        given[key] = item
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise UserError(format_validation(path, exc, located, aliases=written)) from None
+        problems = [problem_line(f"--set {given[str(e['loc'][0])]!r}", e) if e["loc"] and str(e["loc"][0]) in given
+                    else problem_line(path, e, located, aliases=written) for e in exc.errors()]
+        raise UserError(join_problems(problems)) from None

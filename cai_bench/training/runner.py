@@ -18,7 +18,7 @@ from typing import Any
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_text
-from cai_bench.training.data import Mixture, load_mixture
+from cai_bench.training.data import Mixture, check_sources, load_mixture
 from cai_bench.training.precision import Precision, resolve_precision
 from cai_bench.training.recipe import Recipe, Stage
 
@@ -297,6 +297,7 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
         raise UserError(f"recipe is for stage {recipe.stage!r}, not {stage!r}; run `cai-bench train {recipe.stage}`")
     if merge and not recipe.use_peft:
         raise UserError("--merge needs use_peft: true (there is no adapter to merge)")
+    check_sources(recipe.dataset_mixer)
     reporters = _check_report_to(recipe)
     if reporters != recipe.report_to:
         recipe = recipe.model_copy(update={"report_to": reporters})  # what actually runs, also in cai_bench.json

@@ -26,7 +26,7 @@ def test_validate_exit_codes(tmp_path):
     r = runner.invoke(app, ["constitutions", "validate", str(good)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["constitutions", "validate", str(good), str(bad)], env={"COLUMNS": "300"})
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "bad.yaml:1: id:" in r.output and "bad.yaml:4: principles:" in r.output
 
 

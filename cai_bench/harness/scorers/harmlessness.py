@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from cai_bench.trust import trust_remote_code as _remote_code
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers._hf import hub_reason, load_error, local_or_hub, pick_device
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
@@ -87,9 +88,9 @@ class HarmlessnessScorer(Scorer):
         cfg = self.config
         source = local_or_hub(cfg.model)
         try:
-            self._tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+            self._tok = AutoTokenizer.from_pretrained(source, trust_remote_code=_remote_code(cfg.trust_remote_code, "scorer harmlessness"))
             model = AutoModelForSequenceClassification.from_pretrained(
-                source, trust_remote_code=cfg.trust_remote_code)
+                source, trust_remote_code=_remote_code(cfg.trust_remote_code, "scorer harmlessness"))
         except Exception as exc:
             raise load_error(self.id, cfg.model, exc) from None
         self._harmful = harmful_indices(model.config.id2label, cfg.harmful_labels, cfg.model)

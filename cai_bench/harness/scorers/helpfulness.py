@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from cai_bench.trust import trust_remote_code as _remote_code
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers._hf import hub_reason, load_error, local_or_hub, pick_device, pick_dtype
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
@@ -86,7 +87,7 @@ class HelpfulnessScorer(Scorer):
         else:
             self._rm = _SequenceClassificationRM(local_or_hub(cfg.model), dtype=dtype, device=device,
                                                  load_in_4bit=cfg.load_in_4bit,
-                                                 trust_remote_code=cfg.trust_remote_code)
+                                                 trust_remote_code=_remote_code(cfg.trust_remote_code, "scorer helpfulness"))
 
     def close(self) -> None:
         self._rm = None
