@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from cai_bench.errors import UserError
+from cai_bench.io import hub_offline, read_jsonl
 from cai_bench.paths import atomic_write_text, cai_bench_home
 
 TASK_ID = "hhh_alignment"
@@ -60,7 +61,7 @@ class HHHItem:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(k, "0").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "CAI_BENCH_OFFLINE"))
+    return hub_offline() or os.environ.get("CAI_BENCH_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
 def cached_path() -> Path:
@@ -108,21 +109,9 @@ def _split(text: str, where: str) -> tuple[str, str]:
 def parse_hhh(path: Path) -> list[HHHItem]:
     """Every item of the file; a bad line is named by file:line and field."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the HHH data ({exc})") from None
     items: list[HHHItem] = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for n, row in read_jsonl(path, what="HHH items", allow_empty=True):
         where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{where}: expected a JSON object")
         for key, kind in (("prompt", str), ("corrects", list), ("incorrects", list), ("text_correct", str),
                           ("text_incorrect", str)):
             if not isinstance(row.get(key), kind):

@@ -158,12 +158,11 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "
 
 
 def redact(text: Any, *secrets: str | None) -> str:
-    """`text` with every secret replaced by '***' (error messages may echo request data)."""
-    out = str(text)
-    for s in secrets:
-        if s:
-            out = out.replace(s, "***")
-    return out
+    """`text` with every secret replaced by '***' (error messages may echo request
+    data), and URLs and token-shaped words redacted (see `cai_bench.redact`)."""
+    from cai_bench.redact import redact_text
+
+    return redact_text(text, *secrets)
 
 
 def describe(exc: BaseException, *secrets: str | None, limit: int = 500) -> str:
