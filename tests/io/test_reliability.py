@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_reliability.
 def bench(smollm2_dir, tmp_path_factory):  # noqa: ANN001, ANN201 - the loaded benchmark module
     spec = importlib.util.spec_from_file_location("bench_reliability", BENCH)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_reliability"] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     mod.tiny = mod.tiny_model(tmp_path_factory.mktemp("tiny") / "m")
     return mod
