@@ -17,7 +17,7 @@ in another language than the prompt. Each record gets its first failing reason:
   and has fewer than ``REFUSAL_MIN_WORDS`` (20) words, so it teaches nothing
   beyond "say no";
 - ``language_drift``: the prompt is in Latin script and mostly function words of
-  English, but the revision is not (under 60 % Latin letters, or under 5 %
+  English, but the revision is not (under 60 % Latin letters, or under 10 %
   English function words over 8+ words): a drifted generator.
 
 The gate passes when at least ``min_kept_fraction`` (default 0.5) of the records
@@ -112,7 +112,7 @@ def is_language_drift(prompt: str, text: str) -> bool:
     if _latin_share(text) < 0.6:
         return True
     t_share, t_n = _english_share(text)
-    return t_n >= 8 and t_share < 0.05
+    return t_n >= 8 and t_share < 0.10
 
 
 def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None) -> str | None:

@@ -4,8 +4,9 @@ Both compare greedy answers to a few held-out eval prompts.
 
 Collapse (after SFT and after DPO, against the base model's answers):
 - ``distinct_2``: distinct word bigrams / all bigrams over every answer;
-- ``repetition``: share of answers in which one word 3-gram fills at least 30 %
-  of the answer's 3-grams (a loop such as "The response is not a response ...");
+- ``repetition``: share of answers in which at least 30 % of the word 3-grams
+  repeat an earlier 3-gram of the same answer (a loop such as "The response is
+  not a response at all. The response is not ...");
 - ``diversity``: distinct answers (first 12 normalised words) / answers.
 The guard fires when distinct_2 or diversity falls below ``COLLAPSE_RATIO`` (0.5)
 of the base's, or repetition rises by more than ``REPETITION_RISE`` (0.3).
@@ -20,7 +21,6 @@ still worth seeing.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +45,7 @@ def diversity_stats(texts: Sequence[str]) -> dict[str, float]:
         uni += w
         bi += list(zip(w, w[1:]))
         tri = list(zip(w, w[1:], w[2:]))
-        if len(tri) >= 4 and Counter(tri).most_common(1)[0][1] / len(tri) >= LOOP_SHARE:
+        if len(tri) >= 4 and 1 - len(set(tri)) / len(tri) >= LOOP_SHARE:
             loops += 1
         heads.add(" ".join(w[:12]))
     n = max(len(texts), 1)
