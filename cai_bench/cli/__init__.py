@@ -21,6 +21,7 @@ def _register() -> None:
         cmd_constitutions,
         cmd_generate,
         cmd_models,
+        cmd_pipeline,
         cmd_report,
         cmd_run,
         cmd_score,

@@ -1,0 +1,68 @@
+"""`cai-bench pipeline`: the whole CAI loop, from a constitution to a base vs SFT vs DPO verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cai_bench.cli._app import app
+from cai_bench.console import console
+from cai_bench.errors import UserError
+
+
+def _set(raw: dict, item: str) -> None:
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    node = raw
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {item!r}: {p} is not a section")
+    node[parts[-1]] = parsed
+
+
+@app.command("pipeline")
+def pipeline(
+    config: Optional[Path] = typer.Argument(None, help="Pipeline config YAML (see docs/pipeline.md)."),
+    task: Optional[str] = typer.Option(None, "--task", help="A built-in task id or task folder to split."),
+    constitution: Optional[str] = typer.Option(None, "--constitution", help="Constitution id or YAML (with --prompts)."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompts jsonl/csv (with --constitution)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="cpu-small (default) or gpu-7b."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/pipeline)."),
+    student: Optional[str] = typer.Option(None, "--student", help="Checkpoint spec of the model to train."),
+    overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config field: dotted.key=value "
+                                                  "(YAML value), e.g. split.max_train=32. Repeatable."),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Go on when training data overlaps eval prompts."),
+    allow_low_quality: bool = typer.Option(False, "--allow-low-quality",
+                                           help="Train even when the data quality gate fails."),
+) -> None:
+    """Run task split -> CAI data -> SFT -> DPO -> eval -> report; every stage cached and resumable."""
+    from cai_bench.pipeline import build_config, load_config_file
+    from cai_bench.pipeline.runner import run_pipeline
+
+    raw, lines, source = ({}, {}, "pipeline options")
+    if config is not None:
+        raw, lines = load_config_file(config)
+        source = str(config)
+    for key, value in (("task", task), ("constitution", constitution), ("prompts", prompts), ("profile", profile),
+                       ("out", str(out) if out else None), ("student", student)):
+        if value is not None:
+            raw[key] = value
+    for item in overrides or []:
+        _set(raw, item)
+    if allow_overlap:
+        raw["allow_overlap"] = True
+    if allow_low_quality:
+        raw.setdefault("data", {})["allow_low_quality"] = True
+    cfg = build_config(raw, source=source, lines=lines)
+    run_pipeline(cfg, console)

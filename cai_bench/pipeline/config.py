@@ -1,0 +1,189 @@
+"""The pipeline config: one YAML (or flags) naming everything the CAI loop needs.
+
+Profiles give the defaults; the file overrides the profile, flags override the
+file. Example (`bolivia.yaml`):
+
+    profile: cpu-small
+    constitution: bolivia.yaml          # or `task: cai_south_africa`
+    prompts: bolivia_prompts.jsonl
+    out: runs/bolivia
+    split: {eval_fraction: 0.33, seed: 0, max_train: 64, max_eval: 32}
+    data: {source: generate, generator: bundled:smollm2-135m-instruct}
+    sft: {recipe: smollm2-135m-cpu-sft, set: ["learning_rate=1e-4"]}
+    dpo: {recipe: smollm2-135m-cpu-dpo}
+    eval: {tasks: [cai_romania, xstest], limit: 16, scorers: [similarity], hhh_limit: 100}
+
+Every problem is reported as `file:line: field: reason`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cai_bench.errors import UserError
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # the bundled SmolLM2 as student; bundled GPT-4o data for built-in cultures; small sizes
+    "cpu-small": {
+        "student": "bundled:smollm2-135m-instruct",
+        "split": {"max_train": 64, "max_eval": 32},
+        "data": {"max_new_tokens": 192},
+        # the shipped CPU recipes collapsed SFT (lr 1e-3) and left DPO a no-op (lr 1e-6, beta 0.01): issue 15
+        "sft": {"recipe": "smollm2-135m-cpu-sft", "set": ["learning_rate=2e-4", "max_steps=32"]},
+        "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": ["learning_rate=5e-5", "beta=0.1", "max_steps=32"]},
+        "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 8},
+    },
+    # a 7B instruct student with the handbook QLoRA recipes (needs a CUDA GPU)
+    "gpu-7b": {
+        "student": "hf:mistralai/Mistral-7B-Instruct-v0.1",
+        "split": {},
+        "data": {"max_new_tokens": 512},
+        "sft": {"recipe": "mistral-7b-sft"},
+        "dpo": {"recipe": "mistral-7b-dpo"},
+        "eval": {"limit": 100, "max_new_tokens": 256, "hhh_limit": None, "batch_size": 16},
+    },
+}
+# built-in culture task -> its folder of GPT-4o CAI data under bluedot_cai/
+BUNDLED_DATA = {"cai_south_africa": "sa", "cai_romania": "ro"}
+CULTURE_TASKS = ("cai_south_africa", "cai_romania")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitSettings(_Strict):
+    """Seeded split, stratified by principle, into train (CAI data) and held-out eval."""
+
+    eval_fraction: float = Field(0.33, gt=0.0, lt=1.0)
+    seed: int = 0
+    max_train: int | None = Field(None, ge=1)
+    max_eval: int | None = Field(None, ge=1)
+
+
+class DataSettings(_Strict):
+    """Where the CAI training data comes from, and the quality gate."""
+
+    source: Literal["bundled", "generate"] | None = None  # None: bundled for built-in cultures, else generate
+    generator: str | None = None  # any chat-model spec; None: the student
+    bundled_dir: str | None = None  # folder holding bluedot_cai/; None: $CAI_BENCH_SHARED_DATA or ../shared/data
+    selection: Literal["random", "contextual"] = "random"
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    test_size: float = Field(0.1, ge=0.0, lt=1.0)
+    min_kept_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    min_kept: int = Field(16, ge=0)
+    allow_low_quality: bool = False
+
+
+class TrainSettings(_Strict):
+    recipe: str = ""
+    set: list[str] = Field(default_factory=list)  # `key=value` recipe overrides, as `train --set`
+
+
+class EvalSettings(_Strict):
+    tasks: list[str] | None = None  # regression tasks; None: the other built-in cultures and xstest
+    limit: int | None = Field(None, ge=1)  # prompts per regression task (the held-out part is always whole)
+    scorers: list[Any] = Field(default_factory=lambda: ["similarity"])
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+    hhh: bool = True
+    hhh_limit: int | None = Field(None, ge=1)
+    hhh_path: str | None = None
+    n_boot: int = Field(1000, ge=100)
+
+
+class PipelineConfig(_Strict):
+    out: Path = Path("runs/pipeline")
+    profile: Literal["cpu-small", "gpu-7b"] = "cpu-small"
+    task: str | None = None
+    constitution: str | None = None
+    prompts: str | None = None
+    student: str = ""
+    seed: int = 0
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    sft: TrainSettings = Field(default_factory=TrainSettings)
+    dpo: TrainSettings = Field(default_factory=TrainSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    allow_overlap: bool = False
+
+    @model_validator(mode="after")
+    def _source(self) -> "PipelineConfig":
+        if not self.task and not (self.constitution and self.prompts):
+            raise ValueError("give `task` (a built-in or task folder) or both `constitution` and `prompts`")
+        if self.task and (self.constitution or self.prompts):
+            raise ValueError("give either `task` or `constitution` + `prompts`, not both")
+        if self.data.source == "bundled" and self.task not in BUNDLED_DATA:
+            raise ValueError(f"data.source bundled exists only for {', '.join(BUNDLED_DATA)} (got task {self.task!r})")
+        return self
+
+    @property
+    def data_source(self) -> str:
+        return self.data.source or ("bundled" if self.task in BUNDLED_DATA else "generate")
+
+    @property
+    def generator(self) -> str:
+        return self.data.generator or self.student
+
+    def regression_tasks(self) -> list[str]:
+        if self.eval.tasks is not None:
+            return list(self.eval.tasks)
+        return [t for t in CULTURE_TASKS if t != self.task] + ["xstest"]
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines: dict | None = None) -> PipelineConfig:
+    """Profile defaults under `raw`, validated; errors name source, line and field."""
+    profile = raw.get("profile", "cpu-small")
+    if profile not in PROFILES:
+        where = f"{source}:{lines['profile']}" if lines and "profile" in lines else source
+        raise UserError(f"{where}: profile: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    data = _merge(PROFILES[profile], raw)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(map(str, e["loc"])) or "(config)"
+            top = str(e["loc"][0]) if e["loc"] else ""
+            where = f"{source}:{lines[top]}" if lines and top in lines else source
+            msg = {"extra_forbidden": "unknown field", "missing": "required field missing"}.get(e["type"], e["msg"])
+            parts.append(f"{where}: {loc}: {msg}")
+        raise UserError("; ".join(parts)) from None
+
+
+def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The raw mapping of a pipeline YAML and its top-level key lines; relative
+    paths in it resolve against the file's folder."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read pipeline config ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a pipeline config must be a mapping (task:, profile:, out:, ...)")
+    lines = {k.value: k.start_mark.line + 1 for k, _ in getattr(node, "value", []) if hasattr(k, "value")}
+    base = path.resolve().parent
+    for key in ("constitution", "prompts", "out", "task"):
+        v = raw.get(key)
+        if isinstance(v, str) and (key == "out" or "/" in v or v.endswith((".yaml", ".yml", ".jsonl", ".csv"))):
+            if not Path(v).expanduser().is_absolute() and (key == "out" or (base / v).exists()):
+                raw[key] = str(base / v)
+    return raw, lines

@@ -1,0 +1,332 @@
+"""The six stages of the CAI loop. Each takes the config and the stage folders,
+does its work with the existing packages (tasks, generation, training, harness),
+and returns a small JSON-able summary that the runner stores in `stage.json`.
+
+    task  -> <out>/task/   split.json, eval_task/ (held-out part as a task folder), train_prompts.jsonl
+    data  -> <out>/data/   sft/, prefs/ (generate format), quality.json, leakage.json
+    sft   -> <out>/sft/    adapter + cai_bench.json (+ provenance.json)
+    dpo   -> <out>/dpo/    adapter + cai_bench.json (+ provenance.json)
+    eval  -> <out>/eval/   results store (cai-bench run), hhh/<fingerprint>-<items>.jsonl
+    report-> <out>/report/ pipeline.md, pipeline.json, samples.html (+ the usual run report)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cai_bench.errors import UserError
+from cai_bench.paths import atomic_write_text
+from cai_bench.pipeline.config import BUNDLED_DATA, PipelineConfig
+
+log = logging.getLogger("cai_bench.pipeline")
+ROLES = ("base", "sft", "dpo")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+# ---------------------------------------------------------------- task
+def load_source_task(cfg: PipelineConfig):
+    """The task to split: a built-in/folder task, or a constitution + prompts file."""
+    from cai_bench.constitutions import load_constitution
+    from cai_bench.tasks import Task, load_task, read_prompts_file, task_constitution
+
+    if cfg.task:
+        task = load_task(cfg.task)
+        return task, task_constitution(task)
+    constitution = load_constitution(cfg.constitution)
+    prompts = read_prompts_file(Path(cfg.prompts))
+    known = set(constitution.principle_ids)
+    bad = [p.id for p in prompts if p.principle_id and p.principle_id not in known]
+    if bad:
+        raise UserError(f"{cfg.prompts}: prompt(s) {bad[:5]} name a principle that {constitution.id!r} lacks")
+    task = Task(id=f"{constitution.id}_prompts"[:60], constitution=constitution.id, culture=constitution.culture,
+                description=f"prompts from {cfg.prompts}", prompts=prompts)
+    return task, constitution
+
+
+def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: int | None,
+                     max_eval: int | None) -> tuple[list, list]:
+    """Per principle: shuffle by seed, hold out round(n * fraction) (at least one where
+    a principle has two or more prompts); caps then take prompts round-robin over
+    principles so every principle stays represented."""
+    groups: dict[str, list] = defaultdict(list)
+    for p in prompts:
+        groups[p.principle_id or "_none"].append(p)
+    train_g: dict[str, list] = {}
+    eval_g: dict[str, list] = {}
+    for key in sorted(groups):
+        g = sorted(groups[key], key=lambda p: p.id)
+        random.Random(f"{seed}:{key}").shuffle(g)
+        k = round(len(g) * fraction)
+        if len(g) >= 2:
+            k = min(max(k, 1), len(g) - 1)
+        eval_g[key], train_g[key] = g[:k], g[k:]
+
+    def cap(gs: dict[str, list], limit: int | None) -> list:
+        out: list = []
+        pools = [list(gs[k]) for k in sorted(gs)]
+        while any(pools) and (limit is None or len(out) < limit):
+            for pool in pools:
+                if pool and (limit is None or len(out) < limit):
+                    out.append(pool.pop(0))
+        order = {p.id: i for i, p in enumerate(prompts)}
+        return sorted(out, key=lambda p: order[p.id])
+
+    return cap(train_g, max_train), cap(eval_g, max_eval)
+
+
+def stage_task(cfg: PipelineConfig, out: Path) -> dict:
+    from cai_bench.tasks._user import write_task_folder
+
+    task, constitution = load_source_task(cfg)
+    train, held = stratified_split(task.prompts, fraction=cfg.split.eval_fraction, seed=cfg.split.seed,
+                                   max_train=cfg.split.max_train, max_eval=cfg.split.max_eval)
+    if not train or not held:
+        raise UserError(f"task {task.id!r}: {len(task.prompts)} prompts are too few to split into train and eval")
+    eval_id = f"{task.id}_heldout"[:64]
+    eval_task = task.model_copy(update={"id": eval_id, "prompts": held, "path": None,
+                                        "description": f"held-out eval part of {task.id} (pipeline split, "
+                                                       f"seed {cfg.split.seed})"})
+    folder = out / "eval_task"
+    folder.mkdir(parents=True, exist_ok=True)
+    ctext = None
+    if constitution.path is not None and not str(constitution.path).startswith(str(Path(__file__).parents[1])):
+        ctext = Path(constitution.path).read_text(encoding="utf-8")  # a user constitution travels with the task
+    write_task_folder(eval_task, folder, ctext)
+    atomic_write_text(out / "train_prompts.jsonl", _jsonl([p.model_dump(exclude_none=True) for p in train]))
+    per = defaultdict(lambda: [0, 0])
+    for p in train:
+        per[p.principle_id or "_none"][0] += 1
+    for p in held:
+        per[p.principle_id or "_none"][1] += 1
+    split = {"task": task.id, "constitution": constitution.id, "culture": task.culture, "seed": cfg.split.seed,
+             "eval_fraction": cfg.split.eval_fraction, "train": [p.id for p in train], "eval": [p.id for p in held],
+             "per_principle": {k: {"train": v[0], "eval": v[1]} for k, v in sorted(per.items())}}
+    atomic_write_text(out / "split.json", json.dumps(split, indent=2) + "\n")
+    constitution_ref = str(constitution.path) if ctext is not None else constitution.id
+    return {"task": task.id, "constitution": constitution_ref, "culture": task.culture, "eval_task": str(folder),
+            "eval_task_id": eval_id, "train": len(train), "eval": len(held), "principles": len(per)}
+
+
+# ---------------------------------------------------------------- data
+def bundled_root(cfg: PipelineConfig) -> Path:
+    cands = [cfg.data.bundled_dir, os.environ.get("CAI_BENCH_SHARED_DATA"), "../shared/data",
+             str(Path(__file__).resolve().parents[2].parent / "shared" / "data")]
+    for c in cands:
+        if c and (Path(c).expanduser() / "bluedot_cai").is_dir():
+            return Path(c).expanduser() / "bluedot_cai"
+    raise UserError("data.source bundled: the bluedot_cai data folder was not found. Fix: set data.bundled_dir "
+                    "(or $CAI_BENCH_SHARED_DATA) to the folder holding bluedot_cai/")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict]) -> tuple[list[dict], list[dict], str]:
+    """GPT-4o critique/revision rows and preference rows of the train prompts only."""
+    root = bundled_root(cfg) / BUNDLED_DATA[cfg.task]
+    wanted = {_norm(p["prompt"]): p for p in train_prompts}
+    sft_raw = json.loads((root / "sft_dataset.json").read_text(encoding="utf-8"))
+    pref_raw = json.loads((root / "pref_dataset.json").read_text(encoding="utf-8"))
+    sft, prefs = [], []
+    for rows in sft_raw.values():
+        for r in rows:
+            p = wanted.get(_norm(r["initial_prompt"]))
+            if p:
+                sft.append({"id": p["id"], "prompt": r["initial_prompt"], "init_response": r["initial_response"],
+                            "critic_response": r.get("critique_response", ""),
+                            "revision_response": r["revision_response"], "principle_id": p.get("principle_id")})
+    for rows in pref_raw.values():
+        for r in rows:
+            p = wanted.get(_norm(r["prompt"]))
+            if p:
+                prefs.append({"id": p["id"], "prompt": r["prompt"], "init_response": r["rejected_response"],
+                              "revision_response": r["chosen_response"], "principle_id": p.get("principle_id")})
+    return sft, prefs, str(root)
+
+
+def generated_rows(cfg: PipelineConfig, task_info: dict, out: Path, progress: Any) -> tuple[list[dict], list[dict], str]:
+    from cai_bench.generation.pipeline import GenerateConfig, generate
+    from cai_bench.generation.store import read_records
+
+    gen_out = out / "generated"
+    gcfg = GenerateConfig(constitution=task_info["constitution"], prompts=str(out.parent / "task" / "train_prompts.jsonl"),
+                          model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
+                          max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
+                          keep_truncated=False)
+    bar = progress.add_task(f"generate CAI data with {cfg.generator}", total=task_info["train"]) if progress else None
+    generate(gcfg, on_progress=(lambda done, total: progress.update(bar, completed=done, total=total))
+             if progress else None)
+    rows = []
+    for r in read_records(gen_out / "records.jsonl"):
+        rows.append({"id": r.id, "prompt": r.init_prompt, "init_response": r.init_response,
+                     "critic_response": r.critic_response, "revision_response": r.revision_response,
+                     "principle_id": r.principle_id, "finish_reasons": r.finish_reasons, "drop_reason": r.drop_reason})
+    return rows, [dict(r) for r in rows], cfg.generator
+
+
+def _write_split(out: Path, kind: str, rows: list[dict], *, seed: int, test_size: float) -> dict:
+    rows = sorted(rows, key=lambda r: (r["id"], r["revision_response"]))
+    random.Random(seed).shuffle(rows)
+    n_test = int(round(len(rows) * test_size))
+    if test_size > 0 and len(rows) >= 4:
+        n_test = max(n_test, 1)
+    parts = {"train": rows[n_test:], "test": rows[:n_test]}
+    for split, part in parts.items():
+        if kind == "sft":
+            data = [{"messages": [{"role": "user", "content": r["prompt"]},
+                                  {"role": "assistant", "content": r["revision_response"]}]} for r in part]
+        else:
+            data = [{"prompt": [{"role": "user", "content": r["prompt"]}],
+                     "chosen": [{"role": "assistant", "content": r["revision_response"]}],
+                     "rejected": [{"role": "assistant", "content": r["init_response"]}]} for r in part]
+        atomic_write_text(out / kind / f"{split}.jsonl", _jsonl(data))
+    return {k: len(v) for k, v in parts.items()}
+
+
+def eval_sets(cfg: PipelineConfig, task_info: dict) -> dict[str, list[tuple[str, str]]]:
+    """Every prompt the eval stage may show a checkpoint, per eval set (for the leakage check)."""
+    from cai_bench.tasks import load_task
+
+    sets = {}
+    held = load_task(task_info["eval_task"])
+    sets[f"{held.id} (held-out)"] = [(p.id, p.prompt) for p in held.prompts]
+    for tid in cfg.regression_tasks():
+        t = load_task(tid)
+        sets[t.id] = [(p.id, p.prompt) for p in t.prompts]
+    if cfg.eval.hhh:
+        try:
+            from cai_bench.tasks.hhh import load_hhh
+
+            items = load_hhh(cfg.eval.hhh_path, limit=cfg.eval.hhh_limit, seed=cfg.seed)
+            sets["hhh_alignment"] = [(it.id, it.context) for it in items]
+        except UserError as exc:
+            log.warning("leakage check without hhh_alignment: %s", exc.message)
+    return sets
+
+
+def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = None) -> dict:
+    from cai_bench.generation.quality import assess, check_gate
+    from cai_bench.pipeline.leakage import check_leakage, find_overlap
+
+    train_prompts = read_jsonl(out.parent / "task" / "train_prompts.jsonl")
+    if cfg.data_source == "bundled":
+        sft_rows, pref_rows, generator = bundled_rows(cfg, train_prompts)
+        generator = f"bundled GPT-4o CAI data ({generator})"
+    else:
+        sft_rows, pref_rows, generator = generated_rows(cfg, task_info, out, progress)
+    sft_kept, sft_q = assess(sft_rows)
+    pref_kept, pref_q = assess(pref_rows)
+    quality = {"sft": sft_q.as_dict(), "prefs": pref_q.as_dict(),
+               "thresholds": {"min_kept_fraction": cfg.data.min_kept_fraction, "min_kept": cfg.data.min_kept}}
+    atomic_write_text(out / "quality.json", json.dumps(quality, indent=2, ensure_ascii=False) + "\n")
+    warnings = []
+    for name, q in (("sft data", sft_q), ("preference data", pref_q)):
+        warnings += check_gate(q, min_kept_fraction=cfg.data.min_kept_fraction, min_kept=cfg.data.min_kept,
+                               allow=cfg.data.allow_low_quality, where=f"{out}: {name}")
+    leak = find_overlap({"sft": [r["prompt"] for r in sft_kept], "prefs": [r["prompt"] for r in pref_kept]},
+                        eval_sets(cfg, task_info))
+    atomic_write_text(out / "leakage.json", json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    warnings += check_leakage(leak, allow=cfg.allow_overlap)
+    counts = {"sft": _write_split(out, "sft", sft_kept, seed=cfg.seed, test_size=cfg.data.test_size),
+              "prefs": _write_split(out, "prefs", pref_kept, seed=cfg.seed, test_size=cfg.data.test_size)}
+    files = {f"{k}/{s}.jsonl": sha256_file(out / k / f"{s}.jsonl") for k in ("sft", "prefs") for s in ("train", "test")}
+    info = {"constitution": task_info["constitution"], "source": cfg.data_source, "generator": generator,
+            "splits": counts, "sha256": files, "quality": quality}
+    atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    return {"source": cfg.data_source, "generator": generator, "splits": counts, "sha256": files,
+            "kept": {"sft": sft_q.kept, "prefs": pref_q.kept}, "total": {"sft": sft_q.total, "prefs": pref_q.total},
+            "leakage": leak.total, "warnings": warnings}
+
+
+# ---------------------------------------------------------------- sft / dpo
+def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, start: str, data_info: dict,
+                resume: bool) -> dict:
+    from cai_bench.training import load_recipe, train
+
+    settings = cfg.sft if stage == "sft" else cfg.dpo
+    overrides = [f"model_name_or_path={start}", f"output_dir={out}", f"dataset_mixer={{{data_dir}: 1.0}}",
+                 *settings.set]
+    recipe = load_recipe(settings.recipe, overrides)
+    if (out / "adapter_config.json").is_file() and (out / "cai_bench.json").is_file():
+        meta = json.loads((out / "cai_bench.json").read_text(encoding="utf-8"))  # finished before a crash
+    else:
+        has_ckpt = any(out.glob("checkpoint-*/trainer_state.json"))
+        result = train(stage, recipe, resume=resume and has_ckpt, output_dir=out,
+                       recipe_source=f"pipeline {stage}: {settings.recipe} + {settings.set}")
+        meta = result.metadata
+    provenance = {"stage": stage, "start": start, "recipe": settings.recipe, "overrides": overrides,
+                  "data": {"dir": str(data_dir), "sha256": data_info["sha256"], "source": data_info["source"]},
+                  "generator": data_info["generator"], "datasets": meta.get("datasets"),
+                  "train_rows": meta.get("train_rows")}
+    atomic_write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
+    hist = meta.get("log_history") or []
+    return {"output_dir": str(out), "train_rows": meta.get("train_rows"),
+            "final_loss": next((e["loss"] for e in reversed(hist) if "loss" in e), None),
+            "steps": (meta.get("metrics") or {}).get("global_step")}
+
+
+# ---------------------------------------------------------------- eval
+def checkpoints(cfg: PipelineConfig, out: Path) -> dict[str, str]:
+    return {"base": cfg.student, "sft": str(out / "sft"), "dpo": str(out / "dpo")}
+
+
+def stage_eval(cfg: PipelineConfig, out: Path, task_info: dict, ckpts: dict[str, str], console: Any) -> dict:
+    from cai_bench.harness.config import GenerationSettings, RunConfig
+    from cai_bench.harness.runner import run
+    from cai_bench.models import resolve_checkpoint
+
+    fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
+    gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
+    common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, seed=cfg.seed,
+                  generation=gen, report=False, download_models=False)
+    held = run(RunConfig(tasks=[task_info["eval_task"]], **common), console=console)
+    others = cfg.regression_tasks()
+    reg = run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console) if others else None
+    hhh_files = eval_hhh(cfg, out, ckpts) if cfg.eval.hhh else {}
+    return {"store": held.store_url, "fingerprints": fps, "checkpoints": ckpts, "tasks": [task_info["eval_task_id"], *others],
+            "generated": held.generated + (reg.generated if reg else 0), "hhh": hhh_files}
+
+
+def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str, str]:
+    """HHH per checkpoint, one file per (fingerprint, item set): a finished one is not redone."""
+    from cai_bench.harness.hhh import build_lm, evaluate_hhh
+    from cai_bench.models import resolve_checkpoint
+    from cai_bench.tasks.hhh import load_hhh
+
+    items = load_hhh(cfg.eval.hhh_path, limit=cfg.eval.hhh_limit, seed=cfg.seed)
+    items_key = hashlib.sha256(json.dumps([it.id for it in items] + [it.prompt for it in items]).encode()).hexdigest()[:12]
+    files = {}
+    for role, spec in ckpts.items():
+        ck = resolve_checkpoint(spec)
+        dest = out / "hhh" / f"{ck.fingerprint[:24]}-{items_key}.jsonl"
+        files[role] = str(dest)
+        if dest.is_file():
+            continue
+        lm = build_lm(ck, batch_size=cfg.eval.batch_size)
+        rows = evaluate_hhh(lm, items, batch_size=cfg.eval.batch_size, seed=cfg.seed)
+        del lm
+        atomic_write_text(dest, _jsonl(rows))
+    return files

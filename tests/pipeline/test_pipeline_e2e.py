@@ -1,0 +1,81 @@
+"""`cai-bench pipeline` end to end on a tiny in-process model: all six stages, the
+verdict report, a cached re-run, and a settings change that redoes only downstream."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cai_bench.console import console
+from cai_bench.errors import UserError
+from cai_bench.pipeline import build_config
+from cai_bench.pipeline.runner import run_pipeline, stage_keys
+
+TRAIN = ["max_steps=2", "logging_steps=1", "save_steps=1", "load_in_4bit=false", "per_device_train_batch_size=2",
+         "max_length=128"]
+
+
+def _cfg(tiny_model, shared_data, hhh_sample, out, **over):
+    raw = {"task": "cai_south_africa", "student": str(tiny_model), "out": str(out),
+           "split": {"max_train": 12, "max_eval": 4, "seed": 3},
+           "data": {"source": "bundled", "bundled_dir": str(shared_data), "min_kept": 4},
+           "sft": {"recipe": "smollm2-135m-cpu-sft", "set": TRAIN},
+           "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": TRAIN},
+           "eval": {"tasks": ["xstest"], "limit": 2, "max_new_tokens": 8, "batch_size": 4, "hhh_path": str(hhh_sample),
+                    "hhh_limit": 3, "n_boot": 200}}
+    for k, v in over.items():
+        raw[k] = {**raw[k], **v} if isinstance(v, dict) else v
+    return build_config(raw)
+
+
+def test_pipeline_end_to_end_cached_and_resumable(tiny_model, shared_data, hhh_sample, tmp_path, home):
+    out = tmp_path / "run"
+    cfg = _cfg(tiny_model, shared_data, hhh_sample, out)
+    data = run_pipeline(cfg, console)
+
+    split = json.loads((out / "task" / "split.json").read_text())
+    assert len(split["train"]) == 12 and len(split["eval"]) == 4 and not set(split["train"]) & set(split["eval"])
+    quality = json.loads((out / "data" / "quality.json").read_text())
+    assert 8 <= quality["sft"]["total"] <= 12 and quality["sft"]["kept"] >= 4  # rows of train prompts only
+    assert json.loads((out / "data" / "leakage.json").read_text())["total"] == 0
+    prov = json.loads((out / "dpo" / "provenance.json").read_text())
+    assert prov["start"] == str(out / "sft") and prov["data"]["sha256"]["prefs/train.jsonl"]
+    tasks = {(r["task"], r["metric"]) for r in data["rows"]}
+    assert ("cai_south_africa_heldout", "similarity.similarity") in tasks
+    assert ("hhh_alignment", "accuracy") in tasks and ("hhh_alignment_response", "accuracy") in tasks
+    assert any(t == "xstest" for t, _ in tasks)
+    for r in data["rows"]:
+        assert r["verdict"] in ("improved", "no significant change", "regressed")
+        assert set(r) >= {"base", "sft", "dpo", "sft_vs_base", "dpo_vs_sft", "dpo_vs_base"}
+    assert {g["name"] for g in data["guards"]} == {"collapse after sft", "collapse after dpo", "no-op DPO"}
+    md = (out / "report" / "pipeline.md").read_text()
+    assert "## Verdicts" in md and "## Data quality" in md and "## Training curve: dpo" in md
+    html = (out / "report" / "samples.html").read_text()
+    assert "<script>" not in json.dumps([s["prompt"] for s in data.get("samples", [])]) and "<td>" in html
+
+    report_bytes = (out / "report" / "pipeline.md").read_bytes()
+    started = time.perf_counter()
+    run_pipeline(cfg, console)  # everything cached: no model loaded
+    assert time.perf_counter() - started < 15
+    for stage in ("task", "data", "sft", "dpo", "eval", "report"):
+        assert json.loads((out / stage / "stage.json").read_text())["done"]
+    assert (out / "report" / "pipeline.md").read_bytes() == report_bytes
+
+    changed = _cfg(tiny_model, shared_data, hhh_sample, out, dpo={"set": [*TRAIN, "beta=0.2"]})
+    old, new = stage_keys(cfg), stage_keys(changed)
+    assert [s for s in old if old[s] != new[s]] == ["dpo", "eval", "report"]
+    sft_mtime = (out / "sft" / "adapter_model.safetensors").stat().st_mtime_ns
+    run_pipeline(changed, console)
+    assert (out / "sft" / "adapter_model.safetensors").stat().st_mtime_ns == sft_mtime
+    assert json.loads((out / "dpo" / "provenance.json").read_text())["overrides"][-1] == "beta=0.2"
+
+
+def test_config_errors_name_field(tmp_path):
+    with pytest.raises(UserError, match="give `task`"):
+        build_config({"out": str(tmp_path)})
+    with pytest.raises(UserError, match="data.source bundled exists only for"):
+        build_config({"task": "xstest", "data": {"source": "bundled"}})
+    with pytest.raises(UserError, match=r"eval\.hhh_limit: Input should be greater than or equal to 1"):
+        build_config({"task": "cai_south_africa", "eval": {"hhh_limit": 0}})
