@@ -27,10 +27,8 @@ PAIRS = (("sft", "base"), ("dpo", "sft"), ("dpo", "base"))
 
 
 def _load_results(store_url: str) -> pd.DataFrame:
-    try:
-        from cai_bench.results.load import load_results
-    except ImportError:  # pragma: no cover - before the results package
-        from cai_bench.reports.load import load_results  # type: ignore[no-redef]
+    from cai_bench.results.load import load_results
+
     return load_results(store_url)
 
 

@@ -97,7 +97,7 @@ def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: in
 
 
 def stage_task(cfg: PipelineConfig, out: Path) -> dict:
-    from cai_bench.tasks._user import write_task_folder
+    from cai_bench.tasks import write_task_folder
 
     task, constitution = load_source_task(cfg)
     train, held = stratified_split(task.prompts, fraction=cfg.split.eval_fraction, seed=cfg.split.seed,

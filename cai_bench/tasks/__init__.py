@@ -11,7 +11,7 @@ from cai_bench.tasks._loader import (
     task_constitution,
 )
 from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task, check_task_id
-from cai_bench.tasks._user import read_prompts_file, write_user_task
+from cai_bench.tasks._user import read_prompts_file, write_task_folder, write_user_task
 
 __all__ = [
     "BUILTIN_DIR",
@@ -26,5 +26,6 @@ __all__ = [
     "read_prompts_file",
     "read_prompts_jsonl",
     "task_constitution",
+    "write_task_folder",
     "write_user_task",
 ]
