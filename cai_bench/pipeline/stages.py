@@ -144,25 +144,38 @@ def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict]) -> tuple[list[dict], list[dict], str]:
-    """GPT-4o critique/revision rows and preference rows of the train prompts only."""
+def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict], principle_ids: list[str]) -> tuple[list[dict], list[dict], str]:
+    """GPT-4o critique/revision rows and preference rows of the train prompts only.
+
+    A row keyed "i_j" belongs to the j-th red-team prompt of the i-th principle (the
+    built-in task's prompt `<principle>-<j+1>`); other rows (Romanian data is keyed by
+    principle only) are matched by their normalised prompt text. A row's prompt is the
+    task's own text: some upstream `initial_prompt`s carry a "Red team prompt:" wrapper."""
     root = bundled_root(cfg) / BUNDLED_DATA[cfg.task]
-    wanted = {_norm(p["prompt"]): p for p in train_prompts}
+    by_id = {p["id"]: p for p in train_prompts}
+    by_text = {_norm(p["prompt"]): p for p in train_prompts}
+
+    def owner(key: str, text: str) -> dict | None:
+        i, sep, j = key.partition("_")
+        if sep and i.isdigit() and j.isdigit() and int(i) < len(principle_ids):
+            return by_id.get(f"{principle_ids[int(i)]}-{int(j) + 1}")
+        return by_text.get(_norm(text))
+
     sft_raw = json.loads((root / "sft_dataset.json").read_text(encoding="utf-8"))
     pref_raw = json.loads((root / "pref_dataset.json").read_text(encoding="utf-8"))
     sft, prefs = [], []
-    for rows in sft_raw.values():
+    for key, rows in sft_raw.items():
         for r in rows:
-            p = wanted.get(_norm(r["initial_prompt"]))
+            p = owner(key, r["initial_prompt"])
             if p:
-                sft.append({"id": p["id"], "prompt": r["initial_prompt"], "init_response": r["initial_response"],
+                sft.append({"id": p["id"], "prompt": p["prompt"], "init_response": r["initial_response"],
                             "critic_response": r.get("critique_response", ""),
                             "revision_response": r["revision_response"], "principle_id": p.get("principle_id")})
-    for rows in pref_raw.values():
+    for key, rows in pref_raw.items():
         for r in rows:
-            p = wanted.get(_norm(r["prompt"]))
+            p = owner(key, r["prompt"])
             if p:
-                prefs.append({"id": p["id"], "prompt": r["prompt"], "init_response": r["rejected_response"],
+                prefs.append({"id": p["id"], "prompt": p["prompt"], "init_response": r["rejected_response"],
                               "revision_response": r["chosen_response"], "principle_id": p.get("principle_id")})
     return sft, prefs, str(root)
 
@@ -233,7 +246,10 @@ def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = 
 
     train_prompts = read_jsonl(out.parent / "task" / "train_prompts.jsonl")
     if cfg.data_source == "bundled":
-        sft_rows, pref_rows, generator = bundled_rows(cfg, train_prompts)
+        from cai_bench.constitutions import load_constitution
+
+        pids = list(load_constitution(task_info["constitution"]).principle_ids)
+        sft_rows, pref_rows, generator = bundled_rows(cfg, train_prompts, pids)
         generator = f"bundled GPT-4o CAI data ({generator})"
     else:
         sft_rows, pref_rows, generator = generated_rows(cfg, task_info, out, progress)
