@@ -68,7 +68,7 @@ class PipelineRun:
         self.keys = stage_keys(cfg)
         self.info: dict[str, dict] = {}
         self.timings_file = self.out / "timings.json"
-        self.timings: dict[str, float] = S.json.loads(self.timings_file.read_text()) \
+        self.timings: dict[str, float] = json.loads(self.timings_file.read_text()) \
             if self.timings_file.is_file() else {}
 
     def _eta(self, idx: int) -> str:
