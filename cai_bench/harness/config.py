@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -37,6 +37,21 @@ class ScorerEntry(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class VllmSettings(BaseModel):
+    """`generation.engine: vllm`: how the vLLM server is started (docs/scale.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    python: str | None = None  # interpreter with vLLM (else $CAI_BENCH_VLLM_PYTHON, else this one)
+    dtype: str = "auto"
+    max_model_len: int | None = Field(default=2048, ge=16)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    enforce_eager: bool | None = None  # None: on when this machine has no CUDA
+    extra_args: list[str] = Field(default_factory=list)  # more `vllm serve` flags, passed as given
+    startup_timeout: float = Field(default=900.0, gt=0)
+
+
 class GenerationSettings(BaseModel):
     """Sampling for the model under test. `max_new_tokens=None` keeps each task's default."""
 
@@ -50,6 +65,8 @@ class GenerationSettings(BaseModel):
     chunk_size: int = Field(default=32, ge=1)  # prompts per committed unit of work
     dtype: str = "auto"
     device: str | None = None  # None: cuda when available, else cpu
+    engine: Literal["hf", "vllm"] = "hf"  # local checkpoints: lm-eval's HF model, or a vLLM server
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
 
 
 class EndpointSettings(BaseModel):
@@ -334,11 +351,14 @@ def expand_checkpoints(specs: list[str]) -> list[str]:
     return [s for s in out if not (s in seen or seen.add(s))]
 
 
-def gen_hash(*, max_new_tokens: int, temperature: float, top_p: float, chat_template: bool, seed: int) -> str:
-    """Identity of the generation settings: any change means new generations."""
-    blob = json.dumps(
-        {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
-         "chat_template": bool(chat_template), "seed": int(seed)},
-        sort_keys=True,
-    )
+def gen_hash(*, max_new_tokens: int, temperature: float, top_p: float, chat_template: bool, seed: int,
+             engine: str = "hf") -> str:
+    """Identity of the generation settings: any change means new generations. The
+    engine is part of it (HF and vLLM answers differ even greedy); "hf" adds
+    nothing, so hashes stored before engines existed still match."""
+    fields: dict[str, object] = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
+                                 "top_p": float(top_p), "chat_template": bool(chat_template), "seed": int(seed)}
+    if engine != "hf":
+        fields["engine"] = engine
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -185,6 +185,8 @@ def _device(gen: "GenerationSettings") -> str:
 def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
                    openai: "EndpointSettings", ollama: "EndpointSettings") -> Generator:
     """Build the model under test once for this checkpoint."""
+    if ckpt.kind in ("hf", "peft") and gen.engine == "vllm":
+        return _vllm_generator(ckpt, gen)
     if ckpt.kind in ("hf", "peft"):
         try:
             from lm_eval.models.huggingface import HFLM
@@ -210,3 +212,41 @@ def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
     options = ChatOptions(base_url=endpoint.base_url, api_key=endpoint.api_key, concurrency=endpoint.num_concurrent,
                           retry=RetryPolicy(attempts=endpoint.max_attempts, timeout=endpoint.timeout))
     return ChatGenerator(open_checkpoint(ckpt, options))
+
+
+class VllmGenerator(ChatGenerator):
+    """`generation.engine: vllm`: a vLLM server for this checkpoint (its LoRA
+    adapter served without merging), asked through the chat layer's OpenAI
+    backend with `batch_size` requests in flight; closing stops the server."""
+
+    def __init__(self, model: Any, server: Any) -> None:
+        super().__init__(model)
+        self.server = server
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.server.stop()
+
+
+def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> Generator:
+    from cai_bench.models.chat import ChatOptions, RetryPolicy, open_model
+    from cai_bench.models.vllm_server import VllmServer
+
+    if not gen.chat_template:
+        raise UserError(f"{ckpt.spec}: generation.engine vllm needs the chat template (generation.chat_template: true)")
+    v = gen.vllm
+    server = VllmServer(ckpt.model, "base", python=v.python, adapter=ckpt.adapter if ckpt.kind == "peft" else None,
+                        dtype=v.dtype, max_model_len=v.max_model_len, tensor_parallel_size=v.tensor_parallel_size,
+                        data_parallel_size=v.data_parallel_size, enforce_eager=v.enforce_eager,
+                        extra_args=v.extra_args, startup_timeout=v.startup_timeout)
+    server.start()
+    try:
+        model = open_model("openai", server.request_model,
+                           ChatOptions(base_url=server.base_url, api_key="local-vllm", concurrency=gen.batch_size,
+                                       retry=RetryPolicy(attempts=2, timeout=600.0)))
+    except BaseException:
+        server.stop()
+        raise
+    return VllmGenerator(model, server)

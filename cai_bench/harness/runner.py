@@ -35,6 +35,7 @@ class Plan:
     prompt_ids: dict[str, tuple[str, ...]]  # task id -> prompt ids in scope
     sampling: dict[str, "Sampling"]  # task id -> resolved sampling
     units: list[Unit]
+    engine: str = "hf"  # generation engine of local checkpoints (part of their units' gen_hash)
 
     def units_for(self, fingerprint: str) -> list[Unit]:
         return [u for u in self.units if u.fingerprint == fingerprint]
@@ -89,17 +90,24 @@ def make_plan(cfg: RunConfig) -> Plan:
     prompt_ids = {t.id: tuple(p.id for p in t.prompts[: cfg.limit]) for t in tasks}
     sampling = {t.id: resolve_sampling(t, cfg.generation, cfg.seed) for t in tasks}
     units = [
-        Unit(ck.fingerprint, t.id, gen_hash(**vars(sampling[t.id])), prompt_ids[t.id])
+        Unit(ck.fingerprint, t.id, gen_hash(**vars(sampling[t.id]), engine=engine_of(ck, cfg.generation.engine)), prompt_ids[t.id])
         for ck in ckpts for t in tasks
     ]
-    return Plan(ckpts, tasks, prompt_ids, sampling, units)
+    return Plan(ckpts, tasks, prompt_ids, sampling, units, cfg.generation.engine)
+
+
+def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
+    """The engine that answers for `ck`: the configured one for local weights; a
+    served checkpoint (openai:, ollama:) is its own engine."""
+    return engine if ck.kind in ("hf", "peft") else "hf"
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
     from cai_bench.tasks import task_constitution
 
     for ck in plan.checkpoints:
-        meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url}
+        meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url,
+                "engine": plan.engine if ck.kind in ("hf", "peft") else None}
         store.upsert_checkpoint(run_id, fingerprint=ck.fingerprint, spec=ck.spec, kind=ck.kind, label=ck.label,
                                 metadata={k: v for k, v in meta.items() if v is not None})
     for t in plan.tasks:
