@@ -70,7 +70,7 @@ class Suite:
         return self.loader(self.locate(data))
 
     def locate(self, data: Path | None) -> list[Path]:
-        if self.folder is not None and data is None:
+        if self.folder is not None:  # a user suite keeps its data beside suite.yaml; --data is for built-ins
             return [self.folder / f for f in self.files]
         if data is not None:
             return [_find(Path(data).expanduser(), f, self.name) for f in self.files]

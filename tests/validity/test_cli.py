@@ -85,3 +85,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, toy_registered):
     res = invoke("scorers", "validate", "toy", "--against", str(f), "--label", "harmful", "--scorer-set", "mode=odd")
     assert res.exit_code == 2 and "mode" in res.output
     assert "Traceback" not in res.output
+
+
+def test_all_on_the_default_suites_says_why_each_is_skipped(tmp_path, toy_registered, sample_data, monkeypatch):
+    home = tmp_path / "home"
+    folder = home / "suites" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "rows.jsonl").write_text(labelled(tmp_path).read_text())
+    (folder / "suite.yaml").write_text("name: mine\nkind: binary\ndata: rows.jsonl\nlabel: harmful\n"
+                                       "metrics: {toy: [harmlessness, refused]}\n")
+    monkeypatch.setenv("CAI_BENCH_HOME", str(home))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    res = invoke("scorers", "validate", "all", "--suite", "default", "--suite", "mine", "--data", str(sample_data),
+                 "--scorer-set", "judge.host=http://127.0.0.1:9", "--store", str(tmp_path / "r.sqlite"))
+    assert res.exit_code == 0, res.output
+    assert "toy.harmlessness on mine: AUC 1.00" in res.output and "toy.refused on mine" in res.output
+    assert "skipped every scorer on stsb" in res.output and "sts-test.csv" in res.output
+    assert "skipped judge: unavailable" in res.output and "skipped moderation: unavailable" in res.output
+    assert "skipped toy on harmful-vs-ethical: suite 'harmful-vs-ethical' validates no metric of toy" in res.output
+    assert "stored 2 validation(s)" in res.output
