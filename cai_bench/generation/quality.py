@@ -18,7 +18,7 @@ in another language than the prompt. Each record gets its first failing reason:
   beyond "say no";
 - ``language_drift``: the prompt is in Latin script and mostly function words of
   English, but the revision is not (under 60 % Latin letters, or under 10 %
-  English function words over 8+ words): a drifted generator.
+  English function words over 15+ words): a drifted generator.
 
 The gate passes when at least ``min_kept_fraction`` (default 0.5) of the records
 and at least ``min_kept`` (default 16) records are kept; otherwise
@@ -112,7 +112,7 @@ def is_language_drift(prompt: str, text: str) -> bool:
     if _latin_share(text) < 0.6:
         return True
     t_share, t_n = _english_share(text)
-    return t_n >= 8 and t_share < 0.10
+    return t_n >= 15 and t_share < 0.10
 
 
 def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None) -> str | None:
