@@ -42,7 +42,9 @@ def configure(level: int) -> None:
     root = logging.getLogger("cai_bench")
     root.setLevel(ours)
     if not any(isinstance(h, RichHandler) for h in root.handlers):
-        root.addHandler(RichHandler(console=err_console, show_path=False, rich_tracebacks=False))
+        handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+        handler.addFilter(_visible_record)  # log lines quote model text and server errors
+        root.addHandler(handler)
         root.propagate = False
     if level < 2:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -84,6 +86,15 @@ def quiet_lm_eval() -> None:
     evaluator.get_git_commit_hash = git_commit_hash
 
 
+def _visible_record(record: logging.LogRecord) -> bool:
+    """Make control characters in a log message visible (the record is formatted once, here)."""
+    message = record.getMessage()
+    shown = visible(message, lines=True)
+    if shown != message:
+        record.msg, record.args = shown, None
+    return True
+
+
 def quiet() -> bool:
     return verbosity.level < 0
 
@@ -102,3 +113,77 @@ def make_progress(*, transient: bool = False) -> Progress:
         transient=transient,
         disable=quiet(),
     )
+
+
+@dataclass
+class Col:
+    """A column of a listing: `keep` columns (ids, specs, numbers) are never
+    truncated or wrapped; `text` columns wrap; `drop` orders which columns go
+    first when the terminal is too narrow (1 first, 0 never)."""
+
+    header: str
+    keep: bool = False
+    drop: int = 0
+    min_text: int = 12  # narrowest a wrapped text column may get
+
+
+def fitted_table(cols: list[Col], rows: list[list[str]], *, width: int | None = None, title: str | None = None,
+                 show_lines: bool = False) -> "Table":
+    """A Rich table that fits `width` (default: the console's) without truncating a
+    `keep` cell: text columns wrap (folding long words), and columns with a `drop`
+    rank are left out, least important first, until the rest fits. Cells are
+    plain text (markup is not interpreted)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or console.width
+    active = list(range(len(cols)))
+
+    def longest(i: int, words: bool) -> int:
+        cells = [str(r[i]) for r in rows]
+        parts = [w for c in cells for w in c.split()] if words else cells
+        return max([len(p) for p in parts] + [len(cols[i].header)])
+
+    def floor(i: int) -> int:
+        """Narrowest width of column i: a keep column's widest cell, a text column's
+        longest word (so words are not split), capped by its `min_text`."""
+        c = cols[i]
+        return longest(i, False) if c.keep else max(min(longest(i, True), max(c.min_text, 24)), min(c.min_text, longest(i, False)))
+
+    def need(idx: list[int]) -> int:
+        return 1 + sum(floor(i) + 3 for i in idx)  # border, padding both sides and a separator per column
+
+    for i in sorted((i for i in active if cols[i].drop), key=lambda i: cols[i].drop):
+        if need(active) <= width:
+            break
+        active.remove(i)
+    table = Table(title=title, title_justify="left", show_lines=show_lines)
+    for i in active:
+        c = cols[i]
+        table.add_column(c.header, no_wrap=c.keep, min_width=floor(i), overflow="fold")
+    for r in rows:
+        table.add_row(*(Text(visible(str(r[i]))) for i in active))
+    return table
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x00, 0x20), 0x7f, *range(0x80, 0xa0)]}
+_CONTROL.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r"})
+_KEEP_LINES = {k: v for k, v in _CONTROL.items() if k not in (0x09, 0x0a)}
+# Bidirectional overrides and isolates can reorder what a terminal shows.
+for _cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+    _CONTROL[_cp] = _KEEP_LINES[_cp] = f"\\u{_cp:04x}"
+
+
+def visible(text: object, *, lines: bool = False) -> str:
+    """`text` with control characters made visible (`\\x1b`, `\\r`, `\\u202e`), so
+    that model output, prompts and names cannot move the cursor, recolour or
+    clear the terminal. `lines=True` keeps newlines and tabs (multi-line answers)."""
+    return str(text).translate(_KEEP_LINES if lines else _CONTROL)
+
+
+def safe(text: object, *, lines: bool = False) -> str:
+    """`visible` and escaped for Rich markup: for user- or model-supplied text inside
+    a markup string (`console.print(f"[bold]{safe(name)}[/bold]")`)."""
+    from rich.markup import escape
+
+    return escape(visible(text, lines=lines))

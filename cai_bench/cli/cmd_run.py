@@ -63,7 +63,7 @@ def run_cmd(
     Prints one sample answer, the leaderboard per culture and a table per task; OUT/leaderboard.csv holds both levels (column `level`). A re-run does only what is missing, and retries failed scores.
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
-    from rich.markup import escape
+    from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,

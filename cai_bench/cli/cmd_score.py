@@ -27,7 +27,7 @@ def score_cmd(
                                                 "switched on by a config file alone)."),
 ) -> None:
     """Score responses with the given scorers; one `<scorer>.<metric>` column per metric."""
-    from cai_bench.console import console, err_console, make_progress
+    from cai_bench.console import console, err_console, make_progress, safe
     from cai_bench.harness.config import read_scorer_config
     from cai_bench.harness.score_file import score_file, write_rows
     from cai_bench.harness.scorers import scorer_ids
@@ -43,7 +43,7 @@ def score_cmd(
         result = score_file(file, names, progress=progress, settings=settings)
     for st in result.statuses:
         if not st.available:
-            err_console.print(f"[yellow]scorer {escape(st.id)} unavailable:[/yellow] {escape(redact_text(st.reason))}")
+            err_console.print(f"[yellow]scorer {safe(st.id)} unavailable:[/yellow] {safe(redact_text(st.reason))}")
     if out is None:
         for row in result.rows:
             console.out(json.dumps(row, ensure_ascii=False), highlight=False)

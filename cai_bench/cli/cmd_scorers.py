@@ -27,7 +27,7 @@ def _range(lo: float | None, hi: float | None) -> str:
 def list_cmd() -> None:
     """List every registered scorer (built-in, `@scorer`-decorated, or from the `cai_bench.scorers` entry-point
     group) with its metrics: direction, range, whether it enters the composite, and its role."""
-    from rich.markup import escape
+    from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
     from rich.table import Table
 
     from cai_bench.console import console

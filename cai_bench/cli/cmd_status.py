@@ -18,7 +18,7 @@ def status(
     out: Path = typer.Option(Path("cai-bench-out"), "--out", "-o", help="Output folder of the run."),
 ) -> None:
     """Show work done / in flight / waiting per checkpoint x task and per scorer, and the active workers."""
-    from rich.markup import escape
+    from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
     from rich.table import Table
     from sqlalchemy.exc import OperationalError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
+from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 from rich.table import Table
 
 from cai_bench.cli._app import app
@@ -33,13 +33,13 @@ def list_cmd(tdirs: Optional[List[Path]] = _TASK_DIRS, cdirs: Optional[List[Path
     """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks)."""
     from cai_bench.tasks import list_tasks
 
-    table = Table()
-    for col in ("id", "constitution", "culture", "prompts", "references", "location"):
-        table.add_column(col, no_wrap=col in ("id", "constitution"))
-    for t in list_tasks(_extra(tdirs, cdirs)):
-        table.add_row(t.id, t.constitution, escape(t.culture), str(len(t.prompts)),
-                      "yes" if t.has_references else "no", escape(str(t.path or "")))
-    console.print(table)
+    from cai_bench.console import Col, fitted_table
+
+    rows = [[t.id, t.constitution, t.culture, str(len(t.prompts)), "yes" if t.has_references else "no",
+             str(t.path or "")] for t in list_tasks(_extra(tdirs, cdirs))]
+    cols = [Col("id", keep=True), Col("constitution", keep=True), Col("culture", keep=True, drop=3),
+            Col("prompts", keep=True), Col("references", keep=True, drop=2), Col("location", drop=1, min_text=20)]
+    console.print(fitted_table(cols, rows))
 
 
 @tasks_app.command("show")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
 from cai_bench.harness.leases import Leases
@@ -143,7 +144,7 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
         missing = set(store.missing_prompts(u))
         result.generations_reused += len(u.prompt_ids) - len(missing)
         bars[(u.fingerprint, u.task_id)] = progress.add_task(
-            f"generate {ckpts[u.fingerprint].label} x {u.task_id}", total=len(u.prompt_ids),
+            safe(f"generate {ckpts[u.fingerprint].label} x {u.task_id}"), total=len(u.prompt_ids),
             completed=len(u.prompt_ids) - len(missing))
         todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids,
                                              cfg.generation.chunk_size) if missing.intersection(w.items)]

@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.io import read_jsonl, validate_rows
 from cai_bench.harness.scorers import ScoreInput, ScoreRow
@@ -93,7 +94,7 @@ def score_file(path: Path, scorer_ids: list[str], progress: Any = None,
     for scorer, status in prepared:
         if scorer is None:
             continue
-        bar = progress.add_task(f"score {scorer.id}", total=len(inputs)) if progress is not None else None
+        bar = progress.add_task(safe(f"score {scorer.id}"), total=len(inputs)) if progress is not None else None
         try:
             scorer.ensure_loaded()
         except Exception as exc:  # noqa: BLE001 - reported as unavailable, others go on

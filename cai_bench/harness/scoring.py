@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers import Scorer, ScoreInput, ScoreRow, build_scorer, needs_download, scorer_ids
 
@@ -145,7 +146,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
         todo = [w for w in score_units(scorer.id, scorer.config_hash, store.scope_generation_ids(units),
                                        batch_size_of(scorer)) if waiting.intersection(int(i) for i in w.items)]
         leases.register(todo)
-        bar = progress.add_task(f"score {scorer.id}", total=len(pending)) if progress is not None else None
+        bar = progress.add_task(safe(f"score {scorer.id}"), total=len(pending)) if progress is not None else None
         loaded = False
         try:
             while True:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor, wait
 from typing import Any
 
+from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig
 from cai_bench.harness.runner import RunResult
@@ -101,7 +102,7 @@ def _show(engine: Any, progress: Any, bars: dict[Any, Any]) -> None:
         key = (p.kind, p.fingerprint, p.task_id, p.scorer_id)
         label = f"score {p.scorer_id}" if p.kind == "score" else f"generate {p.label} x {p.task_id}"
         if key not in bars:
-            bars[key] = progress.add_task(label, total=p.items_total)
+            bars[key] = progress.add_task(safe(label), total=p.items_total)  # markup and control characters inert
         progress.update(bars[key], total=p.items_total, completed=p.items_done)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from rich.markup import escape
+from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 from rich.table import Table as RichTable
 
 from cai_bench.reports import tables
@@ -72,8 +72,8 @@ def print_sample(df: pd.DataFrame, console, limit: int = 600) -> None:  # noqa: 
         response = response[:limit] + " …"
     console.print(f"[bold]sample answer:[/bold] {escape(str(r['label']))} on "
                   f"{escape(str(r['task_id']))}/{escape(str(r['prompt_id']))}")
-    console.print(f"  [bold]prompt:[/bold] {escape(str(r['prompt']).strip())}")
-    console.print(f"  [bold]answer:[/bold] {escape(response)}")
+    console.print(f"  [bold]prompt:[/bold] {escape(str(r['prompt']).strip(), lines=True)}")
+    console.print(f"  [bold]answer:[/bold] {escape(response, lines=True)}")
 
 
 def print_coverage(coverage: list, console, err_console=None) -> None:  # noqa: ANN001 - rich Consoles
