@@ -22,6 +22,7 @@ def test_leaderboard_shows_own_scales_and_states_the_composite(store, tmp_path):
                                    "--format", "md,csv"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     md = (out / "report" / "leaderboard.md").read_text(encoding="utf-8")
+    md = md.replace("\\(", "(").replace("\\)", ")")  # Markdown cells escape parentheses (shown as written)
     header = _first_table_header(md)
     assert header[:4] == ["rank", "checkpoint", "n", "coverage"] and header[-1] == "composite (0..1)"
     assert "similarity.cosine (-1..1, higher better)" in header
@@ -34,7 +35,9 @@ def test_leaderboard_shows_own_scales_and_states_the_composite(store, tmp_path):
     assert "similarity.cosine (x+1)/2" in " ".join(res.output.split())
 
     # the stated mapping reproduces the composite from the raw metric means
-    board = pd.read_csv(out / "report" / "leaderboard_ZA.csv")
+    from cai_bench.reports.build import slug
+
+    board = pd.read_csv(out / "report" / f"leaderboard_{slug('ZA')}.csv")
     scales = {"similarity.cosine": (-1.0, 1.0, False), "harmlessness.harmless": (0.0, 1.0, False),
               "judge.adherence": (1.0, 10.0, False)}
     m = re.search(r"moderation\.max_score 1-\(x-([\d.]+)\)/([\d.]+), range", note)
