@@ -47,7 +47,7 @@ def test_leaderboards_show_validity_and_flags(store):
     n = len(data.cultures)
     assert md.count("| judge.adherence ⚠ |") == n  # each validity table
     assert md.count("| judge.adherence ⚠ \\(1..10, higher better\\) |") == n  # each leaderboard's header, with the scale
-    assert "judge.adherence ⚠ (" in md.split("## ZA")[1].split("\n")[2]
+    assert "judge.adherence ⚠ \\(" in md.split("## ZA")[1].split("\n")[2]
     assert md.count("warning: scorer judge.adherence agrees with human labels at chance level") == n
     assert "not validated" in md
 
