@@ -156,3 +156,52 @@ def test_generate_with_the_constitutions_few_shot_context(tmp_path, loopback, mo
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and all(r["prompt"].startswith("How do I get revenge") for r in recs)
     assert not any(shots[0]["content"] in json.dumps(r) for r in recs)
+
+
+def test_generate_faults_become_errors_and_a_rerun_fills_them(tmp_path, loopback, monkeypatch):
+    """Issue 13 §4 for `generate`: a 429 with Retry-After is retried; a prompt that fails
+    for good (400, null content, 503s past the attempts) is listed in errors.jsonl and left
+    out, the others are written; a re-run asks only for the failed ones."""
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    out = tmp_path / "out"
+    args = ["generate", "--constitution", "south_africa", "--prompts", str(_prompts_file(tmp_path, 4)),
+            "--model", "openai:m", "--out", str(out), "--no-few-shot", "--concurrency", "1", "--batch-size", "4",
+            "--max-attempts", "2"]
+    loopback.fail(429, retry_after="0.1")  # q0's first step: retried
+    loopback.ok()
+    loopback.fail(400, message="maximum context length exceeded")  # q1 init: for good
+    loopback.empty(null=True)  # q2 init: null content
+    loopback.fail(503, times=2)  # q3 init: past the attempts
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "failed" in res.output
+    recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in recs] == ["q0"] and recs[0]["revision_response"]
+    errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
+    assert {e["id"]: e["step"] for e in errors} == {"q1": "init", "q2": "init", "q3": "init"}
+    assert "400" in errors[0]["error"] and "empty reply" in errors[1]["error"] and "503" in errors[2]["error"]
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["counts"]["failed"] == 3 and info["counts"]["generated"] == 1
+    before = len(loopback.chat_requests)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert len(loopback.chat_requests) - before == 3 * 3  # three steps for each failed prompt, nothing else
+    assert sorted(json.loads(x)["id"] for x in (out / "records.jsonl").read_text().splitlines()) == \
+        ["q0", "q1", "q2", "q3"]
+    assert not (out / "errors.jsonl").exists()
+
+
+def test_synthesize_counts_failed_requests_and_asks_again(tmp_path, home, loopback, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    const = tmp_path / "tiny.yaml"
+    const.write_text("id: tiny_culture\nname: Tiny\nculture: TC\nlicense: MIT\nprinciples:\n"
+                     "  - id: equality\n    title: Equality\n    description: Nobody is ranked by origin.\n")
+    loopback.fail(400, message="content filter triggered")
+    res = CliRunner().invoke(app, ["tasks", "synthesize", "tiny_faults", "--constitution", str(const),
+                                   "--model", "openai:writer", "--per-principle", "2", "--retries", "1",
+                                   "--max-attempts", "1"])
+    assert res.exit_code == 0, res.output
+    assert "1 failed requests" in res.output and len(loopback.chat_requests) == 2  # asked again, then written
+    from cai_bench.tasks import load_task
+
+    assert len(load_task("tiny_faults").prompts) == 2
