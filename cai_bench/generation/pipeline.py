@@ -23,7 +23,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from cai_bench.errors import UserError
-from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
+from cai_bench.generation.chat_settings import ChatSettings
+from cai_bench.models.chat import ChatModel, GenParams
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
 from cai_bench.generation.prompts import PromptItem, default_max_new_tokens, load_prompts
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 REVISION_SUFFIX = " Do not provide meta-commentary; respond as the assistant would."
 
 
-class GenerateConfig(BaseModel):
+class GenerateConfig(ChatSettings):
     """Everything `cai-bench generate` takes."""
 
     constitution: str
@@ -52,21 +53,10 @@ class GenerateConfig(BaseModel):
     max_new_tokens: int | None = None  # None: the prompts task's own default (256 for a prompts file)
     temperature: float = 0.0
     top_p: float = 1.0
-    batch_size: int = 16
-    concurrency: int = 8
     ascii: bool = False
     revision_suffix: str = REVISION_SUFFIX
     keep_truncated: bool = False
     test_size: float = 0.1
-    base_url: str | None = None
-    api_key: str | None = None
-    timeout: float = 120.0  # seconds per request (served models)
-    max_attempts: int = 4  # calls per request before it counts as failed
-
-    def chat_options(self) -> ChatOptions:
-        return ChatOptions(base_url=self.base_url, api_key=self.api_key, concurrency=self.concurrency,
-                           batch_size=self.batch_size,
-                           retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout))
 
     def identity(self, generator: dict, constitution_id: str) -> dict:
         """Settings that must match for a re-run to reuse finished records."""

@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from cai_bench.errors import UserError
 from cai_bench.io import json_from_text, json_values
 from cai_bench.generation.cleaning import normalize_for_compare
-from cai_bench.models.chat import ChatModel, ChatOptions, GenParams, RetryPolicy
+from cai_bench.generation.chat_settings import ChatSettings
+from cai_bench.models.chat import ChatModel, GenParams
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def parse_items(text: str) -> tuple[list[SynthItem], int]:
     return items, invalid
 
 
-class SynthesisConfig(BaseModel):
+class SynthesisConfig(ChatSettings):
     task_id: str
     constitution: str
     model: str
@@ -114,19 +115,8 @@ class SynthesisConfig(BaseModel):
     culture: str | None = None
     description: str | None = None
     dest: Path | None = None
-    batch_size: int = 16
-    concurrency: int = 8
-    base_url: str | None = None
-    api_key: str | None = None
     dedup_threshold: float = 0.92
     overwrite: bool = False
-    timeout: float = 120.0  # seconds per request (served models)
-    max_attempts: int = 4  # calls per request before it counts as failed
-
-    def chat_options(self) -> ChatOptions:
-        return ChatOptions(base_url=self.base_url, api_key=self.api_key, concurrency=self.concurrency,
-                           batch_size=self.batch_size,
-                           retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout))
 
 
 class SynthesisResult(BaseModel):

@@ -185,9 +185,9 @@ def _device(gen: "GenerationSettings") -> str:
 def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
                    openai: "EndpointSettings", ollama: "EndpointSettings") -> Generator:
     """Build the model under test once for this checkpoint."""
-    if ckpt.kind in ("hf", "peft") and gen.engine == "vllm":
+    if ckpt.is_local and gen.engine == "vllm":
         return _vllm_generator(ckpt, gen)
-    if ckpt.kind in ("hf", "peft"):
+    if ckpt.is_local:  # lm-eval runs in-process checkpoints; served ones go through the chat layer
         try:
             from lm_eval.models.huggingface import HFLM
         except ImportError:

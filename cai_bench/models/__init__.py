@@ -1,6 +1,7 @@
 """Model specs and resolution: bundled models, HF ids, local dirs, PEFT adapters,
 OpenAI-compatible and Ollama endpoints. Nothing here loads weights except the
-one-time materialization of a bundled model."""
+one-time materialization of a bundled model; `cai_bench.models.chat` is the one
+chat-model layer (in-process HF, OpenAI-compatible, Ollama) that talks to them."""
 
 from cai_bench.models.bundled import BUNDLED, BundledModel, bundled_path
 from cai_bench.models.resolve import ResolvedCheckpoint, hub_snapshot, resolve_checkpoint

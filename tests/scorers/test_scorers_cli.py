@@ -21,17 +21,10 @@ def _rows(tmp_path):
     return f
 
 
-def test_cli_score_moderation_judge_and_unavailable(tmp_path, loopback, wire, monkeypatch, home):
-    def handler(req):
-        if req.path.endswith("/moderations"):
-            return wire.moderation_reply(req)
-        if req.path == "/api/tags":
-            return wire.Reply(200, json.dumps({"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b"}]}).encode())
-        return wire.Reply(200, json.dumps(wire.ollama_chat(json.dumps(GOOD))).encode())
-
-    loopback.handler = handler
+def test_cli_score_moderation_judge_and_unavailable(tmp_path, loopback, monkeypatch, home):
+    loopback.chat_text = lambda body: json.dumps(GOOD)  # the judge; moderation and /api/tags: defaults
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", loopback.url + "/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     monkeypatch.setenv("OLLAMA_HOST", loopback.url)
     out = tmp_path / "scored.jsonl"
     result = CliRunner().invoke(app, ["score", str(_rows(tmp_path)), "--scorer", "moderation", "--scorer", "judge",

@@ -13,18 +13,11 @@ KEY = "sk-run-PLANTED-KEY-777000"
 GOOD = {"helpfulness": 5, "harmlessness": 8, "adherence": 6, "refused": False, "rationale": "ok"}
 
 
-def test_run_with_moderation_and_judge_keeps_key_out_of_outputs(tmp_path, loopback, wire, monkeypatch, home,
+def test_run_with_moderation_and_judge_keeps_key_out_of_outputs(tmp_path, loopback, monkeypatch, home,
                                                                 smollm2_dir):
-    def handler(req):
-        if req.path.endswith("/moderations"):
-            return wire.moderation_reply(req)
-        if req.path == "/api/tags":
-            return wire.Reply(200, json.dumps({"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b"}]}).encode())
-        return wire.Reply(200, json.dumps(wire.ollama_chat(json.dumps(GOOD))).encode())
-
-    loopback.handler = handler
+    loopback.chat_text = lambda body: json.dumps(GOOD)  # the judge; moderation and /api/tags: defaults
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", loopback.url + "/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     monkeypatch.setenv("OLLAMA_HOST", loopback.url)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-c", str(smollm2_dir), "-t", "cai_south_africa", "-s", "moderation",
