@@ -11,6 +11,7 @@ mid-body), `truncated()` (a 200 whose JSON stops mid-object), `wrong_schema()`
 (a 200 of the wrong shape), `empty()` (a reply with no content), or any
 `reply(...)`/`raw(...)`; or it sets `handler` to compute replies. Every request
 is recorded in `requests` (method, path, lower-cased headers, parsed body).
+`files` maps GET paths to bytes, for tests of downloads.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class Loopback:
         self.delay = delay
         self.ollama_models = ["llama3.1:8b"]
         self.fault_path: str | None = None  # set: queued steps apply only to paths ending so
+        self.files: dict[str, bytes] = {}  # GET path -> body: a plain file server (downloads)
         self._lock = threading.Lock()
         outer = self
 
@@ -209,6 +211,8 @@ class Loopback:
         return self.handler(req) if self.handler else self.default(req)
 
     def default(self, req: Request) -> Reply:
+        if req.method == "GET" and req.path in self.files:
+            return Reply(200, self.files[req.path], {"Content-Type": "application/octet-stream"})
         if req.method == "GET" and req.path == "/api/tags":
             models = [{"name": m, "model": m, "size": 1, "digest": "x", "modified_at": "2026-01-01T00:00:00Z",
                        "details": {}} for m in self.ollama_models]

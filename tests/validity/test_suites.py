@@ -100,29 +100,23 @@ def test_builtin_suites_name_real_metrics():
             assert set(names) <= declared, (suite.name, sid, names)
 
 
-def test_download_once_into_the_cache(tmp_path, monkeypatch, sample_data):
-    """Without --data, a suite's file comes from its URL once (a loopback HTTP server
-    here), then from $CAI_BENCH_HOME/validity/."""
+def test_download_once_into_the_cache(tmp_path, monkeypatch, sample_data, loopback):
+    """Without --data, a suite's file comes from its URL once (the shared loopback
+    server here), then from $CAI_BENCH_HOME/validity/."""
     import dataclasses
-    import functools
-    import http.server
-    import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(sample_data / "evals"))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    loopback.files["/HarmfulVsEthical.jsonl"] = (sample_data / "evals" / "HarmfulVsEthical.jsonl").read_bytes()
     try:
         for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "CAI_BENCH_OFFLINE"):
             monkeypatch.delenv(flag, raising=False)
         monkeypatch.setenv("CAI_BENCH_HOME", str(tmp_path))
-        url = f"http://127.0.0.1:{server.server_address[1]}/HarmfulVsEthical.jsonl"
+        url = f"{loopback.url}/HarmfulVsEthical.jsonl"
         suite = dataclasses.replace(get_suite("harmful-vs-ethical"), urls=(url,))
         assert len(suite.load()) == 24
         cached = tmp_path / "validity" / "harmful-vs-ethical" / "HarmfulVsEthical.jsonl"
         assert cached.read_bytes() == (sample_data / "evals" / "HarmfulVsEthical.jsonl").read_bytes()
     finally:
-        server.shutdown()
+        loopback.close()
     assert len(suite.load()) == 24  # the server is gone: read from the cache
     broken = dataclasses.replace(get_suite("hhh-pairs"), urls=(url.replace("HarmfulVsEthical", "nope"),))
     with pytest.raises(UserError, match="could not download .*give a local copy with --data PATH"):
