@@ -265,7 +265,8 @@ def campaign_train(work: Path, model: Path, trials: int, rng: random.Random, ste
     for i in range(trials):
         out = work / f"train_{i}"
         log = work / f"train_{i}.log"
-        res.killed += kill_after(["train", "sft", str(recipe), "-o", str(out)], rng.uniform(0.05, 1.0) * secs, log, work)
+        killed = kill_after(["train", "sft", str(recipe), "-o", str(out)], rng.uniform(0.05, 1.0) * secs, log, work)
+        res.killed += killed
         saved = checkpoints(out)
         mark = log.stat().st_size if log.exists() else 0
         code, _ = finish(["train", "sft", str(recipe), "-o", str(out), "--resume"], log, work)
@@ -277,9 +278,12 @@ def campaign_train(work: Path, model: Path, trials: int, rng: random.Random, ste
         res.trials += 1
         res.resumed_right += int(done and resumed == (saved[-1] if saved else 0))
         res.lost += int(bool(saved) and not set(saved) <= set(checkpoints(out)))
-        res.equal += int(done and final.get("global_step") == steps and _loads_in_run(out))
-        if not done:
-            res.notes.append(f"trial {i}: exit {code}: {text.strip().splitlines()[-1:]} ")
+        loads = done and _loads_in_run(out)
+        res.equal += int(done and final.get("global_step") == steps and loads)
+        if not (done and final.get("global_step") == steps and loads):
+            res.notes.append(f"trial {i}: exit {code}, killed before the end: {killed}, saved {saved}, resumed from "
+                             f"{resumed}, global_step {final.get('global_step')}, loads in run: {loads}; "
+                             f"{text.strip().splitlines()[-1:]}")
     res.notes.append(f"uninterrupted train {secs:.1f} s ({steps} steps, a checkpoint every 2)")
     return res
 
@@ -317,17 +321,23 @@ def campaign_faults(work: Path, rng: random.Random) -> dict:
                 "--chunk-size", "1", "--no-report", "--out", str(out)]
         code1, _ = finish(args, work / "faults.log", work)
         gens1, _, _, _ = store_state(out / "results.sqlite")
+        errors1 = _error_rows(out / "results.sqlite")
         code2, _ = finish(args, work / "faults.log", work)
         gens2, _, dup, _ = store_state(out / "results.sqlite")
-    con = sqlite3.connect(out / "results.sqlite")
-    try:
-        errors = con.execute("select count(*) from generation_errors").fetchone()[0]
-    except sqlite3.DatabaseError:
-        errors = -1
-    con.close()
+        errors2 = _error_rows(out / "results.sqlite")
     return {"faults": faults, "first_exit": code1, "answered_first": len(gens1), "second_exit": code2,
-            "answered_after_rerun": len(gens2), "prompts": len(faults) + 2, "error_rows": errors,
-            "duplicated": dup}
+            "answered_after_rerun": len(gens2), "prompts": len(faults) + 2, "error_rows": errors1,
+            "error_rows_after_rerun": errors2, "duplicated": dup}
+
+
+def _error_rows(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("select count(*) from generation_errors").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return -1
+    finally:
+        con.close()
 
 
 def campaign_malformed() -> dict:
@@ -379,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 f = campaign_faults(work, rng)
                 print(f"\nloopback faults {f['faults']}: run exit {f['first_exit']}, answered {f['answered_first']}"
                       f"/{f['prompts']}, error rows {f['error_rows']}; re-run exit {f['second_exit']}, answered "
-                      f"{f['answered_after_rerun']}/{f['prompts']}, duplicated {f['duplicated']}")
+                      f"{f['answered_after_rerun']}/{f['prompts']}, error rows left {f['error_rows_after_rerun']}, "
+                      f"duplicated {f['duplicated']}")
             except Exception as exc:  # noqa: BLE001 - printed, the rest still reports
                 print(f"\nloopback faults: not measured ({type(exc).__name__}: {exc})")
         if "malformed" in a.only:
