@@ -29,6 +29,7 @@ FORMAT = "cai-bench-pipeline/1"
 # stages whose folder is keyed by content (the results store by checkpoint fingerprint and
 # generation settings, HHH files by fingerprint): kept on a change, so base answers are reused
 CONTENT_KEYED = frozenset({"eval"})
+GATE_FIELDS = frozenset({"min_kept_fraction", "min_kept", "allow_low_quality"})
 
 
 def _hash(obj: Any) -> str:
@@ -49,7 +50,10 @@ def stage_keys(cfg: PipelineConfig) -> dict[str, str]:
     keys: dict[str, str] = {}
     keys["task"] = _hash([FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
                           _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"]])
-    keys["data"] = _hash([keys["task"], c["data"], cfg.data_source, cfg.generator, c["seed"], c["allow_overlap"],
+    # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
+    # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap
+    data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
+    keys["data"] = _hash([keys["task"], data, cfg.data_source, cfg.generator, c["seed"],
                           cfg.regression_tasks(), c["eval"]["hhh"], c["eval"]["hhh_limit"], c["eval"]["hhh_path"]])
     keys["sft"] = _hash([keys["data"], c["student"], c["sft"]])
     keys["dpo"] = _hash([keys["sft"], c["dpo"]])
@@ -136,7 +140,7 @@ def run_pipeline(cfg: PipelineConfig, console: Any) -> dict:
     def report(resume: bool) -> dict:
         data_ = R.build(p.out, cfg, {k: v for k, v in p.info.items()})
         dest = R.write(p.out, data_)
-        return {"report": str(dest), "warnings": data_["warnings"]}
+        return {"report": str(dest), "guard_warnings": data_["warnings"]}  # printed with the verdicts
 
     p.stage(5, "report", report)
     data_ = json.loads((p.out / "report" / "pipeline.json").read_text(encoding="utf-8"))

@@ -109,3 +109,7 @@ def test_generate_source_stops_at_the_quality_gate(tiny_model, tmp_path, home):
     assert sum(quality["sft"]["dropped"].values()) > quality["sft"]["kept"]
     assert not (out / "sft").exists()  # nothing trained on junk
     assert not json.loads((out / "data" / "stage.json").read_text())["done"]
+    # the override is a check, not an input: a re-run with it resumes the stage (generated records kept)
+    allowed = cfg.model_copy(update={"data": cfg.data.model_copy(update={"allow_low_quality": True})})
+    assert stage_keys(allowed)["data"] == stage_keys(cfg)["data"]
+    assert (out / "data" / "generated" / "records.jsonl").is_file()
