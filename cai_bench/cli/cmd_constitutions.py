@@ -12,7 +12,7 @@ from rich.table import Table
 from cai_bench.cli._app import app
 from cai_bench.console import console, err_console
 
-constitutions_app = typer.Typer(help="List, show and validate constitutions.", no_args_is_help=True)
+constitutions_app = typer.Typer(help="List, show, validate and import constitutions.", no_args_is_help=True)
 app.add_typer(constitutions_app, name="constitutions")
 
 _DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of constitution YAML files (repeatable).")
@@ -76,3 +76,38 @@ def validate_cmd(files: List[Path] = typer.Argument(..., help="Constitution YAML
             err_console.print(f"{len(problems)} problems in {len(files)} file(s)")
         raise typer.Exit(2)
     console.print(f"{len(files)} file(s) valid")
+
+
+@constitutions_app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="A list of principles: JSON/YAML list of texts (\"Please choose the "
+                                "assistant response that ...\") or {critic, revision} pairs, or a text file, one per line."),
+    cid: str = typer.Option(..., "--id", help="Id of the new constitution ([a-z0-9_]+)."),
+    name: str = typer.Option(..., "--name", help="Its display name."),
+    culture: Optional[str] = typer.Option(None, "--culture", help="Culture label (default: the id)."),
+    license_: str = typer.Option("", "--license", help="The list's license, kept in the file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write it (default: "
+                                       "$CAI_BENCH_HOME/constitutions/ID.yaml, found by id everywhere)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """Turn a list of principles into a constitution file: ids and titles derived,
+    "choose the response that ..." rephrased as principles; edit it, then `validate`."""
+    from cai_bench.constitutions import validate_files
+    from cai_bench.constitutions.importer import build_constitution, dump_constitution
+    from cai_bench.errors import UserError
+    from cai_bench.paths import atomic_write_text, cai_bench_home
+
+    c = build_constitution(file, cid=cid, name=name, culture=culture, license=license_)
+    dest = out or cai_bench_home() / "constitutions" / f"{cid}.yaml"
+    if dest.exists() and not force:
+        raise UserError(f"{dest} exists; pass --force to replace it, or --out another file")
+    atomic_write_text(dest, dump_constitution(c))
+    problems = validate_files([dest])
+    if problems:  # never expected: the model validated before writing
+        raise UserError(f"{dest}: written but invalid: {problems[0]}")
+    console.print(f"wrote constitution {escape(cid)} ({len(c.principles)} principles"
+                  f"{f', {len(c.few_shot)} few-shot chats' if c.few_shot else ''}) to {escape(str(dest))}")
+    for p in c.principles[:3]:
+        console.print(f"  {escape(p.id)}: {escape(p.description or p.title)}", highlight=False)
+    if len(c.principles) > 3:
+        console.print(f"  ... `cai-bench constitutions show {escape(cid)}` shows all; edit the file to refine them")
