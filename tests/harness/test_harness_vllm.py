@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # each vLLM server start: 1.5-6 min on CPU
 
 _SCRIPT = Path(sys.executable).parent / "cai-bench"
 CAI_BENCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "cai_bench"]
@@ -63,6 +63,9 @@ def test_vllm_engine_beside_hf_then_a_lora_adapter(tmp_path: Path, smollm2_dir: 
     again = _run(out, str(smollm2_dir), "--engine", "vllm")
     assert "generation models loaded: 0" in again.stderr  # reused: no server started
 
+
+def test_vllm_engine_serves_a_lora_adapter(tmp_path: Path, smollm2_dir: Path, vllm_python: str) -> None:
+    out = tmp_path / "out"
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -79,7 +82,11 @@ def test_vllm_engine_beside_hf_then_a_lora_adapter(tmp_path: Path, smollm2_dir: 
     con = sqlite3.connect(out / "results.sqlite")
     kinds = dict(con.execute("select kind, json_extract(metadata_json, '$.engine') from checkpoints").fetchall())
     con.close()
-    assert kinds == {"hf": "vllm", "peft": "vllm"}  # the last engine each was evaluated with
+    assert kinds == {"peft": "vllm"}
+    con = sqlite3.connect(out / "results.sqlite")
+    answers = [r[0] for r in con.execute("select response from generations").fetchall()]
+    con.close()
+    assert len(answers) == 3 and all(a.strip() for a in answers)
 
 
 def _first_hash(out: Path) -> str:
