@@ -175,7 +175,8 @@ def validate_cmd(
     for s in skipped:
         who = "every scorer" if s.scorer == "*" else s.scorer
         where = "" if s.suite == "*" else f" on {s.suite}"
-        err_console.print(f"[yellow]skipped[/yellow] {escape(who + where)}: {escape(s.reason)}", highlight=False)
+        err_console.print(f"[yellow]skipped[/yellow] {escape(who + where)}: {escape(s.reason)}", highlight=False,
+                          soft_wrap=True)  # one line per skip, whatever the terminal width
     if not outcome.validations:
         raise UserError("nothing was validated (see the reasons above)", exit_code=1)
     if json_out is not None:

@@ -313,15 +313,10 @@ def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[s
 def read_scorer_config(path: Path, scorer_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Scorer settings from a YAML/JSON file: `{scorer: {setting: value}}`, or
     `{setting: value}` when one scorer is named. Every scorer id gets an entry."""
-    import yaml
+    from cai_bench.io import load_yaml_mapping
 
     out: dict[str, dict[str, Any]] = {s: {} for s in scorer_ids}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read scorer config ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: must be a mapping of settings (or of scorer ids to settings)")
+    data = plain(load_yaml_mapping(path, "settings (or scorer ids mapped to settings)"))
     if data and all(k in out and isinstance(v, dict) for k, v in data.items()):
         for k, v in data.items():
             out[k].update(v)

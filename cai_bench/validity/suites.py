@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-import yaml
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_bytes, cai_bench_home
@@ -129,23 +127,10 @@ def _cached_download(suite: str, name: str, url: str) -> Path:
 # ---------------------------------------------------------------- readers
 
 def _jsonl(path: Path) -> list[dict]:
-    out = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{path}:{n}: invalid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: each line must be a JSON object")
-        row["_line"] = n
-        out.append(row)
-    return out
+    """Rows of a JSONL file (through the one reader), each with its `_line`."""
+    from cai_bench.io import read_jsonl
+
+    return [{**row, "_line": n} for n, row in read_jsonl(path, what="rows", allow_empty=True)]
 
 
 def read_table(path: Path) -> list[dict]:
@@ -352,12 +337,9 @@ def load_suite_folder(folder: Path) -> Suite:
     description?, caveat?, source?, license?}. Binary/graded data rows hold prompt, response,
     reference? and the label column; pairwise rows hold prompt, better, worse (or chosen, rejected)."""
     path = folder / "suite.yaml"
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read suite ({exc})") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"{path}: must be a mapping")
+    from cai_bench.io import load_yaml_mapping, plain
+
+    spec = plain(load_yaml_mapping(path, "name, kind, data, metrics"))
     for key in ("name", "kind", "data", "metrics"):
         if key not in spec:
             raise UserError(f"{path}: field {key!r} is missing")
