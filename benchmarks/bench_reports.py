@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cai_bench.results import schema as S
+from cai_bench.results.engine import make_engine
 
 CHECKPOINTS = 4
 TASKS = [("cai_south_africa", "south_africa", "ZA", 22), ("cai_romania", "romania", "RO", 33),
@@ -34,7 +35,7 @@ WORDS = "the a model answer principle culture respect dignity community family l
 
 def build(path: Path, n_rows: int, seed: int = 0) -> str:
     url = f"sqlite:///{path}"
-    S.make_engine(url).dispose()  # create the tables through the schema
+    make_engine(url).dispose()  # create the tables through the schema
     rng = np.random.default_rng(seed)
     per_task = max(1, n_rows // (CHECKPOINTS * len(TASKS) * len(METRICS)))
     ts = "2026-11-23T10:00:00+00:00"

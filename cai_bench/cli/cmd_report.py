@@ -25,19 +25,90 @@ def report(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples."),
     show: bool = typer.Option(True, "--show/--no-show", help="Print the leaderboards in the terminal."),
+    list_configs: bool = typer.Option(False, "--list-configs",
+                                      help="List the generation and scorer configs and the runs in the store "
+                                      "(with their status) and exit."),
+    migrate: bool = typer.Option(False, "--migrate", help="Bring a store of an older schema version up to date "
+                                 "(SQLite stores are migrated on open anyway, after a backup copy) and exit."),
 ) -> None:
-    """Rebuild leaderboards, plots and index.html from the results store alone."""
+    """Rebuild leaderboards, plots and index.html from the results store alone.
+
+    Each task's checkpoints are compared under one generation config and each metric under one scorer config;
+    the report names them and lists what it left out."""
     from cai_bench.console import console, err_console
-    from cai_bench.reports.terminal import print_coverage, print_deltas, print_leaderboard
+    from cai_bench.reports.terminal import print_comparison, print_coverage, print_deltas, print_leaderboard
     from cai_bench.results import normalize_url
     from cai_bench.reports.writer import check_formats, prepare, write_files
 
-    formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
     url = normalize_url(store, str(out))
+    if migrate:
+        _migrate(url, console)
+        return
+    if list_configs:
+        _list_configs(url, console)
+        return
+    formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
         print_leaderboard(data.board, console, data.validity, scales=data.scales)
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
+        print_comparison(data.extras, console)
     console.print(f"report written to [bold]{escape(str(report_dir))}[/bold] ({data.n_rows} score rows)")
+
+
+def _migrate(url: str, console) -> None:  # noqa: ANN001 - rich Console
+    from sqlalchemy import create_engine
+
+    from cai_bench.results import SCHEMA_VERSION, redact_url
+    from cai_bench.results.migrations import ensure_schema
+
+    engine = create_engine(url)
+    try:
+        found = ensure_schema(engine, url, create=False, migrate=True)
+    finally:
+        engine.dispose()
+    if found is None:
+        console.print(f"{redact_url(url)}: no results store there (nothing to migrate)")
+    elif found == SCHEMA_VERSION:
+        console.print(f"{redact_url(url)}: already at schema version {SCHEMA_VERSION}")
+    else:
+        console.print(f"{redact_url(url)}: migrated from schema version {found} to {SCHEMA_VERSION}")
+
+
+def _list_configs(url: str, console) -> None:  # noqa: ANN001 - rich Console
+    """One line per config and per run (long settings stay on one line: grep-able)."""
+    from rich.markup import escape
+
+    from cai_bench.reports.tables import _settings
+    from cai_bench.results.inventory import inventory
+
+    inv = inventory(url)
+
+    def line(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    line("[bold]Generation configs[/bold] (config: generations, checkpoints, tasks, newest; settings)")
+    for g in inv.generation or [{}]:
+        if g:
+            line(f"  {g['hash']}: {g['generations']} generations, {g['checkpoints']} checkpoints, {g['tasks']} tasks, "
+                 f"newest {g['newest']}; {escape(_settings(g['settings']))}")
+        else:
+            line("  none")
+    line("[bold]Scorer configs[/bold] (scorer config: scores, generations, newest; settings)")
+    for sc in inv.scorers or [{}]:
+        if sc:
+            line(f"  {escape(sc['scorer'])} {sc['hash']}: {sc['scores']} scores, {sc['generations']} generations, "
+                 f"newest {sc['newest']}; {escape(_settings(sc['identity']))}")
+        else:
+            line("  none")
+    line("[bold]Runs[/bold] (run: status, started, finished, host, pid)")
+    for r in inv.runs or [{}]:
+        if r:
+            line(f"  {escape(str(r['run_id']))}: {escape(str(r['status']))}, {r['started_at']}, "
+                 f"{r['finished_at'] or '-'}, {escape(str(r['host'] or '-'))}, {r['pid'] or '-'}")
+        else:
+            line("  none")
+    if inv.stale_generations:
+        line(f"{inv.stale_generations} stored answers are to earlier versions of prompts (kept, not reported)")

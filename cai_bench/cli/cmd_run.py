@@ -28,7 +28,11 @@ def run_cmd(
     scorer_set: List[str] = typer.Option([], "--scorer-set", metavar="SCORER.KEY=VALUE",
                                          help="One scorer setting, e.g. judge.backend=hf; repeatable; "
                                               "overrides the config's."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="First N prompts of each task."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1,
+                                        help="N prompts of each task: a seeded sample spread over its principles "
+                                        "(the same for every checkpoint; a larger N extends a smaller one)."),
+    limit_mode: Optional[str] = typer.Option(None, "--limit-mode",
+                                             help="stratified (default) or head (the first N in task order)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: ./cai-bench-out)."),
     store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
                                         "(default: sqlite:///<out>/results.sqlite)."),
@@ -76,7 +80,7 @@ def run_cmd(
 
     allow_remote_code(trust_remote_code)
 
-    flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, out=out, store=store, seed=seed, force=force,
+    flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, limit_mode=limit_mode, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                  chunk_size=chunk_size, chat_template=chat_template, engine=engine, workers=workers,
                  lease_seconds=lease_seconds)
@@ -125,7 +129,13 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0,
     sample answer and the leaderboard per culture and per task; the report folder,
     or None when the store holds no scores."""
     from cai_bench.reports.build import build
-    from cai_bench.reports.terminal import print_deltas, print_leaderboard, print_sample, print_task_leaderboard
+    from cai_bench.reports.terminal import (
+        print_comparison,
+        print_deltas,
+        print_leaderboard,
+        print_sample,
+        print_task_leaderboard,
+    )
     from cai_bench.reports.validity import load_validity
     from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
     from cai_bench.results import load_results_with_extras
@@ -140,4 +150,5 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0,
     print_leaderboard(data.board, console, data.validity, scales=data.scales)
     print_task_leaderboard(data.task_board, console)
     print_deltas(data.deltas, data.baseline, console)
+    print_comparison(extras, console)
     return report_dir

@@ -59,8 +59,11 @@ class GenerateConfig(ChatSettings):
     test_size: float = 0.1
 
     def identity(self, generator: dict, constitution_id: str) -> dict:
-        """Settings that must match for a re-run to reuse finished records."""
+        """Settings that must match for a re-run to reuse finished records. The
+        generator's fingerprint covers the endpoint of a served model (--base-url,
+        else the environment); the texts are in each record's `content_hash`."""
         return {"constitution": constitution_id, "generator": generator.get("fingerprint"),
+                "endpoint": generator.get("endpoint"),
                 "selection": self.selection, "seed": self.seed, "top_k": self.top_k, "few_shot": self.few_shot,
                 "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
                 "ascii": self.ascii, "revision_suffix": self.revision_suffix}
@@ -84,6 +87,15 @@ def few_shot_messages(constitution) -> list[dict]:
     for chat in constitution.few_shot or []:
         msgs.extend({"role": m["role"], "content": m["content"]} for m in chat)
     return msgs
+
+
+def record_hash(item: PromptItem, principle, context: list[dict], revision_suffix: str) -> str:
+    """Identity of one record's inputs: the prompt text, the principle's texts
+    (critique and revision requests), the few-shot context and the suffix."""
+    from cai_bench.hashing import digest
+
+    return digest({"prompt": item.prompt, "category": item.category, "principle": principle.model_dump(mode="json"),
+                   "context": context, "revision_suffix": revision_suffix})
 
 
 def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
@@ -140,8 +152,20 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
             finish_reasons={"init": init[i].finish_reason, "critic": crit[i].finish_reason,
                             "revision": rev[i].finish_reason},
             category=it.category,
+            content_hash=record_hash(it, principles[i], context, cfg.revision_suffix),
         ))
     return records, failures
+
+
+def generator_identity(ckpt) -> dict:
+    """How a generate folder names its model: spec, label, fingerprint and, for a
+    served model, the endpoint (credentials and query stripped)."""
+    from cai_bench.hashing import endpoint
+
+    out = {"spec": ckpt.spec, "kind": ckpt.kind, "model": ckpt.label, "fingerprint": ckpt.fingerprint}
+    if ckpt.base_url:
+        out["endpoint"] = endpoint(ckpt.base_url)
+    return out
 
 
 def _check_identity(out: Path, identity: dict) -> None:
@@ -180,15 +204,17 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
         from cai_bench.models import resolve_checkpoint
 
         ckpt = resolve_checkpoint(cfg.model, openai_base_url=cfg.base_url, ollama_host=cfg.base_url)
-        generator = {"spec": ckpt.spec, "kind": ckpt.kind, "model": ckpt.label, "fingerprint": ckpt.fingerprint}
+        generator = generator_identity(ckpt)
     _check_identity(out, cfg.identity(generator, constitution.id))
     choices = select_principles([(it.id, it.prompt) for it in items], constitution.principles, cfg.selection,
                                 seed=cfg.seed, top_k=cfg.top_k)
     records_path = out / "records.jsonl"
-    done = {r.id for r in read_records(records_path)}
+    context = few_shot_messages(constitution) if cfg.few_shot else []
+    wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), context,
+                                      cfg.revision_suffix) for it in items}
+    done = {r.id for r in read_records(records_path) if r.content_hash == wanted_hash.get(r.id)}
     todo = [it for it in items if it.id not in done]
     log.info("%d prompts, %d already done, %d to generate", len(items), len(items) - len(todo), len(todo))
-    context = few_shot_messages(constitution) if cfg.few_shot else []
     failures: list[dict] = []
     if todo:
         own = backend is None
@@ -213,7 +239,8 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
                 backend.close()
     _write_errors(out / ERRORS_FILE, failures)
     wanted = {it.id: i for i, it in enumerate(items)}
-    records = sorted((r for r in read_records(records_path) if r.id in wanted), key=lambda r: wanted[r.id])
+    records = sorted((r for r in read_records(records_path) if r.id in wanted and r.content_hash == wanted_hash[r.id]),
+                     key=lambda r: wanted[r.id])
     cleaned, dropped = stats(records)
     kept = sum(1 for r in records if r.drop_reason is None)
     info = {

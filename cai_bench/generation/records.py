@@ -30,6 +30,7 @@ class CAIRecord(BaseModel):
     drop_reason: str | None = None
     finish_reasons: dict[str, str | None] = Field(default_factory=dict)
     category: str | None = None
+    content_hash: str | None = None  # what it was made from (record_hash); a mismatch means generate anew
 
     def sft_row(self) -> dict:
         return {"messages": self.messages}

@@ -99,6 +99,7 @@ class RunConfig(BaseModel):
     tasks: list[str] = Field(default_factory=list)
     scorers: list[ScorerEntry] = Field(default_factory=list)
     limit: int | None = Field(default=None, ge=1)
+    limit_mode: Literal["stratified", "head"] = "stratified"  # seeded sample over principles | first N
     out: Path = Path(DEFAULT_OUT)
     store: str | None = None
     seed: int = 0

@@ -22,6 +22,8 @@ from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
     from cai_bench.harness.generate import Sampling
+    from cai_bench.harness.sample import Sample
+    from cai_bench.tasks import PromptIdentity
     from cai_bench.harness.scoring import ScorerStatus
     from cai_bench.models import ResolvedCheckpoint
     from cai_bench.tasks import Task
@@ -36,6 +38,8 @@ class Plan:
     prompt_ids: dict[str, tuple[str, ...]]  # task id -> prompt ids in scope
     sampling: dict[str, "Sampling"]  # task id -> resolved sampling
     units: list[Unit]
+    samples: dict[str, "Sample"] = field(default_factory=dict)  # task id -> how its prompts were drawn
+    identities: dict[str, dict[str, "PromptIdentity"]] = field(default_factory=dict)  # task -> prompt -> hashes
     engine: str = "hf"  # generation engine of local checkpoints (part of their units' gen_hash)
 
     def units_for(self, fingerprint: str) -> list[Unit]:
@@ -69,10 +73,12 @@ class RunResult:
 
 def make_plan(cfg: RunConfig) -> Plan:
     """Resolve checkpoints (globs, fingerprints) and tasks, choose prompts (`limit`:
-    the first N of each task, in task order) and each task's sampling."""
+    a seeded sample stratified by principle, or the first N with `limit_mode: head`)
+    and each task's sampling."""
     from cai_bench.harness.generate import resolve_sampling
+    from cai_bench.harness.sample import sample_task
     from cai_bench.models import resolve_checkpoint
-    from cai_bench.tasks import load_task
+    from cai_bench.tasks import load_task, task_identities
 
     if not cfg.checkpoints:
         raise UserError("no checkpoints: pass --checkpoint SPEC (or list them under checkpoints: in the run config)")
@@ -88,13 +94,17 @@ def make_plan(cfg: RunConfig) -> Plan:
     tasks = []
     for tid in dict.fromkeys(cfg.tasks):
         tasks.append(load_task(tid))
-    prompt_ids = {t.id: tuple(p.id for p in t.prompts[: cfg.limit]) for t in tasks}
+    samples = {t.id: sample_task(t, cfg.limit, seed=cfg.seed, mode=cfg.limit_mode) for t in tasks}
+    prompt_ids = {t.id: samples[t.id].prompt_ids for t in tasks}
     sampling = {t.id: resolve_sampling(t, cfg.generation, cfg.seed) for t in tasks}
+    identities = {t.id: task_identities(t) for t in tasks}
     units = [
-        Unit(ck.fingerprint, t.id, gen_hash(**vars(sampling[t.id]), engine=engine_of(ck, cfg.generation.engine)), prompt_ids[t.id])
+        Unit(ck.fingerprint, t.id, gen_hash(**vars(sampling[t.id]), engine=engine_of(ck, cfg.generation.engine)),
+             prompt_ids[t.id], tuple(identities[t.id][p].input_hash for p in prompt_ids[t.id]),
+             tuple(identities[t.id][p].content_hash for p in prompt_ids[t.id]))
         for ck in ckpts for t in tasks
     ]
-    return Plan(ckpts, tasks, prompt_ids, sampling, units, cfg.generation.engine)
+    return Plan(ckpts, tasks, prompt_ids, sampling, units, samples, identities, cfg.generation.engine)
 
 
 def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
@@ -104,7 +114,16 @@ def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
+    """Checkpoints, the tasks' current prompt versions (with their hashes), the
+    generation configs by hash, and the prompts each task's `--limit` drew."""
     from cai_bench.tasks import task_constitution
+
+    store.set_run_sample(run_id, {tid: s.as_json() for tid, s in plan.samples.items()})
+    for ck in plan.checkpoints:
+        for tid, sampling in plan.sampling.items():
+            engine = engine_of(ck, plan.engine)
+            store.upsert_gen_config(gen_hash(**vars(sampling), engine=engine),
+                                    {**vars(sampling), **({"engine": engine} if engine != "hf" else {})})
 
     for ck in plan.checkpoints:
         meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url,
@@ -120,7 +139,9 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
             task_id=t.id, constitution_id=t.constitution, culture=t.culture, n_prompts=len(t.prompts),
             metadata={"principles": titles, "description": t.description, "analyses": list(t.analyses)},
             prompts=[{"prompt_id": p.id, "prompt": p.prompt, "principle_id": p.principle_id,
-                      "reference": p.reference, "category": p.category, "expect": p.expect} for p in t.prompts],
+                      "reference": p.reference, "category": p.category, "expect": p.expect,
+                      "input_hash": plan.identities[t.id][p.id].input_hash,
+                      "content_hash": plan.identities[t.id][p.id].content_hash} for p in t.prompts],
         )
 
 
@@ -136,6 +157,7 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
 
     tasks = {t.id: t for t in plan.tasks}
     ckpts = {ck.fingerprint: ck for ck in plan.checkpoints}
+    plan_units = {(u.fingerprint, u.task_id, u.gen_hash): u for u in plan.units}  # with the prompts' hashes
     todo = []
     bars: dict[tuple[str, str], Any] = {}
     for u in plan.units:
@@ -161,7 +183,7 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
                     break
                 time.sleep(cfg.workers.poll_seconds)
                 continue
-            ck, unit = ckpts[wu.fingerprint], Unit(wu.fingerprint, wu.task_id, wu.gen_hash, wu.items)
+            ck, unit = ckpts[wu.fingerprint], plan_units[(wu.fingerprint, wu.task_id, wu.gen_hash)].subset(wu.items)
             bar = bars[(wu.fingerprint, wu.task_id)]
             with leases.holding(wu):
                 ids = store.missing_prompts(unit)  # what a dead holder left undone, or nothing

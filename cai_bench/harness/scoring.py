@@ -135,7 +135,8 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
         if scorer is None:
             continue
         n_metrics = len(scorer.metrics)
-        store.upsert_scorer_metrics(scorer.id, scorer.config_hash, scorer.metrics, scorer.config.public_dict())
+        store.upsert_scorer_metrics(scorer.id, scorer.config_hash, scorer.metrics,
+                                    {**scorer.config.public_dict(), "identity": scorer.identity()})
         if force:
             store.delete_scores(units, scorer.id, scorer.config_hash)
         pending, status.reused = store.pending_scores(units, scorer.id, scorer.config_hash, n_metrics)
@@ -143,6 +144,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             _set_coverage(store, units, scorer, status)
             continue
         waiting = {p.generation_id for p in pending}
+        content = {p.generation_id: p.content_hash for p in pending}  # the prompt version each is scored against
         todo = [w for w in score_units(scorer.id, scorer.config_hash, store.scope_generation_ids(units),
                                        batch_size_of(scorer)) if waiting.intersection(int(i) for i in w.items)]
         leases.register(todo)
@@ -161,7 +163,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                     continue
                 with leases.holding(wu):
                     batch = store.pending_scores_among([int(i) for i in wu.items], scorer.id, scorer.config_hash,
-                                                       n_metrics)
+                                                       n_metrics, content)
                     if batch and not loaded:
                         if not _load(scorer, status):
                             leases.release(wu)
@@ -174,7 +176,8 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                                              category=p.category, expect=p.expect) for p in batch]
 
                         def save(part: list[ScoreInput], rows: list[ScoreRow], _s: Scorer = scorer) -> None:
-                            store.insert_scores(run_id, _s.id, _s.config_hash, [(int(r.key), r) for r in rows])
+                            store.insert_scores(run_id, _s.id, _s.config_hash, [(int(r.key), r) for r in rows],
+                                                content)
                             status.scored += len(part)
                             if bar is not None:
                                 progress.advance(bar, len(part))

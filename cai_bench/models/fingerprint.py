@@ -13,6 +13,26 @@ from pathlib import Path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 ADAPTER_FILES = ("adapter_config.json",)
+# Everything besides the weights that changes what the model reads or writes:
+# configs, chat template, and every tokenizer file (a sentencepiece model, a
+# BPE vocab + merges or a WordPiece vocab, special and added tokens).
+IDENTITY_FILES = frozenset({
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+})
 
 
 @lru_cache(maxsize=4096)
@@ -30,22 +50,9 @@ def file_digest(path: Path) -> str:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """Files that define a checkpoint's behaviour: weights, configs and tokenizer."""
-    out: list[Path] = []
-    for p in sorted(folder.iterdir()):
-        if not p.is_file():
-            continue
-        name = p.name
-        if name.endswith(WEIGHT_SUFFIXES) or name in (
-            "config.json",
-            "adapter_config.json",
-            "generation_config.json",
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "chat_template.jinja",
-        ):
-            out.append(p)
-    return out
+    """Files that define a checkpoint's behaviour: weights, configs and tokenizer files."""
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and (p.name.endswith(WEIGHT_SUFFIXES) or p.name in IDENTITY_FILES)]
 
 
 def fingerprint_dir(folder: Path) -> str:

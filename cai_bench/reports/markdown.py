@@ -33,6 +33,12 @@ def render_markdown(data: ReportData) -> str:
     out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "
             "rows is marked LOW.", "", tables.to_markdown(_flag_low(tables.coverage_table(data.coverage), data))]
     out += ["## Unavailable scorers", "", tables.to_markdown(tables.unavailable_table(data.extras.unavailable))]
+    out += ["## Configurations compared", "",
+            "Every checkpoint of a task is ranked under one generation config and every metric under one "
+            "scorer config (the one shared by the most, the latest among equals).", "",
+            tables.to_markdown(tables.configs_table(data.extras.configs)),
+            "### Left out", "", tables.to_markdown(tables.left_out_table(data.extras.left_out)),
+            "### Prompts per principle", "", tables.to_markdown(tables.principle_coverage_table(data.extras.principle_coverage))]
     return "\n".join(out)
 
 

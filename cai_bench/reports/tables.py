@@ -172,6 +172,38 @@ def unavailable_table(unavailable: list[dict]) -> Table:
                  [[cell(u["scorer_id"]), cell(u["reason"]), cell(u["run_id"])] for u in unavailable])
 
 
+def _settings(settings: object) -> str:
+    """A config's settings in one line: `key=value` pairs, nested ones flattened."""
+    if not isinstance(settings, dict):
+        return str(settings)
+    parts = []
+    for k, v in sorted(settings.items()):
+        if isinstance(v, dict):
+            parts += [f"{k}.{kk}={vv}" for kk, vv in sorted(v.items()) if vv is not None]
+        elif v is not None:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def configs_table(configs: list[dict]) -> Table:
+    """The one generation config per task and one scorer config per scorer compared."""
+    return Table(["kind", "task / scorer", "config", "covers", "settings"],
+                 [[cell(c["kind"]), cell(c["name"]), cell(c["hash"]), cell(f"{c['covered']} of {c['of']} {c['unit']}"),
+                   cell(_settings(c["settings"]))] for c in configs])
+
+
+def left_out_table(left_out: list[dict]) -> Table:
+    return Table(["checkpoint", "task", "what", "stored under", "why"],
+                 [[cell(x["checkpoint"]), cell(x["task_id"]), cell(x["what"]), cell(x["hash"]), cell(x["reason"])]
+                  for x in left_out])
+
+
+def principle_coverage_table(coverage: list[dict]) -> Table:
+    """Prompts in the report of each task's prompts, per principle."""
+    return Table(["task", "principle", "prompts"],
+                 [[cell(c["task_id"]), cell(c["principle_id"]), cell(f"{c['n']} of {c['of']}")] for c in coverage])
+
+
 def _md_escape(text: str) -> str:
     from cai_bench.escape import md_text
 

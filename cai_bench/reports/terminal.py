@@ -46,6 +46,26 @@ def print_validity(validity: pd.DataFrame, console) -> None:  # noqa: ANN001 - r
                       highlight=False)
 
 
+def print_comparison(extras, console) -> None:  # noqa: ANN001 - StoreExtras, rich Console
+    """Under which configs the leaderboard compares, what it left out, how many prompts."""
+    for c in extras.configs:
+        console.print(f"compared under {escape(c['kind'])} config {escape(c['hash'])} for {escape(str(c['name']))} "
+                      f"({c['covered']} of {c['of']} {c['unit']}): {escape(tables._settings(c['settings']))}",
+                      highlight=False)
+    for x in extras.left_out:
+        console.print(f"[yellow]left out:[/yellow] {escape(str(x['checkpoint']))} on {escape(str(x['task_id']))} "
+                      f"({escape(x['what'])} {escape(x['hash'])}): {escape(x['reason'])}", highlight=False)
+    tasks: dict[str, list[int]] = {}
+    for c in extras.principle_coverage:
+        slot = tasks.setdefault(c["task_id"], [0, 0, 0, 0])
+        slot[0] += c["n"]
+        slot[1] += c["of"]
+        slot[2] += c["n"] > 0
+        slot[3] += 1
+    for task, (n, of, pn, pof) in sorted(tasks.items()):
+        console.print(f"{escape(task)}: {n} of {of} prompts, {pn} of {pof} principles", highlight=False)
+
+
 def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: ANN001 - rich Console
     """One compact table for all tasks: rank, n and composite per (task, checkpoint)."""
     if task_board.empty:

@@ -9,7 +9,8 @@ it imports neither torch nor transformers.
 """
 
 from cai_bench.results.load import COLUMNS, StoreExtras, load_results, load_results_with_extras
-from cai_bench.results.schema import SCHEMA_VERSION, make_engine, normalize_url, redact_url
+from cai_bench.results.engine import make_engine
+from cai_bench.results.schema import SCHEMA_VERSION, normalize_url, redact_url
 from cai_bench.results.store import PendingScore, Store, Unit
 
 __all__ = [

@@ -1,10 +1,15 @@
 """Read the results store into one long DataFrame (one row per score row).
 
-Which data: for each (checkpoint, task) the generation config (`gen_hash`) whose
-newest generation is the latest wins; then, within it, for each scorer the
-scorer config (`scorer_hash`) whose newest score row is the latest wins. Ties
-break on the hash string, so the choice never depends on row order. Older
-configs stay in the store but do not reach the report.
+Which data (a leaderboard compares like with like, by construction):
+- only answers to the current version of each prompt (input hash of the prompt
+  row marked current) and scores made from it (its content hash);
+- per task, ONE generation config for every checkpoint: the one shared by the
+  most checkpoints of that task, the latest among equals;
+- per scorer, ONE scorer config for every (checkpoint, task): the one covering
+  the most of them, the latest among equals.
+Ties break on the hash string, so the choice never depends on row order. What
+another config holds is left out and listed with the reason (`StoreExtras.left_out`);
+a checkpoint with no results under the chosen config shows as missing.
 
 Each row carries its metric's declaration (direction, lo, hi, `in_composite`,
 `role`) and `StoreExtras.task_analyses` the analyses each task asked for, so the
@@ -18,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from cai_bench.errors import UserError
 from cai_bench.results import schema as S
+from cai_bench.results.engine import open_engine
 from cai_bench.results.coverage import row_reason
 
 COLUMNS = [
@@ -40,11 +46,14 @@ class StoreExtras:
     principle_titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (task_id, pid) -> title
     latest_activity: str | None = None  # newest created_at among the chosen rows
     task_analyses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task_id -> e.g. ("refusal",)
+    configs: list[dict[str, Any]] = field(default_factory=list)  # [{kind, name, hash, settings, covered, of}]
+    left_out: list[dict[str, Any]] = field(default_factory=list)  # [{checkpoint, task_id, what, hash, reason}]
+    principle_coverage: list[dict[str, Any]] = field(default_factory=list)  # [{task_id, principle_id, n, of}]
 
 
 def _engine(store_url: str):
     try:
-        return S.open_engine(store_url, create=False)
+        return open_engine(store_url, create=False)
     except FileNotFoundError as exc:
         raise UserError(f"results store {exc.args[0]} does not exist: run `cai-bench run` first "
                         "or pass --store") from None
@@ -59,12 +68,6 @@ def _frame(conn, stmt, columns: list[str]) -> pd.DataFrame:
     cols = list(zip(*rows)) if rows else [()] * len(columns)
     return pd.DataFrame({name: pd.Series(list(vals), dtype=object if name in _TEXT else None)
                          for name, vals in zip(columns, cols)}, columns=columns)
-
-
-def _latest(df: pd.DataFrame, keys: list[str], choice: str) -> pd.DataFrame:
-    """Per `keys`, the `choice` value with the newest `newest`, ties by the value itself."""
-    ordered = df.sort_values([*keys, "newest", choice], kind="mergesort")
-    return ordered.drop_duplicates(keys, keep="last")[[*keys, choice]]
 
 
 def _has_tables(engine) -> bool:
@@ -91,18 +94,131 @@ def load_results_with_extras(store_url: str) -> tuple[pd.DataFrame, StoreExtras]
         engine.dispose()
 
 
-def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
-    g, s = S.generations.c, S.scores.c
-    gens = _frame(
+def _current_generations(conn) -> pd.DataFrame:
+    """Generations answered from the current version of their prompt, with that
+    version's content hash."""
+    g, p = S.generations.c, S.prompts.c
+    join = S.generations.join(S.prompts, and_(p.task_id == g.task_id, p.prompt_id == g.prompt_id,
+                                              p.input_hash == g.input_hash, p.current == 1))
+    return _frame(
         conn,
-        select(g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.gen_hash, g.response, g.created_at),
-        ["generation_id", "fingerprint", "task_id", "prompt_id", "gen_hash", "response", "created_at"],
+        select(g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.gen_hash, g.response, g.created_at,
+               p.content_hash).select_from(join),
+        ["generation_id", "fingerprint", "task_id", "prompt_id", "gen_hash", "response", "created_at",
+         "content_hash"],
     )
+
+
+def _choose(units: pd.DataFrame, group: list[str], unit: list[str], choice: str) -> pd.DataFrame:
+    """Per `group`, the `choice` value covering the most `unit`s, newest among equals,
+    then the largest hash: rows of `units` (group + unit + choice + newest)."""
+    stats = (units.groupby([*group, choice], sort=False)
+             .agg(covered=(unit[0], "size"), newest=("newest", "max")).reset_index())
+    ordered = stats.sort_values([*group, "covered", "newest", choice], kind="mergesort")
+    return ordered.drop_duplicates(group, keep="last")[[*group, choice, "covered"]]
+
+
+def _gen_settings(conn) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for gh, raw in conn.execute(select(S.gen_configs.c.gen_hash, S.gen_configs.c.config_json)).all():
+        try:
+            out[gh] = json.loads(raw)
+        except ValueError:
+            out[gh] = {}
+    return out
+
+
+def _scorer_settings(conn) -> dict[tuple[str, str], dict[str, Any]]:
+    m = S.scorer_metrics.c
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for sid, sh, raw in conn.execute(select(m.scorer_id, m.scorer_hash, m.config_json)).all():
+        try:
+            out[(sid, sh)] = json.loads(raw or "{}")
+        except ValueError:
+            out[(sid, sh)] = {}
+    return out
+
+
+def _select_configs(conn, gens: pd.DataFrame, sc: pd.DataFrame,
+                    extras: StoreExtras) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep one generation config per task and one scorer config per scorer;
+    record the choice and what was left out in `extras`."""
+    labels = dict(conn.execute(select(S.checkpoints.c.fingerprint, S.checkpoints.c.label)).all())
+    unit = ["fingerprint", "task_id"]
+    per = gens.groupby([*unit, "gen_hash"], sort=False)["created_at"].max().rename("newest").reset_index()
+    chosen = _choose(per, ["task_id"], ["fingerprint"], "gen_hash")
+    n_ckpt = per.groupby("task_id")["fingerprint"].nunique()
+    gen_settings = _gen_settings(conn)
+    for row in chosen.itertuples():
+        extras.configs.append({"kind": "generation", "name": row.task_id, "hash": row.gen_hash,
+                               "settings": gen_settings.get(row.gen_hash, {}), "covered": int(row.covered),
+                               "of": int(n_ckpt[row.task_id]), "unit": "checkpoints"})
+    pick = dict(zip(chosen["task_id"], chosen["gen_hash"]))
+    have = set(zip(per["fingerprint"], per["task_id"], per["gen_hash"]))
+    for fp, task in sorted({(f, t) for f, t, _ in have}):
+        others = sorted(h for f, t, h in have if f == fp and t == task and h != pick[task])
+        if others:
+            present = (fp, task, pick[task]) in have
+            extras.left_out.append({
+                "checkpoint": labels.get(fp, fp[:12]), "task_id": task, "what": "generation config",
+                "hash": ", ".join(others), "missing": not present,
+                "reason": (f"answers under other generation settings, not compared; this leaderboard uses "
+                           f"{pick[task]} (shared by the most checkpoints)")
+                + ("" if present else f"; no answers under {pick[task]}: missing here")})
+    gens = gens[[pick.get(t) == h for t, h in zip(gens["task_id"], gens["gen_hash"])]]
+
+    sc = sc.merge(gens[["generation_id", *unit, "content_hash"]], on=["generation_id", "content_hash"])
+    per = (sc.groupby([*unit, "scorer_id", "scorer_hash"], sort=False)["score_created_at"].max()
+           .rename("newest").reset_index())
+    per["unit"] = per["fingerprint"] + "\0" + per["task_id"]
+    chosen = _choose(per, ["scorer_id"], ["unit"], "scorer_hash")
+    scorer_settings = _scorer_settings(conn)
+    n_units = per.groupby("scorer_id")["unit"].nunique()
+    for row in chosen.itertuples():
+        settings = scorer_settings.get((row.scorer_id, row.scorer_hash), {})
+        extras.configs.append({"kind": "scorer", "name": row.scorer_id, "hash": row.scorer_hash,
+                               "settings": settings.get("identity", settings), "covered": int(row.covered),
+                               "of": int(n_units[row.scorer_id]), "unit": "checkpoint x task"})
+    pick_s = dict(zip(chosen["scorer_id"], chosen["scorer_hash"]))
+    have_s = set(zip(per["fingerprint"], per["task_id"], per["scorer_id"], per["scorer_hash"]))
+    for fp, task, sid in sorted({(f, t, s_) for f, t, s_, _ in have_s}):
+        others = sorted(h for f, t, s_, h in have_s if (f, t, s_) == (fp, task, sid) and h != pick_s[sid])
+        if others:
+            present = (fp, task, sid, pick_s[sid]) in have_s
+            extras.left_out.append({
+                "checkpoint": labels.get(fp, fp[:12]), "task_id": task, "what": f"scorer {sid}",
+                "hash": ", ".join(others), "missing": not present,
+                "reason": f"scores under other {sid} settings, not compared; this leaderboard uses {pick_s[sid]}"
+                + ("" if present else f"; no scores under {pick_s[sid]}: missing here")})
+    sc = sc[[pick_s.get(a) == b for a, b in zip(sc["scorer_id"], sc["scorer_hash"])]]
+    return gens, sc.drop(columns=[*unit, "content_hash"])
+
+
+def _coverage(conn, gens: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per task and principle: prompts in the report of the current prompts."""
+    p = S.prompts.c
+    cur = _frame(conn, select(p.task_id, p.prompt_id, p.principle_id).where(p.current == 1),
+                 ["task_id", "prompt_id", "principle_id"])
+    if cur.empty:
+        return []
+    used = set(zip(gens["task_id"], gens["prompt_id"]))
+    cur["used"] = [(t, q) in used for t, q in zip(cur["task_id"], cur["prompt_id"])]
+    cur["principle_id"] = cur["principle_id"].fillna("(none)")
+    cur = cur[cur["task_id"].isin(set(gens["task_id"]))]
+    agg = cur.groupby(["task_id", "principle_id"], sort=True)["used"].agg(["sum", "size"]).reset_index()
+    return [{"task_id": r.task_id, "principle_id": r.principle_id, "n": int(r.sum), "of": int(r.size)}
+            for r in agg.itertuples()]
+
+
+def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
+    s = S.scores.c
+    gens = _current_generations(conn)
     sc = _frame(
         conn,
-        select(s.generation_id, s.scorer_id, s.scorer_hash, s.metric, s.value, s.status, s.error, s.detail_json,
-               s.created_at),
-        ["generation_id", "scorer_id", "scorer_hash", "metric", "value", "status", "error", "detail_json",
+        select(s.generation_id, s.scorer_id, s.scorer_hash, s.content_hash, s.metric, s.value, s.status, s.error,
+               s.detail_json, s.created_at),
+        ["generation_id", "scorer_id", "scorer_hash", "content_hash", "metric", "value", "status", "error",
+         "detail_json",
          "score_created_at"],
     )
     # why a row has no value: the error text, or an na row's reason kept in its detail
@@ -114,16 +230,13 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
     if gens.empty or sc.empty:
         return pd.DataFrame(columns=COLUMNS), extras
 
-    unit = ["fingerprint", "task_id"]
-    newest = gens.groupby([*unit, "gen_hash"], sort=False)["created_at"].max().rename("newest").reset_index()
-    gens = gens.merge(_latest(newest, unit, "gen_hash"), on=[*unit, "gen_hash"])
-
-    sc = sc.merge(gens[["generation_id", *unit]], on="generation_id")
-    newest = (sc.groupby([*unit, "scorer_id", "scorer_hash"], sort=False)["score_created_at"].max()
-              .rename("newest").reset_index())
-    sc = sc.merge(_latest(newest, [*unit, "scorer_id"], "scorer_hash"), on=[*unit, "scorer_id", "scorer_hash"])
+    gens, sc = _select_configs(conn, gens, sc, extras)
+    if sc.empty:
+        return pd.DataFrame(columns=COLUMNS), extras
+    extras.principle_coverage = _coverage(conn, gens)
     latest = max(str(gens["created_at"].max()), str(sc["score_created_at"].max()))
-    sc = sc.drop(columns=[*unit, "score_created_at"])
+    sc = sc.drop(columns=["score_created_at"])
+    gens = gens.drop(columns=["content_hash"])
 
     df = sc.merge(gens.drop(columns=["created_at"]), on="generation_id")
     c, t, p, m = S.checkpoints.c, S.tasks.c, S.prompts.c, S.scorer_metrics.c
@@ -132,7 +245,8 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
                    ["task_id", "constitution_id", "culture", "metadata_json"])
     prompts = _frame(
         conn,
-        select(p.task_id, p.prompt_id, p.principle_id, p.category, p.expect, p.prompt, p.reference),
+        select(p.task_id, p.prompt_id, p.principle_id, p.category, p.expect, p.prompt, p.reference)
+        .where(p.current == 1),
         ["task_id", "prompt_id", "principle_id", "category", "expect", "prompt", "reference"],
     )
     metrics = _frame(conn, select(m.scorer_id, m.scorer_hash, m.metric, m.direction, m.lo, m.hi, m.composite,

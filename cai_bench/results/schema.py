@@ -1,8 +1,18 @@
 """The results store's tables (SQLAlchemy Core), one definition for SQLite and
 PostgreSQL. Writers (harness) and readers (reports) share it; no torch.
 
+Identity (docs/run.md, "What a result is keyed by"): a generation is keyed by
+(checkpoint fingerprint, task, prompt id, prompt input hash, generation-config
+hash), a score by (generation, scorer, scorer-config hash, prompt content hash,
+metric). `prompts` keeps every version of a prompt; `current` marks the one the
+last run registered, and only rows made from current versions are reported.
+
+Schema version 2 (`meta`); version 1 (no `meta` table) is migrated by
+`migrations.ensure_schema`. Integer ids use AUTOINCREMENT on SQLite (sequences
+on PostgreSQL), so an id is never handed out twice, even after deletions.
+
 Scores are long-format: one row per (generation, scorer, scorer-config hash,
-metric). `status` keeps "not applicable" and "unscored" apart from real values:
+content hash, metric). `status` keeps "not applicable" and "unscored" apart from real values:
     ok        value is a number
     na        the metric does not apply (e.g. no reference answer); value NULL
     unscored  the scorer ran but could not produce a verdict (unparseable); value NULL
@@ -24,8 +34,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEGACY = "legacy"  # content/input hash of rows migrated from schema 1 (which kept none)
 metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
 runs = Table(
     "runs",
@@ -33,11 +51,22 @@ runs = Table(
     Column("run_id", String(64), primary_key=True),
     Column("started_at", String(40), nullable=False),  # ISO 8601 UTC
     Column("finished_at", String(40)),
-    Column("status", String(16), nullable=False),  # running | finished | failed
+    Column("status", String(16), nullable=False),  # running | finished | failed | interrupted
     Column("seed", Integer),
     Column("config_json", Text, nullable=False),  # the resolved run config (no secrets)
     Column("scorers_json", Text, nullable=False, default="[]"),  # [{id, config_hash, available, reason}]
     Column("cai_bench_version", String(32)),
+    Column("heartbeat_at", String(40)),  # refreshed while the run lives; stale + dead pid = interrupted
+    Column("pid", Integer),
+    Column("host", String(255)),
+    Column("sample_json", Text),  # {task_id: {mode, limit, seed, n, of, per_principle, prompt_ids}}
+)
+
+gen_configs = Table(
+    "gen_configs",
+    metadata,
+    Column("gen_hash", String(64), primary_key=True),
+    Column("config_json", Text, nullable=False),  # the resolved sampling the hash was made from
 )
 
 checkpoints = Table(
@@ -72,11 +101,14 @@ prompts = Table(
     metadata,
     Column("task_id", String(128), ForeignKey("tasks.task_id"), primary_key=True),
     Column("prompt_id", String(256), primary_key=True),
+    Column("content_hash", String(64), primary_key=True, default=""),  # tasks.prompt_identity
+    Column("input_hash", String(64), nullable=False, default=""),
     Column("prompt", Text, nullable=False),
     Column("principle_id", String(128)),
     Column("reference", Text),
     Column("category", Text),
     Column("expect", String(16)),  # refuse | comply
+    Column("current", Integer, nullable=False, default=1),  # 1: the version the last run registered
 )
 
 generations = Table(
@@ -86,12 +118,14 @@ generations = Table(
     Column("fingerprint", String(64), ForeignKey("checkpoints.fingerprint"), nullable=False),
     Column("task_id", String(128), nullable=False),
     Column("prompt_id", String(256), nullable=False),
+    Column("input_hash", String(64), nullable=False, default=""),  # what the model read (prompt version)
     Column("gen_hash", String(64), nullable=False),  # hash of the generation config
     Column("response", Text, nullable=False),
     Column("seconds", Float),
     Column("run_id", String(64)),
     Column("created_at", String(40), nullable=False),
-    UniqueConstraint("fingerprint", "task_id", "prompt_id", "gen_hash", name="uq_generation"),
+    UniqueConstraint("fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash", name="uq_generation_v2"),
+    sqlite_autoincrement=True,
 )
 
 generation_errors = Table(  # prompts a served model failed on for good (not responses: never scored)
@@ -106,6 +140,7 @@ generation_errors = Table(  # prompts a served model failed on for good (not res
     Column("run_id", String(64)),
     Column("created_at", String(40), nullable=False),
     UniqueConstraint("fingerprint", "task_id", "prompt_id", "gen_hash", name="uq_generation_error"),
+    sqlite_autoincrement=True,
 )
 
 scorer_metrics = Table(
@@ -129,6 +164,7 @@ scores = Table(
     Column("generation_id", Integer, ForeignKey("generations.generation_id"), nullable=False),
     Column("scorer_id", String(64), nullable=False),
     Column("scorer_hash", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False, default=""),  # what the scorer read (prompt version)
     Column("metric", String(64), nullable=False),
     Column("value", Float),
     Column("status", String(16), nullable=False),  # ok | na | unscored | error
@@ -136,7 +172,8 @@ scores = Table(
     Column("detail_json", Text),
     Column("run_id", String(64)),
     Column("created_at", String(40), nullable=False),
-    UniqueConstraint("generation_id", "scorer_id", "scorer_hash", "metric", name="uq_score"),
+    UniqueConstraint("generation_id", "scorer_id", "scorer_hash", "content_hash", "metric", name="uq_score_v2"),
+    sqlite_autoincrement=True,
 )
 
 Index("ix_scores_scorer", scores.c.scorer_id, scores.c.scorer_hash)
@@ -160,42 +197,6 @@ def redact_url(url: str) -> str:
     from cai_bench.redact import redact_url as _redact
 
     return _redact(url)
-
-
-def make_engine(url: str, *, create: bool = True):
-    """An engine with WAL + busy timeout on SQLite; creates missing tables when asked."""
-    from pathlib import Path
-
-    from sqlalchemy import create_engine, event
-
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if not create and not path.exists():
-            raise FileNotFoundError(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-    else:
-        url = _with_driver(url)
-        if "+psycopg" in url.split("://", 1)[0]:
-            try:
-                import psycopg  # noqa: F401
-            except ImportError:
-                from cai_bench.errors import MissingDependency
-
-                raise MissingDependency("psycopg (PostgreSQL store)", "pip install 'cai-bench[postgres]'") from None
-        engine = create_engine(url, pool_pre_ping=True)
-    if create:
-        create_tables(engine)
-    add_metric_declarations(engine)
-    return engine
 
 
 def add_metric_declarations(engine) -> None:  # noqa: ANN001
@@ -265,39 +266,3 @@ def _with_driver(url: str) -> str:
         if url.startswith(bare):
             return "postgresql+psycopg://" + url[len(bare):]
     return url
-
-def open_engine(url: str, *, create: bool = True):
-    """`make_engine`, connected once, with every way a store URL can be wrong
-    (unknown dialect, driver not installed, server refused, a file that is not
-    SQLite, a folder) turned into one `store URL: reason` line; the URL is
-    redacted. A missing SQLite file with `create=False` stays FileNotFoundError."""
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from cai_bench.errors import UserError
-    from cai_bench.redact import redact_text
-
-    def fail(reason: str) -> UserError:
-        reason = " ".join(str(reason).split()) or "cannot be opened"
-        return UserError(f"store {redact_url(url)}: {redact_text(reason)[:300]}")
-
-    try:
-        engine = make_engine(url, create=create)
-        if not create:
-            with engine.connect():
-                pass
-        return engine
-    except FileNotFoundError:
-        raise
-    except ArgumentError as exc:
-        if "Can't load plugin" in str(exc):
-            raise fail(f"unknown database dialect {url.split(':', 1)[0]!r} "
-                       "(use sqlite:///PATH, a file path, or postgresql+psycopg://...)") from None
-        raise fail(f"not a store URL or SQLite path ({exc})") from None
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        lines = str(orig if orig is not None else exc).strip().splitlines()
-        raise fail(lines[0] if lines else type(exc).__name__) from None
-    except ImportError as exc:
-        raise fail(f"database driver not installed ({exc.name or exc})") from None
-    except OSError as exc:
-        raise fail(exc.strerror or str(exc)) from None

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, func, select, update
 
 from cai_bench.redact import redact_obj, redact_text
 from cai_bench.results import schema as S
+from cai_bench.results.engine import open_engine
 
 _IN_CHUNK = 500  # keep IN (...) lists well under SQLite's variable limit
 
@@ -47,12 +48,31 @@ def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
 
 @dataclass(frozen=True)
 class Unit:
-    """One (checkpoint, task, generation config) and the prompt ids in scope."""
+    """One (checkpoint, task, generation config) and the prompts in scope, each
+    with its input hash (what the model reads: part of the generation key) and
+    content hash (what scorers read: part of the score key). Hashes left empty
+    match rows stored with empty hashes (tools and tests that do not use them)."""
 
     fingerprint: str
     task_id: str
     gen_hash: str
     prompt_ids: tuple[str, ...]
+    input_hashes: tuple[str, ...] = ()
+    content_hashes: tuple[str, ...] = ()
+
+    def input_of(self) -> dict[str, str]:
+        return {p: (self.input_hashes[i] if self.input_hashes else "") for i, p in enumerate(self.prompt_ids)}
+
+    def content_of(self) -> dict[str, str]:
+        return {p: (self.content_hashes[i] if self.content_hashes else "") for i, p in enumerate(self.prompt_ids)}
+
+    def subset(self, prompt_ids: Sequence[str]) -> "Unit":
+        """The same unit narrowed to `prompt_ids` (a work unit's chunk), hashes kept."""
+        inputs, contents = self.input_of(), self.content_of()
+        ids = tuple(prompt_ids)
+        return Unit(self.fingerprint, self.task_id, self.gen_hash, ids,
+                    tuple(inputs[p] for p in ids) if self.input_hashes else (),
+                    tuple(contents[p] for p in ids) if self.content_hashes else ())
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class PendingScore:
     category: str | None
     expect: str | None
     constitution_id: str | None
+    content_hash: str = ""
 
 
 class Store:
@@ -77,19 +98,46 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = S.open_engine(url, create=True)
+        self.engine = open_engine(url, create=True)  # checks the schema version, marks dead runs interrupted
+        self._heartbeats: dict[str, Any] = {}
 
     def close(self) -> None:
+        for beat in self._heartbeats.values():
+            beat.stop()
+        self._heartbeats.clear()
         self.engine.dispose()
 
     # -- runs ---------------------------------------------------------------
-    def start_run(self, config_json: str, seed: int, version: str) -> str:
+    def start_run(self, config_json: str, seed: int, version: str, *, heartbeat: bool = True) -> str:
+        """A `running` run row with this process's pid and host; while it lives a
+        background thread refreshes its heartbeat (see `liveness`)."""
+        import os
+
+        from cai_bench.results.liveness import Heartbeat, this_host
+
         run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        stamp = now()
         with self.engine.begin() as conn:
             conn.execute(S.runs.insert().values(
-                run_id=run_id, started_at=now(), status="running", seed=seed,
-                config_json=config_json, scorers_json="[]", cai_bench_version=version))
+                run_id=run_id, started_at=stamp, status="running", seed=seed,
+                config_json=config_json, scorers_json="[]", cai_bench_version=version,
+                heartbeat_at=stamp, pid=os.getpid(), host=this_host()))
+        if heartbeat:
+            self._heartbeats[run_id] = Heartbeat(self.engine, run_id).start()
         return run_id
+
+    def set_run_sample(self, run_id: str, samples: dict[str, Any]) -> None:
+        """Which prompts each task's `--limit` drew (mode, seed, ids, per principle)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(S.runs).where(S.runs.c.run_id == run_id)
+                         .values(sample_json=json.dumps(samples, sort_keys=True)))
+
+    def upsert_gen_config(self, gen_hash: str, config: dict[str, Any]) -> None:
+        """The generation settings a `gen_hash` stands for (reports name them)."""
+        with self.engine.begin() as conn:
+            conn.execute(_insert(conn, S.gen_configs).values(
+                gen_hash=gen_hash, config_json=json.dumps(config, sort_keys=True))
+                .on_conflict_do_nothing(index_elements=["gen_hash"]))
 
     def set_run_scorers(self, run_id: str, scorers: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
@@ -97,6 +145,9 @@ class Store:
                          .values(scorers_json=json.dumps(redact_obj(scorers), sort_keys=True)))
 
     def finish_run(self, run_id: str, status: str) -> None:
+        beat = self._heartbeats.pop(run_id, None)
+        if beat is not None:
+            beat.stop()
         with self.engine.begin() as conn:
             conn.execute(update(S.runs).where(S.runs.c.run_id == run_id)
                          .values(status=status, finished_at=now()))
@@ -116,7 +167,10 @@ class Store:
 
     def upsert_task(self, *, task_id: str, constitution_id: str, culture: str, n_prompts: int,
                     metadata: dict[str, Any], prompts: Sequence[dict[str, Any]]) -> None:
-        """The task row and its prompt rows (text, reference...), refreshed on every run."""
+        """The task row and its prompt versions. Each prompt row is keyed by its
+        content hash, so an edited prompt is a new row beside the old one; the
+        versions given here become the task's `current` ones, all others stop
+        being current (their answers and scores stay, but are not reported)."""
         with self.engine.begin() as conn:
             ins = _insert(conn, S.tasks).values(
                 task_id=task_id, constitution_id=constitution_id, culture=culture, n_prompts=n_prompts,
@@ -124,12 +178,16 @@ class Store:
             conn.execute(ins.on_conflict_do_update(
                 index_elements=["task_id"],
                 set_={k: ins.excluded[k] for k in ("constitution_id", "culture", "n_prompts", "metadata_json")}))
+            if not prompts:
+                return
+            conn.execute(update(S.prompts).where(S.prompts.c.task_id == task_id).values(current=0))
             for part in _chunks(list(prompts)):
                 ins = _insert(conn, S.prompts)
                 conn.execute(ins.on_conflict_do_update(
-                    index_elements=["task_id", "prompt_id"],
-                    set_={k: ins.excluded[k] for k in ("prompt", "principle_id", "reference", "category", "expect")},
-                ), [{"task_id": task_id, **p} for p in part])
+                    index_elements=["task_id", "prompt_id", "content_hash"],
+                    set_={k: ins.excluded[k] for k in ("input_hash", "prompt", "principle_id", "reference",
+                                                       "category", "expect", "current")},
+                ), [{"task_id": task_id, "content_hash": "", "input_hash": "", **p, "current": 1} for p in part])
 
     # -- generations --------------------------------------------------------
     def missing_prompts(self, unit: Unit) -> list[str]:
@@ -138,24 +196,27 @@ class Store:
         return [p for p in unit.prompt_ids if p not in done]
 
     def _stored_prompt_ids(self, unit: Unit) -> list[str]:
+        """Prompt ids answered under the unit's gen config from the prompt version in scope."""
         g = S.generations.c
+        wanted = unit.input_of()
         out: list[str] = []
         with self.engine.connect() as conn:
             for part in _chunks(list(unit.prompt_ids)):
-                out += conn.execute(select(g.prompt_id).where(
+                out += [pid for pid, ih in conn.execute(select(g.prompt_id, g.input_hash).where(
                     g.fingerprint == unit.fingerprint, g.task_id == unit.task_id,
-                    g.gen_hash == unit.gen_hash, g.prompt_id.in_(part))).scalars().all()
+                    g.gen_hash == unit.gen_hash, g.prompt_id.in_(part))).all() if wanted.get(pid) == ih]
         return out
 
     def delete_generations(self, unit: Unit) -> int:
         """`--force`: drop the unit's stored responses and their scores."""
         g, s = S.generations.c, S.scores.c
+        wanted = unit.input_of()
         n = 0
         with self.engine.begin() as conn:
             for part in _chunks(list(unit.prompt_ids)):
-                ids = conn.execute(select(g.generation_id).where(
+                ids = [gid for gid, pid, ih in conn.execute(select(g.generation_id, g.prompt_id, g.input_hash).where(
                     g.fingerprint == unit.fingerprint, g.task_id == unit.task_id,
-                    g.gen_hash == unit.gen_hash, g.prompt_id.in_(part))).scalars().all()
+                    g.gen_hash == unit.gen_hash, g.prompt_id.in_(part))).all() if wanted.get(pid) == ih]
                 if ids:
                     conn.execute(delete(S.scores).where(s.generation_id.in_(ids)))
                     n += conn.execute(delete(S.generations).where(g.generation_id.in_(ids))).rowcount
@@ -200,12 +261,13 @@ class Store:
         if not rows:
             return 0
         created = now()
+        inputs = unit.input_of()
         values = [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
-                   "gen_hash": unit.gen_hash, "response": resp, "seconds": secs, "run_id": run_id,
-                   "created_at": created} for pid, resp, secs in rows]
+                   "input_hash": inputs.get(pid, ""), "gen_hash": unit.gen_hash, "response": resp, "seconds": secs,
+                   "run_id": run_id, "created_at": created} for pid, resp, secs in rows]
         with self.engine.begin() as conn:
             res = conn.execute(_insert(conn, S.generations).on_conflict_do_nothing(
-                index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"])
+                index_elements=["fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash"])
                 .returning(S.generations.c.generation_id), values)
             new = len(res.all())  # RETURNING yields the rows really inserted; rowcount is -1 on psycopg
             conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, [r[0] for r in rows])))
@@ -227,18 +289,28 @@ class Store:
                 for m in metrics])
 
     def _scope_generations(self, conn, units: Sequence[Unit]):  # noqa: ANN001, ANN202
-        """Rows (generation + prompt + task) of the stored generations in scope."""
+        """Rows (generation + prompt version + task) of the stored generations in
+        scope: answered from the prompt version in scope, joined to that version."""
         g, p, t = S.generations.c, S.prompts.c, S.tasks.c
-        cols = (g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.response, p.prompt, p.reference,
-                p.principle_id, p.category, p.expect, t.constitution_id)
-        join = (S.generations
-                .join(S.prompts, and_(p.task_id == g.task_id, p.prompt_id == g.prompt_id), isouter=True)
-                .join(S.tasks, t.task_id == g.task_id, isouter=True))
+        cols = (g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.gen_hash, g.input_hash, g.response, p.prompt,
+                p.reference, p.principle_id, p.category, p.expect, t.constitution_id, p.content_hash)
         for u in units:
+            inputs, contents = u.input_of(), u.content_of()
             for part in _chunks(list(u.prompt_ids)):
-                yield from conn.execute(select(*cols).select_from(join).where(
-                    g.fingerprint == u.fingerprint, g.task_id == u.task_id, g.gen_hash == u.gen_hash,
-                    g.prompt_id.in_(part)).order_by(g.generation_id)).all()
+                ver = (select(p.task_id, p.prompt_id, p.content_hash, p.prompt, p.reference, p.principle_id,
+                              p.category, p.expect)
+                       .where(p.task_id == u.task_id, p.prompt_id.in_(part),
+                              p.content_hash.in_({contents[x] for x in part})).subquery())
+                join = (S.generations
+                        .join(ver, and_(ver.c.task_id == g.task_id, ver.c.prompt_id == g.prompt_id), isouter=True)
+                        .join(S.tasks, t.task_id == g.task_id, isouter=True))
+                vcols = [c if c.table is not S.prompts else ver.c[c.name] for c in cols]
+                for row in conn.execute(select(*vcols).select_from(join).where(
+                        g.fingerprint == u.fingerprint, g.task_id == u.task_id, g.gen_hash == u.gen_hash,
+                        g.prompt_id.in_(part)).order_by(g.generation_id)).all():
+                    if inputs.get(row.prompt_id) == row.input_hash and (
+                            row.content_hash is None or row.content_hash == contents.get(row.prompt_id)):
+                        yield row
 
     def pending_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str,
                        n_metrics: int) -> tuple[list[PendingScore], int]:
@@ -246,20 +318,24 @@ class Store:
         generations already have all of them (reused). An `error` row (a 429, a
         timeout) does not count as done: a re-run retries it."""
         s = S.scores.c
+        contents = {(u.fingerprint, u.task_id, u.gen_hash): u.content_of() for u in units}
         with self.engine.connect() as conn:
             rows = list(self._scope_generations(conn, units))
             ids = [r.generation_id for r in rows]
-            counts: dict[int, int] = {}
+            counts: dict[tuple[int, str], int] = {}
             for part in _chunks(ids):
-                counts.update(conn.execute(
-                    select(s.generation_id, func.count()).where(
+                counts.update({(gid, ch): n for gid, ch, n in conn.execute(
+                    select(s.generation_id, s.content_hash, func.count()).where(
                         s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part),
                         s.status != "error")
-                    .group_by(s.generation_id)).all())
-        pending = [PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response,
-                                r.prompt or "", r.reference, r.principle_id, r.category, r.expect,
-                                r.constitution_id)
-                   for r in rows if counts.get(r.generation_id, 0) < n_metrics]
+                    .group_by(s.generation_id, s.content_hash)).all()})
+        pending = []
+        for r in rows:
+            ch = contents[(r.fingerprint, r.task_id, r.gen_hash)].get(r.prompt_id, "")
+            if counts.get((r.generation_id, ch), 0) < n_metrics:
+                pending.append(PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response,
+                                            r.prompt or "", r.reference, r.principle_id, r.category, r.expect,
+                                            r.constitution_id, ch))
         return pending, len(rows) - len(pending)
 
     def score_statuses(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> list[tuple[str, str]]:
@@ -269,12 +345,16 @@ class Store:
 
         s = S.scores.c
         out: list[tuple[str, str]] = []
+        contents = {(u.fingerprint, u.task_id, u.gen_hash): u.content_of() for u in units}
         with self.engine.connect() as conn:
-            ids = [r.generation_id for r in self._scope_generations(conn, units)]
-            for part in _chunks(ids):
-                for status, error, detail in conn.execute(select(s.status, s.error, s.detail_json).where(
-                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part))):
-                    out.append((str(status), row_reason(str(status), error, detail)))
+            pairs = [(r.generation_id, contents[(r.fingerprint, r.task_id, r.gen_hash)].get(r.prompt_id, ""))
+                     for r in self._scope_generations(conn, units)]
+            for ch in {c for _, c in pairs}:
+                for part in _chunks([gid for gid, c in pairs if c == ch]):
+                    for status, error, detail in conn.execute(select(s.status, s.error, s.detail_json).where(
+                            s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.content_hash == ch,
+                            s.generation_id.in_(part))):
+                        out.append((str(status), row_reason(str(status), error, detail)))
         return out
 
     def scope_generation_ids(self, units: Sequence[Unit]) -> list[int]:
@@ -283,46 +363,76 @@ class Store:
             return sorted(r.generation_id for r in self._scope_generations(conn, units))
 
     def pending_scores_among(self, generation_ids: Sequence[int], scorer_id: str, scorer_hash: str,
-                             n_metrics: int) -> list[PendingScore]:
-        """Like `pending_scores`, for the given generations only (one claimed batch)."""
+                             n_metrics: int, content_hashes: dict[int, str] | None = None) -> list[PendingScore]:
+        """Like `pending_scores`, for the given generations only (one claimed batch),
+        each judged against the prompt version of `content_hashes` (from `pending_scores`)."""
         g, p, t, s = S.generations.c, S.prompts.c, S.tasks.c, S.scores.c
-        cols = (g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.response, p.prompt, p.reference,
-                p.principle_id, p.category, p.expect, t.constitution_id)
-        join = (S.generations
-                .join(S.prompts, and_(p.task_id == g.task_id, p.prompt_id == g.prompt_id), isouter=True)
-                .join(S.tasks, t.task_id == g.task_id, isouter=True))
-        rows, counts = [], {}
+        wanted = content_hashes or {}
+        rows: list[Any] = []
+        counts: dict[tuple[int, str], int] = {}
+        versions: dict[tuple[str, str, str], Any] = {}
         with self.engine.connect() as conn:
             for part in _chunks(sorted(int(i) for i in generation_ids)):
-                rows += conn.execute(select(*cols).select_from(join).where(g.generation_id.in_(part))
-                                     .order_by(g.generation_id)).all()
-                counts.update(conn.execute(
-                    select(s.generation_id, func.count()).where(
+                rows += conn.execute(
+                    select(g.generation_id, g.fingerprint, g.task_id, g.prompt_id, g.response, t.constitution_id)
+                    .select_from(S.generations.join(S.tasks, t.task_id == g.task_id, isouter=True))
+                    .where(g.generation_id.in_(part)).order_by(g.generation_id)).all()
+                counts.update({(gid, ch): n for gid, ch, n in conn.execute(
+                    select(s.generation_id, s.content_hash, func.count()).where(
                         s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part),
-                        s.status != "error").group_by(s.generation_id)).all())
-        return [PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response, r.prompt or "",
-                             r.reference, r.principle_id, r.category, r.expect, r.constitution_id)
-                for r in rows if counts.get(r.generation_id, 0) < n_metrics]
+                        s.status != "error").group_by(s.generation_id, s.content_hash)).all()})
+            by_task: dict[str, set[str]] = {}
+            for r in rows:
+                by_task.setdefault(r.task_id, set()).add(r.prompt_id)
+            for task, pids in by_task.items():
+                for part in _chunks(sorted(pids)):
+                    for v in conn.execute(select(p.task_id, p.prompt_id, p.content_hash, p.current, p.prompt,
+                                                 p.reference, p.principle_id, p.category, p.expect)
+                                          .where(p.task_id == task, p.prompt_id.in_(part))).all():
+                        versions[(v.task_id, v.prompt_id, v.content_hash)] = v
+                        if v.current:
+                            versions.setdefault((v.task_id, v.prompt_id, "*current"), v)
+        out = []
+        for r in rows:
+            ch = wanted.get(r.generation_id, "")
+            if counts.get((r.generation_id, ch), 0) >= n_metrics:
+                continue
+            v = versions.get((r.task_id, r.prompt_id, ch)) or versions.get((r.task_id, r.prompt_id, "*current"))
+            out.append(PendingScore(r.generation_id, r.fingerprint, r.task_id, r.prompt_id, r.response,
+                                    (v.prompt if v is not None else "") or "",
+                                    v.reference if v is not None else None, v.principle_id if v is not None else None,
+                                    v.category if v is not None else None, v.expect if v is not None else None,
+                                    r.constitution_id, ch))
+        return out
 
     def delete_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> int:
         """`--force`: drop this scorer config's scores for the generations in scope."""
         s = S.scores.c
         n = 0
+        contents = {(u.fingerprint, u.task_id, u.gen_hash): u.content_of() for u in units}
         with self.engine.begin() as conn:
-            ids = [r.generation_id for r in self._scope_generations(conn, units)]
-            for part in _chunks(ids):
-                n += conn.execute(delete(S.scores).where(
-                    s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.generation_id.in_(part))).rowcount
+            pairs = [(r.generation_id, contents[(r.fingerprint, r.task_id, r.gen_hash)].get(r.prompt_id, ""))
+                     for r in self._scope_generations(conn, units)]
+            for ch in {c for _, c in pairs}:
+                ids = [g for g, c in pairs if c == ch]
+                for part in _chunks(ids):
+                    n += conn.execute(delete(S.scores).where(
+                        s.scorer_id == scorer_id, s.scorer_hash == scorer_hash, s.content_hash == ch,
+                        s.generation_id.in_(part))).rowcount
         return n
 
     def insert_scores(self, run_id: str, scorer_id: str, scorer_hash: str,
-                      rows: Sequence[tuple[int, Any]]) -> int:
-        """One batch of (generation_id, ScoreRow) in one transaction; existing rows
-        kept, except `error` rows, which a retry's result replaces."""
+                      rows: Sequence[tuple[int, Any]], content_hashes: dict[int, str] | None = None) -> int:
+        """One batch of (generation_id, ScoreRow) in one transaction, each under the
+        content hash of the prompt version it was scored against (`content_hashes`,
+        from `PendingScore.content_hash`); existing rows kept, except `error` rows,
+        which a retry's result replaces."""
         if not rows:
             return 0
         created = now()
-        values = [{"generation_id": gid, "scorer_id": scorer_id, "scorer_hash": scorer_hash, "metric": r.metric,
+        ch = content_hashes or {}
+        values = [{"generation_id": gid, "scorer_id": scorer_id, "scorer_hash": scorer_hash,
+                   "content_hash": ch.get(gid, ""), "metric": r.metric,
                    "value": r.value, "status": r.status, "error": redact_text(r.error) if r.error else r.error,
                    "detail_json": json.dumps(r.detail, sort_keys=True, default=str) if r.detail else None,
                    "run_id": run_id, "created_at": created} for gid, r in rows]
@@ -331,6 +441,6 @@ class Store:
             new = {c: getattr(stmt.excluded, c) for c in ("value", "status", "error", "detail_json", "run_id",
                                                           "created_at")}
             res = conn.execute(stmt.on_conflict_do_update(
-                index_elements=["generation_id", "scorer_id", "scorer_hash", "metric"], set_=new,
+                index_elements=["generation_id", "scorer_id", "scorer_hash", "content_hash", "metric"], set_=new,
                 where=S.scores.c.status == "error").returning(S.scores.c.score_id), values)
             return len(res.all())

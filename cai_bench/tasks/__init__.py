@@ -2,6 +2,7 @@
 export to lm-eval task folders."""
 
 from cai_bench.tasks._export import export_lm_eval
+from cai_bench.tasks._identity import PromptIdentity, constitution_digest, prompt_identity, task_identities
 from cai_bench.tasks._loader import (
     BUILTIN_DIR,
     list_tasks,
@@ -16,16 +17,20 @@ from cai_bench.tasks._user import read_prompts_file, write_task_folder, write_us
 __all__ = [
     "BUILTIN_DIR",
     "GenerationDefaults",
+    "PromptIdentity",
     "PromptRecord",
     "Task",
     "check_task_id",
+    "constitution_digest",
     "export_lm_eval",
     "list_tasks",
     "load_task",
     "parse_task",
+    "prompt_identity",
     "read_prompts_file",
     "read_prompts_jsonl",
     "task_constitution",
+    "task_identities",
     "write_task_folder",
     "write_user_task",
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cai_bench.results import make_engine
 from cai_bench.results import schema as S
 from cai_bench.harness.leases import Leases, generation_units, progress, score_units
 
@@ -40,7 +41,7 @@ def test_unit_keys_are_content_and_cut_from_the_whole_list() -> None:
 
 
 def test_concurrent_claimers_never_share_a_unit(url: str) -> None:
-    engine = S.make_engine(url)
+    engine = make_engine(url)
     units = _units(12)
     Leases(engine).register(units)
     got: dict[str, list[str]] = {}
@@ -66,7 +67,7 @@ def test_concurrent_claimers_never_share_a_unit(url: str) -> None:
 
 
 def test_expired_lease_is_taken_over_and_the_late_holder_cannot_complete(url: str) -> None:
-    engine = S.make_engine(url)
+    engine = make_engine(url)
     units = _units(1)
     slow = Leases(engine, owner="otherhost:1:aa", ttl=1.5)
     slow.register(units)
@@ -84,7 +85,7 @@ def test_expired_lease_is_taken_over_and_the_late_holder_cannot_complete(url: st
 
 
 def test_heartbeat_keeps_a_slow_unit(url: str) -> None:
-    engine = S.make_engine(url)
+    engine = make_engine(url)
     units = _units(1)
     lz = Leases(engine, owner="otherhost:1:aa", ttl=1.2)
     lz.register(units)
@@ -97,7 +98,7 @@ def test_heartbeat_keeps_a_slow_unit(url: str) -> None:
 
 
 def test_done_units_reopen_when_registered_again(url: str) -> None:
-    engine = S.make_engine(url)
+    engine = make_engine(url)
     units = _units(2)
     lz = Leases(engine)
     lz.register(units)
@@ -114,10 +115,10 @@ def test_sigkilled_holder_on_this_host_is_taken_over_at_once(url: str, tmp_path:
     script = tmp_path / "hold.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        from cai_bench.results import schema as S
+        from cai_bench.results import make_engine
         from cai_bench.harness.leases import Leases, generation_units
         units = generation_units("fp", "task", "g", ["a", "b"], 1)
-        lz = Leases(S.make_engine({url!r}), ttl=3600)
+        lz = Leases(make_engine({url!r}), ttl=3600)
         lz.register(units)
         u = lz.claim(units)
         print(u.key, flush=True)
@@ -129,7 +130,7 @@ def test_sigkilled_holder_on_this_host_is_taken_over_at_once(url: str, tmp_path:
         held = proc.stdout.readline().strip()
         assert held
         units = generation_units("fp", "task", "g", ["a", "b"], 1)
-        engine = S.make_engine(url)
+        engine = make_engine(url)
         lz = Leases(engine, ttl=3600)
         first = lz.claim(units)
         assert first is not None and first.key != held  # the live holder keeps its unit

@@ -163,7 +163,7 @@ def test_sigkill_mid_generation_then_rerun_stores_each_once(tmp_path: Path, smol
     assert len(per_key) == 8 and {row[-1] for row in per_key} == {1}
     assert _rows(db, "select count(*), count(distinct prompt_id) from generations") == [(8, 8)]
     statuses = _rows(db, "select status from runs order by started_at")
-    assert statuses == [("running",), ("finished",)]  # the killed run never finished
+    assert statuses == [("interrupted",), ("finished",)]  # the re-run's open found the killed run dead
 
 
 @pytest.mark.slow

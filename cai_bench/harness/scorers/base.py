@@ -13,8 +13,6 @@ and lives here: the first `score()` call loads when nobody did.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -22,11 +20,21 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cai_bench.hashing import digest
+
 Direction = Literal["higher", "lower"]
 Status = Literal["ok", "na", "unscored", "error"]
 
 # Config fields whose values never reach the store, logs or reports.
 SECRET_FIELDS = frozenset({"api_key", "token", "password"})
+# Config fields that change how a scorer runs but never a score: left out of its identity.
+RUNTIME_FIELDS = frozenset({
+    "batch_size", "request_size", "concurrency", "max_attempts", "timeout", "initial_wait", "max_wait",
+    "device", "trust_remote_code",
+})
+# Config fields that name a server: the identity holds the endpoint actually called
+# (`Scorer.resolved`: config, else environment, credentials stripped) instead.
+ENDPOINT_FIELDS = frozenset({"base_url", "host"})
 
 
 # Roles a metric can declare, and what the reports do with each.
@@ -109,9 +117,9 @@ class ScorerConfig(BaseModel):
     def public_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in SECRET_FIELDS}
 
-    def config_hash(self) -> str:
-        blob = json.dumps(self.public_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    def identity_dict(self) -> dict[str, Any]:
+        """The settings that can change a score: no secrets, no runtime knobs."""
+        return {k: v for k, v in self.public_dict().items() if k not in RUNTIME_FIELDS | ENDPOINT_FIELDS}
 
 
 def _loading(method):  # noqa: ANN001, ANN202
@@ -165,6 +173,21 @@ class Scorer(ABC):
         elif isinstance(config, dict):
             config = self.Config(**config)
         self.config = config
+        self._identity: dict[str, Any] | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """What besides the config settings decides a score, resolved here and now:
+        the endpoint actually called (config, else environment), each model's
+        revision (a hub commit, a bundled package version, a folder's fingerprint),
+        rubric texts. Scorers override this; the result is part of the hash."""
+        return {}
+
+    def identity(self) -> dict[str, Any]:
+        """The scorer config as stored beside its scores: settings that change a
+        score plus `resolved()`; computed once per instance."""
+        if self._identity is None:
+            self._identity = {"scorer": self.id, "settings": self.config.identity_dict(), "resolved": self.resolved()}
+        return self._identity
 
     @property
     def is_loaded(self) -> bool:
@@ -178,7 +201,8 @@ class Scorer(ABC):
 
     @property
     def config_hash(self) -> str:
-        return self.config.config_hash()
+        """Identity of this scorer's scores: equal hashes, comparable numbers."""
+        return digest(self.identity())
 
     def available(self) -> tuple[bool, str]:
         """(True, "") if the scorer can run here; else (False, a reason a user can act on)."""

@@ -82,6 +82,11 @@ class HarmlessnessScorer(Scorer):
     def hub_models(self) -> list[str]:
         return [self.config.model]
 
+    def resolved(self) -> dict:
+        from cai_bench.models.revision import model_revision
+
+        return {"model_revision": model_revision(self.config.model)}
+
     def load(self) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -67,6 +67,15 @@ class HelpfulnessScorer(Scorer):
         cfg = self.config
         return [cfg.base_model, cfg.model] if cfg.kind == "starling" else [cfg.model]
 
+    def resolved(self) -> dict:
+        from cai_bench.models.revision import model_revision
+
+        cfg = self.config
+        out = {"model_revision": model_revision(cfg.model)}
+        if cfg.kind == "starling":
+            out["base_model_revision"] = model_revision(cfg.base_model)
+        return out
+
     def load(self) -> None:
         cfg = self.config
         device = pick_device(cfg.device)

@@ -93,6 +93,35 @@ class JudgeScorer(Scorer):
 
         return [self.config.model or backend_class(self.config.backend).DEFAULT_MODEL]
 
+    def resolved(self) -> dict:
+        """Endpoint (remote) or model revision (hf), the rubric's text, and the text
+        of a configured constitution (a task's own is in each prompt's content hash)."""
+        from cai_bench.harness.scorers.judge_rubric import build_prompt
+        from cai_bench.hashing import digest, endpoint
+        from cai_bench.models.chat import backend_class
+        from cai_bench.models.chat.settings import ollama_host, openai_base_url
+
+        cfg = self.config
+        model = cfg.model or backend_class(cfg.backend).DEFAULT_MODEL
+        out: dict[str, Any] = {"rubric": digest([build_prompt("{prompt}", "{response}", nonce="0").messages(),
+                                                 verdict_schema()]), "model": model}
+        if cfg.backend == "ollama":
+            out["endpoint"] = endpoint(ollama_host(cfg.host))
+        elif cfg.backend == "openai":
+            out["endpoint"] = endpoint(openai_base_url(cfg.base_url))
+        else:
+            from cai_bench.models.revision import model_revision
+
+            out["model_revision"] = model_revision(model)
+        if cfg.constitution:
+            from cai_bench.tasks import constitution_digest
+
+            try:
+                out["constitution"] = constitution_digest(self._constitution(cfg.constitution, None))
+            except UserError as exc:
+                out["constitution"] = f"unresolved: {exc.message}"
+        return out
+
     def load(self) -> None:
         from cai_bench.models.chat import open_model
 

@@ -51,6 +51,11 @@ class ModerationScorer(Scorer):
     def _base_url(self) -> str:
         return openai_base_url(self.config.base_url)
 
+    def resolved(self) -> dict:
+        from cai_bench.hashing import endpoint
+
+        return {"endpoint": endpoint(self._base_url())}
+
     def available(self) -> tuple[bool, str]:
         try:
             import openai  # noqa: F401

@@ -49,6 +49,11 @@ class SimilarityScorer(Scorer):
                 return False, f"embedding model {model!r} is not cached and HF_HUB_OFFLINE=1"
         return True, ""
 
+    def resolved(self) -> dict:
+        from cai_bench.models.revision import model_revision
+
+        return {"model_revision": model_revision(self.config.model)}
+
     def _model_arg(self) -> str | None:
         return None if self.config.model == "bundled:all-minilm-l6-v2" else self.config.model
 
