@@ -59,16 +59,10 @@ def report(
 
 
 def _migrate(url: str, console) -> None:  # noqa: ANN001 - rich Console
-    from sqlalchemy import create_engine
-
     from cai_bench.results import SCHEMA_VERSION, redact_url
-    from cai_bench.results.migrations import ensure_schema
+    from cai_bench.results.migrations import migrate_store
 
-    engine = create_engine(url)
-    try:
-        found = ensure_schema(engine, url, create=False, migrate=True)
-    finally:
-        engine.dispose()
+    found = migrate_store(url)
     if found is None:
         console.print(f"{redact_url(url)}: no results store there (nothing to migrate)")
     elif found == SCHEMA_VERSION:

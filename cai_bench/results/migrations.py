@@ -94,6 +94,21 @@ def ensure_schema(engine: Engine, url: str, *, create: bool = True, migrate: boo
     return found
 
 
+def migrate_store(url: str) -> int | None:
+    """`cai-bench report --migrate`: bring the store at `url` to this version (also
+    PostgreSQL); returns the version found (None: no store there)."""
+    from sqlalchemy import create_engine
+
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
+    engine = create_engine(S._with_driver(url))
+    try:
+        return ensure_schema(engine, url, create=False, migrate=True)
+    finally:
+        engine.dispose()
+
+
 def _backup(path: Path) -> Path:
     """A consistent copy of the SQLite file (WAL included) before it is changed."""
     import sqlite3

@@ -264,3 +264,47 @@ def test_heartbeat_keeps_a_live_run_fresh(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(select(S.runs.c.heartbeat_at)).scalar() > "2025"
     store.close()
+
+
+def test_old_postgresql_store_is_refused_then_migrated_on_request(pg_url: str) -> None:
+    """PostgreSQL (several workers may share it) is never migrated implicitly: the
+    open fails in one line naming the command, which then migrates in place."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+
+    engine = create_engine(S._with_driver(pg_url))
+    with engine.begin() as conn:
+        for stmt in V1_DDL.with_name("schema_v1_postgresql.sql").read_text().split(";"):
+            if stmt.strip():
+                conn.execute(text(stmt))
+        conn.execute(text("""
+            insert into runs values ('r1', '2025-01-01T00:00:00+00:00', NULL, 'running', 0, '{}', '[]', '0.1');
+            insert into checkpoints values ('fp1', 'spec', 'hf', 'old-model', '{}');
+            insert into tasks values ('t', 'c', 'ZA', 1, '{}');
+            insert into prompts values ('t', 'a', 'q a', 'p1', 'ref', NULL, 'refuse');
+            insert into generations (fingerprint, task_id, prompt_id, gen_hash, response, created_at)
+                values ('fp1', 't', 'a', 'g', 'answer a', '2025-01-01T00:00:01+00:00');
+            insert into scorer_metrics values ('sim', 'h', 'similarity', 'higher', -1, 1, '{}');
+            insert into scores (generation_id, scorer_id, scorer_hash, metric, value, status, created_at)
+                values (1, 'sim', 'h', 'similarity', 0.5, 'ok', '2025-01-01T00:00:03+00:00');
+        """))
+    engine.dispose()
+    with pytest.raises(UserError) as err:
+        Store(pg_url)
+    assert "schema version 1" in err.value.message and "report --migrate" in err.value.message
+    res = CliRunner().invoke(app, ["report", "--migrate", "--store", pg_url])
+    assert res.exit_code == 0 and "migrated from schema version 1 to 2" in res.output, res.output
+    assert sorted(load_results(pg_url)["response"]) == ["answer a"]
+    store = Store(pg_url)
+    run = store.start_run("{}", 0, "test", heartbeat=False)
+    v = {"a": ("q a edited", "ia", "ca")}
+    _task(store, v)
+    store.upsert_checkpoint(run, fingerprint="fp1", spec="spec", kind="hf", label="old-model", metadata={})
+    assert store.insert_generations(run, _unit("fp1", "g", v), [("a", "new answer", 0.1)]) == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(select(S.generations.c.generation_id, S.generations.c.input_hash)
+                            .order_by(S.generations.c.generation_id)).all() == [(1, S.LEGACY), (2, "ia")]
+        assert conn.execute(select(S.runs.c.status).where(S.runs.c.run_id == "r1")).scalar() == "interrupted"
+    store.close()
