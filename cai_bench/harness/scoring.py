@@ -144,7 +144,7 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             _set_coverage(store, units, scorer, status)
             continue
         waiting = {p.generation_id for p in pending}
-        content = {p.generation_id: p.content_hash for p in pending}  # the prompt version each is scored against
+        content = store.scope_content_hashes(units)  # the prompt version each generation is scored against
         todo = [w for w in score_units(scorer.id, scorer.config_hash, store.scope_generation_ids(units),
                                        batch_size_of(scorer)) if waiting.intersection(int(i) for i in w.items)]
         leases.register(todo)

@@ -357,6 +357,14 @@ class Store:
                         out.append((str(status), row_reason(str(status), error, detail)))
         return out
 
+    def scope_content_hashes(self, units: Sequence[Unit]) -> dict[int, str]:
+        """generation id -> the content hash of the prompt version in scope, for every
+        stored generation in scope (what its scores are keyed by)."""
+        contents = {(u.fingerprint, u.task_id, u.gen_hash): u.content_of() for u in units}
+        with self.engine.connect() as conn:
+            return {r.generation_id: contents[(r.fingerprint, r.task_id, r.gen_hash)].get(r.prompt_id, "")
+                    for r in self._scope_generations(conn, units)}
+
     def scope_generation_ids(self, units: Sequence[Unit]) -> list[int]:
         """Ids of every stored generation in scope, ascending (scoring work units are cut from these)."""
         with self.engine.connect() as conn:
