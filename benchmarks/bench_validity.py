@@ -63,19 +63,25 @@ def main() -> None:
 
     run_score()  # warm-up (first batch compiles kernels / fills caches)
     times: dict[str, list[float]] = {"score": [], "validate": []}
+    cpu: dict[str, list[float]] = {"score": [], "validate": []}
     for _ in range(args.repeat):
         for name, fn in (("score", run_score), ("validate", run_validate)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     scorer.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"scorer {args.scorer}, {len(items)} rows of HarmfulVsEthical, median of {args.repeat} runs")
-    print(f"{'path':<10}{'seconds':>10}{'rows/s':>10}")
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    print(f"scorer {args.scorer}, {len(items)} rows of HarmfulVsEthical, median of {args.repeat} runs "
+          f"(CPU seconds: this process, all threads; they resist other load on the machine)")
+    print(f"{'path':<10}{'seconds':>10}{'rows/s':>10}{'CPU s':>10}")
     for k in ("score", "validate"):
-        print(f"{k:<10}{med[k]:>10.2f}{len(items) / med[k]:>10.1f}")
+        print(f"{k:<10}{med[k]:>10.2f}{len(items) / med[k]:>10.1f}{med_cpu[k]:>10.2f}")
     ratio = med["validate"] / med["score"]
-    print(f"validate / score time: {ratio:.3f} ({'within' if ratio <= 1.10 else 'OVER'} the 10% target)")
+    ratio_cpu = med_cpu["validate"] / med_cpu["score"]
+    print(f"validate / score: wall {ratio:.3f}, CPU {ratio_cpu:.3f} "
+          f"({'within' if max(ratio, ratio_cpu) <= 1.10 else 'OVER'} the 10% target)")
 
 
 if __name__ == "__main__":
