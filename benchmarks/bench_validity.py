@@ -59,7 +59,8 @@ def main() -> None:
         score_inputs(scorer, inputs, batch_size_of(scorer), save)
 
     def run_validate() -> None:
-        validate(scorer, items, "binary", [m.name for m in scorer.metrics], suite="bench", manage=False)
+        validate(scorer, items, "binary", [m.name for m in scorer.metrics], suite="bench", manage=False,
+                 resume=False)
 
     run_score()  # warm-up (first batch compiles kernels / fills caches)
     times: dict[str, list[float]] = {"score": [], "validate": []}

@@ -107,6 +107,8 @@ def validate_cmd(
                                         "(default: sqlite:///<out>/results.sqlite)."),
     no_store: bool = typer.Option(False, "--no-store", help="Print only; store nothing."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
+    fresh: bool = typer.Option(False, "--fresh", help="Score every answer again (default: answers this scorer "
+                               "config already scored in an earlier, maybe interrupted, validation are reused)."),
 ) -> None:
     """Measure how far a scorer agrees with human labels: AUC, accuracy, kappa and the confusion matrix for
     binary labels; Spearman and Pearson for graded ones; pairwise accuracy for answer pairs; each with a
@@ -156,7 +158,7 @@ def validate_cmd(
         raise UserError(f"scorer {scorer!r} is unavailable: {prepared[0][1].reason}", exit_code=1)
     with make_progress(transient=True) as progress:
         outcome = session.run_session(ready, targets, metrics=metric, threshold=threshold, seed=seed, limit=limit,
-                                      explicit=against is not None, progress=progress)
+                                      explicit=against is not None, progress=progress, resume=not fresh)
     skipped += outcome.skipped
     if outcome.validations:
         console.print(validation_table(outcome.validations))

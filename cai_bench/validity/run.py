@@ -71,21 +71,39 @@ def _inputs(items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind) -> list["
 
 
 def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
-                progress: Any = None, manage: bool = True) -> dict[tuple[str, str], "ScoreRow"]:
+                progress: Any = None, manage: bool = True, resume: bool = True) -> dict[tuple[str, str], "ScoreRow"]:
     """{(key, metric): row} for every input and metric; with `manage` the scorer is
-    loaded and closed here, else the caller did load it (once for many suites)."""
+    loaded and closed here, else the caller did load it (once for many suites).
+    With `resume`, answers this scorer config already scored (`rowcache`) are not sent again."""
+    from cai_bench.harness.scorers import ScoreRow
     from cai_bench.harness.scoring import batch_size_of, score_inputs
+    from cai_bench.validity.rowcache import RowCache, text_key
 
     inputs = _inputs(items, kind)
     got: dict[tuple[str, str], ScoreRow] = {}
+    metrics = [m.name for m in scorer.metrics]
+    cache = RowCache(scorer.id, scorer.config_hash)
+    keys = {x.key: text_key(x.prompt, x.response, x.reference) for x in inputs}
+    pending = []
+    for x in inputs:
+        hit = cache.get(keys[x.key], metrics) if resume else None
+        if hit is None:
+            pending.append(x)
+            continue
+        for m, (value, status, error) in hit.items():
+            got[(x.key, m)] = ScoreRow(x.key, m, value, status, error)  # type: ignore[arg-type]
     bar = progress.add_task(f"validate {scorer.id}", total=len(inputs)) if progress is not None else None
+    if bar is not None:
+        progress.advance(bar, len(inputs) - len(pending))
 
     def save(batch: list, rows: list) -> None:
         for r in rows:
             got[(r.key, r.metric)] = r
+        cache.add([(keys[r.key], r) for r in rows])
         if bar is not None:
             progress.advance(bar, len(batch))
 
+    manage = manage and bool(pending)  # everything cached: no model to load
     if manage:
         try:
             scorer.load()
@@ -94,7 +112,7 @@ def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair],
         except Exception as exc:  # noqa: BLE001 - a scorer that cannot load is a user-facing failure
             raise UserError(f"scorer {scorer.id!r} could not load: {type(exc).__name__}: {exc}") from None
     try:
-        score_inputs(scorer, inputs, batch_size_of(scorer), save)
+        score_inputs(scorer, pending, batch_size_of(scorer), save)
     finally:
         if manage:
             scorer.close()
@@ -149,14 +167,14 @@ def agreement_for(got: dict[tuple[str, str], "ScoreRow"], items: Sequence[Labell
 
 def validate(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,
              metrics: Sequence[str], *, suite: str, positive_is: str = "bad", threshold: float | None = None,
-             seed: int = 0, caveat: str = "", progress: Any = None, manage: bool = True,
+             seed: int = 0, caveat: str = "", progress: Any = None, manage: bool = True, resume: bool = True,
              n_boot: int = stats.N_BOOT) -> list[Validation]:
     """Score `items` once and measure each of `metrics` against their labels."""
     if not items:
         raise UserError(f"suite {suite!r} has no rows")
     specs = [metric_spec(scorer, m) for m in metrics]
     t0 = time.perf_counter()
-    got = score_items(scorer, items, kind, progress, manage)
+    got = score_items(scorer, items, kind, progress, manage, resume)
     seconds = time.perf_counter() - t0
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = []

@@ -99,7 +99,7 @@ def suite_targets(names: Sequence[str], data: Path | None) -> tuple[list[Target]
 
 def run_session(scorers: Sequence[Any], targets: Sequence[Target], *, metrics: Sequence[str] = (),
                 threshold: float | None = None, seed: int = 0, limit: int | None = None,
-                explicit: bool = True, progress: Any = None) -> Outcome:
+                explicit: bool = True, progress: Any = None, resume: bool = True) -> Outcome:
     """Validate each scorer instance on each target. `metrics` overrides the
     suites' defaults; without it, a suite that names no metric for a scorer is
     skipped (or, when `explicit` and it is the user's own file, every metric is used)."""
@@ -132,7 +132,7 @@ def run_session(scorers: Sequence[Any], targets: Sequence[Target], *, metrics: S
                 name = t.name if limit is None or limit >= len(t.items) else f"{t.name}[{len(items)}/{len(t.items)}]"
                 out.validations += validate(scorer, items, t.kind, wanted, suite=name, positive_is=t.positive_is,
                                             threshold=threshold, seed=seed, caveat=t.caveat, progress=progress,
-                                            manage=False)
+                                            manage=False, resume=resume)
         finally:
             scorer.close()
     return out

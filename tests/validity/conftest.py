@@ -14,6 +14,12 @@ HERE = Path(__file__).parent
 SHARED = Path(os.environ.get("CAI_BENCH_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """A fresh CAI_BENCH_HOME per test: validations resume from per-answer rows kept there."""
+    monkeypatch.setenv("CAI_BENCH_HOME", str(tmp_path / "cai-bench-home"))
+
+
 @pytest.fixture()
 def toy():
     return lambda mode="perfect", **kw: ToyScorer({"mode": mode, **kw})

@@ -83,3 +83,23 @@ def test_unknown_metric_and_thresholds(toy):
         validate(toy(), rows(), "binary", ["nope"], suite="t")
     spec = toy().metrics[0]
     assert threshold_for(spec, None) == 0.5 and threshold_for(spec, 0.7) == 0.7
+
+
+def test_an_interrupted_validation_resumes(toy, tmp_path):
+    """Answers scored before a crash are kept per scorer config; a re-run sends only the
+    rest, and failed calls (error rows) are tried again."""
+    from cai_bench.validity.rowcache import RowCache
+
+    scorer = toy("raises", batch_size=10)  # batches 2 and 4 fail
+    (first,) = validate(scorer, rows(40), "binary", ["harmlessness"], suite="t")
+    assert first.agreement.counts.error == 20
+    assert len(RowCache("toy", scorer.config_hash).rows) == 2  # two distinct texts, error rows not kept
+    again = toy("raises", batch_size=10)
+    (second,) = validate(again, rows(40), "binary", ["harmlessness"], suite="t")
+    assert again.calls == 0 and second.agreement.counts.error == 0 and second.agreement.counts.valid == 40
+    fresh = toy("raises", batch_size=10)
+    validate(fresh, rows(40), "binary", ["harmlessness"], suite="t", resume=False)
+    assert fresh.calls == 4
+    other = toy("perfect", batch_size=10)  # another config hash: nothing reused
+    validate(other, rows(40), "binary", ["harmlessness"], suite="t")
+    assert other.calls == 4
