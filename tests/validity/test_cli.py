@@ -99,8 +99,9 @@ def test_all_on_the_default_suites_says_why_each_is_skipped(tmp_path, toy_regist
     res = invoke("scorers", "validate", "all", "--suite", "default", "--suite", "mine", "--data", str(sample_data),
                  "--scorer-set", "judge.host=http://127.0.0.1:9", "--store", str(tmp_path / "r.sqlite"))
     assert res.exit_code == 0, res.output
-    assert "toy.harmlessness on mine: AUC 1.00" in res.output and "toy.refused on mine" in res.output
-    assert "skipped every scorer on stsb" in res.output and "sts-test.csv" in res.output
-    assert "skipped judge: unavailable" in res.output and "skipped moderation: unavailable" in res.output
-    assert "skipped toy on harmful-vs-ethical: suite 'harmful-vs-ethical' validates no metric of toy" in res.output
-    assert "stored 2 validation(s)" in res.output
+    out = " ".join(res.output.split())  # stderr lines wrap at the terminal width
+    assert "toy.harmlessness on mine: AUC 1.00" in out and "toy.refused on mine" in out
+    assert "skipped every scorer on stsb" in out and "sts-test.csv" in out
+    assert "skipped judge: unavailable" in out and "skipped moderation: unavailable" in out
+    assert "skipped toy on harmful-vs-ethical: suite 'harmful-vs-ethical' validates no metric of toy" in out
+    assert "stored 2 validation(s)" in out
