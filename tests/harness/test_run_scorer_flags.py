@@ -100,8 +100,9 @@ def test_both_config_forms_mean_the_same_and_the_documented_one_validates(tmp_pa
     from cai_bench.harness.scorers import build_scorer
 
     inline, nested = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    inline.write_text("checkpoints: [x]\ntasks: [t]\nscorers: [{id: judge, backend: hf, max_tokens: 32}]\n")
-    nested.write_text("checkpoints: [x]\ntasks: [t]\nscorers: [{id: judge, settings: {backend: hf, max_tokens: 32}}]\n")
+    head = "checkpoints: [bundled:smollm2-135m-instruct]\ntasks: [cai_south_africa]\n"
+    inline.write_text(head + "scorers: [{id: judge, backend: hf, max_tokens: 32}]\n")
+    nested.write_text(head + "scorers: [{id: judge, settings: {backend: hf, max_tokens: 32}}]\n")
     assert load_config_file(inline).scorers == load_config_file(nested).scorers
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "scorers.md").read_text(encoding="utf-8")
