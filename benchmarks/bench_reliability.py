@@ -271,8 +271,8 @@ def campaign_train(work: Path, model: Path, trials: int, rng: random.Random, ste
         mark = log.stat().st_size if log.exists() else 0
         code, _ = finish(["train", "sft", str(recipe), "-o", str(out), "--resume"], log, work)
         text = log.read_bytes()[mark:].decode("utf-8", "replace")
-        m = re.search(r"resuming from \S*checkpoint-(\d+)", " ".join(text.split()))
-        resumed = int(m.group(1)) if m else 0
+        m = re.search(r"resuming from \S*checkpoint-(\d+)|already finished at step (\d+)", " ".join(text.split()))
+        resumed = int(m.group(1) or m.group(2)) if m else 0
         done = code == 0 and (out / "cai_bench.json").is_file()
         final = json.loads((out / "cai_bench.json").read_text()).get("metrics", {}) if done else {}
         res.trials += 1

@@ -193,6 +193,16 @@ def _check_report_to(recipe: Recipe) -> list[str]:
     return kept
 
 
+def _finished(out: Path, recipe: Recipe) -> dict | None:
+    """The metadata of a training that already reached `max_steps` in `out`, else None."""
+    try:
+        meta = json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))
+        step = int(meta["metrics"]["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if recipe.max_steps > 0 and step >= recipe.max_steps else None
+
+
 def _last_checkpoint(output_dir: Path) -> str | None:
     """Newest complete checkpoint-N: the Trainer writes trainer_state.json last, so a kill mid-save is skipped."""
     if not output_dir.is_dir():
@@ -308,6 +318,10 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
                         "or choose another output_dir")
     if resume and not last:
         log.warning("--resume: no checkpoint-N in %s; starting from step 0", out)
+    finished = _finished(out, recipe) if resume and last else None
+    if finished is not None:  # the Trainer would run one step past max_steps on a finished output
+        log.warning("--resume: %s already finished at step %s; nothing to do", out, finished["metrics"]["global_step"])
+        return TrainResult(out, stage, finished["metrics"], None, finished)
 
     from cai_bench.training.progress import RichProgressCallback
     from transformers import PrinterCallback, ProgressCallback
