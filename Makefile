@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup demo test test-slow test-slow-ci test-all bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow tests
+
+# The slow tests CI runs by default (real SmolLM2 generation, lm-eval CLI, 4-bit SFT -> DPO): about 12 min.
+SLOW_CI := tests/generation/test_generation_hf.py tests/harness/test_harness_run.py \
+	tests/tasks/test_tasks_export.py tests/training/test_training_slow.py
+
+test-slow-ci: setup
+	$(BIN)/python -m pytest -q -m slow $(SLOW_CI)
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m "slow or not slow" tests
