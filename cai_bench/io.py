@@ -292,6 +292,18 @@ def validate_rows(path: Path | str, rows: Sequence[tuple[int, dict]], model: typ
 _TRUE = ("1", "on", "yes", "true")
 
 
+def parse_assignment(item: str, flag: str = "--set") -> tuple[str, Any]:
+    """One `key=value` command-line override; the value is YAML, so `32` is a number and `true` a boolean."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"{flag} {item!r}: expected key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"{flag} {item!r}: value is not valid YAML ({exc})") from None
+    return key.strip(), value
+
+
 def hub_offline(*, datasets: bool = False) -> bool:
     """Whether the Hugging Face hub must not be contacted (`HF_HUB_OFFLINE`, and
     `HF_DATASETS_OFFLINE` too when `datasets`). Read at call time, not import

@@ -13,17 +13,11 @@ from cai_bench.errors import UserError
 
 
 def _set(raw: dict, item: str) -> None:
-    import yaml
+    from cai_bench.io import parse_assignment
 
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"--set {item!r}: expected dotted.key=value")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    key, parsed = parse_assignment(item)
     node = raw
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):

@@ -11,11 +11,10 @@ import importlib.resources
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
-from cai_bench.io import join_problems, load_yaml_mapping, plain, problem_line
+from cai_bench.io import join_problems, load_yaml_mapping, parse_assignment, plain, problem_line
 
 Stage = Literal["sft", "dpo"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
@@ -120,17 +119,6 @@ def list_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_recipe_dir().glob("*.yaml"))}
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"--set {item!r}: expected key=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {item!r}: value is not valid YAML ({exc})") from None
-    return key.strip(), value
-
-
 def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Load a recipe by built-in name or YAML path, apply `key=value` overrides, validate."""
     path = Path(name_or_path).expanduser()
@@ -150,7 +138,7 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
             data[full] = data.pop(short)
             written[full] = short
     for item in overrides:
-        key, value = _parse_override(item)
+        key, value = parse_assignment(item)
         key = _ALIASES.get(key, key)
         data[key] = value
         written.pop(key, None)
