@@ -130,14 +130,30 @@ def stage_task(cfg: PipelineConfig, out: Path) -> dict:
 
 
 # ---------------------------------------------------------------- data
-def bundled_root(cfg: PipelineConfig) -> Path:
+def _shared_data_dirs(cfg: PipelineConfig) -> list[Path]:
     cands = [cfg.data.bundled_dir, os.environ.get("CAI_BENCH_SHARED_DATA"), "../shared/data",
              str(Path(__file__).resolve().parents[2].parent / "shared" / "data")]
-    for c in cands:
-        if c and (Path(c).expanduser() / "bluedot_cai").is_dir():
-            return Path(c).expanduser() / "bluedot_cai"
+    return [Path(c).expanduser() for c in cands if c]
+
+
+def bundled_root(cfg: PipelineConfig) -> Path:
+    for c in _shared_data_dirs(cfg):
+        if (c / "bluedot_cai").is_dir():
+            return c / "bluedot_cai"
     raise UserError("data.source bundled: the bluedot_cai data folder was not found. Fix: set data.bundled_dir "
                     "(or $CAI_BENCH_SHARED_DATA) to the folder holding bluedot_cai/")
+
+
+def hhh_source(cfg: PipelineConfig) -> str | None:
+    """eval.hhh_path, else $CAI_BENCH_HHH_PATH, else the copy in the shared data folder the
+    bundled CAI data comes from (so an offline built-in run finds it), else the loader's cache/download."""
+    if cfg.eval.hhh_path or os.environ.get("CAI_BENCH_HHH_PATH"):
+        return cfg.eval.hhh_path
+    for c in _shared_data_dirs(cfg):
+        f = c / "cai_paper_anthropic" / "evals" / "438HHHEvaluations.jsonl"
+        if f.is_file():
+            return str(f)
+    return None
 
 
 def _norm(text: str) -> str:
@@ -233,7 +249,7 @@ def eval_sets(cfg: PipelineConfig, task_info: dict) -> dict[str, list[tuple[str,
         try:
             from cai_bench.tasks.hhh import load_hhh
 
-            items = load_hhh(cfg.eval.hhh_path, limit=cfg.eval.hhh_limit, seed=cfg.seed)
+            items = load_hhh(hhh_source(cfg), limit=cfg.eval.hhh_limit, seed=cfg.seed)
             sets["hhh_alignment"] = [(it.id, it.context) for it in items]
         except UserError as exc:
             log.warning("leakage check without hhh_alignment: %s", exc.message)
@@ -332,7 +348,7 @@ def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str,
     from cai_bench.models import resolve_checkpoint
     from cai_bench.tasks.hhh import load_hhh
 
-    items = load_hhh(cfg.eval.hhh_path, limit=cfg.eval.hhh_limit, seed=cfg.seed)
+    items = load_hhh(hhh_source(cfg), limit=cfg.eval.hhh_limit, seed=cfg.seed)
     items_key = hashlib.sha256(json.dumps([it.id for it in items] + [it.prompt for it in items]).encode()).hexdigest()[:12]
     files = {}
     for role, spec in ckpts.items():
