@@ -5,10 +5,13 @@ Version 1 is the schema before content identity (no `meta` table). Going to 2:
 runs gain liveness and sample columns; prompts, generations and scores gain
 their content/input hashes (`LEGACY` for the rows already there, which stay
 reportable until a run registers the task's prompts anew) and new unique keys;
-ids switch to AUTOINCREMENT. On SQLite this happens in place on open, after a
-backup copy of the file (`<name>.v1-backup`). On PostgreSQL it is never
-implicit (many workers may share the store): the open is refused with the
-command that migrates, `cai-bench report --migrate --store URL`.
+ids switch to AUTOINCREMENT. Going to 3: `generation_errors` gains the failed
+prompt version's input hash in its key (`LEGACY` for the rows already there:
+an edited prompt no longer inherits an old error row). Steps run in order, so
+a version-1 store goes 1 -> 2 -> 3. On SQLite this happens in place on open,
+after a backup copy of the file (`<name>.v<found>-backup`). On PostgreSQL it is
+never implicit (many workers may share the store): the open is refused with
+the command that migrates, `cai-bench report --migrate --store URL`.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
-def _write_version(conn) -> None:  # noqa: ANN001
+def _write_version(conn, version: int = S.SCHEMA_VERSION) -> None:  # noqa: ANN001
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert
-    stmt = upsert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION))
+    stmt = upsert(S.meta).values(key="schema_version", value=str(version))
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
 
 
@@ -58,7 +61,7 @@ def _locked(conn) -> None:  # noqa: ANN001
 
 def _create(engine: Engine) -> None:
     """Tables and version in one locked transaction: another process sees either
-    nothing or a complete version-2 store, never tables without a version."""
+    nothing or a complete store of this version, never tables without a version."""
     with engine.begin() as conn:
         _locked(conn)
         S.metadata.create_all(conn)
@@ -85,8 +88,10 @@ def ensure_schema(engine: Engine, url: str, *, create: bool = True, migrate: boo
             raise UserError(f"results store {S.redact_url(url)} has schema version {found} (this cai-bench uses "
                             f"{S.SCHEMA_VERSION}): back it up (pg_dump), then run "
                             f"`cai-bench report --migrate --store URL`")
-        backup = _backup(path) if path is not None else None
-        _migrate_1_to_2(engine)
+        backup = _backup(path, found) if path is not None else None
+        if found < 2:
+            _migrate_1_to_2(engine)
+        _migrate_2_to_3(engine)
         log.warning("results store migrated from schema %s to %s%s", found, S.SCHEMA_VERSION,
                     f" (backup: {backup})" if backup else "")
     elif create:
@@ -109,15 +114,15 @@ def migrate_store(url: str) -> int | None:
         engine.dispose()
 
 
-def _backup(path: Path) -> Path:
+def _backup(path: Path, version: int) -> Path:
     """A consistent copy of the SQLite file (WAL included) before it is changed."""
     import sqlite3
 
-    target = path.with_name(path.name + ".v1-backup")
+    target = path.with_name(f"{path.name}.v{version}-backup")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.name}.v1-backup.{n}")
+        target = path.with_name(f"{path.name}.v{version}-backup.{n}")
     src, dst = sqlite3.connect(path), sqlite3.connect(target)
     try:
         src.backup(dst)
@@ -145,7 +150,45 @@ def _migrate_1_to_2(engine: Engine) -> None:
             _rebuild_sqlite(conn)
         else:
             _alter_postgresql(conn)
-        _write_version(conn)
+        _write_version(conn, 2)
+
+
+def _migrate_2_to_3(engine: Engine) -> None:
+    """`generation_errors` keyed by the prompt's input hash too. One locked
+    transaction; a no-op when another process got there first, or when the table
+    was just made by `_migrate_1_to_2` (created in its current shape)."""
+    with engine.begin() as conn:
+        _locked(conn)
+        version = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar()
+        if version is not None and int(version) >= 3:
+            return  # another process migrated it while we waited
+        insp = inspect(conn)
+        if not insp.has_table("generation_errors"):
+            S.metadata.create_all(conn, tables=[S.generation_errors])
+        elif "input_hash" not in {c["name"] for c in insp.get_columns("generation_errors")}:
+            if conn.dialect.name == "sqlite":
+                _rebuild_sqlite_errors(conn)
+            else:
+                for stmt in (f"ALTER TABLE generation_errors ADD COLUMN input_hash VARCHAR(64) NOT NULL "
+                             f"DEFAULT '{S.LEGACY}'",
+                             "ALTER TABLE generation_errors DROP CONSTRAINT uq_generation_error",
+                             "ALTER TABLE generation_errors ADD CONSTRAINT uq_generation_error_v3 "
+                             "UNIQUE (fingerprint, task_id, prompt_id, input_hash, gen_hash)"):
+                    conn.execute(text(stmt))
+        _write_version(conn, 3)
+
+
+_V2_ERRORS = ["error_id", "fingerprint", "task_id", "prompt_id", "gen_hash", "error", "run_id", "created_at"]
+
+
+def _rebuild_sqlite_errors(conn) -> None:  # noqa: ANN001
+    """SQLite cannot change a unique constraint in place: copy into the new shape (ids kept)."""
+    conn.execute(text("ALTER TABLE generation_errors RENAME TO generation_errors_v2"))
+    S.metadata.create_all(conn, tables=[S.generation_errors])
+    old = table("generation_errors_v2", *[column(c) for c in _V2_ERRORS])
+    conn.execute(insert(S.generation_errors).from_select(
+        [*_V2_ERRORS, "input_hash"], select(*[old.c[c] for c in _V2_ERRORS], literal(S.LEGACY))))
+    conn.execute(text("DROP TABLE generation_errors_v2"))
 
 
 # v1 columns of the rebuilt tables; the new ones are filled with these values

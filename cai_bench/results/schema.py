@@ -7,7 +7,8 @@ hash), a score by (generation, scorer, scorer-config hash, prompt content hash,
 metric). `prompts` keeps every version of a prompt; `current` marks the one the
 last run registered, and only rows made from current versions are reported.
 
-Schema version 2 (`meta`); version 1 (no `meta` table) is migrated by
+Schema version 3 (`meta`); older versions (1: no `meta` table; 2:
+`generation_errors` without the input hash) are migrated by
 `migrations.ensure_schema`. Integer ids use AUTOINCREMENT on SQLite (sequences
 on PostgreSQL), so an id is never handed out twice, even after deletions.
 
@@ -34,8 +35,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
-LEGACY = "legacy"  # content/input hash of rows migrated from schema 1 (which kept none)
+SCHEMA_VERSION = 3
+LEGACY = "legacy"  # content/input hash of rows migrated from a schema that kept none
 metadata = MetaData()
 
 meta = Table(
@@ -135,11 +136,12 @@ generation_errors = Table(  # prompts a served model failed on for good (not res
     Column("fingerprint", String(64), nullable=False),
     Column("task_id", String(128), nullable=False),
     Column("prompt_id", String(256), nullable=False),
+    Column("input_hash", String(64), nullable=False, default=""),  # the prompt version that failed (schema 3)
     Column("gen_hash", String(64), nullable=False),
     Column("error", Text, nullable=False),  # redacted: HTTP status and the server's message
     Column("run_id", String(64)),
     Column("created_at", String(40), nullable=False),
-    UniqueConstraint("fingerprint", "task_id", "prompt_id", "gen_hash", name="uq_generation_error"),
+    UniqueConstraint("fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash", name="uq_generation_error_v3"),
     sqlite_autoincrement=True,
 )
 

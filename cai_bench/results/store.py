@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from cai_bench.redact import redact_obj, redact_text
 from cai_bench.results import schema as S
@@ -225,9 +225,12 @@ class Store:
 
     @staticmethod
     def _error_scope(unit: Unit, prompt_ids: Sequence[str]) -> tuple:
+        """Error rows of these prompts in the version the unit has in scope (input
+        hash): an edited prompt does not inherit the old version's error."""
         e = S.generation_errors.c
+        inputs = unit.input_of()
         return (e.fingerprint == unit.fingerprint, e.task_id == unit.task_id, e.gen_hash == unit.gen_hash,
-                e.prompt_id.in_(list(prompt_ids)))
+                or_(*[and_(e.prompt_id == p, e.input_hash == inputs.get(p, "")) for p in dict.fromkeys(prompt_ids)]))
 
     def record_generation_errors(self, run_id: str, unit: Unit, rows: Sequence[tuple[str, str]]) -> int:
         """(prompt_id, error) for prompts that failed for good in this run. They stay
@@ -236,18 +239,20 @@ class Store:
         if not rows:
             return 0
         created = now()
+        inputs = unit.input_of()
         values = [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
-                   "gen_hash": unit.gen_hash, "error": err, "run_id": run_id, "created_at": created}
-                  for pid, err in rows]
+                   "input_hash": inputs.get(pid, ""), "gen_hash": unit.gen_hash, "error": err, "run_id": run_id,
+                   "created_at": created} for pid, err in rows]
         with self.engine.begin() as conn:
             ins = _insert(conn, S.generation_errors)
             conn.execute(ins.on_conflict_do_update(
-                index_elements=["fingerprint", "task_id", "prompt_id", "gen_hash"],
+                index_elements=["fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash"],
                 set_={k: ins.excluded[k] for k in ("error", "run_id", "created_at")}), values)
         return len(values)
 
     def generation_errors(self, unit: Unit) -> dict[str, str]:
-        """prompt_id -> error for the unit's prompts that failed and have no response yet."""
+        """prompt_id -> error for the unit's prompts (in the version in scope) that failed
+        and have no response yet."""
         e = S.generation_errors.c
         out: dict[str, str] = {}
         with self.engine.connect() as conn:

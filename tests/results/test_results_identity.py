@@ -170,6 +170,111 @@ def test_old_store_is_migrated_with_a_backup(tmp_path: Path) -> None:
     store.close()
 
 
+def test_edited_prompt_does_not_inherit_an_old_error_row(tmp_path: Path) -> None:
+    """A generation error is keyed by the prompt version (input hash), like a
+    generation: after an edit the new version has no error, the old one's stays
+    a record of the old version; a success clears only its own version's row."""
+    store = Store(_url(tmp_path))
+    run = store.start_run("{}", 0, "test", heartbeat=False)
+    store.upsert_checkpoint(run, fingerprint="fp", spec="openai:m", kind="openai", label="m", metadata={})
+    v1 = {"a": ("old text", "iA1", "cA1"), "b": ("same", "iB", "cB")}
+    _task(store, v1)
+    u1 = _unit("fp", "g", v1)
+    assert store.record_generation_errors(run, u1, [("a", "HTTP 400: context too long"), ("b", "HTTP 503")]) == 2
+    assert store.generation_errors(u1) == {"a": "HTTP 400: context too long", "b": "HTTP 503"}
+    v2 = {"a": ("new, shorter text", "iA2", "cA2"), "b": ("same", "iB", "cB")}
+    _task(store, v2)
+    u2 = _unit("fp", "g", v2)
+    assert store.generation_errors(u2) == {"b": "HTTP 503"}  # the edited prompt starts clean
+    assert store.missing_prompts(u2) == ["a", "b"]
+    store.insert_generations(run, u2, [("a", "answer", 0.1), ("b", "answer b", 0.1)])
+    assert store.generation_errors(u2) == {}
+    assert store.generation_errors(u1) == {"a": "HTTP 400: context too long"}  # the old version's record
+    assert store.record_generation_errors(run, u2, [("a", "HTTP 500")]) == 1  # same key again: updated, not doubled
+    assert store.record_generation_errors(run, u2, [("a", "HTTP 502")]) == 1
+    with store.engine.connect() as conn:
+        e = S.generation_errors.c
+        assert conn.execute(select(e.input_hash, e.error).where(e.prompt_id == "a").order_by(e.input_hash)).all() \
+            == [("iA1", "HTTP 400: context too long"), ("iA2", "HTTP 502")]
+    store.close()
+
+
+def _v2_rows(conn) -> None:  # noqa: ANN001
+    from sqlalchemy import text
+
+    for stmt in (
+        "insert into meta values ('schema_version', '2')",
+        "insert into runs (run_id, started_at, status, config_json, scorers_json) "
+        "values ('r1', '2025-01-01T00:00:00+00:00', 'finished', '{}', '[]')",
+        "insert into generation_errors (fingerprint, task_id, prompt_id, gen_hash, error, run_id, created_at) "
+        "values ('fp', 't', 'a', 'g', 'HTTP 503', 'r1', '2025-01-01T00:00:01+00:00')",
+    ):
+        conn.execute(text(stmt))
+
+
+def test_version_2_store_is_migrated_to_keep_the_input_hash_of_errors(tmp_path: Path) -> None:
+    db = tmp_path / "results.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(Path(__file__).with_name("schema_v2_sqlite.sql").read_text())
+    con.close()
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        _v2_rows(conn)
+    engine.dispose()
+    store = Store(f"sqlite:///{db}")  # any open migrates, after a backup
+    assert (tmp_path / "results.sqlite.v2-backup").is_file()
+    with store.engine.connect() as conn:
+        e = S.generation_errors.c
+        assert conn.execute(select(e.error_id, e.prompt_id, e.input_hash, e.error)).all() == [
+            (1, "a", S.LEGACY, "HTTP 503")]
+        assert conn.execute(select(S.meta.c.value)).scalar() == str(S.SCHEMA_VERSION)
+    run = store.start_run("{}", 0, "test", heartbeat=False)
+    v = {"a": ("q a", "ia", "ca")}
+    _task(store, v)
+    assert store.generation_errors(_unit("fp", "g", v)) == {}  # a legacy error is not this version's
+    assert store.record_generation_errors(run, _unit("fp", "g", v), [("a", "HTTP 500")]) == 1
+    with store.engine.connect() as conn:
+        ids = conn.execute(select(S.generation_errors.c.error_id).order_by(S.generation_errors.c.error_id)).all()
+    assert ids == [(1,), (2,)]
+    store.close()
+    Store(f"sqlite:///{db}").close()  # a second open changes nothing
+    assert not (tmp_path / "results.sqlite.v2-backup.2").exists()
+
+
+def test_version_2_postgresql_store_is_migrated_on_request(pg_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+
+    engine = create_engine(S._with_driver(pg_url))
+    with engine.begin() as conn:
+        for stmt in Path(__file__).with_name("schema_v2_postgresql.sql").read_text().split(";"):
+            if stmt.strip():
+                conn.execute(text(stmt))
+        _v2_rows(conn)
+    engine.dispose()
+    with pytest.raises(UserError) as err:
+        Store(pg_url)
+    assert "schema version 2" in err.value.message and "report --migrate" in err.value.message
+    res = CliRunner().invoke(app, ["report", "--migrate", "--store", pg_url])
+    assert res.exit_code == 0 and f"migrated from schema version 2 to {S.SCHEMA_VERSION}" in res.output, res.output
+    store = Store(pg_url)
+    run = store.start_run("{}", 0, "test", heartbeat=False)
+    v = {"a": ("q a", "ia", "ca")}
+    _task(store, v)
+    assert store.generation_errors(_unit("fp", "g", v)) == {}
+    assert store.record_generation_errors(run, _unit("fp", "g", v), [("a", "HTTP 500")]) == 1
+    assert store.record_generation_errors(run, _unit("fp", "g", v), [("a", "HTTP 502")]) == 1
+    with store.engine.connect() as conn:
+        e = S.generation_errors.c
+        assert conn.execute(select(e.input_hash, e.error).order_by(e.error_id)).all() == [
+            (S.LEGACY, "HTTP 503"), ("ia", "HTTP 502")]
+    store.close()
+
+
 def test_newer_store_is_refused_in_one_line(tmp_path: Path) -> None:
     url = _url(tmp_path)
     Store(url).close()
@@ -295,7 +400,7 @@ def test_old_postgresql_store_is_refused_then_migrated_on_request(pg_url: str) -
         Store(pg_url)
     assert "schema version 1" in err.value.message and "report --migrate" in err.value.message
     res = CliRunner().invoke(app, ["report", "--migrate", "--store", pg_url])
-    assert res.exit_code == 0 and "migrated from schema version 1 to 2" in res.output, res.output
+    assert res.exit_code == 0 and f"migrated from schema version 1 to {S.SCHEMA_VERSION}" in res.output, res.output
     assert sorted(load_results(pg_url)["response"]) == ["answer a"]
     store = Store(pg_url)
     run = store.start_run("{}", 0, "test", heartbeat=False)
