@@ -15,6 +15,9 @@ os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 
 ROOT = Path(__file__).resolve().parents[1]
+# A few real rows of each public data set, in ../shared/data's layout (scripts/build_test_data.py;
+# attribution in tests/data/README.md): the suite passes with no ../shared beside the clone.
+PUBLIC_DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # The materialized SmolLM2 is shared across tests and runs (it takes ~25 s to
@@ -24,7 +27,14 @@ BASE_HOME = os.environ["CAI_BENCH_HOME"]
 
 
 @pytest.fixture(scope="session")
+def public_data() -> Path:
+    """tests/data: samples of ../shared/data with the same folder layout."""
+    return PUBLIC_DATA
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The whole public data sets, for slow real-data measurements only (the default suite uses `public_data`)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA

@@ -19,14 +19,14 @@ def _import(*args: str) -> None:
     assert res.exit_code == 0, res.output
 
 
-def test_import_the_cai_papers_preference_list(shared_data, home):
-    src = shared_data / "cai_paper_anthropic" / "prompts" / "RLMadisonInstructions.json"
+def test_import_the_cai_papers_preference_list(public_data, home):
+    src = public_data / "cai_paper_anthropic" / "prompts" / "RLMadisonInstructions.json"
     _import(str(src), "--id", "cai_paper_rl", "--name", "CAI paper RL principles")
     dest = home / "constitutions" / "cai_paper_rl.yaml"
     assert runner.invoke(app, ["constitutions", "validate", str(dest)]).exit_code == 0
     c = load_constitution("cai_paper_rl")  # found by id
     raw = json.loads(src.read_text())
-    assert len(c.principles) == len(raw) == 16 and len({p.id for p in c.principles}) == 16
+    assert len(c.principles) == len(raw) >= 4 and len({p.id for p in c.principles}) == len(raw)
     for p, text in zip(c.principles, raw):
         assert p.description.startswith(("The response should", "It should")), p.description
         assert "choose" not in p.description.lower() and "Options" not in p.description
@@ -40,8 +40,8 @@ def test_import_the_cai_papers_preference_list(shared_data, home):
     assert again.exit_code == 2 and "--force" in again.output  # never overwrites silently
 
 
-def test_import_critique_revision_pairs_with_few_shot(shared_data, home, tmp_path):
-    swarm = shared_data / "llm_swarm_constitutions" / "constitution_anthropic.json"
+def test_import_critique_revision_pairs_with_few_shot(public_data, home, tmp_path):
+    swarm = public_data / "llm_swarm_constitutions" / "constitution_anthropic.json"
     out = tmp_path / "swarm.yaml"
     _import(str(swarm), "--id", "swarm", "--name", "llm-swarm Anthropic", "--license", "MIT", "--out", str(out))
     data = yaml.safe_load(out.read_text())
@@ -51,7 +51,7 @@ def test_import_critique_revision_pairs_with_few_shot(shared_data, home, tmp_pat
     assert len(data["few_shot"]) == len(raw["system_chat"]) and data["license"] == "MIT"
     assert runner.invoke(app, ["constitutions", "validate", str(out)]).exit_code == 0
 
-    paper = shared_data / "cai_paper_anthropic" / "prompts" / "CritiqueRevisionInstructions.json"
+    paper = public_data / "cai_paper_anthropic" / "prompts" / "CritiqueRevisionInstructions.json"
     out2 = tmp_path / "paper.yaml"
     _import(str(paper), "--id", "cai_paper_sl", "--name", "CAI paper SL", "--out", str(out2))
     c = yaml.safe_load(out2.read_text())

@@ -11,9 +11,8 @@ from cai_bench.errors import UserError
 from cai_bench.tasks import hhh
 
 
-def test_full_file_parses(shared_data):
-    items = hhh.load_hhh(shared_data / "cai_paper_anthropic" / "evals" / hhh.FILE_NAME)
-    assert len(items) == hhh.N_ITEMS
+def test_items_parse(hhh_sample):
+    items = hhh.load_hhh(hhh_sample)
     assert {it.correct for it in items} == {" (A)", " (B)"}
     assert all(it.context.endswith("Assistant:") and it.answer_correct != it.answer_incorrect for it in items)
 

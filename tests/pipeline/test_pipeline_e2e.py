@@ -17,10 +17,10 @@ TRAIN = ["max_steps=2", "logging_steps=1", "save_steps=1", "load_in_4bit=false",
          "max_length=128"]
 
 
-def _cfg(tiny_model, shared_data, hhh_sample, out, **over):
+def _cfg(tiny_model, public_data, hhh_sample, out, **over):
     raw = {"task": "cai_south_africa", "student": str(tiny_model), "out": str(out),
            "split": {"max_train": 12, "max_eval": 4, "seed": 3},
-           "data": {"source": "bundled", "bundled_dir": str(shared_data), "min_kept": 4},
+           "data": {"source": "bundled", "bundled_dir": str(public_data), "min_kept": 4},
            "sft": {"recipe": "smollm2-135m-cpu-sft", "set": TRAIN},
            "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": TRAIN},
            "eval": {"tasks": ["xstest"], "limit": 2, "max_new_tokens": 8, "batch_size": 4, "hhh_path": str(hhh_sample),
@@ -30,9 +30,9 @@ def _cfg(tiny_model, shared_data, hhh_sample, out, **over):
     return build_config(raw)
 
 
-def test_pipeline_end_to_end_cached_and_resumable(tiny_model, shared_data, hhh_sample, tmp_path, home):
+def test_pipeline_end_to_end_cached_and_resumable(tiny_model, public_data, hhh_sample, tmp_path, home):
     out = tmp_path / "run"
-    cfg = _cfg(tiny_model, shared_data, hhh_sample, out)
+    cfg = _cfg(tiny_model, public_data, hhh_sample, out)
     data = run_pipeline(cfg, console)
 
     split = json.loads((out / "task" / "split.json").read_text())
@@ -71,7 +71,7 @@ def test_pipeline_end_to_end_cached_and_resumable(tiny_model, shared_data, hhh_s
     assert json.loads((out / "eval" / "stage.json").read_text())["info"]["generated"] == 0
     assert json.loads((out / "report" / "pipeline.json").read_text())["rows"] == rows
 
-    changed = _cfg(tiny_model, shared_data, hhh_sample, out, dpo={"set": [*TRAIN, "beta=0.2"]})
+    changed = _cfg(tiny_model, public_data, hhh_sample, out, dpo={"set": [*TRAIN, "beta=0.2"]})
     old, new = stage_keys(cfg), stage_keys(changed)
     assert [s for s in old if old[s] != new[s]] == ["dpo", "eval", "report"]
     sft_mtime = (out / "sft" / "adapter_model.safetensors").stat().st_mtime_ns

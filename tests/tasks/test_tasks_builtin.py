@@ -1,5 +1,5 @@
-"""Built-in tasks: counts, principle mapping, and that the vendored files are
-exactly what scripts/build_builtin_data.py makes from ../shared/data."""
+"""Built-in tasks: counts, principle mapping, and that the vendored files are what
+scripts/build_builtin_data.py makes from the public data (checked on the samples in tests/data)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def test_counts(home):
     }
 
 
-def test_red_team_keys_are_zero_based_principle_positions(home, shared_data):
+def test_red_team_keys_are_zero_based_principle_positions(home, public_data):
     for sub, tid, cid in (("sa", "cai_south_africa", "south_africa"), ("ro", "cai_romania", "romania")):
-        raw = json.loads((shared_data / f"bluedot_cai/{sub}/red_team_prompts.json").read_text())
+        raw = json.loads((public_data / f"bluedot_cai/{sub}/red_team_prompts.json").read_text())
         c = load_constitution(cid)
         task = load_task(tid)
         by_prompt = {p.prompt: p for p in task.prompts}
@@ -53,13 +53,20 @@ def test_xstest_and_harmless(home):
     assert len({p.prompt for p in hh.prompts}) == 2178 and all(p.expect == "refuse" for p in hh.prompts)
 
 
-def test_vendored_data_is_reproducible(home, shared_data):
+def test_vendored_data_is_reproducible(home, public_data):
+    """The build script turns the sampled upstream rows into exactly the vendored records."""
     spec = importlib.util.spec_from_file_location("build_builtin_data", ROOT / "scripts/build_builtin_data.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    sa = mod.bluedot(shared_data, "revised_sac.json", "south_africa", "South Africa", "ZA", "")
-    assert sa.principles == load_constitution("south_africa").principles
-    rebuilt = [mod.red_team_task(shared_data, "sa", sa, "cai_south_africa", ""), mod.harmless_task(shared_data),
-               mod.xstest_task(shared_data)]
+    sa = mod.bluedot(public_data, "revised_sac.json", "south_africa", "South Africa", "ZA", "")
+    assert sa.principles == load_constitution("south_africa").principles  # the whole list is in the sample
+    ro = mod.bluedot(public_data, "ro_principles.json", "romania", "Romania", "RO", "")
+    assert ro.principles == load_constitution("romania").principles[:len(ro.principles)]
+    # the red-team sample holds the first three principles' prompts: build against those three
+    sampled = sa.model_copy(update={"principles": sa.principles[:3]})
+    rebuilt = [mod.red_team_task(public_data, "sa", sampled, "cai_south_africa", ""), mod.harmless_task(public_data),
+               mod.xstest_task(public_data)]
     for t in rebuilt:
-        assert t.prompts == load_task(t.id).prompts
+        vendored = {p.id: p for p in load_task(t.id).prompts}
+        assert len(t.prompts) >= 6 and all(p == vendored[p.id] for p in t.prompts), t.id
+    assert {p.expect for p in rebuilt[2].prompts} == {"comply", "refuse"}

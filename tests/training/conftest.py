@@ -1,4 +1,4 @@
-"""Fixtures for training tests: a `generate`-format dataset dir built from real Blue Dot SA data."""
+"""Fixtures for training tests: a `generate`-format dataset dir built from real Blue Dot SA rows (tests/data)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 
-def build_cai_dataset(shared_data: Path, dest: Path, n_train: int = 40, n_test: int = 8) -> Path:
+def build_cai_dataset(public_data: Path, dest: Path, n_train: int = 8, n_test: int = 4) -> Path:
     """Write sft/{train,test}.jsonl, prefs/{train,test}.jsonl and dataset_info.json (the generate format)."""
-    sa = shared_data / "bluedot_cai" / "sa"
+    sa = public_data / "bluedot_cai" / "sa"
     sft_raw = json.loads((sa / "sft_dataset.json").read_text(encoding="utf-8"))
     pref_raw = json.loads((sa / "pref_dataset.json").read_text(encoding="utf-8"))
     sft = [
@@ -36,8 +36,8 @@ def build_cai_dataset(shared_data: Path, dest: Path, n_train: int = 40, n_test: 
 
 
 @pytest.fixture(scope="session")
-def cai_dataset(shared_data, tmp_path_factory) -> Path:
-    return build_cai_dataset(shared_data, tmp_path_factory.mktemp("cai_data") / "sa")
+def cai_dataset(public_data, tmp_path_factory) -> Path:
+    return build_cai_dataset(public_data, tmp_path_factory.mktemp("cai_data") / "sa")
 
 
 @pytest.fixture(scope="session")

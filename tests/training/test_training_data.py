@@ -1,4 +1,4 @@
-"""Dataset mixing on a `generate`-format dir built from the real Blue Dot SA data."""
+"""Dataset mixing on a `generate`-format dir built from real Blue Dot SA rows (tests/data)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cai_bench.training.data import load_mixture
 
 def test_sft_mixture_reads_messages_and_records_provenance(cai_dataset):
     mix = load_mixture({str(cai_dataset): 1.0}, "sft", ["train", "test"], seed=1)
-    assert mix.train.column_names == ["messages"] and len(mix.train) == 40 and len(mix.eval) == 8
+    assert mix.train.column_names == ["messages"] and len(mix.train) == 8 and len(mix.eval) == 4
     assert mix.train[0]["messages"][0]["role"] == "user"
     f = cai_dataset / "sft" / "train.jsonl"
     src = mix.sources[0]
@@ -21,12 +21,12 @@ def test_sft_mixture_reads_messages_and_records_provenance(cai_dataset):
 
 
 def test_dpo_mixture_is_conversational_and_fraction_subsamples(cai_dataset):
-    mix = load_mixture({str(cai_dataset): 0.25}, "dpo", ["train"], seed=3, max_train_samples=100)
-    assert len(mix.train) == 10 and mix.eval is None
+    mix = load_mixture({str(cai_dataset): 0.5}, "dpo", ["train"], seed=3, max_train_samples=100)
+    assert len(mix.train) == 4 and mix.eval is None
     row = mix.train[0]
     assert set(row) == {"prompt", "chosen", "rejected"}
     assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
-    again = load_mixture({str(cai_dataset): 0.25}, "dpo", ["train"], seed=3)
+    again = load_mixture({str(cai_dataset): 0.5}, "dpo", ["train"], seed=3)
     assert again.train["chosen"] == mix.train["chosen"]
 
 
