@@ -36,6 +36,7 @@ def report(
     Each task's checkpoints are compared under one generation config and each metric under one scorer config;
     the report names them and lists what it left out."""
     from cai_bench.console import console, err_console
+    from cai_bench.harness.declarations import fill_declarations
     from cai_bench.reports.terminal import print_comparison, print_coverage, print_deltas, print_leaderboard
     from cai_bench.results import normalize_url
     from cai_bench.reports.writer import check_formats, prepare, write_files
@@ -48,6 +49,7 @@ def report(
         _list_configs(url, console)
         return
     formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
+    fill_declarations(url)  # rows stored before scorers/tasks declared roles get today's declarations
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:

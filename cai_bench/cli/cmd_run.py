@@ -128,6 +128,7 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0,
     """Write `<out>/report/` and `<out>/leaderboard.csv` from the store, print one
     sample answer and the leaderboard per culture and per task; the report folder,
     or None when the store holds no scores."""
+    from cai_bench.harness.declarations import fill_declarations
     from cai_bench.reports.build import build
     from cai_bench.reports.terminal import (
         print_comparison,
@@ -140,6 +141,7 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0,
     from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
     from cai_bench.results import load_results_with_extras
 
+    fill_declarations(result.store_url)  # older rows in the store get today's declarations
     df, extras = load_results_with_extras(result.store_url)
     if df.empty:
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")

@@ -60,6 +60,11 @@ def show_cmd(
     for label, value in (("description", t.description), ("source", t.source), ("license", t.license)):
         if value:
             console.print(f"{label}: {escape(value)}")
+    if t.analyses:
+        console.print(f"analyses: {', '.join(t.analyses)}")
+    for key, m in t.metrics.items():
+        said = [f"role={m.role}" if m.role else "", "" if m.composite is None else f"composite={str(m.composite).lower()}"]
+        console.print(f"metric {escape(key)}: {' '.join(x for x in said if x)}")
     for p in t.prompts[:limit]:
         tags = " ".join(f"{k}={v}" for k, v in (("principle", p.principle_id), ("category", p.category),
                                                  ("expect", p.expect)) if v)

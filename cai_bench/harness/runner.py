@@ -137,7 +137,8 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
             titles = {}
         store.upsert_task(
             task_id=t.id, constitution_id=t.constitution, culture=t.culture, n_prompts=len(t.prompts),
-            metadata={"principles": titles, "description": t.description, "analyses": list(t.analyses)},
+            metadata={"principles": titles, "description": t.description, "analyses": list(t.analyses),
+                      "metrics": {k: m.model_dump(exclude_none=True) for k, m in t.metrics.items()}},
             prompts=[{"prompt_id": p.id, "prompt": p.prompt, "principle_id": p.principle_id,
                       "reference": p.reference, "category": p.category, "expect": p.expect,
                       "input_hash": plan.identities[t.id][p.id].input_hash,

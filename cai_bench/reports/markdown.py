@@ -27,7 +27,7 @@ def render_markdown(data: ReportData) -> str:
         out += ["### Weakest principles", "", tables.to_markdown(tables.weakest_table(data.weakest, c))]
     out += ["## Cross-culture matrix (composite)", "", tables.to_markdown(tables.matrix_table(data.matrix))]
     if not data.refusal.empty:
-        out += ["## XSTest refusal rates", "",
+        out += ["## Refusal rates (XSTest-style)", "",
                 f"Verdicts: {data.verdict_source} where one exists, else {data.refusal_rule}.", "",
                 tables.to_markdown(tables.refusal_table(data.refusal))]
     out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "

@@ -110,8 +110,10 @@ def metric_scales(df: pd.DataFrame) -> dict[str, dict]:
         declared = bool(pd.notna(lo) and pd.notna(hi) and hi > lo)
         if not declared:
             lo, hi = float(part["value"].min()), float(part["value"].max())
+        inside = part["in_composite"].astype(bool)
         out[str(key)] = {"lo": float(lo), "hi": float(hi), "direction": str(part["direction"].iloc[0]),
-                         "declared": declared, "in_composite": bool(part["in_composite"].astype(bool).iloc[0])}
+                         "declared": declared, "in_composite": bool(inside.any()),
+                         "out_on": sorted(set(part.loc[~inside, "task_id"].astype(str))) if inside.any() else []}
     return out
 
 
@@ -128,11 +130,19 @@ def group_column(by: GroupBy) -> str:
 
 
 def excluded_keys(df: pd.DataFrame) -> list[str]:
-    """`scorer.metric` keys whose metric declares it stays out of the composite
-    (behaviour verdicts such as a refusal): reported, not folded in."""
+    """`scorer.metric` keys declared out of the composite (behaviour verdicts such as a
+    refusal): reported, not folded in. A key out only on some tasks (a task.yaml said
+    so) is listed with them: `judge.score (on task t)`."""
     if df.empty:
         return []
-    return sorted(set(metric_key(df[~df["in_composite"].astype(bool)])))
+    keyed = df.assign(key=metric_key(df), inside=df["in_composite"].astype(bool))
+    out = []
+    for key, part in keyed.groupby("key", sort=True):
+        if part["inside"].all():
+            continue
+        tasks = sorted(set(part.loc[~part["inside"], "task_id"].astype(str)))
+        out.append(str(key) if not part["inside"].any() else f"{key} (on task {', '.join(tasks)})")
+    return out
 
 
 def per_sample(ok: pd.DataFrame) -> pd.DataFrame:
@@ -159,16 +169,16 @@ def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_b
     board = totals.join(n)
     board["coverage"] = board["ok_rows"] / board["rows"]
     keys = sorted(ok["key"].unique())
-    excluded = set(excluded_keys(ok))
-    comp_keys = [k for k in keys if k not in excluded]
+    inside = ok["in_composite"].astype(bool).to_numpy()
     cells: dict[tuple, dict[str, float]] = {idx: {} for idx in board.index}
     norm_means: dict[tuple, list[float]] = {idx: [] for idx in board.index}
     values, norms = ok["value"].to_numpy(dtype=float), ok["norm"].to_numpy(dtype=float)
     for (g, fp, key), idx in _cells(ok, [gcol, "fingerprint", "key"]):
         mean, lo, hi = bootstrap_ci(values[idx], rng_for(seed, by, g, fp, key), n_boot)
         cells[(g, fp)].update({key: mean, f"{key}.lo": lo, f"{key}.hi": hi, f"{key}.n": float(len(idx))})
-        if key in comp_keys:
-            norm_means[(g, fp)].append(float(norms[idx].mean()))
+        counted = idx[inside[idx]]  # the rows whose metric enters the composite (on their task)
+        if len(counted):
+            norm_means[(g, fp)].append(float(norms[counted].mean()))
     board["composite"] = [float(np.mean(v)) if v else np.nan for v in (norm_means[i] for i in board.index)]
     metric_cols = [c for k in keys for c in (k, f"{k}.lo", f"{k}.hi", f"{k}.n")]
     metric_frame = pd.DataFrame([cells[i] for i in board.index], index=board.index, columns=metric_cols)

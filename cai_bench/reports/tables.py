@@ -81,10 +81,13 @@ def composite_note(scales: dict[str, dict]) -> str:
     """The normalisation stated next to the composite."""
     used = [mapping_text(k, sc) for k, sc in sorted(scales.items()) if sc["in_composite"]]
     left = [k for k, sc in sorted(scales.items()) if not sc["in_composite"]]
+    partly = [f"{k} on task {', '.join(sc['out_on'])}" for k, sc in sorted(scales.items()) if sc.get("out_on")]
     text = ("composite = mean of each metric mapped to 0 (worst) .. 1 (best): " + "; ".join(used)
             if used else "composite: no metric to combine")
     if left:
         text += f" ({', '.join(left)} shown, not in the composite)"
+    if partly:
+        text += f" (not in the composite, as its task declares: {'; '.join(partly)})"
     return text + "."
 
 

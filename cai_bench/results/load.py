@@ -12,8 +12,9 @@ another config holds is left out and listed with the reason (`StoreExtras.left_o
 a checkpoint with no results under the chosen config shows as missing.
 
 Each row carries its metric's declaration (direction, lo, hi, `in_composite`,
-`role`) and `StoreExtras.task_analyses` the analyses each task asked for, so the
-reports decide from data, never from a scorer or task id.
+`role`: the scorer's, with what the row's task.yaml declares for that metric in
+its `metrics:` put over it) and `StoreExtras.task_analyses` the analyses each task
+asked for, so the reports decide from data, never from a scorer or task id.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class StoreExtras:
     principle_titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (task_id, pid) -> title
     latest_activity: str | None = None  # newest created_at among the chosen rows
     task_analyses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task_id -> e.g. ("refusal",)
+    # task_id -> {scorer.metric: {role?, composite?}}: what each task.yaml declares for metrics on its rows
+    task_metrics: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     configs: list[dict[str, Any]] = field(default_factory=list)  # [{kind, name, hash, settings, covered, of}]
     left_out: list[dict[str, Any]] = field(default_factory=list)  # [{checkpoint, task_id, what, hash, reason}]
     principle_coverage: list[dict[str, Any]] = field(default_factory=list)  # [{task_id, principle_id, n, of}]
@@ -253,7 +256,7 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
                                   m.role),
                      ["scorer_id", "scorer_hash", "metric", "direction", "lo", "hi", "in_composite", "role"])
     extras.principle_titles = _titles(tasks)
-    extras.task_analyses = _analyses(tasks)
+    extras.task_analyses, extras.task_metrics = _task_declarations(tasks)
     extras.latest_activity = latest
 
     df = (df.merge(ckpts, on="fingerprint", how="left")
@@ -267,6 +270,7 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
     df["direction"] = df["direction"].fillna("higher")
     df["in_composite"] = pd.to_numeric(df["in_composite"], errors="coerce").fillna(1).astype(bool)
     df["role"] = df["role"].astype(object).where(df["role"].notna(), None)
+    df = _apply_task_metrics(df, extras.task_metrics)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     for col in ("lo", "hi"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
@@ -288,17 +292,43 @@ def _unique_labels(label: pd.Series, fingerprint: pd.Series) -> pd.Series:
     return label.where(~clash, label + " (" + fingerprint.str[:8] + ")")
 
 
-def _analyses(tasks: pd.DataFrame) -> dict[str, tuple[str, ...]]:
-    """task_id -> the analyses its task.yaml asked for (`analyses: [refusal]`)."""
-    out: dict[str, tuple[str, ...]] = {}
+def _task_declarations(tasks: pd.DataFrame) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, dict]]]:
+    """Per task_id, the analyses its task.yaml asked for (`analyses: [refusal]`) and
+    what it declared for scorer metrics on its rows (`metrics: {judge.refused: {role: refusal}}`)."""
+    analyses: dict[str, tuple[str, ...]] = {}
+    metrics: dict[str, dict[str, dict]] = {}
     for task_id, raw in zip(tasks["task_id"], tasks["metadata_json"]):
         try:
-            found = json.loads(raw or "{}").get("analyses") or []
-        except (ValueError, AttributeError):
+            meta = json.loads(raw or "{}")
+        except ValueError:
             continue
+        if not isinstance(meta, dict):
+            continue
+        found = meta.get("analyses") or []
         if isinstance(found, list) and found:
-            out[str(task_id)] = tuple(str(a) for a in found)
-    return out
+            analyses[str(task_id)] = tuple(str(a) for a in found)
+        declared = meta.get("metrics") or {}
+        if isinstance(declared, dict) and declared:
+            metrics[str(task_id)] = {str(k): dict(v) for k, v in declared.items() if isinstance(v, dict)}
+    return analyses, metrics
+
+
+def _apply_task_metrics(df: pd.DataFrame, task_metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """Put each task's metric declarations over its scorer's, on that task's rows only."""
+    if not task_metrics or df.empty:
+        return df
+    key = df["scorer_id"].astype(str) + "." + df["metric"].astype(str)
+    for task_id, declared in task_metrics.items():
+        on_task = df["task_id"] == task_id
+        for metric_key, decl in declared.items():
+            rows = on_task & (key == metric_key)
+            if not rows.any():
+                continue
+            if decl.get("role") is not None:
+                df.loc[rows, "role"] = str(decl["role"])
+            if decl.get("composite") is not None:
+                df.loc[rows, "in_composite"] = bool(decl["composite"])
+    return df
 
 
 def _titles(tasks: pd.DataFrame) -> dict[tuple[str, str], str]:

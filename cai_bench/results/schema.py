@@ -202,9 +202,9 @@ def redact_url(url: str) -> str:
 
 
 def add_metric_declarations(engine) -> None:  # noqa: ANN001
-    """Stores written before metrics declared composite/role get the two columns;
-    the one metric the reports then treated specially by name (the judge's refusal
-    verdict) gets the declaration its scorer now makes."""
+    """Stores written before metrics declared composite/role get the two columns,
+    NULL on the rows already there (`harness.declarations` fills those from the
+    scorers' current declarations before a report)."""
     from sqlalchemy import inspect, text
 
     insp = inspect(engine)
@@ -218,29 +218,6 @@ def add_metric_declarations(engine) -> None:  # noqa: ANN001
             conn.execute(text("ALTER TABLE scorer_metrics ADD COLUMN composite INTEGER"))
         if "role" not in have:
             conn.execute(text("ALTER TABLE scorer_metrics ADD COLUMN role VARCHAR(32)"))
-        conn.execute(text("UPDATE scorer_metrics SET composite = 0, role = 'refusal' "
-                          "WHERE scorer_id = 'judge' AND metric = 'refused' AND role IS NULL"))
-        _declare_xstest_analysis(conn)
-
-
-def _declare_xstest_analysis(conn) -> None:  # noqa: ANN001
-    """The built-in xstest task now asks for refusal rates in its task.yaml; its
-    stored row (from before) gets the same declaration."""
-    import json
-
-    from sqlalchemy import select, update
-
-    raw = conn.execute(select(tasks.c.metadata_json).where(tasks.c.task_id == "xstest")).scalar()
-    if raw is None:
-        return
-    try:
-        meta = json.loads(raw or "{}")
-    except ValueError:
-        return
-    if isinstance(meta, dict) and "analyses" not in meta:
-        meta["analyses"] = ["refusal"]
-        conn.execute(update(tasks).where(tasks.c.task_id == "xstest")
-                     .values(metadata_json=json.dumps(meta, sort_keys=True)))
 
 
 # Any fixed 64-bit number: the advisory lock that serializes schema creation.

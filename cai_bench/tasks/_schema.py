@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai_bench.constitutions import check_id
+from cai_bench.metric_roles import ANALYSES, METRIC_KEY_RE, check_role
 
 PROMPT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 ID_RE_SUFFIX = re.compile(r"^[a-z0-9_]*$")
@@ -82,6 +83,33 @@ class GenerationDefaults(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
+def _metric_key(key: str) -> str:
+    if not METRIC_KEY_RE.fullmatch(key):
+        raise ValueError(f"metric key {key!r} must be scorer.metric (e.g. judge.refused)")
+    return key
+
+
+class TaskMetric(BaseModel):
+    """What one scorer metric is on this task's rows, over what its scorer declares:
+    `role` (see cai_bench.metric_roles.ROLES) and whether it enters the composite."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str | None = None
+    composite: bool | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        return check_role(v)
+
+    @model_validator(mode="after")
+    def _something(self) -> "TaskMetric":
+        if self.role is None and self.composite is None:
+            raise ValueError("declares nothing: give role and/or composite")
+        return self
+
+
 class Task(BaseModel):
     """A constitution task; `path` is its folder when loaded from disk (not dumped)."""
 
@@ -95,15 +123,28 @@ class Task(BaseModel):
     license: str = ""
     prompts: list[PromptRecord] = Field(min_length=1)
     generation: GenerationDefaults = GenerationDefaults()
-    # Report analyses the task asks for; `refusal`: refusal rates on its safe (expect comply)
-    # and unsafe (expect refuse) prompts, from scorer metrics declaring role refusal.
-    analyses: list[Literal["refusal"]] = Field(default_factory=list)
+    # Report analyses the task asks for (cai_bench.metric_roles.ANALYSES); `refusal`: refusal
+    # rates on its safe (expect comply) and unsafe (expect refuse) prompts, from metrics with role refusal.
+    analyses: list[str] = Field(default_factory=list)
+    # Roles / composite membership of scorer metrics on this task's rows, keyed `scorer.metric`:
+    # added to, or put in place of, what the scorer declares (e.g. a task whose `judge.score` is a
+    # behaviour check, not a quality score: `judge.score: {composite: false}`).
+    metrics: dict[Annotated[str, AfterValidator(_metric_key)], TaskMetric] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return check_task_id(v)
+
+    @field_validator("analyses")
+    @classmethod
+    def _analyses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a not in ANALYSES:
+                raise ValueError(f"unknown analysis {a!r}; known: {', '.join(ANALYSES)}")
+        return v
+
 
     @field_validator("constitution")
     @classmethod

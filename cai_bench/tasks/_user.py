@@ -120,6 +120,10 @@ def task_yaml(task: Task) -> str:
     meta = task.model_dump(exclude={"prompts", "path"})
     if not meta.get("analyses"):
         meta.pop("analyses", None)
+    if meta.get("metrics"):
+        meta["metrics"] = {k: {f: x for f, x in v.items() if x is not None} for k, v in meta["metrics"].items()}
+    else:
+        meta.pop("metrics", None)
     meta["prompts"] = PROMPTS_FILE
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
 

@@ -58,7 +58,7 @@ def test_write_report_all_files_and_deterministic(store, tmp_path, hostile):
     assert "data:image/png;base64," in page and f'href="#culture-{slug("ZA")}"' in page
     assert "Delta vs baseline" in page and "helpfulness" in page and "Starling" in page
     md = (report / "leaderboard.md").read_text()
-    assert "## ZA" in md and "Unavailable scorers" in md and "XSTest refusal rates" in md
+    assert "## ZA" in md and "Unavailable scorers" in md and "Refusal rates (XSTest-style)" in md
 
     samples = pd.read_parquet(report / "samples.parquet")
     assert len(samples) == 2 * 3 * 6  # checkpoints x tasks x prompts

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from cai_bench.harness.scorers._hf import needs_download
 from cai_bench.harness.scorers.base import (
-    ROLES,
     MetricSpec,
     Scorer,
     ScorerConfig,
@@ -22,6 +21,7 @@ from cai_bench.harness.scorers.registry import (
     scorer_ids,
     source_of,
 )
+from cai_bench.metric_roles import ROLES
 
 __all__ = [
     "ENTRY_POINT_GROUP",

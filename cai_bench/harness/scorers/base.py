@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from cai_bench.hashing import digest
+from cai_bench.metric_roles import check_role
 
 Direction = Literal["higher", "lower"]
 Status = Literal["ok", "na", "unscored", "error"]
@@ -37,18 +38,11 @@ RUNTIME_FIELDS = frozenset({
 ENDPOINT_FIELDS = frozenset({"base_url", "host"})
 
 
-# Roles a metric can declare, and what the reports do with each.
-ROLES: dict[str, str] = {
-    "refusal": "a 0/1 verdict that the response refused (1 = refused); the refusal-rate analysis of tasks that "
-               "declare `analyses: [refusal]` uses it instead of the string-match rule",
-}
-
-
 @dataclass(frozen=True)
 class MetricSpec:
     """One metric of a scorer. `composite`: whether it enters the leaderboard's
     composite (a behaviour verdict such as a refusal does not); `role`: one of
-    `ROLES`, or None for a plain score."""
+    `ROLES` (cai_bench.metric_roles), or None for a plain score."""
 
     name: str
     direction: Direction
@@ -61,8 +55,10 @@ class MetricSpec:
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):
             raise ValueError(f"metric {self.name!r}: direction must be 'higher' or 'lower', not {self.direction!r}")
-        if self.role is not None and self.role not in ROLES:
-            raise ValueError(f"metric {self.name!r}: unknown role {self.role!r}; known: {', '.join(ROLES)}")
+        try:
+            check_role(self.role)
+        except ValueError as exc:
+            raise ValueError(f"metric {self.name!r}: {exc}") from None
         if self.lo is not None and self.hi is not None and not self.lo < self.hi:
             raise ValueError(f"metric {self.name!r}: range [{self.lo}, {self.hi}] is empty")
 
