@@ -101,7 +101,8 @@ def _register_synthesize() -> None:
 
     @tasks_app.command("synthesize")
     def synthesize_cmd(
-        task_id: str = typer.Argument(..., help="Id of the new task ([a-z0-9_]+)."),
+        task_id: str = typer.Argument(..., help="Id of the new task ([a-z0-9_]+); one this command wrote before "
+                                      "is continued (only principles still short are asked)."),
         constitution: str = typer.Option(..., "--constitution", "-c", help="Constitution id or YAML file."),
         model: str = typer.Option(..., "--model", "-m", help="Checkpoint spec of the writer model."),
         per_principle: int = typer.Option(5, "--per-principle", min=1, help="Prompts per principle."),
@@ -127,8 +128,9 @@ def _register_synthesize() -> None:
                               base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts)
         result = synthesize_task(cfg)
         console.print(f"wrote task [bold]{task_id}[/bold] to {escape(str(result.path))}: {result.prompts} prompts "
-                      f"({result.duplicates} duplicates and {result.invalid} invalid outputs dropped"
-                      f"{f', {result.failed} failed requests' if result.failed else ''})")
+                      f"({f'{result.kept} kept from the earlier run, ' if result.kept else ''}"
+                      f"{result.duplicates} duplicates and {result.invalid} invalid outputs dropped"
+                      f"{f', {result.failed} failed requests (run the same command again to fill them)' if result.failed else ''})")
         for pid in result.short_principles:
             err_console.print(f"[yellow]warning:[/yellow] principle {escape(pid)}: fewer than {per_principle} prompts")
 

@@ -10,6 +10,10 @@ cut-off reply). Principles still short of N items are asked again, up to
 the chat layer's retry policy) counts as failed and is asked again the same way. Prompts are deduplicated (normalized
 text, then embedding cosine >= `dedup_threshold`) and written as a user task
 (same layout as `tasks new`).
+
+Running the same command again on a task it wrote keeps that task's items (ids
+and texts unchanged) and asks only for the principles still short of N, so the
+requests that failed in a flaky first run are filled without redoing the rest.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class SynthesisResult(BaseModel):
     invalid: int
     short_principles: list[str]
     failed: int = 0  # requests that failed for good (transport faults, empty replies, filters)
+    kept: int = 0  # items kept from the task an earlier run of the command wrote
 
 
 def _near_duplicates(texts: Sequence[str], threshold: float) -> set[int]:
@@ -146,13 +151,15 @@ def _near_duplicates(texts: Sequence[str], threshold: float) -> set[int]:
     return drop
 
 
-def synthesize_items(backend: ChatModel, principles: Sequence, cfg: SynthesisConfig,
-                     culture: str) -> tuple[dict[str, list[SynthItem]], int, int, list[str]]:
-    """Ask until each principle has `per_principle` unique valid items or retries run out.
-    Returns the items, the invalid and duplicate counts and the failed requests' errors."""
+def synthesize_items(backend: ChatModel, principles: Sequence, cfg: SynthesisConfig, culture: str,
+                     start: dict[str, list[SynthItem]] | None = None,
+                     ) -> tuple[dict[str, list[SynthItem]], int, int, list[str]]:
+    """Ask until each principle has `per_principle` unique valid items or retries run out
+    (`start`: items already there, kept first). Returns the items, the invalid and
+    duplicate counts and the failed requests' errors."""
     structured = backend.structured
-    got: dict[str, list[SynthItem]] = {p.id: [] for p in principles}
-    seen: set[str] = set()
+    got: dict[str, list[SynthItem]] = {p.id: list((start or {}).get(p.id, [])) for p in principles}
+    seen: set[str] = {normalize_for_compare(it.prompt) for items in got.values() for it in items}
     invalid = duplicates = 0
     failed: list[str] = []
     for attempt in range(cfg.retries + 1):
@@ -194,20 +201,32 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
         raise UserError(f"tasks synthesize: {exc}") from None
     constitution = load_constitution(cfg.constitution)
     culture = cfg.culture or constitution.culture
+    found = _earlier_items(cfg, constitution)  # before any model is loaded: a clash costs nothing
+    earlier = found or []
+    start: dict[str, list[SynthItem]] = {}
+    for _, pid, it in earlier:
+        start.setdefault(pid, []).append(it)
+    kept = len(earlier)
+    need = [p for p in constitution.principles if len(start.get(p.id, [])) < cfg.per_principle]
     own = backend is None
-    if backend is None:
+    if backend is None and need:
         from cai_bench.models.chat import open_checkpoint
 
         backend = open_checkpoint(cfg.model, cfg.chat_options())
     try:
-        got, invalid, duplicates, failed = synthesize_items(backend, constitution.principles, cfg,
-                                                            f"{constitution.name} ({culture})")
+        if need:
+            got, invalid, duplicates, failed = synthesize_items(backend, constitution.principles, cfg,
+                                                                f"{constitution.name} ({culture})", start)
+        else:
+            got, invalid, duplicates, failed = {p.id: start.get(p.id, []) for p in constitution.principles}, 0, 0, []
     finally:
-        if own:
+        if own and backend is not None:
             backend.close()
     flat = [(pid, k, it) for pid, items in got.items() for k, it in enumerate(items)]
-    near = _near_duplicates([it.prompt for _, _, it in flat], cfg.dedup_threshold)
-    duplicates += len(near)
+    old_ids = {normalize_for_compare(it.prompt): rid for rid, _, it in earlier}
+    order = sorted(range(len(flat)), key=lambda i: normalize_for_compare(flat[i][2].prompt) not in old_ids)
+    near = {order[j] for j in _near_duplicates([flat[i][2].prompt for i in order], cfg.dedup_threshold)}
+    duplicates += len(near)  # kept items come first: a new item never pushes out an old one
     flat = [f for i, f in enumerate(flat) if i not in near]
     if not flat:
         why = f"; last failure: {failed[-1]}" if failed else ""
@@ -215,18 +234,69 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
                         f"in {cfg.retries + 1} attempts ({invalid} invalid replies, {len(failed)} failed requests"
                         f"{why}); try a stronger model or more --max-new-tokens")
     principle = {p.id: p for p in constitution.principles}
-    records = [PromptRecord(id=f"{pid}-{k}", prompt=it.prompt, principle_id=pid, reference=it.correct_response,
+    records = [PromptRecord(id=rid, prompt=it.prompt, principle_id=pid, reference=it.correct_response,
                             rejected=it.incorrect_response, category=principle[pid].category, expect="refuse")
-               for pid, k, it in flat]
+               for (pid, _, it), rid in zip(flat, _record_ids(flat, old_ids))]
     task = Task(id=cfg.task_id, constitution=constitution.id, culture=culture,
                 description=cfg.description or f"Red-team prompts synthesized by {cfg.model} from the "
                 f"{constitution.name} constitution ({cfg.per_principle} per principle).",
                 source=f"cai-bench tasks synthesize --model {cfg.model}", prompts=records)
     is_file = Path(cfg.constitution).expanduser().is_file()
-    kwargs = {"overwrite": True} if cfg.overwrite else {}
+    kwargs = {"overwrite": True} if cfg.overwrite or found is not None else {}
     path = write_user_task(task, cfg.dest, Path(cfg.constitution).expanduser() if is_file else None, **kwargs)
     counts = {pid: 0 for pid in got}
     for pid, _, _ in flat:
         counts[pid] += 1
     return SynthesisResult(path=path, prompts=len(records), duplicates=duplicates, invalid=invalid,
-                           failed=len(failed), short_principles=[pid for pid, c in counts.items() if c < cfg.per_principle])
+                           failed=len(failed), kept=kept,
+                           short_principles=[pid for pid, c in counts.items() if c < cfg.per_principle])
+
+
+def _record_ids(flat: Sequence[tuple[str, int, SynthItem]], old_ids: dict[str, str]) -> list[str]:
+    """Kept items keep their ids; new ones get the next free `{principle}-{k}`."""
+    used = set(old_ids.values())
+    nxt: dict[str, int] = {}
+    out = []
+    for pid, _, it in flat:
+        rid = old_ids.get(normalize_for_compare(it.prompt))
+        if rid is None:
+            k = nxt.get(pid, 0)
+            while f"{pid}-{k}" in used:
+                k += 1
+            rid = f"{pid}-{k}"
+            used.add(rid)
+            nxt[pid] = k + 1
+        out.append(rid)
+    return out
+
+
+def _earlier_items(cfg: SynthesisConfig, constitution) -> list[tuple[str, str, SynthItem]] | None:  # noqa: ANN001
+    """(record id, principle id, item) of the task an earlier run of this command
+    wrote at the destination (same constitution), at most `per_principle` per
+    principle; None when there is none or when `overwrite`. Any other folder of that
+    name is an error, before any model loads."""
+    from cai_bench.paths import cai_bench_home
+    from cai_bench.tasks import load_task
+
+    root = Path(cfg.dest).expanduser() if cfg.dest is not None else cai_bench_home() / "tasks"
+    folder = root / cfg.task_id
+    if cfg.overwrite or not folder.exists():
+        return None
+    try:
+        task = load_task(str(folder.resolve()))
+    except UserError as exc:
+        raise UserError(f"{folder}: task {cfg.task_id!r} already exists and cannot be read to continue it "
+                        f"({exc.message})") from None
+    if not (task.source or "").startswith("cai-bench tasks synthesize") or task.constitution != constitution.id:
+        raise UserError(f"{folder}: task {cfg.task_id!r} already exists and was not synthesized from constitution "
+                        f"{constitution.id!r}; choose another task id")
+    known = {p.id for p in constitution.principles}
+    out: list[tuple[str, str, SynthItem]] = []
+    per: dict[str, int] = {}
+    for rec in task.prompts:
+        pid = rec.principle_id
+        if pid in known and rec.reference and rec.rejected and per.get(pid, 0) < cfg.per_principle:
+            per[pid] = per.get(pid, 0) + 1
+            out.append((rec.id, pid, SynthItem(prompt=rec.prompt, correct_response=rec.reference,
+                                               incorrect_response=rec.rejected)))
+    return out
