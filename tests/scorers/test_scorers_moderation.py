@@ -85,6 +85,32 @@ def test_moderation_malformed_json_is_an_error_row_and_others_go_on(loopback, wi
     assert statuses[:4] == ["error"] * 4 and statuses[4:] == ["ok"] * 4
 
 
+def test_moderation_wrong_schema_is_retried_like_a_malformed_reply(loopback, wire):
+    loopback.reply({"result": "ok", "data": [1, 2, 3]})  # a 200 of the wrong shape
+    loopback.reply({"id": "modr-1", "results": []})  # the wrong number of results
+    loopback.handler = wire.moderation_reply
+    s = _scorer(loopback.url, request_size=2, concurrency=1, max_attempts=3)
+    rows = s.score(_inputs(2))
+    assert [r.status for r in rows] == ["ok"] * 4
+    assert len(loopback.posts("/moderations")) == 3
+
+
+def test_moderation_batch_refused_for_one_input_fails_only_that_input(loopback, wire):
+    """A 400 about the input (too long) fails the batch; halving it finds the one input."""
+    def handler(req):
+        inputs = req.body["input"]
+        if any("3" in t for t in inputs):
+            return wire.Reply(400, b'{"error": {"message": "input too long", "type": "invalid_request_error"}}')
+        return wire.moderation_reply(req)
+
+    loopback.handler = handler
+    s = _scorer(loopback.url, request_size=8, concurrency=1)
+    rows = s.score(_inputs(6))
+    assert {r.key for r in rows if r.status == "error"} == {"k3"}
+    assert sum(r.status == "ok" for r in rows) == 10
+    assert "input too long" in next(r.error for r in rows if r.status == "error")
+
+
 def test_moderation_without_key_is_unavailable(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     s = build_scorer("moderation", {})
