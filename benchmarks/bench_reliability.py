@@ -5,9 +5,13 @@
    finished units lost (0), units duplicated (0), resumed outputs equal to an
    uninterrupted run's (greedy decoding); `train --resume` starts from the last
    saved checkpoint and reaches max_steps;
-2. a loopback fault server (tests/loopback.py) behind `run -c openai:...`:
-   429 with Retry-After, 500, 503, a connection reset, truncated JSON, a wrong
-   schema: the command completes, failures are recorded, a re-run fills them;
+2. a loopback fault server (tests/loopback.py, the real OpenAI and Ollama
+   protocols) behind every remote path (benchmarks/reliability_faults.py: `run`
+   with openai:/ollama: checkpoints, the moderation scorer in `run` and `score`,
+   the judge with the openai and ollama backends, `generate` and `tasks
+   synthesize` with openai:/ollama: writers): 429 with Retry-After, 500, 503, a
+   hang past the timeout, a connection reset, truncated JSON, a wrong schema:
+   the command completes, failures are recorded, the same command again fills them;
 3. the malformed-input corpus (tests/io/malformed): exit code 2, one line, no
    traceback, nothing written.
 
@@ -298,46 +302,17 @@ def _loads_in_run(out: Path) -> bool:
         return False
 
 
-def campaign_faults(work: Path, rng: random.Random) -> dict:
-    """`run -c openai:tiny` against the loopback server with one fault per request
-    kind; counts what completed, what was recorded as failed and what a re-run filled."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from loopback import Loopback  # the shared loopback server of the test suite
+def remote_faults(work: Path, rng: random.Random) -> None:
+    """The loopback fault campaign over every remote path, printed as a table."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reliability_faults as rf
 
-    faults = ["fail429", "fail500", "fail503", "reset", "truncated", "wrong_schema"]
-    rng.shuffle(faults)
-    out = work / "faults"
-    with Loopback() as srv:
-        cfg = work / "faults.yaml"
-        cfg.write_text(f"openai: {{base_url: '{srv.url}/v1', api_key: test}}\n", encoding="utf-8")
-        for f in faults:
-            if f == "fail429":
-                srv.fail(429, retry_after="0")
-            elif f.startswith("fail"):
-                srv.fail(int(f[4:]), times=10)  # past every retry: this prompt fails for good
-            else:
-                getattr(srv, f)()
-        args = ["run", str(cfg), "-c", "openai:tiny", "-t", TASK, "-n", str(len(faults) + 2), "-s", "similarity",
-                "--chunk-size", "1", "--no-report", "--out", str(out)]
-        code1, _ = finish(args, work / "faults.log", work)
-        gens1, _, _, _ = store_state(out / "results.sqlite")
-        errors1 = _error_rows(out / "results.sqlite")
-        code2, _ = finish(args, work / "faults.log", work)
-        gens2, _, dup, _ = store_state(out / "results.sqlite")
-        errors2 = _error_rows(out / "results.sqlite")
-    return {"faults": faults, "first_exit": code1, "answered_first": len(gens1), "second_exit": code2,
-            "answered_after_rerun": len(gens2), "prompts": len(faults) + 2, "error_rows": errors1,
-            "error_rows_after_rerun": errors2, "duplicated": dup}
-
-
-def _error_rows(db: Path) -> int:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("select count(*) from generation_errors").fetchone()[0]
-    except sqlite3.DatabaseError:
-        return -1
-    finally:
-        con.close()
+    print(f"loopback faults on every remote path: each of {', '.join(rf.FAULTS)} queued {rf.ATTEMPTS}x in a row "
+          f"(= max_attempts; timeout {rf.TIMEOUT:g} s, hang {rf.HANG:g} s), seeded order; then the same command again")
+    results = rf.campaign_remote(work / "faults", rng, finish)
+    print(rf.table(results))
+    print(f"all paths: {sum(r.ok for r in results)}/{len(results)} completed with one failed unit per fault "
+          "recorded, then filled by the re-run (0 left, 0 duplicated)\n", flush=True)
 
 
 def campaign_malformed() -> dict:
@@ -367,10 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CAI_BENCH_HOME"] = os.environ.get("CAI_BENCH_HOME", str(Path.home() / ".cache" / "cai-bench"))
         model = tiny_model(work / "tiny")
         warm_imports()
-        print(f"kill -9 campaign (seed {a.seed}, {a.trials} trials per command)")
-        print(f"{'command':10} {'trials':>6} {'killed':>6} {'lost':>5} {'dup':>4} {'equal':>6} {'resumed@last':>12}")
-        print("(equal: resumed output equal to the uninterrupted run's; for train: reached max_steps and loads in run)",
-              flush=True)
+        if "faults" in a.only:
+            remote_faults(work, random.Random(a.seed))
+        if {"run", "generate", "train"} & set(a.only):
+            print(f"kill -9 campaign (seed {a.seed}, {a.trials} trials per command)")
+            print(f"{'command':10} {'trials':>6} {'killed':>6} {'lost':>5} {'dup':>4} {'equal':>6} "
+                  f"{'resumed@last':>12}")
+            print("(equal: resumed output equal to the uninterrupted run's; for train: reached max_steps and loads "
+                  "in run)", flush=True)
         for name, fn in (("run", lambda: campaign_run(work, model, a.trials, rng, a.prompts)),
                          ("generate", lambda: campaign_generate(work, model, a.trials, rng, a.prompts)),
                          ("train", lambda: campaign_train(work, model, a.trials, rng))):
@@ -384,15 +363,6 @@ def main(argv: list[str] | None = None) -> int:
             for n in r.notes:
                 print(f"  {n}")
             sys.stdout.flush()
-        if "faults" in a.only:
-            try:
-                f = campaign_faults(work, rng)
-                print(f"\nloopback faults {f['faults']}: run exit {f['first_exit']}, answered {f['answered_first']}"
-                      f"/{f['prompts']}, error rows {f['error_rows']}; re-run exit {f['second_exit']}, answered "
-                      f"{f['answered_after_rerun']}/{f['prompts']}, error rows left {f['error_rows_after_rerun']}, "
-                      f"duplicated {f['duplicated']}")
-            except Exception as exc:  # noqa: BLE001 - printed, the rest still reports
-                print(f"\nloopback faults: not measured ({type(exc).__name__}: {exc})")
         if "malformed" in a.only:
             m = campaign_malformed()
             print(f"\nmalformed-input corpus: {m['cases']} cases, all exit 2 with one line and nothing written: "

@@ -234,11 +234,27 @@ def plan(path: str, url: str, work: Path, n: int) -> tuple[list[str], str, Calla
             lambda: synthesize_state(out / "synth_faults", principles), "principles", len(principles))
 
 
+def warm() -> None:
+    """Import what the commands import, once, so each forked command starts warm
+    (the figures are then the commands' and the faults' cost, not Python's imports)."""
+    import ollama  # noqa: F401
+    import openai  # noqa: F401
+
+    import cai_bench.cli  # noqa: F401
+    import cai_bench.generation.pipeline  # noqa: F401
+    import cai_bench.harness.runner  # noqa: F401
+    import cai_bench.harness.scorers.judge  # noqa: F401
+    import cai_bench.harness.scorers.moderation  # noqa: F401
+    import cai_bench.harness.scoring  # noqa: F401
+
+
 def campaign_remote(work: Path, rng: random.Random, finish: Finish, paths: tuple[str, ...] = PATHS,
                     faults: tuple[str, ...] = FAULTS) -> list[PathResult]:
     """Every path in `paths` with `faults` queued (seeded order); see the module docstring."""
     sys.path.insert(0, str(ROOT / "tests"))
     from loopback import Loopback  # the shared loopback server of the test suite
+
+    warm()
 
     results = []
     for path in paths:

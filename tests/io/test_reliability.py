@@ -1,5 +1,6 @@
 """The reliability campaign of benchmarks/bench_reliability.py on a small scale:
-a real process killed with SIGKILL at seeded random points, then run again."""
+a real process killed with SIGKILL at seeded random points, then run again; and
+the loopback fault server behind every remote path, then the same command again."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_reliability.py"
 
 
-@pytest.fixture(scope="module")
-def bench(smollm2_dir, tmp_path_factory):  # noqa: ANN001, ANN201 - the loaded benchmark module
+def _load_bench():  # noqa: ANN202 - the benchmark module
     spec = importlib.util.spec_from_file_location("bench_reliability", BENCH)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["bench_reliability"] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench(smollm2_dir, tmp_path_factory):  # noqa: ANN001, ANN201 - the loaded benchmark module
+    mod = _load_bench()
     mod.tiny = mod.tiny_model(tmp_path_factory.mktemp("tiny") / "m")
     return mod
 
@@ -43,3 +49,25 @@ def test_train_killed_then_resumed(bench, tmp_path: Path) -> None:  # noqa: ANN0
     res = bench.campaign_train(tmp_path, bench.tiny, 1, random.Random(3))
     _check(res, 1)
     assert res.resumed_right == 1
+
+
+def test_every_remote_path_records_faults_and_a_rerun_fills_them(tmp_path: Path, home: Path) -> None:
+    """`run` (openai:, ollama:, moderation, judge on openai and ollama), `score` with
+    moderation and `generate` (openai:, ollama:) through the real CLI and clients
+    against the loopback server, two fault kinds each (every kind on some path,
+    each queued max_attempts times): the command exits 0 with one failed unit per
+    fault recorded, and the same command again fills them, 0 duplicated. (`tasks
+    synthesize`: tests/generation/test_generation_synthesize.py; all paths with
+    every fault: the benchmark.)"""
+    sys.path.insert(0, str(BENCH.parent))
+    import reliability_faults as rf
+
+    finish = _load_bench().finish
+    paths = [p for p in rf.PATHS if not p.startswith("synthesize")]
+    kinds = rf.FAULTS
+    results = []
+    for i, path in enumerate(paths):
+        faults = (kinds[(2 * i) % len(kinds)], kinds[(2 * i + 1) % len(kinds)])
+        results += rf.campaign_remote(tmp_path, random.Random(i), finish, (path,), faults)
+    assert {f for r in results for f in r.faults} == set(kinds)
+    assert all(r.ok for r in results), rf.table(results)
