@@ -50,13 +50,7 @@ def _write_version(conn, version: int = S.SCHEMA_VERSION) -> None:  # noqa: ANN0
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
 
 
-def _locked(conn) -> None:  # noqa: ANN001
-    """Serialize schema changes between processes opening the store together:
-    SQLite's write lock taken at once, PostgreSQL's advisory lock."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    elif conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": S._SCHEMA_LOCK})
+_locked = S.lock_schema  # the one schema lock: creation, migrations and ALTERs take it
 
 
 def _create(engine: Engine) -> None:

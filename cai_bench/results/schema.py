@@ -204,16 +204,23 @@ def redact_url(url: str) -> str:
 def add_metric_declarations(engine) -> None:  # noqa: ANN001
     """Stores written before metrics declared composite/role get the two columns,
     NULL on the rows already there (`harness.declarations` fills those from the
-    scorers' current declarations before a report)."""
+    scorers' current declarations before a report).
+
+    Under the schema lock (`lock_schema`), columns looked at again once it is held:
+    two workers opening an old store together otherwise both see the columns
+    missing and the second ALTER fails (PostgreSQL: DuplicateColumn)."""
     from sqlalchemy import inspect, text
 
     insp = inspect(engine)
     if not insp.has_table("scorer_metrics"):
         return
-    have = {c["name"] for c in insp.get_columns("scorer_metrics")}
-    if {"composite", "role"} <= have:
-        return
+    if {"composite", "role"} <= {c["name"] for c in insp.get_columns("scorer_metrics")}:
+        return  # up to date: no lock taken on every open
     with engine.begin() as conn:
+        lock_schema(conn)
+        have = {c["name"] for c in inspect(conn).get_columns("scorer_metrics")}
+        if {"composite", "role"} <= have:
+            return  # another process upgraded the store while we waited
         if "composite" not in have:
             conn.execute(text("ALTER TABLE scorer_metrics ADD COLUMN composite INTEGER"))
         if "role" not in have:
@@ -224,15 +231,25 @@ def add_metric_declarations(engine) -> None:  # noqa: ANN001
 _SCHEMA_LOCK = 0x6361695F62656E63
 
 
+def lock_schema(conn) -> None:  # noqa: ANN001
+    """Serialize schema changes (CREATE, ALTER) between processes opening the store
+    together, for the rest of `conn`'s transaction: PostgreSQL's transaction-level
+    advisory lock, SQLite's write lock taken at once (BEGIN IMMEDIATE)."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+
+
 def create_tables(engine) -> None:  # noqa: ANN001
     """Create missing tables. On PostgreSQL under a transaction-level advisory
     lock: workers starting together on an empty database otherwise race in
     CREATE TABLE and all but one crash (duplicate key in pg_type)."""
     if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            lock_schema(conn)
             metadata.create_all(conn)
     else:
         metadata.create_all(engine)
