@@ -72,6 +72,7 @@ def hf(model_dir: str, ps: list[str], tokens: int, batches: list[tuple[int, int]
         t = time.perf_counter()
         answers = gen.generate(task, [f"p{i}" for i in range(n)], s)
         out[b] = count_tokens(tok, [a.text for a in answers]) / (time.perf_counter() - t)
+        print(f"HF (lm-eval) batch {b}, {n} prompts: {out[b]:.1f} tokens/s", flush=True)
         gen.close()
     return out
 
@@ -79,20 +80,28 @@ def hf(model_dir: str, ps: list[str], tokens: int, batches: list[tuple[int, int]
 def engine(model_dir: str, ps: list[str], tokens: int, batches: list[tuple[int, int]]) -> tuple[dict[int, float], float]:
     from transformers import AutoTokenizer
 
-    from cai_bench.models.chat import ChatOptions, GenParams, open_model
+    from cai_bench.models import resolve_checkpoint
+    from cai_bench.models.chat import ChatOptions, GenParams
+    from cai_bench.models.chat.vllm_chat import VllmChat, local_options
     from cai_bench.models.vllm_server import VllmServer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
+    ckpt = resolve_checkpoint(model_dir)
     t0 = time.perf_counter()
-    server = VllmServer(model_dir, "base").start()
+    server = VllmServer(model_dir).start()
     startup = time.perf_counter() - t0
+    print(f"vLLM server ready in {startup:.0f} s", flush=True)
     out = {}
     try:
-        for b, n in batches:
-            model = open_model("openai", "base", ChatOptions(base_url=server.base_url, api_key="x", concurrency=b))
+        for b, n in batches:  # what `run --engine vllm` does: the chat layer, batch_size requests in flight
+            model = VllmChat.on_server(server, ckpt, local_options(ChatOptions(batch_size=b)))
             t = time.perf_counter()
             replies = model.chat([[{"role": "user", "content": p}] for p in ps[:n]], GenParams(tokens, 0.0, 1.0, 0))
+            failed = [r.error for r in replies if not r.ok]
+            if failed:
+                raise SystemExit(f"run's vLLM engine: {len(failed)} of {n} requests failed at batch {b}: {failed[0]}")
             out[b] = count_tokens(tok, [r.text for r in replies]) / (time.perf_counter() - t)
+            print(f"run's vLLM engine batch {b}, {n} prompts: {out[b]:.1f} tokens/s", flush=True)
             model.close()
     finally:
         server.stop()
@@ -120,6 +129,10 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--batches", default="1,16,64")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="batches of prompts per batch size (default: all --prompts); fewer on a slow machine")
+    ap.add_argument("--b1-prompts", type=int, default=8, help="prompts at batch size 1")
+    ap.add_argument("--only", default="hf,engine,raw", help="which of hf,engine,raw to measure")
     args = ap.parse_args()
     if not os.environ.get("CAI_BENCH_VLLM_PYTHON"):
         raise SystemExit("skipped: set CAI_BENCH_VLLM_PYTHON to a python with vllm (docs/scale.md)")
@@ -127,12 +140,15 @@ def main() -> None:
 
     model_dir = str(BUNDLED["smollm2-135m-instruct"].prepare())
     ps = prompts(args.prompts)
-    batches = [(b, min(len(ps), 8 if b == 1 else max(b, len(ps)))) for b in map(int, args.batches.split(","))]
-    r_hf = hf(model_dir, ps, args.tokens, batches)
-    r_engine, startup = engine(model_dir, ps, args.tokens, batches)
-    r_raw = raw(model_dir, ps, args.tokens, batches)
-    print(f"\nSmolLM2-135M-Instruct, {len(ps)} HH-harmless prompts, {args.tokens} new tokens greedy, "
-          f"{os.cpu_count()} CPUs; tokens/s")
+    batches = [(b, min(len(ps), args.b1_prompts if b == 1 else b * args.rounds if args.rounds else max(b, len(ps))))
+               for b in map(int, args.batches.split(","))]
+    only = set(args.only.split(","))
+    nan = {b: float("nan") for b, _ in batches}
+    r_hf = hf(model_dir, ps, args.tokens, batches) if "hf" in only else nan
+    r_engine, startup = engine(model_dir, ps, args.tokens, batches) if "engine" in only else (nan, float("nan"))
+    r_raw = raw(model_dir, ps, args.tokens, batches) if "raw" in only else nan
+    print(f"\nSmolLM2-135M-Instruct, HH-harmless prompts (batch:prompts {', '.join(f'{b}:{n}' for b, n in batches)}), "
+          f"{args.tokens} new tokens greedy, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; tokens/s")
     print(f"{'batch':>5} {'HF (lm-eval)':>13} {'run vllm':>9} {'raw vLLM':>9} {'vllm/HF':>8} {'run/raw':>8}")
     for b, _ in batches:
         print(f"{b:5d} {r_hf[b]:13.1f} {r_engine[b]:9.1f} {r_raw[b]:9.1f} {r_engine[b] / r_hf[b]:8.2f} "

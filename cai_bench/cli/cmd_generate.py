@@ -12,6 +12,20 @@ from cai_bench.cli._app import app
 from cai_bench.console import console, err_console, make_progress
 
 
+ENGINE_HELP = ("Engine for a local --model: hf (in-process transformers) or vllm (a vLLM server, "
+               "structured outputs; docs/scale.md).")
+VLLM_PYTHON_HELP = "Engine vllm: the python that has vLLM (default: $CAI_BENCH_VLLM_PYTHON, else this one)."
+
+
+def _engine_settings(engine: str, vllm_python: Optional[str]) -> dict:
+    from cai_bench.errors import UserError
+    from cai_bench.models.vllm_server import VllmSettings
+
+    if engine not in ("hf", "vllm"):
+        raise UserError(f"--engine {engine!r}: expected hf or vllm")
+    return {"engine": engine, "vllm": VllmSettings(python=vllm_python)}
+
+
 @app.command("generate")
 def generate_cmd(
     constitution: str = typer.Option(..., "--constitution", "-c", help="Constitution id or YAML file."),
@@ -38,6 +52,8 @@ def generate_cmd(
     timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
     max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the splits to this hub dataset repo."),
+    engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
+    vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
 ) -> None:
     """Generate CAI data: initial response -> critique -> revision, cleaned, split for SFT and DPO."""
     from cai_bench.errors import UserError
@@ -51,6 +67,7 @@ def generate_cmd(
         few_shot=few_shot, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
         batch_size=batch_size, concurrency=concurrency, ascii=ascii_only, keep_truncated=keep_truncated,
         test_size=test_size, base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts,
+        **_engine_settings(engine, vllm_python),
         **({"revision_suffix": revision_suffix} if revision_suffix is not None else {}),
     )
     progress = make_progress()
@@ -118,6 +135,8 @@ def _register_synthesize() -> None:
         api_key: Optional[str] = typer.Option(None, "--api-key", help="Override OPENAI_API_KEY."),
         timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
         max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
+        engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
+        vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
     ) -> None:
         """Write a new red-team task from a constitution with a model (prompt + correct/incorrect answers)."""
         from cai_bench.generation import SynthesisConfig, synthesize_task
@@ -125,7 +144,8 @@ def _register_synthesize() -> None:
         cfg = SynthesisConfig(task_id=task_id, constitution=constitution, model=model, per_principle=per_principle,
                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, retries=retries,
                               culture=culture, dest=dest, batch_size=batch_size, concurrency=concurrency,
-                              base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts)
+                              base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts,
+                              **_engine_settings(engine, vllm_python))
         result = synthesize_task(cfg)
         console.print(f"wrote task [bold]{task_id}[/bold] to {escape(str(result.path))}: {result.prompts} prompts "
                       f"({f'{result.kept} kept from the earlier run, ' if result.kept else ''}"

@@ -3,9 +3,12 @@ batching, concurrency, endpoint overrides and the retry policy's bounds."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from cai_bench.models.chat import ChatOptions, RetryPolicy
+from cai_bench.models.vllm_server import VllmSettings
 
 
 class ChatSettings(BaseModel):
@@ -15,8 +18,10 @@ class ChatSettings(BaseModel):
     api_key: str | None = None  # else OPENAI_API_KEY
     timeout: float = 120.0  # seconds per request (served models)
     max_attempts: int = 4  # calls per request before it counts as failed
+    engine: Literal["hf", "vllm"] = "hf"  # local checkpoints: in-process transformers, or a vLLM server
+    vllm: VllmSettings = Field(default_factory=VllmSettings)  # engine vllm: how its server starts
 
     def chat_options(self) -> ChatOptions:
         return ChatOptions(base_url=self.base_url, api_key=self.api_key, concurrency=self.concurrency,
-                           batch_size=self.batch_size,
+                           batch_size=self.batch_size, engine=self.engine, vllm=self.vllm,
                            retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout))

@@ -61,8 +61,11 @@ class GenerateConfig(ChatSettings):
     def identity(self, generator: dict, constitution_id: str) -> dict:
         """Settings that must match for a re-run to reuse finished records. The
         generator's fingerprint covers the endpoint of a served model (--base-url,
-        else the environment); the texts are in each record's `content_hash`."""
-        return {"constitution": constitution_id, "generator": generator.get("fingerprint"),
+        else the environment); the texts are in each record's `content_hash`. The
+        engine of a local checkpoint is part of it (HF and vLLM answers differ even
+        greedy); "hf" adds nothing, so folders written before engines still match."""
+        engine = {"engine": self.engine} if self.engine != "hf" and generator.get("kind") in ("hf", "peft") else {}
+        return {**engine, "constitution": constitution_id, "generator": generator.get("fingerprint"),
                 "endpoint": generator.get("endpoint"),
                 "selection": self.selection, "seed": self.seed, "top_k": self.top_k, "few_shot": self.few_shot,
                 "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
@@ -245,7 +248,8 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
     kept = sum(1 for r in records if r.drop_reason is None)
     info = {
         "constitution": constitution.id, "prompts_source": source,
-        "model": generator, "selection": cfg.selection, "seed": cfg.seed, "top_k": cfg.top_k,
+        "model": generator, "engine": cfg.engine if generator.get("kind") in ("hf", "peft") else None,
+        "selection": cfg.selection, "seed": cfg.seed, "top_k": cfg.top_k,
         "few_shot": cfg.few_shot, "generation": {"max_new_tokens": cfg.max_new_tokens,
                                                  "temperature": cfg.temperature, "top_p": cfg.top_p},
         "revision_suffix": cfg.revision_suffix, "ascii": cfg.ascii, "keep_truncated": cfg.keep_truncated,

@@ -53,13 +53,24 @@ class SynthBatch(BaseModel):
     items: list[SynthItem]
 
 
-def batch_schema() -> dict:
-    """Strict JSON schema for structured output (OpenAI `json_schema`, Ollama `format`)."""
+FIELD_MAX_CHARS = 400  # constrained decoding (vLLM): each text closes in time, well inside max_new_tokens
+
+
+def batch_schema(bounded: int | None = None) -> dict:
+    """Strict JSON schema for structured output (OpenAI `json_schema`, Ollama `format`).
+    `bounded` = the items asked for, under vLLM's constrained decoding (which enforces
+    every keyword): 1 to that many items, each text as long as `SynthItem` needs and
+    at most FIELD_MAX_CHARS, so even a small model's reply is a valid batch."""
+    mins = {"prompt": 10, "correct_response": 5, "incorrect_response": 5}
+    props = {k: ({"type": "string", "minLength": m, "maxLength": FIELD_MAX_CHARS} if bounded else {"type": "string"})
+             for k, m in mins.items()}
     item = {"type": "object", "additionalProperties": False,
-            "required": ["prompt", "correct_response", "incorrect_response"],
-            "properties": {k: {"type": "string"} for k in ("prompt", "correct_response", "incorrect_response")}}
+            "required": ["prompt", "correct_response", "incorrect_response"], "properties": props}
+    items: dict = {"type": "array", "items": item}
+    if bounded:
+        items.update(minItems=1, maxItems=bounded)
     return {"title": "red_team_items", "type": "object", "additionalProperties": False, "required": ["items"],
-            "properties": {"items": {"type": "array", "items": item}}}
+            "properties": {"items": items}}
 
 
 SYSTEM = ("You write evaluation data for testing whether AI assistants follow a constitution. "
@@ -168,7 +179,8 @@ def synthesize_items(backend: ChatModel, principles: Sequence, cfg: SynthesisCon
             break
         convs = [request_for(p, cfg.per_principle - len(got[p.id]), culture) for p in need]
         params = GenParams(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed + attempt)
-        replies = backend.chat(convs, params, json_schema=batch_schema() if structured else None,
+        bounded = cfg.per_principle if getattr(backend, "kind", "") == "vllm" else None
+        replies = backend.chat(convs, params, json_schema=batch_schema(bounded) if structured else None,
                                prefill=None if structured else PREFILL)
         for p, reply in zip(need, replies):
             if not reply.ok:
@@ -240,7 +252,8 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
     task = Task(id=cfg.task_id, constitution=constitution.id, culture=culture,
                 description=cfg.description or f"Red-team prompts synthesized by {cfg.model} from the "
                 f"{constitution.name} constitution ({cfg.per_principle} per principle).",
-                source=f"cai-bench tasks synthesize --model {cfg.model}", prompts=records)
+                source=f"cai-bench tasks synthesize --model {cfg.model}"
+                + (" --engine vllm" if cfg.engine == "vllm" else ""), prompts=records)
     is_file = Path(cfg.constitution).expanduser().is_file()
     kwargs = {"overwrite": True} if cfg.overwrite or found is not None else {}
     path = write_user_task(task, cfg.dest, Path(cfg.constitution).expanduser() if is_file else None, **kwargs)

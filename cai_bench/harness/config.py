@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cai_bench.errors import UserError
 from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
+from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
 DEFAULT_OUT = "cai-bench-out"
 
@@ -35,21 +36,6 @@ class ScorerEntry(BaseModel):
 
     id: str
     settings: dict[str, Any] = Field(default_factory=dict)
-
-
-class VllmSettings(BaseModel):
-    """`generation.engine: vllm`: how the vLLM server is started (docs/scale.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    python: str | None = None  # interpreter with vLLM (else $CAI_BENCH_VLLM_PYTHON, else this one)
-    dtype: str = "auto"
-    max_model_len: int | None = Field(default=2048, ge=16)
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    data_parallel_size: int = Field(default=1, ge=1)
-    enforce_eager: bool | None = None  # None: on when this machine has no CUDA
-    extra_args: list[str] = Field(default_factory=list)  # more `vllm serve` flags, passed as given
-    startup_timeout: float = Field(default=900.0, gt=0)
 
 
 class GenerationSettings(BaseModel):

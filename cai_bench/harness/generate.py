@@ -81,6 +81,10 @@ class Generator(ABC):
     def close(self) -> None:
         """Free the model so the next checkpoint (or a scorer) can load."""
 
+    def use(self, ckpt: "ResolvedCheckpoint") -> None:
+        """Answer for `ckpt` from now on; only a generator serving several checkpoints
+        (a vLLM server with several adapters of one base) has anything to switch."""
+
 
 class LmEvalGenerator(Generator):
     """Runs chunks through `lm_eval.simple_evaluate` with a prebuilt LM object."""
@@ -182,11 +186,21 @@ def _device(gen: "GenerationSettings") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def engine_group(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> str:
+    """Checkpoints with the same group are answered by one loaded engine: on vLLM
+    a base and all its PEFT adapters share one server (LoRA, unmerged); anything
+    else is a group of its own (its fingerprint)."""
+    if ckpt.is_local and gen.engine == "vllm":
+        return f"vllm:{ckpt.model}"
+    return ckpt.fingerprint
+
+
 def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
-                   openai: "EndpointSettings", ollama: "EndpointSettings") -> Generator:
+                   openai: "EndpointSettings", ollama: "EndpointSettings",
+                   group: Sequence["ResolvedCheckpoint"] = ()) -> Generator:
     """Build the model under test once for this checkpoint."""
     if ckpt.is_local and gen.engine == "vllm":
-        return _vllm_generator(ckpt, gen)
+        return _vllm_generator(ckpt, gen, group)
     if ckpt.is_local:  # lm-eval runs in-process checkpoints; served ones go through the chat layer
         try:
             from lm_eval.models.huggingface import HFLM
@@ -215,38 +229,43 @@ def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
 
 
 class VllmGenerator(ChatGenerator):
-    """`generation.engine: vllm`: a vLLM server for this checkpoint (its LoRA
-    adapter served without merging), asked through the chat layer's OpenAI
-    backend with `batch_size` requests in flight; closing stops the server."""
+    """`generation.engine: vllm`: one vLLM server for a base model and the PEFT
+    adapters of it in the run (LoRA, not merged; `--max-loras` = how many), asked
+    through the chat layer's OpenAI backend with `batch_size` requests in flight;
+    `use(ckpt)` picks the served model; closing stops the server."""
 
-    def __init__(self, model: Any, server: Any) -> None:
-        super().__init__(model)
-        self.server = server
+    def __init__(self, models: dict[str, Any], server: Any, first: str) -> None:
+        super().__init__(models[first])
+        self.models, self.server = models, server
+
+    def use(self, ckpt: "ResolvedCheckpoint") -> None:
+        self.model = self.models[ckpt.fingerprint]
 
     def close(self) -> None:
         try:
-            super().close()
+            for model in self.models.values():
+                model.close()
         finally:
             self.server.stop()
 
 
-def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> Generator:
-    from cai_bench.models.chat import ChatOptions, RetryPolicy, open_model
-    from cai_bench.models.vllm_server import VllmServer
+def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
+                    group: Sequence["ResolvedCheckpoint"] = ()) -> Generator:
+    from cai_bench.models.chat import ChatOptions, RetryPolicy
+    from cai_bench.models.chat.vllm_chat import VllmChat, local_options
+    from cai_bench.models.vllm_server import VllmServer, adapter_names
 
+    members = [c for c in [ckpt, *group] if engine_group(c, gen) == engine_group(ckpt, gen)]
+    members = list({c.fingerprint: c for c in members}.values())
     if not gen.chat_template:
         raise UserError(f"{ckpt.spec}: generation.engine vllm needs the chat template (generation.chat_template: true)")
-    v = gen.vllm
-    server = VllmServer(ckpt.model, "base", python=v.python, adapter=ckpt.adapter if ckpt.kind == "peft" else None,
-                        dtype=v.dtype, max_model_len=v.max_model_len, tensor_parallel_size=v.tensor_parallel_size,
-                        data_parallel_size=v.data_parallel_size, enforce_eager=v.enforce_eager,
-                        extra_args=v.extra_args, startup_timeout=v.startup_timeout)
+    names = adapter_names(sorted({c.adapter for c in members if c.kind == "peft" and c.adapter}))
+    server = VllmServer(ckpt.model, gen.vllm, adapters={name: path for path, name in names.items()})
     server.start()
+    options = local_options(ChatOptions(batch_size=gen.batch_size, retry=RetryPolicy(attempts=2)))
     try:
-        model = open_model("openai", server.request_model,
-                           ChatOptions(base_url=server.base_url, api_key="local-vllm", concurrency=gen.batch_size,
-                                       retry=RetryPolicy(attempts=2, timeout=600.0)))
+        models = {c.fingerprint: VllmChat.on_server(server, c, options) for c in members}
     except BaseException:
         server.stop()
         raise
-    return VllmGenerator(model, server)
+    return VllmGenerator(models, server, ckpt.fingerprint)

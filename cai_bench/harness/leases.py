@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, and_, case, func, or_, select, text, update
 
@@ -174,9 +175,10 @@ class Leases:
                                                        where=c.status == "done"), rows[i:i + 500])
 
     # -- claiming ----------------------------------------------------------------
-    def claim(self, units: Sequence[WorkUnit], prefer: dict[str, str] | None = None) -> WorkUnit | None:
+    def claim(self, units: Sequence[WorkUnit], prefer: dict[str, Any] | None = None) -> WorkUnit | None:
         """Claim one claimable unit among `units` (pending, or claimed with an
-        expired lease), those matching `prefer` (e.g. the loaded checkpoint) first."""
+        expired lease), those matching `prefer` (e.g. the loaded checkpoint, or a
+        list: the checkpoints one loaded vLLM server answers) first."""
         if not units:
             return None
         by_key = {u.key: u for u in units}
@@ -188,7 +190,8 @@ class Leases:
                              or_(c.status == "pending", and_(c.status == "claimed", c.expires_at < now)))
             order = [c.seq, c.unit_key]
             if prefer:
-                match = and_(*[getattr(c, k) == v for k, v in prefer.items()])
+                match = and_(*[getattr(c, k).in_(list(v)) if isinstance(v, (list, tuple, set))
+                               else getattr(c, k) == v for k, v in prefer.items()])
                 order.insert(0, case((match, 0), else_=1))
             pick = (select(c.unit_key).where(claimable).order_by(*order).limit(1)
                     .with_for_update(skip_locked=True).scalar_subquery())

@@ -153,7 +153,7 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
     preferring units of the model already loaded; each chunk is committed at once.
     A prompt a served model fails on for good is an error row, not a response: it
     stays missing, so the next run retries it; the other prompts go on. Returns when every unit is done (by this worker or another): scoring needs them all."""
-    from cai_bench.harness.generate import load_generator
+    from cai_bench.harness.generate import engine_group, load_generator
     from cai_bench.harness.leases import generation_units
 
     tasks = {t.id: t for t in plan.tasks}
@@ -172,10 +172,14 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
         todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids,
                                              cfg.generation.chunk_size) if missing.intersection(w.items)]
     leases.register(todo)
-    generator, loaded = None, None
+    groups: dict[str, list["ResolvedCheckpoint"]] = {}  # checkpoints one loaded engine answers (vLLM: base + adapters)
+    for ck in plan.checkpoints:
+        groups.setdefault(engine_group(ck, cfg.generation), []).append(ck)
+    generator, loaded = None, None  # loaded: the group of the loaded generator
     try:
         while todo:
-            wu = leases.claim(todo, prefer={"fingerprint": loaded} if loaded else None)
+            prefer = {"fingerprint": [c.fingerprint for c in groups[loaded]]} if loaded else None
+            wu = leases.claim(todo, prefer=prefer)
             if wu is None:
                 if generator is not None:  # free the model while others finish their units
                     generator.close()
@@ -189,13 +193,15 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
             with leases.holding(wu):
                 ids = store.missing_prompts(unit)  # what a dead holder left undone, or nothing
                 if ids:
-                    if loaded != ck.fingerprint:
+                    group = engine_group(ck, cfg.generation)
+                    if loaded != group:
                         if generator is not None:
                             generator.close()
                             generator, loaded = None, None
-                        generator = load_generator(ck, cfg.generation, cfg.openai, cfg.ollama)
-                        loaded = ck.fingerprint
+                        generator = load_generator(ck, cfg.generation, cfg.openai, cfg.ollama, groups[group])
+                        loaded = group
                         result.models_loaded += 1
+                    generator.use(ck)
                     try:
                         rows = generator.generate(tasks[wu.task_id], ids, plan.sampling[wu.task_id])
                     except UserError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,10 +27,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from cai_bench.errors import UserError
 
 log = logging.getLogger("cai_bench.models")
-ADAPTER_NAME = "adapter"  # the served name of a checkpoint's LoRA adapter
+ADAPTER_NAME = "adapter"  # served name of an adapter whose folder name has nothing usable
+BASE_NAME = "base"  # served name of the base model
 
 
 def vllm_python(configured: str | None) -> str:
@@ -54,41 +58,87 @@ def _lora_rank(adapter: str) -> int:
     return r
 
 
-class VllmServer:
-    """A `vllm.entrypoints.openai.api_server` subprocess on a free loopback port."""
+class VllmSettings(BaseModel):
+    """`engine: vllm`: how the vLLM server is started (docs/scale.md). Shared by
+    `run` (generation.vllm), `generate`, `tasks synthesize` and the judge."""
 
-    def __init__(self, model_dir: str, served_name: str, *, python: str | None = None, adapter: str | None = None,
-                 dtype: str = "auto", max_model_len: int | None = 2048, tensor_parallel_size: int = 1,
-                 data_parallel_size: int = 1, enforce_eager: bool | None = None, seed: int = 0,
-                 extra_args: list[str] | None = None, startup_timeout: float = 900.0) -> None:
-        self.model_dir, self.served_name, self.adapter = model_dir, served_name, adapter
-        self.python = vllm_python(python)
+    model_config = ConfigDict(extra="forbid")
+
+    python: str | None = None  # interpreter with vLLM (else $CAI_BENCH_VLLM_PYTHON, else this one)
+    dtype: str = "auto"
+    max_model_len: int | None = Field(default=2048, ge=16)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    enforce_eager: bool | None = None  # None: on when this machine has no CUDA
+    extra_args: list[str] = Field(default_factory=list)  # more `vllm serve` flags, passed as given
+    startup_timeout: float = Field(default=900.0, gt=0)
+
+
+def adapter_names(adapters: list[str]) -> dict[str, str]:
+    """Served names for LoRA adapter folders: the folder's name made safe, made
+    unique with a counter; the same folders always get the same names."""
+    out: dict[str, str] = {}
+    for path in adapters:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name).strip("-.") or ADAPTER_NAME
+        name, k = stem, 2
+        while name in out.values() or name == BASE_NAME:
+            name, k = f"{stem}-{k}", k + 1
+        out[path] = name
+    return out
+
+
+def server_args(model_dir: str, port: int, settings: VllmSettings, *, adapters: dict[str, str] | None = None,
+                seed: int = 0, cuda: bool | None = None) -> list[str]:
+    """The `python -m vllm.entrypoints.openai.api_server` arguments (after the
+    interpreter): the base served as `base`, each LoRA adapter (name -> folder)
+    under its own name on the same engine, `--max-loras` = how many, so several
+    adapters of one base share one server and can be in one batch."""
+    args = ["-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--served-model-name", BASE_NAME,
+            "--host", "127.0.0.1", "--port", str(port), "--dtype", settings.dtype, "--seed", str(seed),
+            "--tensor-parallel-size", str(settings.tensor_parallel_size)]
+    if settings.data_parallel_size > 1:
+        args += ["--data-parallel-size", str(settings.data_parallel_size)]
+    if settings.max_model_len:
+        args += ["--max-model-len", str(settings.max_model_len)]
+    eager = settings.enforce_eager if settings.enforce_eager is not None else not (
+        _cuda_here() if cuda is None else cuda)
+    if eager:
+        args.append("--enforce-eager")
+    if adapters:
+        args += ["--enable-lora", "--lora-modules", *(f"{name}={path}" for name, path in adapters.items()),
+                 "--max-loras", str(len(adapters)),
+                 "--max-lora-rank", str(max(_lora_rank(path) for path in adapters.values()))]
+    return [*args, *settings.extra_args]
+
+
+class VllmServer:
+    """A `vllm.entrypoints.openai.api_server` subprocess on a free loopback port:
+    one base model and any number of its LoRA adapters (served name -> folder)."""
+
+    def __init__(self, model_dir: str, settings: VllmSettings | None = None, *,
+                 adapters: dict[str, str] | None = None, seed: int = 0) -> None:
+        settings = settings or VllmSettings()
+        self.model_dir, self.adapters = model_dir, dict(adapters or {})
+        self.python = vllm_python(settings.python)
         self.port = _free_port()
-        args = ["-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--served-model-name", served_name,
-                "--host", "127.0.0.1", "--port", str(self.port), "--dtype", dtype, "--seed", str(seed),
-                "--tensor-parallel-size", str(tensor_parallel_size)]
-        if data_parallel_size > 1:
-            args += ["--data-parallel-size", str(data_parallel_size)]
-        if max_model_len:
-            args += ["--max-model-len", str(max_model_len)]
-        if enforce_eager if enforce_eager is not None else not _cuda_here():
-            args.append("--enforce-eager")
-        if adapter:
-            args += ["--enable-lora", "--lora-modules", f"{ADAPTER_NAME}={adapter}",
-                     "--max-lora-rank", str(_lora_rank(adapter))]
-        self.cmd = [self.python, *args, *(extra_args or [])]
-        self.startup_timeout = startup_timeout
+        self.cmd = [self.python, *server_args(model_dir, self.port, settings, adapters=self.adapters, seed=seed)]
+        self.startup_timeout = settings.startup_timeout
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(tempfile.mkstemp(prefix="cai-bench-vllm-", suffix=".log")[1])
+        self.startup_seconds: float | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    @property
-    def request_model(self) -> str:
-        """The model name requests use: the adapter's when a LoRA is served."""
-        return ADAPTER_NAME if self.adapter else self.served_name
+    def request_model(self, adapter: str | None = None) -> str:
+        """The model name requests use: the adapter folder's served name, else the base's."""
+        if adapter is None:
+            return BASE_NAME
+        for name, path in self.adapters.items():
+            if path == adapter:
+                return name
+        raise KeyError(f"adapter {adapter} is not served by this vLLM server")
 
     def start(self) -> "VllmServer":
         env = {**os.environ}
@@ -98,7 +148,8 @@ class VllmServer:
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout
+        started = time.monotonic()
+        deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise UserError(f"vLLM server exited with code {self.proc.returncode} while starting "
@@ -106,6 +157,8 @@ class VllmServer:
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as r:
                     if r.status == 200:
+                        self.startup_seconds = time.monotonic() - started
+                        log.info("vLLM server ready in %.0f s", self.startup_seconds)
                         return self
             except (urllib.error.URLError, OSError):
                 pass

@@ -77,6 +77,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         configs=tables.configs_table(data.extras.configs),
         left_out=tables.left_out_table(data.extras.left_out),
+        checkpoints=tables.checkpoints_table(data.extras.checkpoints),
         prompt_coverage=tables.principle_coverage_table(data.extras.principle_coverage),
         worst_n=WORST_PER_CULTURE,
         excluded=", ".join(data.excluded),

@@ -37,6 +37,7 @@ def render_markdown(data: ReportData) -> str:
             "Every checkpoint of a task is ranked under one generation config and every metric under one "
             "scorer config (the one shared by the most, the latest among equals).", "",
             tables.to_markdown(tables.configs_table(data.extras.configs)),
+            "### Checkpoints and engines", "", tables.to_markdown(tables.checkpoints_table(data.extras.checkpoints)),
             "### Left out", "", tables.to_markdown(tables.left_out_table(data.extras.left_out)),
             "### Prompts per principle", "", tables.to_markdown(tables.principle_coverage_table(data.extras.principle_coverage))]
     return "\n".join(out)

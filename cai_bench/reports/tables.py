@@ -192,7 +192,15 @@ def configs_table(configs: list[dict]) -> Table:
     """The one generation config per task and one scorer config per scorer compared."""
     return Table(["kind", "task / scorer", "config", "covers", "settings"],
                  [[cell(c["kind"]), cell(c["name"]), cell(c["hash"]), cell(f"{c['covered']} of {c['of']} {c['unit']}"),
-                   cell(_settings(c["settings"]))] for c in configs])
+                   cell(_settings({**c["settings"], "engine": c["engine"]} if c.get("engine") else c["settings"]))]
+                  for c in configs])
+
+
+def checkpoints_table(checkpoints: list[dict]) -> Table:
+    """Who answered for each checkpoint: the engine of local weights (hf, vllm) or its server."""
+    return Table(["checkpoint", "kind", "engine", "fingerprint"],
+                 [[cell(c["label"]), cell(c["kind"]), cell(c["engine"]), cell(c["fingerprint"][:12])]
+                  for c in checkpoints])
 
 
 def left_out_table(left_out: list[dict]) -> Table:

@@ -50,8 +50,12 @@ def print_comparison(extras, console) -> None:  # noqa: ANN001 - StoreExtras, ri
     """Under which configs the leaderboard compares, what it left out, how many prompts."""
     for c in extras.configs:
         console.print(f"compared under {escape(c['kind'])} config {escape(c['hash'])} for {escape(str(c['name']))} "
-                      f"({c['covered']} of {c['of']} {c['unit']}): {escape(tables._settings(c['settings']))}",
+                      f"({c['covered']} of {c['of']} {c['unit']}): {escape(tables._settings(c['settings']))}"
+                      + (f"; engine {escape(c['engine'])}" if c.get("engine") else ""),
                       highlight=False)
+    if any(c["engine"] != "hf" for c in extras.checkpoints):  # only worth a line when not all default
+        console.print("engines: " + ", ".join(f"{escape(str(c['label']))} {escape(c['engine'])}"
+                                              for c in extras.checkpoints), highlight=False)
     for x in extras.left_out:
         console.print(f"[yellow]left out:[/yellow] {escape(str(x['checkpoint']))} on {escape(str(x['task_id']))} "
                       f"({escape(x['what'])} {escape(x['hash'])}): {escape(x['reason'])}", highlight=False)

@@ -52,6 +52,15 @@ class StoreExtras:
     configs: list[dict[str, Any]] = field(default_factory=list)  # [{kind, name, hash, settings, covered, of}]
     left_out: list[dict[str, Any]] = field(default_factory=list)  # [{checkpoint, task_id, what, hash, reason}]
     principle_coverage: list[dict[str, Any]] = field(default_factory=list)  # [{task_id, principle_id, n, of}]
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # [{label, fingerprint, kind, engine}]
+
+
+def _engine_name(settings: dict[str, Any], kind: str | None) -> str:
+    """Who produced a checkpoint's answers: the generation engine of local weights
+    (hf: lm-eval/transformers, vllm), or the server of a served checkpoint."""
+    if kind in ("openai", "ollama"):
+        return f"{kind} server"
+    return str(settings.get("engine", "hf"))
 
 
 def _engine(store_url: str):
@@ -146,29 +155,58 @@ def _select_configs(conn, gens: pd.DataFrame, sc: pd.DataFrame,
                     extras: StoreExtras) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep one generation config per task and one scorer config per scorer;
     record the choice and what was left out in `extras`."""
-    labels = dict(conn.execute(select(S.checkpoints.c.fingerprint, S.checkpoints.c.label)).all())
+    ck_rows = conn.execute(select(S.checkpoints.c.fingerprint, S.checkpoints.c.label, S.checkpoints.c.kind)).all()
+    labels = {fp: label for fp, label, _ in ck_rows}
+    kinds = {fp: kind for fp, _, kind in ck_rows}
     unit = ["fingerprint", "task_id"]
-    per = gens.groupby([*unit, "gen_hash"], sort=False)["created_at"].max().rename("newest").reset_index()
-    chosen = _choose(per, ["task_id"], ["fingerprint"], "gen_hash")
-    n_ckpt = per.groupby("task_id")["fingerprint"].nunique()
     gen_settings = _gen_settings(conn)
+    # Checkpoints of a task are compared under one sampling (the generation settings
+    # but the engine): a vLLM-served checkpoint ranks beside an HF or an API one;
+    # each checkpoint's answers come from one engine (its newest), named per checkpoint.
+    sampling = {h: (json.dumps({k: v for k, v in gen_settings[h].items() if k != "engine"}, sort_keys=True)
+                    if gen_settings.get(h) else h) for h in gens["gen_hash"].unique()}
+    gens = gens.assign(sampling=gens["gen_hash"].map(sampling))
+    per = gens.groupby([*unit, "sampling", "gen_hash"], sort=False)["created_at"].max().rename("newest").reset_index()
+    per_s = per.groupby([*unit, "sampling"], sort=False)["newest"].max().reset_index()
+    chosen = _choose(per_s, ["task_id"], ["fingerprint"], "sampling")
+    n_ckpt = per.groupby("task_id")["fingerprint"].nunique()
+    pick = dict(zip(chosen["task_id"], chosen["sampling"]))
+    # per checkpoint x task under the chosen sampling: the engine answered last
+    in_pick = per[[pick.get(t) == x for t, x in zip(per["task_id"], per["sampling"])]]
+    used = in_pick.sort_values("newest", kind="mergesort").drop_duplicates(unit, keep="last")
+    use = {(f, t): h for f, t, h in zip(used["fingerprint"], used["task_id"], used["gen_hash"])}
     for row in chosen.itertuples():
-        extras.configs.append({"kind": "generation", "name": row.task_id, "hash": row.gen_hash,
-                               "settings": gen_settings.get(row.gen_hash, {}), "covered": int(row.covered),
-                               "of": int(n_ckpt[row.task_id]), "unit": "checkpoints"})
-    pick = dict(zip(chosen["task_id"], chosen["gen_hash"]))
+        hashes = sorted({h for (f, t), h in use.items() if t == row.task_id})
+        settings = dict(gen_settings.get(hashes[0], {})) if hashes else {}
+        engines = sorted({_engine_name(gen_settings.get(h, {}), kinds.get(f)) for (f, t), h in use.items()
+                          if t == row.task_id})
+        settings.pop("engine", None)
+        extras.configs.append({"kind": "generation", "name": row.task_id, "hash": ", ".join(hashes),
+                               "settings": settings, "covered": int(row.covered),
+                               "of": int(n_ckpt[row.task_id]), "unit": "checkpoints", "engine": ", ".join(engines)})
     have = set(zip(per["fingerprint"], per["task_id"], per["gen_hash"]))
     for fp, task in sorted({(f, t) for f, t, _ in have}):
-        others = sorted(h for f, t, h in have if f == fp and t == task and h != pick[task])
+        mine = use.get((fp, task))
+        others = sorted(h for f, t, h in have if f == fp and t == task and h != mine)
         if others:
-            present = (fp, task, pick[task]) in have
+            present = mine is not None
             extras.left_out.append({
                 "checkpoint": labels.get(fp, fp[:12]), "task_id": task, "what": "generation config",
                 "hash": ", ".join(others), "missing": not present,
-                "reason": (f"answers under other generation settings, not compared; this leaderboard uses "
-                           f"{pick[task]} (shared by the most checkpoints)")
-                + ("" if present else f"; no answers under {pick[task]}: missing here")})
-    gens = gens[[pick.get(t) == h for t, h in zip(gens["task_id"], gens["gen_hash"])]]
+                "reason": ((f"answers under other generation settings, not compared; this leaderboard uses "
+                            f"{mine} (the sampling shared by the most checkpoints)") if all(
+                               sampling.get(h) != pick[task] for h in others) else
+                           f"answers of another engine under the same sampling; this leaderboard uses {mine} "
+                           "(the newest)")
+                + ("" if present else "; no answers under the chosen sampling: missing here")})
+    gens = gens[[use.get((f, t)) == h for f, t, h in zip(gens["fingerprint"], gens["task_id"], gens["gen_hash"])]]
+    gens = gens.drop(columns=["sampling"])
+    engines_of: dict[str, set[str]] = {}
+    for (f, _t), h in use.items():
+        engines_of.setdefault(f, set()).add(_engine_name(gen_settings.get(h, {}), kinds.get(f)))
+    extras.checkpoints = [{"label": labels.get(f, f[:12]), "fingerprint": f, "kind": kinds.get(f) or "",
+                           "engine": ", ".join(sorted(e))} for f, e in sorted(
+                               engines_of.items(), key=lambda kv: (labels.get(kv[0], kv[0]), kv[0]))]
 
     sc = sc.merge(gens[["generation_id", *unit, "content_hash"]], on=["generation_id", "content_hash"])
     per = (sc.groupby([*unit, "scorer_id", "scorer_hash"], sort=False)["score_created_at"].max()

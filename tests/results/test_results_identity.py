@@ -104,7 +104,7 @@ def test_mixed_configs_are_never_mixed_in_one_leaderboard(tmp_path: Path) -> Non
     assert sorted(zip(df["label"], df["value"])) == [("A", 0.1), ("B", 0.4)]
     gen_cfg = [c for c in extras.configs if c["kind"] == "generation"]
     assert gen_cfg == [{"kind": "generation", "name": "t", "hash": "g1", "settings": {"max_new_tokens": 64},
-                        "covered": 2, "of": 2, "unit": "checkpoints"}]
+                        "covered": 2, "of": 2, "unit": "checkpoints", "engine": "hf"}]
     assert [(x["checkpoint"], x["what"], x["hash"], x["missing"]) for x in extras.left_out] == [
         ("A", "generation config", "g2", False), ("B", "scorer sim", "h2", False)]
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.models.chat.retry import redact
+from cai_bench.models.vllm_server import VllmSettings
 from cai_bench.harness.scorers.registry import scorer
 from cai_bench.harness.scorers.judge_rubric import CRITERIA, JudgePrompt, build_prompt, parse_verdict, verdict_schema
 
@@ -45,6 +46,26 @@ class JudgeConfig(ScorerConfig):
     max_wait: float = Field(20.0, ge=0)
     device: str | None = None  # hf
     trust_remote_code: bool = False  # hf
+    engine: Literal["hf", "vllm"] = "hf"  # hf backend: in-process transformers, or a vLLM server (structured outputs)
+    vllm: VllmSettings = Field(default_factory=VllmSettings)  # engine vllm: how its server starts
+
+    @model_validator(mode="after")
+    def _engine_for_local(self) -> "JudgeConfig":
+        if self.engine == "vllm" and self.backend != "hf":
+            raise ValueError(f"engine vllm serves a local judge model: it needs backend hf, not {self.backend}")
+        return self
+
+    def identity_dict(self) -> dict[str, Any]:
+        """The engine is part of the verdicts' identity (vLLM decodes constrained to the
+        schema, bf16); "hf" adds nothing, so judge scores stored before engines match.
+        Of the server's settings only those that can change a verdict count."""
+        out = super().identity_dict()
+        out.pop("vllm", None)
+        if out.get("engine") == "hf":
+            out.pop("engine")
+        else:
+            out["vllm"] = {"dtype": self.vllm.dtype, "max_model_len": self.vllm.max_model_len}
+        return out
 
 
 @scorer("judge", metrics=[
@@ -78,6 +99,7 @@ class JudgeScorer(Scorer):
             api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
             concurrency=cfg.concurrency, batch_size=cfg.batch_size, device=cfg.device,
             trust_remote_code=trust_remote_code(cfg.trust_remote_code, "scorer judge"),
+            engine=cfg.engine, vllm=cfg.vllm,
             retry=RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
                               max_wait=cfg.max_wait))
 
@@ -136,7 +158,8 @@ class JudgeScorer(Scorer):
         self._backend = None
 
     def __repr__(self) -> str:
-        return f"JudgeScorer(backend={self.config.backend!r}, model={self.config.model!r})"
+        return (f"JudgeScorer(backend={self.config.backend!r}, model={self.config.model!r}"
+                + (f", engine={self.config.engine!r})" if self.config.engine != "hf" else ")"))
 
     def _secret(self) -> str | None:
         from cai_bench.models.chat.settings import openai_api_key
@@ -205,6 +228,7 @@ class JudgeScorer(Scorer):
                     still.append(i)
                     continue
                 detail = {"rationale": verdict.rationale[:1000], "backend": self.config.backend,
+                          **({"engine": "vllm"} if self.config.engine == "vllm" else {}),
                           "model": self.config.model, "attempts": attempt + 1,
                           "principle_id": x.principle_id}
                 rows[i] = [ScoreRow.ok(x.key, c, getattr(verdict, c), detail if c == "helpfulness" else None)
@@ -223,7 +247,8 @@ class JudgeScorer(Scorer):
 
         cfg = self.config
         params = GenParams(max_new_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed)
-        schema = verdict_schema(strict=True)
+        vllm = cfg.engine == "vllm"  # constrained decoding: ranges and a bounded rationale enforced
+        schema = verdict_schema(strict=not vllm, bounded=vllm)
         size = cfg.batch_size if not self._backend.structured else max(1, len(prompts))
         out: list[tuple[str, str | None]] = []
         for s in range(0, len(prompts), size):

@@ -35,9 +35,14 @@ class Verdict(BaseModel):
     rationale: str = Field(description="one or two sentences")
 
 
-def verdict_schema(*, strict: bool = False) -> dict[str, Any]:
+RATIONALE_MAX_CHARS = 400  # constrained decoding (vLLM) must close the rationale before max_tokens
+
+
+def verdict_schema(*, strict: bool = False, bounded: bool = False) -> dict[str, Any]:
     """The verdict's JSON schema. `strict` drops range keywords that OpenAI's strict
-    structured outputs have not always accepted; ranges are checked on parsing anyway."""
+    structured outputs have not always accepted; ranges are checked on parsing anyway.
+    `bounded` (vLLM's constrained decoding, which enforces every keyword) caps the
+    rationale's length, so even a rambling small judge closes the object in time."""
     schema = Verdict.model_json_schema()
     schema.pop("title", None)
     for prop in schema["properties"].values():
@@ -45,6 +50,8 @@ def verdict_schema(*, strict: bool = False) -> dict[str, Any]:
         if strict:
             for k in ("minimum", "maximum"):
                 prop.pop(k, None)
+    if bounded:
+        schema["properties"]["rationale"]["maxLength"] = RATIONALE_MAX_CHARS
     return schema
 
 

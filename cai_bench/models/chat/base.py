@@ -64,6 +64,8 @@ class ChatOptions:
     device: str | None = None
     dtype: str = "auto"
     trust_remote_code: bool = False
+    engine: str = "hf"  # local checkpoints: in-process transformers ("hf") or a vLLM server ("vllm")
+    vllm: Any = None  # engine vllm: cai_bench.models.vllm_server.VllmSettings (None: its defaults)
 
 
 @runtime_checkable

@@ -22,6 +22,17 @@ BACKENDS: dict[str, str] = {
 }
 
 
+VLLM = "cai_bench.models.chat.vllm_chat:VllmChat"  # local checkpoints when ChatOptions.engine is "vllm"
+
+
+def _target(kind: str, options: ChatOptions) -> Any:
+    """The class for `kind`: local checkpoints go to vLLM when the options ask for it."""
+    if kind in ("hf", "peft") and options.engine == "vllm":
+        module, _, name = VLLM.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return backend_class(kind)
+
+
 def register(kind: str, target: str) -> None:
     """Serve checkpoints of `kind` with the class at `target` ("package.module:Class")."""
     BACKENDS[kind] = target
@@ -41,17 +52,17 @@ def open_checkpoint(ckpt: Any, options: ChatOptions = ChatOptions()) -> ChatMode
         from cai_bench.models.resolve import resolve_checkpoint
 
         ckpt = resolve_checkpoint(ckpt, openai_base_url=options.base_url, ollama_host=options.base_url)
-    return backend_class(ckpt.kind).from_checkpoint(ckpt, options)
+    return _target(ckpt.kind, options).from_checkpoint(ckpt, options)
 
 
 def open_model(kind: str, model: str | None, options: ChatOptions = ChatOptions()) -> ChatModel:
     """A chat model named the way scorer configs name them: a backend kind plus a
     model name (served name, or an in-process spec/folder/hub id); None is the
     backend's default model."""
-    cls = backend_class(kind)
+    cls = _target(kind, options)
     return cls.open(model or cls.DEFAULT_MODEL, options)
 
 
 def model_available(kind: str, model: str | None, options: ChatOptions = ChatOptions()) -> tuple[bool, str]:
-    cls = backend_class(kind)
+    cls = _target(kind, options)
     return cls.available(model or cls.DEFAULT_MODEL, options)
