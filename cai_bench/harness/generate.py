@@ -189,9 +189,12 @@ def _device(gen: "GenerationSettings") -> str:
 def engine_group(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> str:
     """Checkpoints with the same group are answered by one loaded engine: on vLLM
     a base and all its PEFT adapters share one server (LoRA, unmerged); anything
-    else is a group of its own (its fingerprint)."""
+    else is a group of its own (its fingerprint). The base is known by its
+    fingerprint (content), so an adapter whose config names the same weights in
+    another folder (e.g. `bundled:` materialized elsewhere) still shares."""
     if ckpt.is_local and gen.engine == "vllm":
-        return f"vllm:{ckpt.model}"
+        base = ckpt.metadata.get("base_fingerprint") if ckpt.kind == "peft" else ckpt.fingerprint
+        return f"vllm:{base or ckpt.model}"
     return ckpt.fingerprint
 
 

@@ -70,7 +70,7 @@ def test_run_adapters_share_one_server_and_the_judge_runs_on_vllm(tmp_path: Path
     assert "new: 6 responses" in res.stderr and "generation models loaded: 1" in res.stderr, res.stderr[-3000:]
     con = sqlite3.connect(out / "results.sqlite")
     try:
-        engines = dict(con.execute("select kind || ':' || label, json_extract(metadata_json, '$.engine') "
+        engines = dict(con.execute("select fingerprint, json_extract(metadata_json, '$.engine') "
                                    "from checkpoints").fetchall())
         per_ck = dict(con.execute("select fingerprint, count(*) from generations group by fingerprint").fetchall())
         answers = [r[0] for r in con.execute("select response from generations").fetchall()]

@@ -52,13 +52,17 @@ def test_request_model_names_the_adapter_or_the_base(tmp_path: Path) -> None:
         server.request_model(str(tmp_path / "other"))
 
 
-def _ck(fp: str, kind: str, model: str, adapter: str | None = None) -> ResolvedCheckpoint:
-    return ResolvedCheckpoint(spec=fp, kind=kind, model=model, fingerprint=fp, label=fp, adapter=adapter)
+def _ck(fp: str, kind: str, model: str, adapter: str | None = None, base_fp: str | None = None) -> ResolvedCheckpoint:
+    meta = {"base_fingerprint": base_fp} if base_fp else {}
+    return ResolvedCheckpoint(spec=fp, kind=kind, model=model, fingerprint=fp, label=fp, adapter=adapter,
+                              metadata=meta)
 
 
 def test_adapters_of_one_base_share_a_server_in_run() -> None:
-    cks = [_ck("base", "hf", "/m/base"), _ck("a1", "peft", "/m/base", "/r/a1"), _ck("a2", "peft", "/m/base", "/r/a2"),
-           _ck("other", "peft", "/m/other", "/r/o"), _ck("api", "openai", "gpt-x")]
+    # a2's config names the same base weights in another folder (same fingerprint): it shares too
+    cks = [_ck("base", "hf", "/m/base"), _ck("a1", "peft", "/m/base", "/r/a1", "base"),
+           _ck("a2", "peft", "/home/models/base", "/r/a2", "base"),
+           _ck("other", "peft", "/m/other", "/r/o", "otherfp"), _ck("api", "openai", "gpt-x")]
     vllm = GenerationSettings(engine="vllm")
     groups = [engine_group(c, vllm) for c in cks]
     assert groups[0] == groups[1] == groups[2] != groups[3]
