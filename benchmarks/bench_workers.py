@@ -29,43 +29,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+from pg_cluster import create_database, query  # noqa: E402 - the test suite's helpers (tests/ is on the path)
+
 
 def tiny_model(dest: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """The test suite's tiny random Llama (tests/tiny_models.py) with SmolLM2's tokenizer."""
+    from tiny_models import build_tiny_llama
 
     from cai_bench.models import BUNDLED
 
-    tok = AutoTokenizer.from_pretrained(BUNDLED["smollm2-135m-instruct"].prepare())
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(dest)
-    tok.save_pretrained(dest)
-    return dest
-
-
-def new_db(server: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql)).all()]
-    finally:
-        engine.dispose()
+    return build_tiny_llama(BUNDLED["smollm2-135m-instruct"].prepare(), dest)
 
 
 def start_worker(args: argparse.Namespace, model: Path, url: str, out: Path, name: str) -> subprocess.Popen:
@@ -96,7 +69,7 @@ def tally(url: str, prompts: int) -> dict:
 
 
 def scenario(args, model, server, n: int, kill: bool, tmp: Path) -> dict:
-    url = new_db(server, f"bench_{n}{'_kill' if kill else ''}")
+    url = create_database(server, f"bench_{n}{'_kill' if kill else ''}")
     started = time.perf_counter()
     procs = [start_worker(args, model, url, tmp / f"out{n}", f"machine-{i + 1}") for i in range(n)]
     killed_at = taken_at = None

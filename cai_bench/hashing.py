@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -12,6 +13,15 @@ def digest(obj: Any) -> str:
     """16 hex digits of sha256 over `obj` as canonical JSON (sorted keys, no spaces)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Full sha256 hex of a file's bytes, read in 1 MiB blocks (weights, datasets)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def endpoint(url: str | None) -> str | None:

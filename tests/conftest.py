@@ -107,11 +107,6 @@ def pg_url(pg_server) -> str:
     """A fresh, empty database on the session's server."""
     import uuid
 
-    from sqlalchemy import create_engine, text
+    import pg_cluster
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return pg_server.rsplit("/", 1)[0] + "/" + name
+    return pg_cluster.create_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")

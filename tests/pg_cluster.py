@@ -82,3 +82,26 @@ def throwaway_cluster(max_connections: int = 100) -> Iterator[str]:
             subprocess.run([*prefix, pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                            capture_output=True, env=env, timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def create_database(server: str, name: str) -> str:
+    """A new, empty database on `server` (a URL ending in a database); its URL."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """Rows of one SQL statement, as tuples (checks on what a store holds)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql)).all()]
+    finally:
+        engine.dispose()

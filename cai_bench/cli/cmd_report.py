@@ -9,14 +9,13 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import STORE
 
 
 @app.command()
 def report(
     out: Path = typer.Option(Path("cai-bench-out"), "--out", "-o", help="Output folder; the report goes to OUT/report/."),
-    store: Optional[str] = typer.Option(
-        None, "--store", help="Results store: SQLAlchemy URL or SQLite path (default OUT/results.sqlite)."
-    ),
+    store: Optional[str] = STORE,
     baseline: Optional[str] = typer.Option(
         None, "--baseline", help="Checkpoint to compare the others against, as given to run (spec, "
         "relative or absolute path), its label or fingerprint."
@@ -85,26 +84,21 @@ def _list_configs(url: str, console) -> None:  # noqa: ANN001 - rich Console
     def line(text: str) -> None:
         console.print(text, highlight=False, soft_wrap=True)
 
-    line("[bold]Generation configs[/bold] (config: generations, checkpoints, tasks, newest; settings)")
-    for g in inv.generation or [{}]:
-        if g:
-            line(f"  {g['hash']}: {g['generations']} generations, {g['checkpoints']} checkpoints, {g['tasks']} tasks, "
-                 f"newest {g['newest']}; {escape(_settings(g['settings']))}")
-        else:
+    def section(title: str, rows: list[dict], show) -> None:  # noqa: ANN001 - row -> text
+        line(title)
+        for row in rows:
+            line(f"  {show(row)}")
+        if not rows:
             line("  none")
-    line("[bold]Scorer configs[/bold] (scorer config: scores, generations, newest; settings)")
-    for sc in inv.scorers or [{}]:
-        if sc:
-            line(f"  {escape(sc['scorer'])} {sc['hash']}: {sc['scores']} scores, {sc['generations']} generations, "
-                 f"newest {sc['newest']}; {escape(_settings(sc['identity']))}")
-        else:
-            line("  none")
-    line("[bold]Runs[/bold] (run: status, started, finished, host, pid)")
-    for r in inv.runs or [{}]:
-        if r:
-            line(f"  {escape(str(r['run_id']))}: {escape(str(r['status']))}, {r['started_at']}, "
-                 f"{r['finished_at'] or '-'}, {escape(str(r['host'] or '-'))}, {r['pid'] or '-'}")
-        else:
-            line("  none")
+
+    section("[bold]Generation configs[/bold] (config: generations, checkpoints, tasks, newest; settings)",
+            inv.generation, lambda g: f"{g['hash']}: {g['generations']} generations, {g['checkpoints']} checkpoints, "
+            f"{g['tasks']} tasks, newest {g['newest']}; {escape(_settings(g['settings']))}")
+    section("[bold]Scorer configs[/bold] (scorer config: scores, generations, newest; settings)",
+            inv.scorers, lambda sc: f"{escape(sc['scorer'])} {sc['hash']}: {sc['scores']} scores, "
+            f"{sc['generations']} generations, newest {sc['newest']}; {escape(_settings(sc['identity']))}")
+    section("[bold]Runs[/bold] (run: status, started, finished, host, pid)",
+            inv.runs, lambda r: f"{escape(str(r['run_id']))}: {escape(str(r['status']))}, {r['started_at']}, "
+            f"{r['finished_at'] or '-'}, {escape(str(r['host'] or '-'))}, {r['pid'] or '-'}")
     if inv.stale_generations:
         line(f"{inv.stale_generations} stored answers are to earlier versions of prompts (kept, not reported)")

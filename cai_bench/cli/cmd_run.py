@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import STORE, TRUST_REMOTE_CODE
 from cai_bench.redact import redact_text
 
 if TYPE_CHECKING:
@@ -34,8 +35,7 @@ def run_cmd(
     limit_mode: Optional[str] = typer.Option(None, "--limit-mode",
                                              help="stratified (default) or head (the first N in task order)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: ./cai-bench-out)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
-                                        "(default: sqlite:///<out>/results.sqlite)."),
+    store: Optional[str] = STORE,
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling and bootstrap."),
     force: bool = typer.Option(False, "--force", help="Recompute responses and scores already stored."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
@@ -58,9 +58,7 @@ def run_cmd(
     baseline: Optional[str] = typer.Option(
         None, "--baseline", help="With several checkpoints: print paired deltas against this one (as given: "
         "spec, relative path, label or fingerprint). (default: the first checkpoint)"),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="Let scorer models run their repository's own code (never "
-                                                "switched on by a config file alone)."),
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 

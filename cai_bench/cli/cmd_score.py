@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import SCORER_CONFIG, TRUST_REMOTE_CODE
 from cai_bench.redact import redact_text
 
 
@@ -19,12 +20,8 @@ def score_cmd(
     scorer: List[str] = typer.Option(..., "--scorer", "-s", help="Scorer id or 'all'; repeatable."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write rows here (.jsonl or .csv); "
                                        "default: jsonl on stdout."),
-    scorer_config: Optional[Path] = typer.Option(
-        None, "--scorer-config", help="YAML/JSON scorer settings: {scorer: {setting: value}}, or "
-        "{setting: value} with one --scorer (see `cai-bench scorers list` and docs/scorers.md)."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="Let scorer models run their repository's own code (never "
-                                                "switched on by a config file alone)."),
+    scorer_config: Optional[Path] = SCORER_CONFIG,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Score responses with the given scorers; one `<scorer>.<metric>` column per metric."""
     from cai_bench.console import console, err_console, make_progress, safe

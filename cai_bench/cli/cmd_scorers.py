@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import SCORER_CONFIG, STORE
 
 scorers_app = typer.Typer(help="Scorers: list them with their metrics; validate them against human labels; "
                           "list validation suites.", no_args_is_help=True)
@@ -96,15 +97,14 @@ def validate_cmd(
                                               "(graded default)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold in metric units "
                                               "(default: the middle of the metric's declared range)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="YAML/JSON scorer settings."),
+    scorer_config: Optional[Path] = SCORER_CONFIG,
     scorer_set: List[str] = typer.Option([], "--scorer-set", help="[SCORER.]KEY=VALUE scorer setting; repeatable."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="A seeded random sample of N rows "
                                         "(or pairs) per suite."),
     seed: int = typer.Option(0, "--seed", help="Seed for --limit and the bootstrap."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder whose store gets the results "
                                        "(default: ./cai-bench-out)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Results store URL or SQLite path "
-                                        "(default: sqlite:///<out>/results.sqlite)."),
+    store: Optional[str] = STORE,
     no_store: bool = typer.Option(False, "--no-store", help="Print only; store nothing."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
     fresh: bool = typer.Option(False, "--fresh", help="Score every answer again (default: answers this scorer "

@@ -9,12 +9,12 @@ from typing import Optional
 import typer
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import STORE
 
 
 @app.command()
 def status(
-    store: Optional[str] = typer.Option(None, "--store", help="Results store: SQLAlchemy URL or SQLite path "
-                                        "(default OUT/results.sqlite)."),
+    store: Optional[str] = STORE,
     out: Path = typer.Option(Path("cai-bench-out"), "--out", "-o", help="Output folder of the run."),
 ) -> None:
     """Show work done / in flight / waiting per checkpoint x task and per scorer, and the active workers."""

@@ -42,12 +42,9 @@ class Sampling:
     seed: int
 
     def lm_eval_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"until": [], "max_gen_toks": self.max_new_tokens}
-        if self.temperature > 0:
-            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            kw.update(do_sample=False, temperature=0.0)
-        return kw
+        from cai_bench.tasks import lm_eval_gen_kwargs
+
+        return lm_eval_gen_kwargs(self.max_new_tokens, self.temperature, self.top_p)
 
 
 def resolve_sampling(task: "Task", gen: "GenerationSettings", seed: int) -> Sampling:

@@ -11,6 +11,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from cai_bench.hashing import sha256_file
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 ADAPTER_FILES = ("adapter_config.json",)
 # Everything besides the weights that changes what the model reads or writes:
@@ -36,12 +38,8 @@ IDENTITY_FILES = frozenset({
 
 
 @lru_cache(maxsize=4096)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: the cache key
+    return sha256_file(path)
 
 
 def file_digest(path: Path) -> str:

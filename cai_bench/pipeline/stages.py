@@ -22,19 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cai_bench.errors import UserError
+from cai_bench.hashing import sha256_file
 from cai_bench.paths import atomic_write_text
 from cai_bench.pipeline.config import BUNDLED_DATA, PipelineConfig
 
 log = logging.getLogger("cai_bench.pipeline")
 ROLES = ("base", "sft", "dpo")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _jsonl(rows: list[dict]) -> str:

@@ -48,17 +48,33 @@ def _grid(nrows: int, ncols: int, label_in: float) -> dict:
             "wspace": min(1.5, label_in / max(panel - label_in, 0.5) + 0.05), "hspace": 0.5}
 
 
+def _panels(keys: list[str], labels: list[str]):  # noqa: ANN202 - (Figure, axes array)
+    """One panel per metric key, up to 3 a row, margins fitted to the checkpoint labels."""
+    ncols = min(3, max(1, len(keys)))
+    nrows = max(1, -(-len(keys) // ncols))
+    return plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False,
+                        gridspec_kw=_grid(nrows, ncols, labels_width(labels)))
+
+
+def _finish(fig, axes, keys: list[str], title: str) -> bytes:  # noqa: ANN001
+    """Checkpoints top-down, each panel titled by its metric, unused panels blank; the PNG."""
+    for ax, key in zip(axes.flat, keys):
+        ax.invert_yaxis()
+        ax.set_title(plot_text(key))
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(plot_text(title))
+    return _png(fig)
+
+
 def metric_means(board: pd.DataFrame, group: str) -> bytes:
     """One panel per metric: each checkpoint's mean with its 95% CI, for one culture."""
     part = board[board["group"] == group]
     keys = [c for c in board.columns
             if not c.endswith((".lo", ".hi", ".n")) and "." in c and part[c].notna().any()]
     with plt.rc_context(_style()):
-        ncols = min(3, max(1, len(keys)))
-        nrows = max(1, -(-len(keys) // ncols))
         labels = list(part["label"])
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False,
-                                 gridspec_kw=_grid(nrows, ncols, labels_width(labels)))
+        fig, axes = _panels(keys, labels)
         for ax, key in zip(axes.flat, keys):
             means = part[key].to_numpy(dtype=float)
             err = np.vstack([means - part[f"{key}.lo"].to_numpy(dtype=float),
@@ -66,12 +82,7 @@ def metric_means(board: pd.DataFrame, group: str) -> bytes:
             y = np.arange(len(labels))
             ax.barh(y, np.nan_to_num(means), xerr=np.nan_to_num(err), color="#4c72b0", capsize=3)
             ax.set_yticks(y, [plot_text(lab) for lab in labels])
-            ax.invert_yaxis()
-            ax.set_title(plot_text(key))
-        for ax in list(axes.flat)[len(keys):]:
-            ax.axis("off")
-        fig.suptitle(plot_text(f"Metric means with 95% bootstrap CI: {group}"))
-        return _png(fig)
+        return _finish(fig, axes, keys, f"Metric means with 95% bootstrap CI: {group}")
 
 
 def heatmap(matrix: pd.DataFrame) -> bytes:
@@ -97,20 +108,12 @@ def distributions(df: pd.DataFrame, group: str) -> bytes:
     part = df[(df["culture"] == group) & (df["status"] == "ok")]
     keys = sorted((part["scorer_id"] + "." + part["metric"]).unique())
     with plt.rc_context(_style()):
-        ncols = min(3, max(1, len(keys)))
-        nrows = max(1, -(-len(keys) // ncols))
         labels = sorted(part["label"].unique())
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False,
-                                 gridspec_kw=_grid(nrows, ncols, labels_width(labels)))
+        fig, axes = _panels(keys, labels)
         keyed = part.assign(key=part["scorer_id"] + "." + part["metric"])
         for ax, key in zip(axes.flat, keys):
             sub = keyed[keyed["key"] == key]
             data = [sub.loc[sub["label"] == lab, "value"].to_numpy(dtype=float) for lab in labels]
             ax.boxplot(data, showfliers=False, whis=(5, 95), **_HORIZONTAL,
                        **{_TICK_LABELS: [plot_text(lab) for lab in labels]})
-            ax.invert_yaxis()
-            ax.set_title(plot_text(key))
-        for ax in list(axes.flat)[len(keys):]:
-            ax.axis("off")
-        fig.suptitle(plot_text(f"Score distributions: {group}"))
-        return _png(fig)
+        return _finish(fig, axes, keys, f"Score distributions: {group}")

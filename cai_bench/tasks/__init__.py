@@ -11,7 +11,7 @@ from cai_bench.tasks._loader import (
     read_prompts_jsonl,
     task_constitution,
 )
-from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task, check_task_id
+from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task, check_task_id, lm_eval_gen_kwargs
 from cai_bench.tasks._user import read_prompts_file, write_task_folder, write_user_task
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "constitution_digest",
     "export_lm_eval",
     "list_tasks",
+    "lm_eval_gen_kwargs",
     "load_task",
     "parse_task",
     "prompt_identity",

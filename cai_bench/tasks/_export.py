@@ -22,7 +22,7 @@ import yaml
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_text
-from cai_bench.tasks._schema import GROUP, ID_RE_SUFFIX, Task
+from cai_bench.tasks._schema import GROUP, ID_RE_SUFFIX, Task, lm_eval_gen_kwargs
 
 BASE_FILE = "_cai_base"
 METRIC_SHIM = "cai_bench_metric.py"
@@ -53,12 +53,7 @@ def _dump(obj: Any) -> str:
 
 def _gen_kwargs(task: Task) -> dict[str, Any]:
     g = task.generation
-    kw: dict[str, Any] = {"until": [], "max_gen_toks": g.max_new_tokens}
-    if g.temperature > 0:
-        kw.update(do_sample=True, temperature=g.temperature, top_p=g.top_p)
-    else:
-        kw.update(do_sample=False, temperature=0.0)
-    return kw
+    return lm_eval_gen_kwargs(g.max_new_tokens, g.temperature, g.top_p)
 
 
 def _base_config() -> dict[str, Any]:

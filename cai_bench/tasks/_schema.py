@@ -73,6 +73,17 @@ class PromptRecord(BaseModel):
         return None if v == "" else v
 
 
+def lm_eval_gen_kwargs(max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
+    """lm-eval `generation_kwargs` for these settings: greedy at temperature 0, else sampled
+    (shared by the exported task folders and `run`, so both generate alike)."""
+    kw: dict[str, Any] = {"until": [], "max_gen_toks": max_new_tokens}
+    if temperature > 0:
+        kw.update(do_sample=True, temperature=temperature, top_p=top_p)
+    else:
+        kw.update(do_sample=False, temperature=0.0)
+    return kw
+
+
 class GenerationDefaults(BaseModel):
     """Default sampling for a task (greedy, 256 new tokens)."""
 

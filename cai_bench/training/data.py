@@ -9,7 +9,6 @@ are used whole. Every source is recorded with a content hash for provenance.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cai_bench.errors import UserError
+from cai_bench.hashing import sha256_file
 from cai_bench.io import hub_offline
 
 SUBDIR = {"sft": "sft", "dpo": "prefs"}
@@ -30,14 +30,6 @@ class Mixture:
     eval: Any | None
     sources: list[dict] = field(default_factory=list)
     constitutions: list[str] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _empty(path: Path) -> bool:
@@ -68,7 +60,7 @@ def _load_local(root: Path, stage: str, split: str) -> tuple[Any, dict]:
         ds = datasets.load_dataset("json", data_files=str(f), split="train")
     except Exception as exc:
         raise UserError(f"{f}: could not be read as JSON lines ({type(exc).__name__}: {exc})") from None
-    return ds, {"source": str(root), "split": split, "file": str(f), "sha256": _sha256(f)}
+    return ds, {"source": str(root), "split": split, "file": str(f), "sha256": sha256_file(f)}
 
 
 def _load_hub(repo: str, split: str) -> tuple[Any, dict]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+import pg_cluster
 from typer.testing import CliRunner
 
 from cai_bench.cli import app
@@ -21,13 +21,7 @@ def tiny_model(smollm2_dir: Path, tmp_path_factory) -> Path:
     return build_tiny_llama(smollm2_dir, tmp_path_factory.mktemp("tiny") / "tiny-llama")
 
 
-def _q(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql)).all()]
-    finally:
-        engine.dispose()
+_q = pg_cluster.query
 
 
 def test_two_local_workers_share_a_postgresql_run(tiny_model: Path, pg_url: str, tmp_path: Path) -> None:

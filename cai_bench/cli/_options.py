@@ -1,0 +1,15 @@
+"""Options several commands share, defined once so the flag and its help read the
+same everywhere (Typer copies an option's settings per command)."""
+
+from __future__ import annotations
+
+import typer
+
+STORE = typer.Option(None, "--store", help="Results store: SQLAlchemy URL or SQLite path "
+                                           "(default: sqlite:///<out>/results.sqlite).")
+TRUST_REMOTE_CODE = typer.Option(False, "--trust-remote-code",
+                                 help="Let scorer models run their repository's own code (never switched on "
+                                      "by a config file alone).")
+SCORER_CONFIG = typer.Option(None, "--scorer-config",
+                             help="YAML/JSON scorer settings: {scorer: {setting: value}}, or {setting: value} "
+                                  "with one scorer (see `cai-bench scorers list` and docs/scorers.md).")
