@@ -14,6 +14,8 @@ from cai_bench.reports import tables
 NOT_VALIDATED = "not validated"
 FLAG = "⚠"
 COLUMNS = ["key", "scorer_id", "scorer_hash", "metric", "text", "flagged", "warning"]
+# the figures behind `text`, for validity.csv (empty when the metric was never validated)
+FIGURES = ["suite", "figure", "value", "ci_low", "ci_high", "n_valid", "n_total", "verdict", "validated_at"]
 
 
 def store_keys(df: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -37,10 +39,22 @@ def validity_frame(df: pd.DataFrame, latest: dict[tuple[str, str, str], Any]) ->
     for sid, h, metric in sorted(store_keys(df)):
         v = latest.get((sid, h, metric))
         flagged = v is not None and v.flagged
+        figures = dict.fromkeys(FIGURES)
+        if v is not None:
+            figures.update(suite=v.suite, figure=v.figure, value=v.value, ci_low=v.lo, ci_high=v.hi,
+                           n_valid=v.n_valid, n_total=v.n_total, verdict=v.verdict, validated_at=v.created_at)
         rows.append({"key": f"{sid}.{metric}", "scorer_id": sid, "scorer_hash": h, "metric": metric,
                      "text": v.cell() if v is not None else NOT_VALIDATED, "flagged": flagged,
-                     "warning": v.flagged_by.warning() if flagged else ""})
-    return pd.DataFrame(rows, columns=COLUMNS)
+                     "warning": v.flagged_by.warning() if flagged else "", **figures})
+    return pd.DataFrame(rows, columns=COLUMNS + FIGURES)
+
+
+def validity_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """validity.csv: one row per metric of the leaderboards, its scorer config and the figures of
+    its latest validation ("not validated" in `validity` otherwise); the CSV twin of the report's table."""
+    out = frame.rename(columns={"key": "metric_key", "text": "validity", "flagged": "chance_level"})
+    return out.drop(columns=["warning"]).reindex(
+        columns=["metric_key", "scorer_id", "scorer_hash", "metric", "validity", "chance_level", *FIGURES])
 
 
 def flagged_keys(frame: pd.DataFrame) -> frozenset[str]:

@@ -71,6 +71,9 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
         for c in data.cultures:
             put(f"leaderboard_{slug(c)}.csv", _csv(data.board[data.board["group"] == c]))
         put("tasks_leaderboard.csv", _csv(data.task_board))
+        from cai_bench.reports.validity import validity_csv_frame
+
+        put("validity.csv", _csv(validity_csv_frame(data.validity)))
     atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
     if "md" in formats:
         from cai_bench.reports.markdown import render_markdown

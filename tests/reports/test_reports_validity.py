@@ -79,3 +79,19 @@ def test_run_warning_names_the_flagged_config_only(store):
     assert lines == ["warning: scorer judge.adherence agrees with human labels at chance level or worse "
                      "(AUC 0.50 [0.50, 0.50] on harmful-vs-ethical, 40/44 valid, 2026-11-25): do not trust its ranking"]
     assert run_warnings(store, [("judge", "h_other_config")]) == []
+
+
+def test_csv_report_has_validity_csv(store, tmp_path):
+    import pandas as pd
+
+    from cai_bench.reports.writer import write_report
+
+    add_validations(store)
+    report = write_report(store, tmp_path, formats=["csv"], n_boot=100)
+    v = pd.read_csv(report / "validity.csv").set_index("metric_key")
+    assert v.loc["similarity.cosine", "figure"] == "auc" and v.loc["similarity.cosine", "value"] == 1.0
+    assert (v.loc["similarity.cosine", "n_valid"], v.loc["similarity.cosine", "n_total"]) == (40, 44)
+    assert v.loc["similarity.cosine", "scorer_hash"] == "h_similarity"
+    assert bool(v.loc["judge.adherence", "chance_level"]) and v.loc["judge.adherence", "suite"] == "harmful-vs-ethical"
+    assert v.loc["harmlessness.harmless", "validity"] == "not validated"
+    assert pd.isna(v.loc["harmlessness.harmless", "value"])
