@@ -138,15 +138,39 @@ def _register_synthesize() -> None:
         engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
         vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
     ) -> None:
-        """Write a new red-team task from a constitution with a model (prompt + correct/incorrect answers)."""
+        """Write a new red-team task from a constitution with a model (prompt + correct/incorrect answers).
+
+        Items are kept as they are made: an interrupted synthesis continues where it stopped
+        when the same command is run again."""
         from cai_bench.generation import SynthesisConfig, synthesize_task
+        from cai_bench.generation.synthesize import journal_path, kept_in_journal
 
         cfg = SynthesisConfig(task_id=task_id, constitution=constitution, model=model, per_principle=per_principle,
                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, retries=retries,
                               culture=culture, dest=dest, batch_size=batch_size, concurrency=concurrency,
                               base_url=base_url, api_key=api_key, timeout=timeout, max_attempts=max_attempts,
                               **_engine_settings(engine, vllm_python))
-        result = synthesize_task(cfg)
+        progress = make_progress()
+        bar: list = []
+
+        def on_progress(done: int, total: int) -> None:
+            if not bar:
+                progress.start()
+                bar.append(progress.add_task(f"synthesizing {task_id}", total=total))
+            progress.update(bar[0], completed=done, total=total)
+
+        try:
+            result = synthesize_task(cfg, on_progress=on_progress)
+        except KeyboardInterrupt:
+            if bar:
+                progress.stop()
+            items, principles = kept_in_journal(cfg)
+            err_console.print(f"[yellow]interrupted[/yellow]: kept {items} prompts for {principles} principles in "
+                              f"{escape(str(journal_path(cfg)))}; run the same command again to continue")
+            raise typer.Exit(130) from None
+        finally:
+            if bar:
+                progress.stop()
         console.print(f"wrote task [bold]{task_id}[/bold] to {escape(str(result.path))}: {result.prompts} prompts "
                       f"({f'{result.kept} kept from the earlier run, ' if result.kept else ''}"
                       f"{result.duplicates} duplicates and {result.invalid} invalid outputs dropped"

@@ -30,7 +30,11 @@ def pipeline(
     config: Optional[Path] = typer.Argument(None, help="Pipeline config YAML (see docs/pipeline.md)."),
     task: Optional[str] = typer.Option(None, "--task", help="A built-in task id or task folder to split."),
     constitution: Optional[str] = typer.Option(None, "--constitution", help="Constitution id or YAML (with --prompts)."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompts jsonl/csv (with --constitution)."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompts jsonl/csv (with --constitution); "
+                                          "without it a model writes them (see --synthesize-with)."),
+    synthesize_with: Optional[str] = typer.Option(None, "--synthesize-with",
+                                                  help="Chat-model spec that writes the prompts from --constitution "
+                                                  "(default: the data generator, else the student)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="cpu-small (default) or gpu-7b."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/pipeline)."),
     student: Optional[str] = typer.Option(None, "--student", help="Checkpoint spec of the model to train."),
@@ -54,6 +58,8 @@ def pipeline(
             raw[key] = value
     for item in overrides or []:
         _set(raw, item)
+    if synthesize_with is not None:
+        raw.setdefault("synthesize", {})["generator"] = synthesize_with
     if allow_overlap:
         raw["allow_overlap"] = True
     if allow_low_quality:

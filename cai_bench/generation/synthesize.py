@@ -14,13 +14,20 @@ text, then embedding cosine >= `dedup_threshold`) and written as a user task
 Running the same command again on a task it wrote keeps that task's items (ids
 and texts unchanged) and asks only for the principles still short of N, so the
 requests that failed in a flaky first run are filled without redoing the rest.
+
+Principles are asked in chunks of `batch_size`; each chunk's accepted items are
+appended (fsynced) to a journal beside the task folder, so an interrupted
+synthesis (Ctrl-C, kill -9) keeps what it finished and the same command
+continues from there. The journal is keyed by everything that changes what is
+asked; another key starts afresh. It is removed once the task is written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -29,6 +36,7 @@ from cai_bench.errors import UserError
 from cai_bench.io import json_from_text, json_values
 from cai_bench.generation.cleaning import normalize_for_compare
 from cai_bench.generation.chat_settings import ChatSettings
+from cai_bench.hashing import digest, endpoint
 from cai_bench.models.chat import ChatModel, GenParams
 
 log = logging.getLogger(__name__)
@@ -162,48 +170,139 @@ def _near_duplicates(texts: Sequence[str], threshold: float) -> set[int]:
     return drop
 
 
+class Journal:
+    """Accepted items, one JSON line each, fsynced: what an interrupted synthesis keeps."""
+
+    def __init__(self, path: Path | None, key: str) -> None:
+        self.path, self.key = path, key
+
+    def load(self) -> list[tuple[str, SynthItem]]:
+        if self.path is None or not self.path.is_file():
+            return []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            head = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            head = {}
+        if head.get("key") != self.key:
+            log.warning("%s: kept items were made with other settings; starting afresh", self.path)
+            self.path.unlink()
+            return []
+        out = []
+        for line in lines[1:]:
+            try:  # a torn last line (kill during the write) is dropped
+                row = json.loads(line)
+                out.append((row["principle_id"], SynthItem.model_validate(row["item"])))
+            except (json.JSONDecodeError, KeyError, TypeError, ValidationError):
+                continue
+        return out
+
+    def append(self, rows: Sequence[tuple[str, SynthItem]]) -> None:
+        if self.path is None or not rows:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.is_file()
+        with open(self.path, "a", encoding="utf-8") as f:
+            if new:
+                f.write(json.dumps({"key": self.key}) + "\n")
+            f.write("".join(json.dumps({"principle_id": pid, "item": it.model_dump()}, ensure_ascii=False) + "\n"
+                            for pid, it in rows))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def synthesize_items(backend: ChatModel, principles: Sequence, cfg: SynthesisConfig, culture: str,
-                     start: dict[str, list[SynthItem]] | None = None,
+                     start: dict[str, list[SynthItem]] | None = None, journal: Journal | None = None,
+                     on_progress: Callable[[int, int], None] | None = None,
                      ) -> tuple[dict[str, list[SynthItem]], int, int, list[str]]:
-    """Ask until each principle has `per_principle` unique valid items or retries run out
-    (`start`: items already there, kept first). Returns the items, the invalid and
+    """Ask until each principle has `per_principle` unique valid items or retries run out,
+    `batch_size` principles at a time (`start`: items already there, kept first; `journal`:
+    where each chunk's accepted items go at once). Returns the items, the invalid and
     duplicate counts and the failed requests' errors."""
     structured = backend.structured
     got: dict[str, list[SynthItem]] = {p.id: list((start or {}).get(p.id, [])) for p in principles}
     seen: set[str] = {normalize_for_compare(it.prompt) for items in got.values() for it in items}
     invalid = duplicates = 0
     failed: list[str] = []
+    total = cfg.per_principle * len(principles)
+
+    def report() -> None:
+        if on_progress:
+            on_progress(sum(min(len(v), cfg.per_principle) for v in got.values()), total)
+
+    report()
     for attempt in range(cfg.retries + 1):
         need = [p for p in principles if len(got[p.id]) < cfg.per_principle]
         if not need:
             break
-        convs = [request_for(p, cfg.per_principle - len(got[p.id]), culture) for p in need]
         params = GenParams(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed + attempt)
         bounded = cfg.per_principle if getattr(backend, "kind", "") == "vllm" else None
-        replies = backend.chat(convs, params, json_schema=batch_schema(bounded) if structured else None,
-                               prefill=None if structured else PREFILL)
-        for p, reply in zip(need, replies):
-            if not reply.ok:
-                failed.append(f"{p.id}: {reply.error}")
-                continue
-            text = reply.text if structured else PREFILL + reply.text
-            items, bad = parse_items(text)
-            invalid += bad + (0 if items else 1)
-            for it in items:
-                key = normalize_for_compare(it.prompt)
-                if key in seen:
-                    duplicates += 1
+        for at in range(0, len(need), cfg.batch_size):
+            chunk = need[at:at + cfg.batch_size]
+            convs = [request_for(p, cfg.per_principle - len(got[p.id]), culture) for p in chunk]
+            replies = backend.chat(convs, params, json_schema=batch_schema(bounded) if structured else None,
+                                   prefill=None if structured else PREFILL)
+            accepted: list[tuple[str, SynthItem]] = []
+            for p, reply in zip(chunk, replies):
+                if not reply.ok:
+                    failed.append(f"{p.id}: {reply.error}")
                     continue
-                if len(got[p.id]) < cfg.per_principle:
-                    seen.add(key)
-                    got[p.id].append(it)
-        log.info("synthesis attempt %d: %d/%d items", attempt + 1, sum(map(len, got.values())),
-                 cfg.per_principle * len(principles))
+                text = reply.text if structured else PREFILL + reply.text
+                items, bad = parse_items(text)
+                invalid += bad + (0 if items else 1)
+                for it in items:
+                    key = normalize_for_compare(it.prompt)
+                    if key in seen:
+                        duplicates += 1
+                        continue
+                    if len(got[p.id]) < cfg.per_principle:
+                        seen.add(key)
+                        got[p.id].append(it)
+                        accepted.append((p.id, it))
+            if journal is not None:
+                journal.append(accepted)
+            report()
+        log.info("synthesis attempt %d: %d/%d items", attempt + 1, sum(map(len, got.values())), total)
     return got, invalid, duplicates, failed
 
 
-def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -> SynthesisResult:
-    """Synthesize and write the task; returns where it went and what was dropped."""
+def journal_path(cfg: SynthesisConfig) -> Path:
+    """Where the items of an unfinished synthesis wait: beside the task folder it will write."""
+    from cai_bench.paths import cai_bench_home
+
+    root = Path(cfg.dest).expanduser() if cfg.dest is not None else cai_bench_home() / "tasks"
+    return root / f".{cfg.task_id}.synthesis.jsonl"
+
+
+def journal_key(cfg: SynthesisConfig, constitution_text: str) -> str:
+    """Everything that changes what is asked or accepted (not timeouts, batch size or concurrency)."""
+    return digest({"constitution": constitution_text, "model": cfg.model, "per_principle": cfg.per_principle,
+                   "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "seed": cfg.seed,
+                   "culture": cfg.culture, "endpoint": endpoint(cfg.base_url)})
+
+
+def kept_in_journal(cfg: SynthesisConfig) -> tuple[int, int]:
+    """(items, principles) an interrupted synthesis has kept so far."""
+    path = journal_path(cfg)
+    if not path.is_file():
+        return 0, 0
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        try:
+            rows.append(json.loads(line)["principle_id"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return len(rows), len(set(rows))
+
+
+def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> SynthesisResult:
+    """Synthesize and write the task; returns where it went and what was dropped.
+    Finished items are journaled as they come (see the module docstring)."""
     from cai_bench.constitutions import load_constitution
     from cai_bench.tasks import PromptRecord, Task, check_task_id, write_user_task
 
@@ -219,6 +318,12 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
     for _, pid, it in earlier:
         start.setdefault(pid, []).append(it)
     kept = len(earlier)
+    journal = Journal(journal_path(cfg), journal_key(cfg, constitution.model_dump_json()))
+    known = {normalize_for_compare(it.prompt) for items in start.values() for it in items}
+    for pid, it in journal.load():  # items an interrupted run of this command finished
+        if normalize_for_compare(it.prompt) not in known:
+            known.add(normalize_for_compare(it.prompt))
+            start.setdefault(pid, []).append(it)
     need = [p for p in constitution.principles if len(start.get(p.id, [])) < cfg.per_principle]
     own = backend is None
     if backend is None and need:
@@ -228,7 +333,8 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
     try:
         if need:
             got, invalid, duplicates, failed = synthesize_items(backend, constitution.principles, cfg,
-                                                                f"{constitution.name} ({culture})", start)
+                                                                f"{constitution.name} ({culture})", start,
+                                                                journal, on_progress)
         else:
             got, invalid, duplicates, failed = {p.id: start.get(p.id, []) for p in constitution.principles}, 0, 0, []
     finally:
@@ -257,6 +363,7 @@ def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None) -
     is_file = Path(cfg.constitution).expanduser().is_file()
     kwargs = {"overwrite": True} if cfg.overwrite or found is not None else {}
     path = write_user_task(task, cfg.dest, Path(cfg.constitution).expanduser() if is_file else None, **kwargs)
+    journal.remove()
     counts = {pid: 0 for pid in got}
     for pid, _, _ in flat:
         counts[pid] += 1

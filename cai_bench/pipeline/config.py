@@ -64,6 +64,17 @@ class SplitSettings(_Strict):
     max_eval: int | None = Field(None, ge=1)
 
 
+class SynthesizeSettings(_Strict):
+    """Prompts written by a model from the constitution (`tasks synthesize`), when no prompts file is given."""
+
+    generator: str | None = None  # any chat-model spec; None: data.generator, else the student
+    per_principle: int = Field(5, ge=1)
+    max_new_tokens: int = Field(512, ge=16)
+    temperature: float = Field(0.7, ge=0.0)
+    retries: int = Field(3, ge=0)
+    batch_size: int = Field(8, ge=1)
+
+
 class DataSettings(_Strict):
     """Where the CAI training data comes from, and the quality gate."""
 
@@ -102,6 +113,7 @@ class PipelineConfig(_Strict):
     task: str | None = None
     constitution: str | None = None
     prompts: str | None = None
+    synthesize: SynthesizeSettings | None = None  # with `constitution` and no `prompts`
     student: str = ""
     seed: int = 0
     split: SplitSettings = Field(default_factory=SplitSettings)
@@ -113,10 +125,15 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _source(self) -> "PipelineConfig":
-        if not self.task and not (self.constitution and self.prompts):
-            raise ValueError("give `task` (a built-in or task folder) or both `constitution` and `prompts`")
-        if self.task and (self.constitution or self.prompts):
-            raise ValueError("give either `task` or `constitution` + `prompts`, not both")
+        if not self.task and not self.constitution:
+            raise ValueError("give `task` (a built-in or task folder), or `constitution` with `prompts` "
+                             "(or `synthesize` to have a model write them)")
+        if self.task and (self.constitution or self.prompts or self.synthesize):
+            raise ValueError("give either `task` or `constitution` (+ `prompts` or `synthesize`), not both")
+        if self.prompts and self.synthesize:
+            raise ValueError("give either `prompts` or `synthesize`, not both")
+        if self.constitution and not self.prompts and self.synthesize is None:
+            self.synthesize = SynthesizeSettings()  # no prompts: a model writes them
         if self.data.source == "bundled" and self.task not in BUNDLED_DATA:
             raise ValueError(f"data.source bundled exists only for {', '.join(BUNDLED_DATA)} (got task {self.task!r})")
         return self
@@ -128,6 +145,12 @@ class PipelineConfig(_Strict):
     @property
     def generator(self) -> str:
         return self.data.generator or self.student
+
+    @property
+    def synthesizer(self) -> str | None:
+        if self.synthesize is None:
+            return None
+        return self.synthesize.generator or self.generator
 
     def regression_tasks(self) -> list[str]:
         if self.eval.tasks is not None:

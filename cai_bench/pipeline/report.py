@@ -114,7 +114,7 @@ def build(out: Path, cfg: Any, stages: dict[str, dict]) -> dict:
     return {"rows": rows, "guards": [g.as_dict() for g in guards],
             "warnings": [g.message() for g in guards if g.fired],
             "samples": _samples(df), "curves": {s: _curves(_train_meta(out / s)) for s in ("sft", "dpo")},
-            "quality": _read_json(out / "data" / "quality.json"), "leakage": _read_json(out / "data" / "leakage.json"),
+            "quality": _read_json(out / "data" / "quality.json"), "leakage": _read_json(out / "eval" / "leakage.json") or _read_json(out / "data" / "leakage.json"),
             "split": {k: v for k, v in (_read_json(out / "task" / "split.json") or {}).items()
                       if k in ("task", "seed", "eval_fraction", "per_principle")},
             "provenance": {s: _read_json(out / s / "provenance.json") for s in ("sft", "dpo")},

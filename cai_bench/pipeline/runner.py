@@ -48,13 +48,15 @@ def stage_keys(cfg: PipelineConfig) -> dict[str, str]:
     """The cache key of each stage (settings + upstream key)."""
     c = json.loads(cfg.model_dump_json())
     keys: dict[str, str] = {}
+    synth = ([c["synthesize"], cfg.synthesizer, c["seed"]] if cfg.synthesize is not None else [])
     keys["task"] = _hash([FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
-                          _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"]])
+                          _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"], *synth])
     # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
     # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap
     data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
-    keys["data"] = _hash([keys["task"], data, cfg.data_source, cfg.generator, c["seed"],
-                          cfg.regression_tasks(), c["eval"]["hhh"], c["eval"]["hhh_limit"], c["eval"]["hhh_path"]])
+    # the eval sets are not inputs of the data: changing them re-checks leakage in the eval stage
+    # (no model), it never redoes data or training
+    keys["data"] = _hash([keys["task"], data, cfg.data_source, cfg.generator, c["seed"]])
     keys["sft"] = _hash([keys["data"], c["student"], c["sft"]])
     keys["dpo"] = _hash([keys["sft"], c["dpo"]])
     keys["eval"] = _hash([keys["dpo"], c["eval"], c["student"]])

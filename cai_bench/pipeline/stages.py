@@ -39,13 +39,43 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------- task
-def load_source_task(cfg: PipelineConfig):
-    """The task to split: a built-in/folder task, or a constitution + prompts file."""
+def synthesize_prompts(cfg: PipelineConfig, out: Path, console: Any = None):
+    """`tasks synthesize` into <out>/synth/ with progress; its journal there keeps finished
+    items, so an interrupted task stage continues the synthesis."""
+    from cai_bench.console import make_progress
+    from cai_bench.generation.synthesize import SynthesisConfig, synthesize_task
+    from cai_bench.tasks import load_task
+
+    s = cfg.synthesize
+    assert s is not None and cfg.constitution
+    from cai_bench.constitutions import load_constitution
+
+    cid = load_constitution(cfg.constitution).id
+    scfg = SynthesisConfig(task_id=f"{cid}_synth"[:60], constitution=cfg.constitution, model=cfg.synthesizer,
+                           per_principle=s.per_principle, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+                           seed=cfg.seed, retries=s.retries, batch_size=s.batch_size, dest=out / "synth")
+    with make_progress() as progress:
+        bar = progress.add_task(f"synthesize prompts with {cfg.synthesizer}", total=None)
+        result = synthesize_task(scfg, on_progress=lambda done, total: progress.update(bar, completed=done,
+                                                                                       total=total))
+    if result.short_principles:
+        log.warning("synthesis: %d principle(s) got fewer than %d prompts: %s", len(result.short_principles),
+                    s.per_principle, ", ".join(result.short_principles[:8]))
+    task = load_task(str(result.path))
+    return task, result
+
+
+def load_source_task(cfg: PipelineConfig, out: Path | None = None):
+    """The task to split: a built-in/folder task, a constitution + prompts file, or a
+    constitution whose prompts a model writes (`synthesize`)."""
     from cai_bench.constitutions import load_constitution
     from cai_bench.tasks import Task, load_task, read_prompts_file, task_constitution
 
     if cfg.task:
         task = load_task(cfg.task)
+        return task, task_constitution(task)
+    if cfg.synthesize is not None:
+        task, _ = synthesize_prompts(cfg, out or Path(cfg.out) / "task")
         return task, task_constitution(task)
     constitution = load_constitution(cfg.constitution)
     prompts = read_prompts_file(Path(cfg.prompts))
@@ -92,7 +122,7 @@ def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: in
 def stage_task(cfg: PipelineConfig, out: Path) -> dict:
     from cai_bench.tasks import write_task_folder
 
-    task, constitution = load_source_task(cfg)
+    task, constitution = load_source_task(cfg, out)
     train, held = stratified_split(task.prompts, fraction=cfg.split.eval_fraction, seed=cfg.split.seed,
                                    max_train=cfg.split.max_train, max_eval=cfg.split.max_eval)
     if not train or not held:
@@ -271,8 +301,9 @@ def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = 
     for name, q in (("sft data", sft_q), ("preference data", pref_q)):
         warnings += check_gate(q, min_kept_fraction=cfg.data.min_kept_fraction, min_kept=cfg.data.min_kept,
                                allow=cfg.data.allow_low_quality, where=f"{out}: {name}")
-    leak = find_overlap({"sft": [r["prompt"] for r in sft_kept], "prefs": [r["prompt"] for r in pref_kept]},
-                        eval_sets(cfg, task_info))
+    train_texts = {"sft": [r["prompt"] for r in sft_kept], "prefs": [r["prompt"] for r in pref_kept]}
+    atomic_write_text(out / "train_texts.json", json.dumps(train_texts, ensure_ascii=False) + "\n")
+    leak = find_overlap(train_texts, eval_sets(cfg, task_info))
     atomic_write_text(out / "leakage.json", json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
     warnings += check_leakage(leak, allow=cfg.allow_overlap)
     counts = {"sft": _write_split(out, "sft", sft_kept, seed=cfg.seed, test_size=cfg.data.test_size),
@@ -318,11 +349,36 @@ def checkpoints(cfg: PipelineConfig, out: Path) -> dict[str, str]:
     return {"base": cfg.student, "sft": str(out / "sft"), "dpo": str(out / "dpo")}
 
 
+def recheck_leakage(cfg: PipelineConfig, out: Path, task_info: dict) -> None:
+    """The eval sets may have changed since the data stage checked them (eval settings are not
+    part of the data key): check the training prompts against the sets evaluated now, before
+    any answer is generated. Writes <eval>/leakage.json; stops on overlap unless --allow-overlap."""
+    from cai_bench.pipeline.leakage import check_leakage, find_overlap
+
+    texts_file = out.parent / "data" / "train_texts.json"
+    if not texts_file.is_file():  # a data stage from before train_texts.json: rebuild from its splits
+        texts = {"sft": [], "prefs": []}
+        for kind in texts:
+            for split in ("train", "test"):
+                f = out.parent / "data" / kind / f"{split}.jsonl"
+                if f.is_file():
+                    texts[kind] += [(r["messages"][0] if kind == "sft" else r["prompt"][0])["content"]
+                                    for r in read_jsonl(f)]
+    else:
+        texts = json.loads(texts_file.read_text(encoding="utf-8"))
+    leak = find_overlap(texts, eval_sets(cfg, task_info))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "leakage.json", json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    for w in check_leakage(leak, allow=cfg.allow_overlap):
+        log.warning("%s", w)
+
+
 def stage_eval(cfg: PipelineConfig, out: Path, task_info: dict, ckpts: dict[str, str], console: Any) -> dict:
     from cai_bench.harness.config import GenerationSettings, RunConfig
     from cai_bench.harness.runner import run
     from cai_bench.models import resolve_checkpoint
 
+    recheck_leakage(cfg, out, task_info)
     fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
     gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
     common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, seed=cfg.seed,
