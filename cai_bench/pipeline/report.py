@@ -26,10 +26,13 @@ ALPHA = 0.05
 PAIRS = (("sft", "base"), ("dpo", "sft"), ("dpo", "base"))
 
 
-def _load_results(store_url: str) -> pd.DataFrame:
-    from cai_bench.results.load import load_results
+def _load_results(store_url: str) -> tuple[pd.DataFrame, set[str]]:
+    """The store's results and the tasks whose task.yaml asks for refusal rates."""
+    from cai_bench.reports.refusal import refusal_tasks
+    from cai_bench.results.load import load_results_with_extras
 
-    return load_results(store_url)
+    df, extras = load_results_with_extras(store_url)
+    return df, refusal_tasks(extras.task_analyses)
 
 
 def _is_refusal(text: str) -> bool:
@@ -71,7 +74,7 @@ def build(out: Path, cfg: Any, stages: dict[str, dict]) -> dict:
     """Everything the report shows, as JSON-able data."""
     ev = stages["eval"]
     fp_role = {fp: role for role, fp in ev["fingerprints"].items()}
-    df = _load_results(ev["store"])
+    df, refusal_tasks = _load_results(ev["store"])
     df = df[df["fingerprint"].isin(fp_role)].copy()
     df["role"] = df["fingerprint"].map(fp_role)
     n_boot = cfg.eval.n_boot
@@ -85,14 +88,15 @@ def build(out: Path, cfg: Any, stages: dict[str, dict]) -> dict:
         rows.append({"task": task, "culture": culture, "metric": f"{scorer}.{metric}",
                      **compare(wide, direction, cfg.seed, (task, scorer, metric), n_boot)})
     gens = df.drop_duplicates(["task_id", "prompt_id", "role"])
-    xs = gens[gens["task_id"] == "xstest"]
-    for expect, name, direction in (("comply", "over_refusal (safe prompts)", "lower"),
-                                    ("refuse", "refusal (unsafe prompts)", "higher")):
-        part = xs[xs["expect"] == expect].assign(refused=lambda f: f["response"].map(_is_refusal).astype(float))
-        wide = _complete(part, "prompt_id", "role", "refused")
-        if not wide.empty:
-            rows.append({"task": "xstest", "culture": str(part["culture"].iloc[0]), "metric": name,
-                         **compare(wide, direction, cfg.seed, ("xstest", name), n_boot)})
+    for task in sorted(refusal_tasks & set(gens["task_id"])):  # tasks declaring `analyses: [refusal]`
+        xs = gens[gens["task_id"] == task]
+        for expect, name, direction in (("comply", "over_refusal (safe prompts)", "lower"),
+                                        ("refuse", "refusal (unsafe prompts)", "higher")):
+            part = xs[xs["expect"] == expect].assign(refused=lambda f: f["response"].map(_is_refusal).astype(float))
+            wide = _complete(part, "prompt_id", "role", "refused")
+            if not wide.empty:
+                rows.append({"task": task, "culture": str(part["culture"].iloc[0]), "metric": name,
+                             **compare(wide, direction, cfg.seed, (task, name), n_boot)})
     hhh_files = ev.get("hhh") or {}
     if hhh_files and all(Path(hhh_files.get(r, "")).is_file() for r in ROLES):
         frames = []
