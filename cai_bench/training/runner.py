@@ -219,6 +219,26 @@ def _last_checkpoint(output_dir: Path) -> str | None:
     return None
 
 
+def _checkpoint_step(checkpoint: str) -> int:
+    """The global step a complete checkpoint-N saved (its trainer_state.json)."""
+    try:
+        return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _restore_finished(trainer, checkpoint: str):  # noqa: ANN001, ANN202 - a Trainer, a TrainOutput
+    """A kill after the last step's checkpoint but before the final output: load
+    that checkpoint's weights and state instead of training (nothing is left to do)."""
+    from transformers import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [e["loss"] for e in trainer.state.log_history if isinstance(e.get("loss"), (int, float))]
+    return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"), {})
+
+
 def build_trainer(stage: Stage, recipe: Recipe, *, output_dir: Path | None = None):
     """Model, tokenizer, data, config and TRL trainer for a recipe (no training yet)."""
     prec = resolve_precision(recipe)
@@ -335,7 +355,10 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     trainer.add_callback(RichProgressCallback(f"train {stage}"))
     if last and resume:
         log.warning("resuming from %s", last)
-    result = trainer.train(resume_from_checkpoint=last if resume else None)
+    if last and resume and recipe.max_steps > 0 and _checkpoint_step(last) >= recipe.max_steps:
+        result = _restore_finished(trainer, last)  # the Trainer would run one step past max_steps
+    else:
+        result = trainer.train(resume_from_checkpoint=last if resume else None)
     metrics = _final_metrics(trainer.state.log_history, result)
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:  # one line per rank: every process really trained
