@@ -84,6 +84,8 @@ def spawn(args: list[str], log: Path, cwd: Path) -> int:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
+            if "torch" in sys.modules:  # an OpenMP pool the parent used does not survive fork(): stay inline
+                sys.modules["torch"].set_num_threads(1)
             from cai_bench.cli import app
 
             try:
