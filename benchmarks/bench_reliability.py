@@ -128,23 +128,15 @@ def kill_after(args: list[str], delay: float, log: Path, cwd: Path) -> bool:
 
 
 def tiny_model(dest: Path) -> Path:
-    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer and chat template (random weights)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
+    """The test suite's tiny random Llama (tests/tiny_models.py) with SmolLM2's tokenizer and chat template."""
     from cai_bench.models import BUNDLED
 
     if (dest / "config.json").is_file():
         return dest
-    tok = AutoTokenizer.from_pretrained(BUNDLED["smollm2-135m-instruct"].prepare())
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(dest)
-    tok.save_pretrained(dest)
-    return dest
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import build_tiny_llama
+
+    return build_tiny_llama(Path(BUNDLED["smollm2-135m-instruct"].prepare()), dest)
 
 
 def sft_data(dest: Path, n: int = 24) -> Path:

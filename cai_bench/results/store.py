@@ -93,6 +93,16 @@ class PendingScore:
     content_hash: str = ""
 
 
+def _unit_rows(unit: "Unit", run_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Store rows of one generation unit: its key columns (with each prompt's input hash), the run
+    and the time, plus each row's own fields (a response, or an error)."""
+    created = now()
+    inputs = unit.input_of()
+    return [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
+             "input_hash": inputs.get(pid, ""), "gen_hash": unit.gen_hash, **fields, "run_id": run_id,
+             "created_at": created} for pid, fields in rows]
+
+
 class Store:
     """Results store at `url` (tables created on first use)."""
 
@@ -238,11 +248,7 @@ class Store:
         removes the error row."""
         if not rows:
             return 0
-        created = now()
-        inputs = unit.input_of()
-        values = [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
-                   "input_hash": inputs.get(pid, ""), "gen_hash": unit.gen_hash, "error": err, "run_id": run_id,
-                   "created_at": created} for pid, err in rows]
+        values = _unit_rows(unit, run_id, [(pid, {"error": err}) for pid, err in rows])
         with self.engine.begin() as conn:
             ins = _insert(conn, S.generation_errors)
             conn.execute(ins.on_conflict_do_update(
@@ -265,11 +271,7 @@ class Store:
         already stored are left alone. Returns how many were new."""
         if not rows:
             return 0
-        created = now()
-        inputs = unit.input_of()
-        values = [{"fingerprint": unit.fingerprint, "task_id": unit.task_id, "prompt_id": pid,
-                   "input_hash": inputs.get(pid, ""), "gen_hash": unit.gen_hash, "response": resp, "seconds": secs,
-                   "run_id": run_id, "created_at": created} for pid, resp, secs in rows]
+        values = _unit_rows(unit, run_id, [(pid, {"response": resp, "seconds": secs}) for pid, resp, secs in rows])
         with self.engine.begin() as conn:
             res = conn.execute(_insert(conn, S.generations).on_conflict_do_nothing(
                 index_elements=["fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash"])
