@@ -339,9 +339,19 @@ def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, star
                   "train_rows": meta.get("train_rows")}
     atomic_write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
     hist = meta.get("log_history") or []
-    return {"output_dir": str(out), "train_rows": meta.get("train_rows"),
+    info = {"output_dir": str(out), "train_rows": meta.get("train_rows"),
             "final_loss": next((e["loss"] for e in reversed(hist) if "loss" in e), None),
             "steps": (meta.get("metrics") or {}).get("global_step")}
+    if stage == "dpo":  # the log alone can tell a no-op DPO: warn now, not only in the report
+        from cai_bench.pipeline.guards import MARGIN_EPS, max_abs_margin
+
+        margin = max_abs_margin(hist)
+        info["max_abs_margin"] = margin
+        if margin is not None and margin < MARGIN_EPS:
+            info["warnings"] = [f"no-op DPO? reward margins stayed ~0 during training (max |margin| {margin:.2g} "
+                                f"< {MARGIN_EPS:g}): the policy barely moved from the SFT reference; raise "
+                                "dpo learning_rate or beta (the report checks the answers too)"]
+    return info
 
 
 # ---------------------------------------------------------------- eval

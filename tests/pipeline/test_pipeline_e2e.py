@@ -50,6 +50,9 @@ def test_pipeline_end_to_end_cached_and_resumable(tiny_model, public_data, hhh_s
         assert r["verdict"] in ("improved", "no significant change", "regressed")
         assert set(r) >= {"base", "sft", "dpo", "sft_vs_base", "dpo_vs_sft", "dpo_vs_base"}
     assert {g["name"] for g in data["guards"]} == {"collapse after sft", "collapse after dpo", "no-op DPO"}
+    dpo_info = json.loads((out / "dpo" / "stage.json").read_text())["info"]  # the dpo stage warns from its log
+    margin = dpo_info["max_abs_margin"]
+    assert (margin is not None and margin < 1e-3) == any("no-op DPO?" in w for w in dpo_info.get("warnings", []))
     md = (out / "report" / "pipeline.md").read_text()
     assert "## Verdicts" in md and "## Data quality" in md and "## Training curve: dpo" in md
     html = (out / "report" / "samples.html").read_text()
