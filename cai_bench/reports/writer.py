@@ -51,7 +51,7 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 def _clean(report: Path, keep: set[str]) -> None:
     """Drop per-culture files of earlier reports that this one does not write."""
-    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "plots/*.png"):
+    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "plots/*.png"):
         for p in report.glob(pattern):
             if str(p.relative_to(report)) not in keep:
                 p.unlink()
