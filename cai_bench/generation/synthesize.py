@@ -290,13 +290,12 @@ def kept_in_journal(cfg: SynthesisConfig) -> tuple[int, int]:
     path = journal_path(cfg)
     if not path.is_file():
         return 0, 0
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        try:
-            rows.append(json.loads(line)["principle_id"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return len(rows), len(set(rows))
+    try:
+        key = json.loads(path.read_text(encoding="utf-8").splitlines()[0])["key"]
+    except (IndexError, json.JSONDecodeError, KeyError, TypeError):
+        return 0, 0
+    rows = Journal(path, key).load()
+    return len(rows), len({pid for pid, _ in rows})
 
 
 def synthesize_task(cfg: SynthesisConfig, *, backend: ChatModel | None = None,
