@@ -30,7 +30,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu-small": {
         "student": "bundled:smollm2-135m-instruct",
         "split": {"max_train": 64, "max_eval": 32},
-        "data": {"max_new_tokens": 192},
+        # the CPU recipes train without a trainer eval split (eval_strategy no): every kept row trains
+        "data": {"max_new_tokens": 192, "test_size": 0.0},
         # the shipped CPU recipes collapsed SFT (lr 1e-3) and left DPO a no-op (lr 1e-6, beta 0.01): issue 15
         "sft": {"recipe": "smollm2-135m-cpu-sft", "set": ["learning_rate=2e-4", "max_steps=32"]},
         "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": ["learning_rate=5e-5", "beta=0.1", "max_steps=32"]},

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cai_bench.paths import atomic_write_text
+from cai_bench.paths import atomic_write_bytes, atomic_write_text
 from cai_bench.pipeline.guards import collapse_guard, noop_dpo_guard
 from cai_bench.pipeline.stages import ROLES
 
@@ -112,11 +112,16 @@ def build(out: Path, cfg: Any, stages: dict[str, dict]) -> dict:
     held = gens[gens["task_id"] == stages["task"]["eval_task_id"]].sort_values("prompt_id")
     answers = {r: held[held["role"] == r]["response"].astype(str).tolist() for r in ROLES}
     dpo_meta = _train_meta(out / "dpo")
+    n_held = len(answers["base"])
     guards = [collapse_guard("sft", answers["base"], answers["sft"]),
               collapse_guard("dpo", answers["base"], answers["dpo"]),
               noop_dpo_guard(answers["sft"], answers["dpo"], dpo_meta.get("log_history") or [])]
-    return {"rows": rows, "guards": [g.as_dict() for g in guards],
-            "warnings": [g.message() for g in guards if g.fired],
+    # the checks the sft/dpo stages ran right after training, on their first few held-out prompts
+    early = [g for s in ("sft", "dpo") for g in (stages.get(s) or {}).get("guards", [])]
+    final = [dict(g.as_dict(), name=f"{g.name} (all {n_held} held-out answers)") for g in guards]
+    every = early + final
+    return {"rows": rows, "guards": every,
+            "warnings": [f"{g['name']}: " + "; ".join(g["reasons"]) for g in every if g["fired"]],
             "samples": _samples(df), "curves": {s: _curves(_train_meta(out / s)) for s in ("sft", "dpo")},
             "quality": _read_json(out / "data" / "quality.json"), "leakage": _read_json(out / "eval" / "leakage.json") or _read_json(out / "data" / "leakage.json"),
             "split": {k: v for k, v in (_read_json(out / "task" / "split.json") or {}).items()
@@ -189,6 +194,8 @@ def markdown(data: dict) -> str:
     if lk:
         lines += ["", f"## Leakage ({lk['method']})", "", "| train set | eval set | exact | near |", "|---|---|---|---|"]
         lines += [f"| {p['train_set']} | {p['eval_set']} | {p['exact']} | {p['near']} |" for p in lk["pairs"]]
+    if data.get("curves_png"):
+        lines += ["", "## Training curves", "", f"![training curves]({data['curves_png']})"]
     for stage, curve in data["curves"].items():
         if curve:
             keys = [k for k in ("loss", "rewards/margins", "rewards/accuracies") if any(k in c for c in curve)]
@@ -229,8 +236,14 @@ def samples_html(samples: list[dict]) -> str:
 
 
 def write(out: Path, data: dict) -> Path:
+    from cai_bench.reports.plots import training_curves
+
     dest = out / "report"
     dest.mkdir(parents=True, exist_ok=True)
+    png = training_curves(data["curves"])
+    if png is not None:
+        atomic_write_bytes(dest / "training_curves.png", png)
+        data = dict(data, curves_png="training_curves.png")
     atomic_write_text(dest / "pipeline.md", markdown(data))
     atomic_write_text(dest / "pipeline.json", json.dumps({k: v for k, v in data.items() if k != "samples"},
                                                           indent=2, default=str) + "\n")

@@ -133,9 +133,10 @@ def run_pipeline(cfg: PipelineConfig, console: Any) -> dict:
     d = p.stage(1, "data", data)
     console.print(f"  data ({d['generator']}): kept sft {d['kept']['sft']}/{d['total']['sft']}, "
                   f"prefs {d['kept']['prefs']}/{d['total']['prefs']}; leakage {d['leakage']}")
-    p.stage(2, "sft", lambda resume: S.stage_train("sft", cfg, p.out / "sft", p.out / "data", cfg.student, d, resume))
+    p.stage(2, "sft", lambda resume: S.stage_train("sft", cfg, p.out / "sft", p.out / "data", cfg.student, d, resume,
+                                                                  task))
     p.stage(3, "dpo", lambda resume: S.stage_train("dpo", cfg, p.out / "dpo", p.out / "data", str(p.out / "sft"),
-                                                   d, resume))
+                                                   d, resume, task))
     ckpts = S.checkpoints(cfg, p.out)
     p.stage(4, "eval", lambda resume: S.stage_eval(cfg, p.out / "eval", task, ckpts, console))
 

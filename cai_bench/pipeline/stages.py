@@ -319,7 +319,7 @@ def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = 
 
 # ---------------------------------------------------------------- sft / dpo
 def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, start: str, data_info: dict,
-                resume: bool) -> dict:
+                resume: bool, task_info: dict | None = None) -> dict:
     from cai_bench.training import load_recipe, train
 
     settings = cfg.sft if stage == "sft" else cfg.dpo
@@ -342,16 +342,60 @@ def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, star
     info = {"output_dir": str(out), "train_rows": meta.get("train_rows"),
             "final_loss": next((e["loss"] for e in reversed(hist) if "loss" in e), None),
             "steps": (meta.get("metrics") or {}).get("global_step")}
-    if stage == "dpo":  # the log alone can tell a no-op DPO: warn now, not only in the report
-        from cai_bench.pipeline.guards import MARGIN_EPS, max_abs_margin
+    if stage == "dpo":
+        from cai_bench.pipeline.guards import max_abs_margin
 
-        margin = max_abs_margin(hist)
-        info["max_abs_margin"] = margin
-        if margin is not None and margin < MARGIN_EPS:
-            info["warnings"] = [f"no-op DPO? reward margins stayed ~0 during training (max |margin| {margin:.2g} "
-                                f"< {MARGIN_EPS:g}): the policy barely moved from the SFT reference; raise "
-                                "dpo learning_rate or beta (the report checks the answers too)"]
+        info["max_abs_margin"] = max_abs_margin(hist)
+    if task_info is not None:
+        guards = post_training_guards(stage, cfg, out, task_info, hist)
+        info["guards"] = guards
+        info["warnings"] = [f"{g['name']}: {'; '.join(g['reasons'])} ({GUARD_ADVICE[g['name'].split()[0]]})"
+                            for g in guards if g["fired"]]
     return info
+
+
+GUARD_PROMPTS = 8  # held-out prompts answered right after each training stage
+GUARD_ADVICE = {"collapse": "lower the learning rate or the steps of that stage; the report checks every eval answer",
+                "no-op": "raise dpo learning_rate or beta; the report checks every eval answer"}
+
+
+def guard_answers(cfg: PipelineConfig, task_info: dict, spec: str) -> list[str]:
+    """Greedy answers of one checkpoint to the first GUARD_PROMPTS held-out prompts, with
+    the eval stage's decoding settings."""
+    from cai_bench.models.chat import ChatOptions, GenParams, open_checkpoint
+    from cai_bench.tasks import load_task
+
+    prompts = load_task(task_info["eval_task"]).prompts[:GUARD_PROMPTS]
+    model = open_checkpoint(spec, ChatOptions(batch_size=cfg.eval.batch_size))
+    try:
+        done = model.chat([[{"role": "user", "content": p.prompt}] for p in prompts],
+                          GenParams(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0, seed=cfg.seed))
+    finally:
+        model.close()
+    return [c.text for c in done]
+
+
+def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task_info: dict, hist: list[dict]) -> list[dict]:
+    """Collapse (and, after DPO, no-op) checks on a few held-out answers, right after training,
+    so a collapsed SFT model is flagged before DPO and evaluation spend their time on it.
+    Answers are kept in <stage>/guard.json; DPO reuses the base and SFT answers SFT wrote."""
+    from cai_bench.pipeline.guards import collapse_guard, noop_dpo_guard
+
+    answers: dict[str, list[str]] = {}
+    sft_file = out.parent / "sft" / "guard.json"
+    if stage == "dpo" and sft_file.is_file():
+        answers.update(json.loads(sft_file.read_text(encoding="utf-8"))["answers"])
+    for role, spec in (("base", cfg.student), ("sft", str(out.parent / "sft")), ("dpo", str(out))):
+        if role not in answers and (role != "dpo" or stage == "dpo"):
+            answers[role] = guard_answers(cfg, task_info, spec)
+    checks = [collapse_guard(stage, answers["base"], answers[stage])]
+    if stage == "dpo":
+        checks.append(noop_dpo_guard(answers["sft"], answers["dpo"], hist))
+    where = f" (right after training, {len(answers['base'])} held-out prompts)"
+    guards = [dict(g.as_dict(), name=g.name + where) for g in checks]
+    atomic_write_text(out / "guard.json", json.dumps({"answers": answers, "guards": guards},
+                                                     indent=2, ensure_ascii=False) + "\n")
+    return guards
 
 
 # ---------------------------------------------------------------- eval

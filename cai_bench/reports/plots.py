@@ -117,3 +117,29 @@ def distributions(df: pd.DataFrame, group: str) -> bytes:
             ax.boxplot(data, showfliers=False, whis=(5, 95), **_HORIZONTAL,
                        **{_TICK_LABELS: [plot_text(lab) for lab in labels]})
         return _finish(fig, axes, keys, f"Score distributions: {group}")
+
+
+def training_curves(curves: dict[str, list[dict]]) -> bytes | None:
+    """Trainer-log curves of a pipeline: one panel per (stage, key) that was logged,
+    e.g. SFT loss, DPO loss, DPO reward margins and accuracies; None when nothing was logged."""
+    panels = [(stage, key) for stage, rows in curves.items()
+              for key in ("loss", "rewards/margins", "rewards/accuracies")
+              if any(key in r for r in rows)]
+    if not panels:
+        return None
+    with plt.rc_context(_style()):
+        ncols = min(2, len(panels))
+        nrows = -(-len(panels) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False,
+                                 gridspec_kw={"hspace": 0.6, "wspace": 0.3, "top": 1 - 0.5 / (2.6 * nrows),
+                                              "bottom": 0.45 / (2.6 * nrows), "left": 0.12 / ncols * 2 / 2,
+                                              "right": 0.97})
+        for ax, (stage, key) in zip(axes.flat, panels):
+            pts = [(r["step"], r[key]) for r in curves[stage] if key in r and r.get("step") is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
+            ax.set_title(plot_text(f"{stage.upper()} {key}"))
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        return _png(fig)

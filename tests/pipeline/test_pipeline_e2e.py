@@ -49,12 +49,24 @@ def test_pipeline_end_to_end_cached_and_resumable(tiny_model, public_data, hhh_s
     for r in data["rows"]:
         assert r["verdict"] in ("improved", "no significant change", "regressed")
         assert set(r) >= {"base", "sft", "dpo", "sft_vs_base", "dpo_vs_sft", "dpo_vs_base"}
-    assert {g["name"] for g in data["guards"]} == {"collapse after sft", "collapse after dpo", "no-op DPO"}
-    dpo_info = json.loads((out / "dpo" / "stage.json").read_text())["info"]  # the dpo stage warns from its log
+    early, final = " (right after training, 4 held-out prompts)", " (all 4 held-out answers)"
+    assert [g["name"] for g in data["guards"]] == [
+        "collapse after sft" + early, "collapse after dpo" + early, "no-op DPO" + early,
+        "collapse after sft" + final, "collapse after dpo" + final, "no-op DPO" + final]
+    sft_info = json.loads((out / "sft" / "stage.json").read_text())["info"]  # checked before DPO starts
+    assert [g["name"] for g in sft_info["guards"]] == ["collapse after sft" + early]
+    guard_file = json.loads((out / "dpo" / "guard.json").read_text())
+    assert set(guard_file["answers"]) == {"base", "sft", "dpo"} and len(guard_file["answers"]["dpo"]) == 4
+    dpo_info = json.loads((out / "dpo" / "stage.json").read_text())["info"]  # the dpo stage warns right away
     margin = dpo_info["max_abs_margin"]
-    assert (margin is not None and margin < 1e-3) == any("no-op DPO?" in w for w in dpo_info.get("warnings", []))
+    if margin is not None and margin < 1e-3:
+        assert any(w.startswith("no-op DPO" + early) for w in dpo_info["warnings"])
+    fired = [g["name"] for g in data["guards"] if g["fired"]]
+    assert [w.split(":")[0] for w in data["warnings"]] == fired  # every fired guard is a report warning
     md = (out / "report" / "pipeline.md").read_text()
     assert "## Verdicts" in md and "## Data quality" in md and "## Training curve: dpo" in md
+    png = (out / "report" / "training_curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and "![training curves](training_curves.png)" in md
     html = (out / "report" / "samples.html").read_text()
     assert "<script>" not in json.dumps([s["prompt"] for s in data.get("samples", [])]) and "<td>" in html
 
