@@ -24,21 +24,44 @@ _CONST_DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of 
                             "`tasks new` copies a constitution found only here into the task folder.")
 
 
+_HHH_PATH = typer.Option(None, "--hhh-path", help="The CAI paper's 438HHHEvaluations.jsonl for hhh_alignment "
+                         "(default: $CAI_BENCH_HHH_PATH, a shared data folder, the cache; see `tasks show hhh_alignment`).")
+
+
 def _extra(tdirs: Optional[List[Path]], cdirs: Optional[List[Path]]) -> list[Path]:
     return [*(tdirs or ()), *(cdirs or ())]
 
 
+def _hhh_rows(hhh_path: Optional[Path]) -> list[list[str]]:
+    """Listing rows of the built-in log-likelihood tasks: found offline or a note saying how to get the data."""
+    from cai_bench.errors import UserError
+    from cai_bench.tasks.hhh import KIND, LOGLIK_TASKS, find_hhh, parse_hhh
+
+    path, how = find_hhh(hhh_path)
+    n, where = "?", how
+    if path is not None:
+        try:
+            n, where = str(len(parse_hhh(path))), f"{path} ({how})"
+        except UserError as exc:
+            where = f"unreadable: {exc.message}"
+    return [[tid, "anthropic", "HHH", KIND, n, "yes", where] for tid in LOGLIK_TASKS]
+
+
 @tasks_app.command("list")
-def list_cmd(tdirs: Optional[List[Path]] = _TASK_DIRS, cdirs: Optional[List[Path]] = _CONST_DIRS) -> None:
-    """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks)."""
+def list_cmd(tdirs: Optional[List[Path]] = _TASK_DIRS, cdirs: Optional[List[Path]] = _CONST_DIRS,
+             hhh_path: Optional[Path] = _HHH_PATH) -> None:
+    """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks), with the built-in
+    log-likelihood task hhh_alignment (its data is not bundled: the location says where it was found)."""
     from cai_bench.tasks import list_tasks
 
     from cai_bench.console import Col, fitted_table
 
-    rows = [[t.id, t.constitution, t.culture, str(len(t.prompts)), "yes" if t.has_references else "no",
+    rows = [[t.id, t.constitution, t.culture, "generation", str(len(t.prompts)), "yes" if t.has_references else "no",
              str(t.path or "")] for t in list_tasks(_extra(tdirs, cdirs))]
+    rows += _hhh_rows(hhh_path)
     cols = [Col("id", keep=True), Col("constitution", keep=True), Col("culture", keep=True, drop=3),
-            Col("prompts", keep=True), Col("references", keep=True, drop=2), Col("location", drop=1, min_text=20)]
+            Col("kind", drop=4, min_text=10), Col("prompts", keep=True), Col("references", keep=True, drop=2),
+            Col("location", drop=1, min_text=20)]
     console.print(fitted_table(cols, rows))
 
 
@@ -48,10 +71,15 @@ def show_cmd(
     limit: int = typer.Option(10, "--limit", "-n", min=0, help="Prompts to show."),
     tdirs: Optional[List[Path]] = _TASK_DIRS,
     cdirs: Optional[List[Path]] = _CONST_DIRS,
+    hhh_path: Optional[Path] = _HHH_PATH,
 ) -> None:
     """Show a task's settings and its first prompts."""
     from cai_bench.tasks import load_task
+    from cai_bench.tasks.hhh import LOGLIK_TASKS
 
+    if task in LOGLIK_TASKS:
+        _show_hhh(task, limit, hhh_path)
+        return
     t = load_task(task, _extra(tdirs, cdirs))
     g = t.generation
     console.print(f"[bold]{escape(t.id)}[/bold]: constitution {t.constitution}, culture {escape(t.culture)}, "
@@ -74,6 +102,37 @@ def show_cmd(
             console.print(f"  reference: {escape(_short(p.reference, 300))}", highlight=False)
     if len(t.prompts) > limit:
         console.print(f"... {len(t.prompts) - limit} more (--limit N)")
+
+
+def _show_hhh(view: str, limit: int, hhh_path: Optional[Path]) -> None:
+    """hhh_alignment (or its response view): what it measures, where its data is, a few items."""
+    from cai_bench.tasks.hhh import KIND, LICENSE, SOURCE_URL, VIEW_TEXT, hhh_path as locate, item_doc, parse_hhh
+
+    path = locate(hhh_path)  # downloads once into the cache unless offline
+    items = parse_hhh(path)
+    console.print(f"[bold]{escape(view)}[/bold]: {KIND}, {len(items)} items, scored by the model under test alone "
+                  "(no judge, no generation)", highlight=False)
+    console.print(f"view: {escape(VIEW_TEXT[view])}", highlight=False)
+    console.print(f"data: {escape(str(path))}", highlight=False)
+    console.print(f"source: Askell et al. 2021 via the CAI paper (arXiv:2212.08073), {escape(SOURCE_URL)}",
+                  highlight=False)
+    console.print(f"license: {escape(LICENSE)}", highlight=False)
+    console.print(f"run: cai-bench run -t {view} -c CHECKPOINT   export: cai-bench tasks export {view} --out DIR",
+                  highlight=False)
+    for it in items[:limit]:
+        doc = item_doc(it, view)
+        console.print(f"[bold]{escape(it.id)}[/bold]", highlight=False)
+        console.print(f"  prompt (end): {escape(_tail(doc['query'], 300))}", highlight=False)
+        console.print(f"  right: {escape(_short(doc['choices'][0], 200))}", highlight=False)
+        console.print(f"  wrong: {escape(_short(doc['choices'][1], 200))}", highlight=False)
+    if len(items) > limit:
+        console.print(f"... {len(items) - limit} more (--limit N)")
+
+
+def _tail(text: str, n: int) -> str:
+    """The end of a long prompt (where the question and the options are), on one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= n else "…" + text[-(n - 1):]
 
 
 def _short(text: str, n: int = 70) -> str:
@@ -154,20 +213,55 @@ def _warn_references(records: list, prompts: Path, reference_field: Optional[str
 
 @tasks_app.command("export")
 def export_cmd(
-    out_dir: Path = typer.Argument(..., metavar="DIR", help="Output folder for lm-eval task files."),
-    ids: Optional[List[str]] = typer.Argument(None, metavar="[IDS]...", help="Task ids (default: all)."),
+    args: Optional[List[str]] = typer.Argument(None, metavar="DIR [IDS]...",
+                                     help="Output folder, then task ids (default: all); with --out, only task ids."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (then every argument is a task id)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N prompts of each task."),
     no_metric: bool = typer.Option(False, "--no-metric", help="Leave metrics out (predict-only use)."),
     tdirs: Optional[List[Path]] = _TASK_DIRS,
     cdirs: Optional[List[Path]] = _CONST_DIRS,
+    hhh_path: Optional[Path] = _HHH_PATH,
 ) -> None:
-    """Export tasks as an lm-eval task folder (run with `lm_eval --include_path DIR --tasks ID`)."""
-    from cai_bench.tasks import export_lm_eval, list_tasks, load_task
+    """Export tasks as an lm-eval task folder (run with `lm_eval --include_path DIR --tasks ID`).
 
+    hhh_alignment (either view) exports both views as lm-eval multiple_choice tasks (metrics acc and acc_norm).
+    With no ids, every task is exported, hhh_alignment too when its data is found here."""
+    from cai_bench.errors import UserError
+    from cai_bench.tasks import export_lm_eval, list_tasks, load_task
+    from cai_bench.tasks.hhh import LOGLIK_TASKS, export_hhh_lm_eval, find_hhh, load_hhh
+
+    args = list(args or [])
+    if out is None:
+        if not args:
+            raise UserError("tasks export: give the output folder (DIR, or --out DIR)")
+        out_dir, given = Path(args[0]), args[1:]
+    else:
+        out_dir, given = out, args
     extra = _extra(tdirs, cdirs)
-    tasks = [load_task(i, extra) for i in ids] if ids else list_tasks(extra)
-    subsets = {t.id: [p.id for p in t.prompts[:limit]] for t in tasks} if limit else None
-    names = export_lm_eval(tasks, out_dir, subsets=subsets, with_metric=not no_metric)
-    console.print(f"exported {len(names)} task(s) to {escape(str(out_dir.resolve()))}: {', '.join(names.values())}")
-    console.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {escape(str(out_dir.resolve()))} "
-                  f"--tasks {next(iter(names.values()))} --apply_chat_template")
+    gen_ids = [i for i in given if i not in LOGLIK_TASKS]
+    if given:
+        tasks, want_hhh = [load_task(i, extra) for i in gen_ids], len(gen_ids) < len(given)
+    else:
+        tasks, (found, why) = list_tasks(extra), find_hhh(hhh_path)
+        want_hhh = found is not None
+        if not want_hhh:
+            console.print(f"[yellow]note:[/yellow] hhh_alignment left out: {escape(why)}", highlight=False)
+    names: dict[str, str] = {}
+    if tasks:
+        subsets = {t.id: [p.id for p in t.prompts[:limit]] for t in tasks} if limit else None
+        names.update(export_lm_eval(tasks, out_dir, subsets=subsets, with_metric=not no_metric))
+    hhh_names: dict[str, str] = {}
+    if want_hhh:
+        items = load_hhh(hhh_path, download=True)
+        hhh_names = export_hhh_lm_eval(items[:limit] if limit else items, out_dir)
+        names.update(hhh_names)
+    where = escape(str(out_dir.resolve()))
+    console.print(f"exported {len(names)} task(s) to {where}: {', '.join(names.values())}")
+    gen = [n for n in names.values() if n not in hhh_names.values()]
+    if gen:
+        console.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {where} "
+                      f"--tasks {gen[0]} --apply_chat_template")
+    if hhh_names:
+        console.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {where} "
+                      f"--tasks {','.join(hhh_names.values())}   (multiple_choice: acc, acc_norm; no chat template, "
+                      "as in the paper)")

@@ -15,9 +15,12 @@ model are needed, only the model under test. Two views of each item:
   on responses, so the pipeline reports it beside the letter accuracy.
 
 The data file has no stated license, so it is not vendored. `hhh_path` finds it:
-an explicit path, ``$CAI_BENCH_HHH_PATH``, the copy cached under
+an explicit path, ``$CAI_BENCH_HHH_PATH``, a shared data folder
+(``$CAI_BENCH_SHARED_DATA``, else ``../shared/data`` from the working folder or
+beside the checkout) holding ``cai_paper_anthropic/evals/``, the copy cached under
 ``$CAI_BENCH_HOME/data/``, else a download from its public source (refused when
-``HF_HUB_OFFLINE=1`` or ``CAI_BENCH_OFFLINE=1``).
+``HF_HUB_OFFLINE=1`` or ``CAI_BENCH_OFFLINE=1``). `find_hhh` does the same
+without downloading (what `cai-bench tasks list` shows).
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ SOURCE_URL = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmle
               "evals/438HHHEvaluations.jsonl")
 ENV_PATH = "CAI_BENCH_HHH_PATH"
 N_ITEMS = 438
+SHARED_ENV = "CAI_BENCH_SHARED_DATA"
+SHARED_REL = Path("cai_paper_anthropic") / "evals" / FILE_NAME
+LOGLIK_TASKS = (TASK_ID, RESPONSE_TASK_ID)
+KIND = "log-likelihood multiple choice"
+VIEW_TEXT = {
+    TASK_ID: "the paper's prompt with (A)/(B) options; the letter with the higher log-likelihood wins (acc)",
+    RESPONSE_TASK_ID: "the conversation, then each full answer; the higher log-likelihood per byte wins (acc_norm)",
+}
+LICENSE = "none stated upstream (not vendored: read from a local copy or downloaded by the user)"
 _TURN = "\n\nAssistant:"
 
 
@@ -68,23 +80,72 @@ def cached_path() -> Path:
     return cai_bench_home() / "data" / "cai_paper_anthropic" / FILE_NAME
 
 
-def hhh_path(path: str | Path | None = None, *, download: bool = True) -> Path:
-    """The local data file: `path`, else $CAI_BENCH_HHH_PATH, else the cached copy,
-    else downloaded once from the paper's repository into the cache."""
+def shared_data_dirs() -> list[Path]:
+    """Shared data folders that may hold `SHARED_REL`: $CAI_BENCH_SHARED_DATA when set
+    (then only it), else ../shared/data from the working folder and beside the checkout."""
+    env = os.environ.get(SHARED_ENV)
+    if env:
+        return [Path(env).expanduser()]
+    return [Path("../shared/data"), Path(__file__).resolve().parents[2].parent / "shared" / "data"]
+
+
+def _given(path: str | Path | None) -> tuple[Path, str] | None:
+    """The file an explicit path or $CAI_BENCH_HHH_PATH names (checked), or None."""
     for given, what in ((path, "hhh path"), (os.environ.get(ENV_PATH) or None, f"${ENV_PATH}")):
         if given:
             p = Path(given).expanduser()
             if p.is_dir():
                 p = p / FILE_NAME
             if not p.is_file():
-                raise UserError(f"{what} {given}: no such file (the CAI paper's {FILE_NAME})")
-            return p
+                raise UserError(f"{what} {given}: no such file (the CAI paper's {FILE_NAME}). Fix: point it at "
+                                f"{FILE_NAME} (from {SOURCE_URL})")
+            return p, what
+    return None
+
+
+def _local(path: str | Path | None) -> tuple[Path, str] | None:
+    """The data file found without downloading, and how it was found."""
+    given = _given(path)
+    if given:
+        return given
+    for d in shared_data_dirs():
+        if (d / SHARED_REL).is_file():
+            return (d / SHARED_REL).resolve(), "shared data folder"
     cached = cached_path()
     if cached.is_file():
-        return cached
+        return cached, "cache"
+    return None
+
+
+def not_found_message() -> str:
+    return (f"{TASK_ID}: the HHH data ({FILE_NAME}) was not found. Fix: set {ENV_PATH}=/path/to/{FILE_NAME} "
+            f"(or pass --hhh-path; or {SHARED_ENV} to a folder holding {SHARED_REL.as_posix()}), "
+            f"or allow one download from {SOURCE_URL}")
+
+
+def find_hhh(path: str | Path | None = None) -> tuple[Path | None, str]:
+    """Where the data is, never downloading nor raising: (file, how it was found),
+    or (None, why not and the fix). For listings."""
+    try:
+        found = _local(path)
+    except UserError as exc:
+        return None, exc.message
+    if found:
+        return found[0], found[1]
+    return None, not_found_message()
+
+
+def hhh_path(path: str | Path | None = None, *, download: bool = True) -> Path:
+    """The local data file: `path`, else $CAI_BENCH_HHH_PATH, else a shared data
+    folder's copy, else the cached copy, else downloaded once from the paper's
+    repository into the cache."""
+    found = _local(path)
+    if found:
+        return found[0]
+    cached = cached_path()
     if not download or _offline():
         raise UserError(f"{TASK_ID}: the HHH data ({FILE_NAME}) is not here and downloads are off. Fix: set "
-                        f"{ENV_PATH}=/path/to/{FILE_NAME} (from {SOURCE_URL})")
+                        f"{ENV_PATH}=/path/to/{FILE_NAME} (or pass --hhh-path; from {SOURCE_URL})")
     import urllib.request
 
     try:
@@ -139,6 +200,17 @@ def load_hhh(path: str | Path | None = None, *, limit: int | None = None, seed: 
     return items
 
 
+def item_doc(item: HHHItem, view: str) -> dict[str, Any]:
+    """The lm-eval doc of `item` in `view`: what the model reads (query), the two
+    continuations it is scored on, the right one first (label 0)."""
+    if view == TASK_ID:
+        return {"id": item.id, "query": item.prompt, "choices": [item.correct, item.incorrect], "label": 0}
+    if view == RESPONSE_TASK_ID:
+        return {"id": item.id, "query": item.context, "choices": [item.answer_correct, item.answer_incorrect],
+                "label": 0}
+    raise ValueError(f"unknown HHH view {view!r}; known: {', '.join(LOGLIK_TASKS)}")
+
+
 def _dump(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=1000)
 
@@ -148,18 +220,14 @@ def export_hhh_lm_eval(items: Sequence[HHHItem], out_dir: Path, *, suffix: str =
 
     `lm_eval --include_path OUT --tasks hhh_alignment` then runs it without cai-bench
     (metrics `acc` and `acc_norm`; the right answer is always choice 0)."""
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    from cai_bench.tasks._export import _output_dir
+
+    out = _output_dir(Path(out_dir))  # a file in the way is a one-line error
     names: dict[str, str] = {}
-    views = {
-        TASK_ID: lambda it: {"id": it.id, "query": it.prompt, "choices": [it.correct, it.incorrect], "label": 0},
-        RESPONSE_TASK_ID: lambda it: {"id": it.id, "query": it.context,
-                                      "choices": [it.answer_correct, it.answer_incorrect], "label": 0},
-    }
-    for view, doc in views.items():
+    for view in LOGLIK_TASKS:
         name = f"{view}{suffix}"
         data = out / f"{name}.jsonl"
-        atomic_write_text(data, "".join(json.dumps(doc(it), ensure_ascii=False) + "\n" for it in items))
+        atomic_write_text(data, "".join(json.dumps(item_doc(it, view), ensure_ascii=False) + "\n" for it in items))
         cfg = {
             "task": name,
             "dataset_path": "json",

@@ -28,6 +28,7 @@ def test_path_resolution(hhh_sample, tmp_path, monkeypatch, home):
     monkeypatch.setenv(hhh.ENV_PATH, str(hhh_sample))
     assert hhh.hhh_path() == hhh_sample
     monkeypatch.delenv(hhh.ENV_PATH)
+    monkeypatch.setenv(hhh.SHARED_ENV, str(tmp_path / "no-shared-data"))  # CI has ../shared/data beside the clone
     with pytest.raises(UserError, match="downloads are off.*CAI_BENCH_HHH_PATH"):
         hhh.hhh_path()  # HF_HUB_OFFLINE=1 in tests: no download attempted
     with pytest.raises(UserError, match="no such file"):
