@@ -58,6 +58,9 @@ def run_cmd(
     baseline: Optional[str] = typer.Option(
         None, "--baseline", help="With several checkpoints: print paired deltas against this one (as given: "
         "spec, relative path, label or fingerprint). (default: the first checkpoint)"),
+    hhh_path: Optional[str] = typer.Option(None, "--hhh-path", help="The CAI paper's 438HHHEvaluations.jsonl for "
+                                           "-t hhh_alignment (default: $CAI_BENCH_HHH_PATH, a shared data folder, "
+                                           "the cache, else one download)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
@@ -81,7 +84,7 @@ def run_cmd(
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, limit_mode=limit_mode, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                  chunk_size=chunk_size, chat_template=chat_template, engine=engine, workers=workers,
-                 lease_seconds=lease_seconds)
+                 lease_seconds=lease_seconds, hhh_path=hhh_path)
     given = bool(scorer or scorer_set) or any(v not in (None, False, [], ()) for v in flags.values())
     if config is not None:
         cfg = load_config_file(config)

@@ -95,6 +95,7 @@ class RunConfig(BaseModel):
     ollama: EndpointSettings = Field(default_factory=EndpointSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     report: bool = True
+    hhh_path: str | None = None  # hhh_alignment's data file (None: $CAI_BENCH_HHH_PATH, shared data, cache, download)
     download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
 
     @field_validator("scorers", mode="before")
@@ -155,6 +156,8 @@ def load_config_file(path: Path) -> RunConfig:
     # relative checkpoint globs/dirs resolve against the config file's folder when they exist there
     base = path.resolve().parent
     cfg.checkpoints = [relative_to_config(c, base) for c in cfg.checkpoints]
+    if cfg.hhh_path:
+        cfg.hhh_path = relative_to_config(cfg.hhh_path, base)
     _check_references(cfg, path, data)
     return cfg
 
@@ -181,7 +184,11 @@ def _check_references(cfg: RunConfig, path: Path, data: Any) -> None:
                 parse_spec(spec)
         except UserError as exc:
             raise fail(("checkpoints", i), exc) from None
+    from cai_bench.tasks.hhh import LOGLIK_TASKS
+
     for i, tid in enumerate(cfg.tasks):
+        if tid in LOGLIK_TASKS:  # built in, not a task folder; its data file is found when the run starts
+            continue
         try:
             load_task(tid)
         except UserError as exc:

@@ -22,6 +22,7 @@ from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
     from cai_bench.harness.generate import Sampling
+    from cai_bench.harness.loglik import LoglikPlan
     from cai_bench.harness.sample import Sample
     from cai_bench.tasks import PromptIdentity
     from cai_bench.harness.scoring import ScorerStatus
@@ -41,6 +42,7 @@ class Plan:
     samples: dict[str, "Sample"] = field(default_factory=dict)  # task id -> how its prompts were drawn
     identities: dict[str, dict[str, "PromptIdentity"]] = field(default_factory=dict)  # task -> prompt -> hashes
     engine: str = "hf"  # generation engine of local checkpoints (part of their units' gen_hash)
+    loglik: "LoglikPlan | None" = None  # hhh_alignment views: scored by log-likelihood, not generated
 
     def units_for(self, fingerprint: str) -> list[Unit]:
         return [u for u in self.units if u.fingerprint == fingerprint]
@@ -57,6 +59,8 @@ class RunResult:
     scores_reused: int = 0
     models_loaded: int = 0  # generation models built in this run
     generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
+    loglik_scored: int = 0  # hhh_alignment items scored by log-likelihood now
+    loglik_reused: int = 0  # ... and found in the store
     scorers: list["ScorerStatus"] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)  # the run's checkpoints, in the order given
     seconds: float = 0.0
@@ -67,6 +71,8 @@ class RunResult:
         return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "
                 f"new: {self.generated} responses, {self.scored} scored; "
                 f"generation models loaded: {self.models_loaded}"
+                + (f"; log-likelihood items: {self.loglik_scored} new, {self.loglik_reused} reused"
+                   if self.loglik_scored or self.loglik_reused else "")
                 + (f"; failed: {self.generation_errors} prompts (error rows kept; a re-run retries them)"
                    if self.generation_errors else ""))
 
@@ -84,6 +90,7 @@ def make_plan(cfg: RunConfig) -> Plan:
         raise UserError("no checkpoints: pass --checkpoint SPEC (or list them under checkpoints: in the run config)")
     if not cfg.tasks:
         raise UserError("no tasks: pass --task ID (or list them under tasks: in the run config)")
+    from cai_bench.harness.loglik import is_loglik, plan_loglik
     ckpts: list[ResolvedCheckpoint] = []
     seen: set[str] = set()
     for spec in expand_checkpoints(cfg.checkpoints):
@@ -93,7 +100,10 @@ def make_plan(cfg: RunConfig) -> Plan:
             ckpts.append(ck)
     tasks = []
     for tid in dict.fromkeys(cfg.tasks):
-        tasks.append(load_task(tid))
+        if not is_loglik(tid):
+            tasks.append(load_task(tid))
+    views = [tid for tid in dict.fromkeys(cfg.tasks) if is_loglik(tid)]
+    loglik = plan_loglik(cfg, ckpts, views) if views else None
     samples = {t.id: sample_task(t, cfg.limit, seed=cfg.seed, mode=cfg.limit_mode) for t in tasks}
     prompt_ids = {t.id: samples[t.id].prompt_ids for t in tasks}
     sampling = {t.id: resolve_sampling(t, cfg.generation, cfg.seed) for t in tasks}
@@ -104,7 +114,7 @@ def make_plan(cfg: RunConfig) -> Plan:
              tuple(identities[t.id][p].content_hash for p in prompt_ids[t.id]))
         for ck in ckpts for t in tasks
     ]
-    return Plan(ckpts, tasks, prompt_ids, sampling, units, samples, identities, cfg.generation.engine)
+    return Plan(ckpts, tasks, prompt_ids, sampling, units, samples, identities, cfg.generation.engine, loglik)
 
 
 def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
@@ -118,7 +128,8 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
     generation configs by hash, and the prompts each task's `--limit` drew."""
     from cai_bench.tasks import task_constitution
 
-    store.set_run_sample(run_id, {tid: s.as_json() for tid, s in plan.samples.items()})
+    store.set_run_sample(run_id, {**{tid: s.as_json() for tid, s in plan.samples.items()},
+                                  **(plan.loglik.sample_json() if plan.loglik else {})})
     for ck in plan.checkpoints:
         for tid, sampling in plan.sampling.items():
             engine = engine_of(ck, plan.engine)
@@ -247,11 +258,24 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     try:
         store.set_run_scorers(run_id, [st.as_json() for _, st in prepared])
         _register(store, run_id, plan)
+        if plan.loglik is not None:
+            from cai_bench.harness.loglik import register_loglik
+
+            register_loglik(store, plan.loglik)
         with make_progress() as progress:
             _generate(store, run_id, plan, cfg, progress, result, leases)
+            loglik_status = None
+            if plan.loglik is not None:  # after generation closed its model: one model in memory at a time
+                from cai_bench.harness.loglik import run_loglik
+
+                loglik_status, loaded = run_loglik(store, run_id, plan.loglik, plan.checkpoints, cfg, progress, leases)
+                result.models_loaded += loaded
+                result.loglik_scored, result.loglik_reused = loglik_status.scored, loglik_status.reused
             result.scorers = run_scoring(store, run_id, plan.units, prepared, force=cfg.force, progress=progress,
                                          leases=leases, poll_seconds=cfg.workers.poll_seconds,
-                                         units_done=result.units_done)
+                                         units_done=result.units_done) if plan.units else []
+            if loglik_status is not None:
+                result.scorers.append(loglik_status)
         store.set_run_scorers(run_id, [st.as_json() for st in result.scorers])
         result.scored = sum(s.scored for s in result.scorers)
         result.scores_reused = sum(s.reused for s in result.scorers)

@@ -115,9 +115,11 @@ def combine(results: list[RunResult]) -> RunResult:
         total.scored += r.scored
         total.models_loaded += r.models_loaded
         total.generation_errors += r.generation_errors
+        total.loglik_scored += r.loglik_scored
         total.units_done += r.units_done
     total.generations_reused = min(r.generations_reused for r in results)
     total.scores_reused = min(r.scores_reused for r in results)
+    total.loglik_reused = min(r.loglik_reused for r in results)
     total.scorers = [replace(st, scored=sum(s.scored for r in results for s in r.scorers if s.id == st.id),
                              available=all(s.available for r in results for s in r.scorers if s.id == st.id))
                      for st in first.scorers]
