@@ -78,13 +78,15 @@ class LoglikPlan:
     units: list[Unit]
     limit: int | None = None
     seed: int = 0
+    mode: str = "seeded"  # seeded (default) or head (--limit-mode head: the first N in file order)
     by_id: dict[str, HHHItem] = field(default_factory=dict)
     every: list[HHHItem] = field(default_factory=list)  # all items: registered as the views' current prompts
 
     def sample_json(self) -> dict[str, Any]:
         ids = [it.id for it in self.items]
-        return {v: {"mode": "seeded", "limit": self.limit, "seed": self.seed, "n": len(ids), "of": len(self.every or self.items),
-                    "prompt_ids": ids, "data": str(self.path)} for v in self.views}
+        return {v: {"mode": self.mode, "limit": self.limit, "seed": self.seed, "n": len(ids),
+                    "of": len(self.every or self.items), "prompt_ids": ids, "data": str(self.path)}
+                for v in self.views}
 
 
 def check_checkpoints(ckpts: list["ResolvedCheckpoint"], views: list[str]) -> None:
@@ -110,14 +112,18 @@ def plan_loglik(cfg: "RunConfig", ckpts: list["ResolvedCheckpoint"], views: list
     check_checkpoints(ckpts, views)
     path = hhh_path(cfg.hhh_path)  # a missing file: one line with the fix
     every = load_hhh(path)
-    items = load_hhh(path, limit=cfg.limit, seed=cfg.seed) if cfg.limit else every
+    if cfg.limit and cfg.limit_mode == "head":
+        items = every[:cfg.limit]
+    else:  # a seeded sample (kept in file order), as the pipeline draws it
+        items = load_hhh(path, limit=cfg.limit, seed=cfg.seed) if cfg.limit else every
     units = []
     for ck in ckpts:
         for view in views:
             idents = [_identities(it, view) for it in items]
             units.append(Unit(ck.fingerprint, view, _h(gen_config(view)), tuple(it.id for it in items),
                               tuple(i for i, _ in idents), tuple(c for _, c in idents)))
-    return LoglikPlan(views, items, path, units, cfg.limit, cfg.seed, {it.id: it for it in items}, every)
+    mode = "head" if cfg.limit and cfg.limit_mode == "head" else "seeded"
+    return LoglikPlan(views, items, path, units, cfg.limit, cfg.seed, mode, {it.id: it for it in items}, every)
 
 
 def register_loglik(store: Store, plan: LoglikPlan) -> None:
