@@ -94,6 +94,13 @@ def test_run_stores_items_reports_them_and_a_rerun_reuses_all(home, tmp_path, ti
     assert "log-likelihood items: 0 new, 20 reused" in again and "generation models loaded: 0" in again
     assert _rows(db, "select count(*) from scores") == [(20,)]
 
+    # a kill between an item's answer and its score (or a lost score row): only those items are redone
+    with sqlite3.connect(db) as conn:
+        conn.execute("delete from scores where score_id in (select score_id from scores order by score_id limit 3)")
+    mended = _cli(*args)
+    assert "log-likelihood items: 3 new, 17 reused" in mended and "generation models loaded: 1" in mended
+    assert _rows(db, "select count(*), count(distinct generation_id) from scores") == [(20, 20)]
+
     report = _cli("report", "--out", str(out), "--format", "md")
     assert "HHH" in report and "hhh_loglik.accuracy" in report
     assert "hhh_loglik.accuracy" in (out / "report" / "leaderboard.md").read_text()
