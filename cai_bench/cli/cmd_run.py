@@ -65,6 +65,9 @@ def run_cmd(
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
+    -t hhh_alignment (and hhh_alignment_response) scores local checkpoints by log-likelihood on the CAI paper's
+    HHH items instead (no generation, no scorer models); its results sit in the same store and leaderboards.
+
     Prints one sample answer, the leaderboard per culture and a table per task; OUT/leaderboard.csv holds both levels (column `level`). A re-run does only what is missing, and retries failed scores.
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
