@@ -118,8 +118,12 @@ def run_pipeline(cfg: PipelineConfig, console: Any) -> dict:
     from cai_bench.console import make_progress
     from cai_bench.pipeline import report as R
 
+    from cai_bench.cpu_threads import busy_cpu_hint
+
     started = time.perf_counter()
     p = PipelineRun(cfg, console)
+    if cfg.profile.startswith("cpu") and (hint := busy_cpu_hint()):
+        console.print(f"[yellow]note:[/yellow] {hint}")
     p.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p.out / "pipeline_config.json", cfg.model_dump_json(indent=2) + "\n")
     task = p.stage(0, "task", lambda resume: S.stage_task(cfg, p.out / "task"))

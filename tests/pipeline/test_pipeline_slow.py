@@ -30,5 +30,5 @@ def test_cpu_small_profile_on_smollm2(shared_data, tmp_path, smollm2_dir):
     assert rows[("hhh_alignment_response", "accuracy")]["n"] == 10
     dpo_log = json.loads((tmp_path / "za" / "dpo" / "cai_bench.json").read_text())["log_history"]
     assert any(abs(e.get("rewards/margins", 0)) > 1e-3 for e in dpo_log)  # the tuned DPO recipe moves the policy
-    no_op = next(g for g in data["guards"] if g["name"] == "no-op DPO")
-    assert not no_op["fired"], no_op
+    for no_op in (g for g in data["guards"] if g["name"].startswith("no-op DPO")):  # right after DPO, and in eval
+        assert not no_op["fired"], no_op
