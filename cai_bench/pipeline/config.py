@@ -35,7 +35,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         # the shipped CPU recipes collapsed SFT (lr 1e-3) and left DPO a no-op (lr 1e-6, beta 0.01): issue 15
         "sft": {"recipe": "smollm2-135m-cpu-sft", "set": ["learning_rate=2e-4", "max_steps=32"]},
         "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": ["learning_rate=5e-5", "beta=0.1", "max_steps=32"]},
-        "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 8},
+        # HHH: only the response view: SmolLM2 answers the lettered view at chance and it costs twice the
+        # tokens (measured: ~80k tokens per checkpoint for both views of 100 items, ~28k for this one)
+        "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 8,
+                 "hhh_views": ["hhh_alignment_response"]},
     },
     # a 7B instruct student with the handbook QLoRA recipes (needs a CUDA GPU)
     "gpu-7b": {
@@ -104,6 +107,9 @@ class EvalSettings(_Strict):
     batch_size: int = Field(8, ge=1)
     hhh: bool = True
     hhh_limit: int | None = Field(None, ge=1)
+    # hhh_alignment: the paper's lettered prompt; hhh_alignment_response: each answer as the assistant turn
+    hhh_views: list[Literal["hhh_alignment", "hhh_alignment_response"]] = Field(
+        default_factory=lambda: ["hhh_alignment", "hhh_alignment_response"], min_length=1)
     hhh_path: str | None = None
     n_boot: int = Field(1000, ge=100)
 

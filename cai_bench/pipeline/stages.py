@@ -452,7 +452,9 @@ def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str,
     from cai_bench.tasks.hhh import load_hhh
 
     items = load_hhh(hhh_source(cfg), limit=cfg.eval.hhh_limit, seed=cfg.seed)
-    items_key = hashlib.sha256(json.dumps([it.id for it in items] + [it.prompt for it in items]).encode()).hexdigest()[:12]
+    views = sorted(set(cfg.eval.hhh_views))
+    items_key = hashlib.sha256(json.dumps([it.id for it in items] + [it.prompt for it in items] + views)
+                               .encode()).hexdigest()[:12]
     files = {}
     for role, spec in ckpts.items():
         ck = resolve_checkpoint(spec)
@@ -461,7 +463,7 @@ def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str,
         if dest.is_file():
             continue
         lm = build_lm(ck, batch_size=cfg.eval.batch_size)
-        rows = evaluate_hhh(lm, items, batch_size=cfg.eval.batch_size, seed=cfg.seed)
+        rows = evaluate_hhh(lm, items, views=views, batch_size=cfg.eval.batch_size, seed=cfg.seed)
         del lm
         atomic_write_text(dest, _jsonl(rows))
     return files

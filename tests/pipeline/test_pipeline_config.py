@@ -99,3 +99,15 @@ def test_eval_stage_rechecks_leakage_against_the_sets_it_evaluates(tmp_path) -> 
     allowed = build_config({"task": "cai_south_africa", "allow_overlap": True, "eval": {"tasks": ["xstest"], "hhh": False}})
     recheck_leakage(allowed, tmp_path / "eval", info)
     assert json.loads((tmp_path / "eval" / "leakage.json").read_text())["total"] >= 1
+
+
+def test_hhh_views_per_profile_and_a_bad_view_names_the_field() -> None:
+    import pytest
+
+    from cai_bench.errors import UserError
+
+    assert build_config({"task": "cai_south_africa"}).eval.hhh_views == ["hhh_alignment_response"]  # cpu-small
+    gpu = build_config({"task": "cai_south_africa", "profile": "gpu-7b"})
+    assert gpu.eval.hhh_views == ["hhh_alignment", "hhh_alignment_response"]
+    with pytest.raises(UserError, match=r"eval\.hhh_views"):
+        build_config({"task": "cai_south_africa", "eval": {"hhh_views": ["hhh_letters"]}})

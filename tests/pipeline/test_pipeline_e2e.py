@@ -24,7 +24,7 @@ def _cfg(tiny_model, public_data, hhh_sample, out, **over):
            "sft": {"recipe": "smollm2-135m-cpu-sft", "set": TRAIN},
            "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": TRAIN},
            "eval": {"tasks": ["xstest"], "limit": 2, "max_new_tokens": 8, "batch_size": 4, "hhh_path": str(hhh_sample),
-                    "hhh_limit": 3, "n_boot": 200}}
+                    "hhh_limit": 3, "hhh_views": ["hhh_alignment", "hhh_alignment_response"], "n_boot": 200}}
     for k, v in over.items():
         raw[k] = {**raw[k], **v} if isinstance(v, dict) else v
     return build_config(raw)
