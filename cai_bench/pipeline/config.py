@@ -32,9 +32,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "split": {"max_train": 64, "max_eval": 32},
         # the CPU recipes train without a trainer eval split (eval_strategy no): every kept row trains
         "data": {"max_new_tokens": 192, "test_size": 0.0},
-        # the shipped CPU recipes collapsed SFT (lr 1e-3) and left DPO a no-op (lr 1e-6, beta 0.01): issue 15
-        "sft": {"recipe": "smollm2-135m-cpu-sft", "set": ["learning_rate=2e-4", "max_steps=32"]},
-        "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": ["learning_rate=5e-5", "beta=0.1", "max_steps=32"]},
+        # the CPU recipes as re-tuned by the sweep in docs/pipeline.md (SFT lr 2e-4, DPO lr 5e-5 / beta 0.1,
+        # 32 steps each: one epoch of 64 prompts at batch 2)
+        "sft": {"recipe": "smollm2-135m-cpu-sft", "set": []},
+        "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": []},
         # HHH: only the response view: SmolLM2 answers the lettered view at chance and it costs twice the
         # tokens (measured: ~80k tokens per checkpoint for both views of 100 items, ~28k for this one)
         "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 8,

@@ -44,6 +44,16 @@ def _file_hash(spec: str | None) -> str | None:
     return None
 
 
+def _recipe_hash(name: str) -> str | None:
+    """The recipe file's content: an edited recipe (or a re-tuned built-in) redoes its stage."""
+    from cai_bench.training.recipe import list_recipes
+
+    path = Path(name).expanduser()
+    if not path.is_file():
+        path = list_recipes().get(name, path)
+    return S.sha256_file(path) if path.is_file() else None
+
+
 def stage_keys(cfg: PipelineConfig) -> dict[str, str]:
     """The cache key of each stage (settings + upstream key)."""
     c = json.loads(cfg.model_dump_json())
@@ -57,8 +67,8 @@ def stage_keys(cfg: PipelineConfig) -> dict[str, str]:
     # the eval sets are not inputs of the data: changing them re-checks leakage in the eval stage
     # (no model), it never redoes data or training
     keys["data"] = _hash([keys["task"], data, cfg.data_source, cfg.generator, c["seed"]])
-    keys["sft"] = _hash([keys["data"], c["student"], c["sft"]])
-    keys["dpo"] = _hash([keys["sft"], c["dpo"]])
+    keys["sft"] = _hash([keys["data"], c["student"], c["sft"], _recipe_hash(cfg.sft.recipe)])
+    keys["dpo"] = _hash([keys["sft"], c["dpo"], _recipe_hash(cfg.dpo.recipe)])
     keys["eval"] = _hash([keys["dpo"], c["eval"], c["student"]])
     keys["report"] = _hash([keys["eval"], c["eval"]["n_boot"], c["seed"]])
     return keys

@@ -111,3 +111,16 @@ def test_hhh_views_per_profile_and_a_bad_view_names_the_field() -> None:
     assert gpu.eval.hhh_views == ["hhh_alignment", "hhh_alignment_response"]
     with pytest.raises(UserError, match=r"eval\.hhh_views"):
         build_config({"task": "cai_south_africa", "eval": {"hhh_views": ["hhh_letters"]}})
+
+
+def test_an_edited_recipe_redoes_its_training_stage(tmp_path) -> None:
+    from cai_bench.pipeline.runner import stage_keys
+    from cai_bench.training.recipe import list_recipes
+
+    recipe = tmp_path / "my-sft.yaml"
+    recipe.write_text(list_recipes()["smollm2-135m-cpu-sft"].read_text())
+    cfg = build_config({"task": "cai_south_africa", "sft": {"recipe": str(recipe)}})
+    before = stage_keys(cfg)
+    recipe.write_text(recipe.read_text().replace("learning_rate: 2.0e-4", "learning_rate: 1.0e-4"))
+    after = stage_keys(cfg)
+    assert [s for s in before if before[s] != after[s]] == ["sft", "dpo", "eval", "report"]
