@@ -38,7 +38,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": []},
         # HHH: only the response view: SmolLM2 answers the lettered view at chance and it costs twice the
         # tokens (measured: ~80k tokens per checkpoint for both views of 100 items, ~28k for this one)
-        "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 8,
+        # batch 32: the 32 held-out prompts in one generate call (2.2x faster than 8 on 2 cores, measured)
+        "eval": {"limit": 16, "max_new_tokens": 96, "hhh_limit": 100, "batch_size": 32,
                  "hhh_views": ["hhh_alignment_response"]},
     },
     # a 7B instruct student with the handbook QLoRA recipes (needs a CUDA GPU)
@@ -112,6 +113,8 @@ class EvalSettings(_Strict):
     hhh_views: list[Literal["hhh_alignment", "hhh_alignment_response"]] = Field(
         default_factory=lambda: ["hhh_alignment", "hhh_alignment_response"], min_length=1)
     hhh_path: str | None = None
+    # log-likelihood batches hold seq x vocab logits per row (~0.2 GB for a 1000-token HHH item on SmolLM2)
+    hhh_batch_size: int = Field(8, ge=1)
     n_boot: int = Field(1000, ge=100)
 
 

@@ -462,8 +462,8 @@ def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str,
         files[role] = str(dest)
         if dest.is_file():
             continue
-        lm = build_lm(ck, batch_size=cfg.eval.batch_size)
-        rows = evaluate_hhh(lm, items, views=views, batch_size=cfg.eval.batch_size, seed=cfg.seed)
+        lm = build_lm(ck, batch_size=cfg.eval.hhh_batch_size)
+        rows = evaluate_hhh(lm, items, views=views, batch_size=cfg.eval.hhh_batch_size, seed=cfg.seed)
         del lm
         atomic_write_text(dest, _jsonl(rows))
     return files
