@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +113,29 @@ def generation_units(fingerprint: str, task_id: str, gen_hash: str, prompt_ids: 
     worker cuts the same units whatever it finds already stored."""
     return [WorkUnit.make("generate", i // chunk, prompt_ids[i:i + chunk], fingerprint=fingerprint,
                           task_id=task_id, gen_hash=gen_hash) for i in range(0, len(prompt_ids), chunk)]
+
+
+def plan_unit_work(store: Any, units: Sequence[Any], *, force: bool, chunk: int, progress: Any, verb: str,
+                   label: Callable[[str], str], need: Callable[[Any], set[str]]) -> tuple[list[WorkUnit], dict, int]:
+    """Per planned unit (checkpoint x task): wipe it under --force, find the items `need` says are
+    missing, add its progress bar, and keep the chunks holding a missing item.
+    Returns (work units, bars by (fingerprint, task), items reused)."""
+    from cai_bench.console import safe
+
+    todo: list[WorkUnit] = []
+    bars: dict[tuple[str, str], Any] = {}
+    reused = 0
+    for u in units:
+        if force:
+            store.delete_generations(u)
+        missing = need(u)
+        reused += len(u.prompt_ids) - len(missing)
+        bars[(u.fingerprint, u.task_id)] = progress.add_task(
+            safe(f"{verb} {label(u.fingerprint)} x {u.task_id}"), total=len(u.prompt_ids),
+            completed=len(u.prompt_ids) - len(missing))
+        todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids, chunk)
+                 if missing.intersection(w.items)]
+    return todo, bars, reused
 
 
 def score_units(scorer_id: str, scorer_hash: str, generation_ids: Sequence[int], batch: int) -> list[WorkUnit]:

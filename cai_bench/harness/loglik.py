@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import MetricSpec, ScoreRow
 from cai_bench.harness.scoring import ScorerStatus
@@ -174,22 +173,15 @@ def run_loglik(store: Store, run_id: str, plan: LoglikPlan, ckpts: list["Resolve
     """Score every (checkpoint, view) item not yet in the store, one model loaded at a
     time; returns the scorer's status (scored / reused items) and the models loaded."""
     from cai_bench.harness.hhh import build_lm, evaluate_hhh
-    from cai_bench.harness.leases import generation_units
+    from cai_bench.harness.leases import plan_unit_work
 
     status = ScorerStatus(SCORER_ID, config_hash=SCORER_HASH)
     by_fp = {ck.fingerprint: ck for ck in ckpts}
     units = {(u.fingerprint, u.task_id, u.gen_hash): u for u in plan.units}
-    todo, bars = [], {}
-    for u in plan.units:
-        if cfg.force:
-            store.delete_generations(u)
-        need = _need(store, u)
-        status.reused += len(u.prompt_ids) - len(need)
-        bars[(u.fingerprint, u.task_id)] = progress.add_task(
-            safe(f"loglik {by_fp[u.fingerprint].label} x {u.task_id}"), total=len(u.prompt_ids),
-            completed=len(u.prompt_ids) - len(need))
-        todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids,
-                                             cfg.generation.chunk_size) if need.intersection(w.items)]
+    todo, bars, reused = plan_unit_work(store, plan.units, force=cfg.force, chunk=cfg.generation.chunk_size,
+                                        progress=progress, verb="loglik", label=lambda fp: by_fp[fp].label,
+                                        need=lambda u: _need(store, u))
+    status.reused += reused
     leases.register(todo)
     lm, loaded, n_loaded = None, None, 0
     try:

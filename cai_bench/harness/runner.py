@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cai_bench.console import safe
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
 from cai_bench.harness.leases import Leases
@@ -165,23 +164,15 @@ def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: A
     A prompt a served model fails on for good is an error row, not a response: it
     stays missing, so the next run retries it; the other prompts go on. Returns when every unit is done (by this worker or another): scoring needs them all."""
     from cai_bench.harness.generate import engine_group, load_generator
-    from cai_bench.harness.leases import generation_units
+    from cai_bench.harness.leases import plan_unit_work
 
     tasks = {t.id: t for t in plan.tasks}
     ckpts = {ck.fingerprint: ck for ck in plan.checkpoints}
     plan_units = {(u.fingerprint, u.task_id, u.gen_hash): u for u in plan.units}  # with the prompts' hashes
-    todo = []
-    bars: dict[tuple[str, str], Any] = {}
-    for u in plan.units:
-        if cfg.force:
-            store.delete_generations(u)
-        missing = set(store.missing_prompts(u))
-        result.generations_reused += len(u.prompt_ids) - len(missing)
-        bars[(u.fingerprint, u.task_id)] = progress.add_task(
-            safe(f"generate {ckpts[u.fingerprint].label} x {u.task_id}"), total=len(u.prompt_ids),
-            completed=len(u.prompt_ids) - len(missing))
-        todo += [w for w in generation_units(u.fingerprint, u.task_id, u.gen_hash, u.prompt_ids,
-                                             cfg.generation.chunk_size) if missing.intersection(w.items)]
+    todo, bars, reused = plan_unit_work(store, plan.units, force=cfg.force, chunk=cfg.generation.chunk_size,
+                                        progress=progress, verb="generate", label=lambda fp: ckpts[fp].label,
+                                        need=lambda u: set(store.missing_prompts(u)))
+    result.generations_reused += reused
     leases.register(todo)
     groups: dict[str, list["ResolvedCheckpoint"]] = {}  # checkpoints one loaded engine answers (vLLM: base + adapters)
     for ck in plan.checkpoints:
