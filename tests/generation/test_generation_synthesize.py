@@ -156,7 +156,9 @@ def test_interrupted_synthesis_keeps_finished_items_and_continues(tmp_path, loop
                CAI_BENCH_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "cai_bench", "tasks", "synthesize", "three_synth", "--constitution", str(const),
            "--model", "openai:writer", "--per-principle", "2", "--batch-size", "1", "--concurrency", "1"]
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a background job started without job control inherits SIGINT ignored: give the child Python's default
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.append(p)
     out, err = p.communicate(timeout=900)
     assert p.returncode == 130, out + err
