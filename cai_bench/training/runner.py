@@ -268,6 +268,34 @@ def build_trainer(stage: Stage, recipe: Recipe, *, output_dir: Path | None = Non
     return trainer, start, mix, prec, out
 
 
+def keep_adapter_dtype(model: Any) -> Any:
+    """A callback that resumes a QLoRA run bit for bit. TRL trains the adapter in bf16 on a
+    quantized base (and saves it so), but a checkpoint's adapter loads through PEFT, which
+    autocasts it to fp32, and AdamW's moments then load as fp32 too: the resumed run drifted
+    from the uninterrupted one (SmolLM2 SFT killed after step 16: loss 2.886 vs 2.909 at step
+    20). It puts back the dtypes the run had before the checkpoint was loaded."""
+    from transformers import TrainerCallback
+
+    dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+
+    class KeepAdapterDtype(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
+                           **kw: Any) -> None:
+            if model is None:
+                return
+            for name, param in model.named_parameters():
+                want = dtypes.get(name)
+                if want is not None and param.dtype != want:
+                    param.data = param.data.to(want)
+            for group in getattr(optimizer, "param_groups", []):
+                for param in group["params"]:
+                    for key, value in optimizer.state.get(param, {}).items():
+                        if key != "step" and hasattr(value, "dtype") and value.dtype != param.dtype:
+                            optimizer.state[param][key] = value.to(param.dtype)
+
+    return KeepAdapterDtype()
+
+
 def _match_ref_adapter_dtype(model: Any) -> None:
     """Give TRL's frozen "ref" adapter the dtype of the trainable "default" one.
 
@@ -353,6 +381,8 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(RichProgressCallback(f"train {stage}"))
+    if resume:
+        trainer.add_callback(keep_adapter_dtype(trainer.model))
     if last and resume:
         log.warning("resuming from %s", last)
     if last and resume and recipe.max_steps > 0 and _checkpoint_step(last) >= recipe.max_steps:
