@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from safetensors.torch import load_file
 
 from cai_bench.training import load_recipe, train
@@ -30,3 +32,23 @@ def test_resumed_qlora_run_is_bit_identical(tiny_base, cai_dataset, tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     losses = [[e["loss"] for e in r.metadata["log_history"] if "loss" in e] for r in (full, resumed)]
     assert losses[0] == losses[1]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 remainder: a resumed DPO run is not bit-identical yet (SFT is)")
+def test_resumed_dpo_from_an_adapter_is_bit_identical(tiny_sft_adapter, cai_dataset, tmp_path):
+    def recipe(out):
+        return load_recipe("smollm2-135m-cpu-dpo", [
+            f"model_name_or_path={tiny_sft_adapter}", f"output_dir={out}", f"dataset_mixer={{{cai_dataset}: 1.0}}",
+            "dataset_splits=[train]", "max_steps=4", "save_steps=2", "logging_steps=1", "max_length=96",
+            "max_train_samples=8"])
+
+    full = train("dpo", recipe(tmp_path / "full"))
+    part = tmp_path / "part"
+    train("dpo", recipe(part))
+    for f in part.iterdir():
+        if f.name != "checkpoint-2":
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    resumed = train("dpo", recipe(part), resume=True)
+    a = load_file(str(full.output_dir / "adapter_model.safetensors"))
+    b = load_file(str(resumed.output_dir / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
