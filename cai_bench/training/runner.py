@@ -273,10 +273,13 @@ def keep_adapter_dtype(model: Any) -> Any:
     quantized base (and saves it so), but a checkpoint's adapter loads through PEFT, which
     autocasts it to fp32, and AdamW's moments then load as fp32 too: the resumed run drifted
     from the uninterrupted one (SmolLM2 SFT killed after step 16: loss 2.886 vs 2.909 at step
-    20). It puts back the dtypes the run had before the checkpoint was loaded."""
+    20). DPO's frozen "ref" adapter reloads from the checkpoint's `ref/` the same way, so the
+    reference log-probs moved too. It puts back the dtypes every adapter had before the
+    checkpoint was loaded."""
     from transformers import TrainerCallback
 
-    dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    adapters = tuple(f".{name}." for name in getattr(model, "peft_config", {}))
+    dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad or any(a in n for a in adapters)}
 
     class KeepAdapterDtype(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
