@@ -139,7 +139,8 @@ def plan_unit_work(store: Any, units: Sequence[Any], *, force: bool, chunk: int,
 
 
 def score_units(scorer_id: str, scorer_hash: str, generation_ids: Sequence[int], batch: int) -> list[WorkUnit]:
-    ids = [str(g) for g in sorted(generation_ids)]
+    """Chunks of `generation_ids` in the order given (the store's content order)."""
+    ids = [str(g) for g in generation_ids]
     return [WorkUnit.make("score", i // batch, ids[i:i + batch], scorer_id=scorer_id, scorer_hash=scorer_hash)
             for i in range(0, len(ids), batch)]
 

@@ -373,14 +373,21 @@ class Store:
                     for r in self._scope_generations(conn, units)}
 
     def scope_generation_ids(self, units: Sequence[Unit]) -> list[int]:
-        """Ids of every stored generation in scope, ascending (scoring work units are cut from these)."""
+        """Ids of every stored generation in scope, in content order (task, prompt, answer).
+
+        Scoring work units are cut from this list, and a batched scorer's numbers move in the
+        last float bits with what shares its batch (padding). Ids follow the order answers were
+        stored, which a resumed or multi-worker run interleaves differently; content order gives
+        every run with the same answers the same batches, so the same scores."""
         with self.engine.connect() as conn:
-            return sorted(r.generation_id for r in self._scope_generations(conn, units))
+            rows = list(self._scope_generations(conn, units))
+        rows.sort(key=lambda r: (r.task_id, r.prompt_id, r.response, r.fingerprint, r.generation_id))
+        return [r.generation_id for r in rows]
 
     def pending_scores_among(self, generation_ids: Sequence[int], scorer_id: str, scorer_hash: str,
                              n_metrics: int, content_hashes: dict[int, str] | None = None) -> list[PendingScore]:
-        """Like `pending_scores`, for the given generations only (one claimed batch),
-        each judged against the prompt version of `content_hashes` (from `pending_scores`)."""
+        """Like `pending_scores`, for the given generations only (one claimed batch), in the
+        order given, each judged against the prompt version of `content_hashes` (from `pending_scores`)."""
         g, p, t, s = S.generations.c, S.prompts.c, S.tasks.c, S.scores.c
         wanted = content_hashes or {}
         rows: list[Any] = []
@@ -418,7 +425,8 @@ class Store:
                                     v.reference if v is not None else None, v.principle_id if v is not None else None,
                                     v.category if v is not None else None, v.expect if v is not None else None,
                                     r.constitution_id, ch))
-        return out
+        order = {int(i): n for n, i in enumerate(generation_ids)}
+        return sorted(out, key=lambda x: order[x.generation_id])
 
     def delete_scores(self, units: Sequence[Unit], scorer_id: str, scorer_hash: str) -> int:
         """`--force`: drop this scorer config's scores for the generations in scope."""

@@ -387,7 +387,12 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     if resume:
         trainer.add_callback(keep_adapter_dtype(trainer.model))
     if last and resume:
+        step = _checkpoint_step(last)
         log.warning("resuming from %s", last)
+        if step % recipe.logging_steps:  # the Trainer keeps no loss sum in a checkpoint
+            log.warning("step %d is not a multiple of logging_steps=%d: the first loss logged after it averages "
+                        "fewer steps than an uninterrupted run's (the weights are the same); a save_steps that "
+                        "logging_steps divides avoids this", step, recipe.logging_steps)
     if last and resume and recipe.max_steps > 0 and _checkpoint_step(last) >= recipe.max_steps:
         result = _restore_finished(trainer, last)  # the Trainer would run one step past max_steps
     else:

@@ -75,3 +75,23 @@ def test_error_scores_are_retried_and_replaced(tmp_path: Path) -> None:
         rows = conn.execute(select(S.scores.c.status, S.scores.c.value, S.scores.c.error)).all()
     assert [tuple(r) for r in rows] == [("ok", 0.0, None)]  # one row, the retry's, never overwritten by an error
     store.close()
+
+
+def test_scoring_order_is_content_order_whatever_order_answers_were_stored(tmp_path: Path) -> None:
+    """A resumed or multi-worker run stores answers in another order; scoring batches (and so a
+    batched scorer's last float bits) must not follow it."""
+    answers = {"fp1": [("a", "ra1", 0.1), ("b", "rb1", 0.1), ("c", "rc1", 0.1)],
+               "fp2": [("a", "ra2", 0.1), ("b", "rb2", 0.1), ("c", "rc2", 0.1)]}
+    seen = []
+    for n, order in enumerate((["fp1", "fp2"], ["fp2", "fp1"])):
+        store, run_id, _ = _store(tmp_path / str(n))
+        store.upsert_checkpoint(run_id, fingerprint="fp2", spec="y", kind="hf", label="y", metadata={})
+        units = {fp: Unit(fp, "t", "g1", ("a", "b", "c")) for fp in ("fp1", "fp2")}
+        for fp in order:
+            rows = answers[fp] if n == 0 else answers[fp][::-1]
+            store.insert_generations(run_id, units[fp], rows)
+        ids = store.scope_generation_ids([units["fp1"], units["fp2"]])
+        pending = store.pending_scores_among(ids[::-1], "sim", "h", 1)
+        assert [p.generation_id for p in pending] == ids[::-1]  # the order asked for, not id order
+        seen.append([(p.prompt_id, p.response) for p in pending[::-1]])
+    assert seen[0] == seen[1] == [("a", "ra1"), ("a", "ra2"), ("b", "rb1"), ("b", "rb2"), ("c", "rc1"), ("c", "rc2")]
