@@ -50,3 +50,17 @@ def test_resumed_dpo_from_an_adapter_is_bit_identical(tiny_sft_adapter, cai_data
     a = load_file(str(full.output_dir / "adapter_model.safetensors"))
     b = load_file(str(resumed.output_dir / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_resume_warns_when_the_checkpoint_splits_a_logging_window(tiny_base, cai_dataset, tmp_path, caplog):
+    recipe = load_recipe("smollm2-135m-cpu-sft", [
+        f"model_name_or_path={tiny_base}", f"output_dir={tmp_path / 'run'}", f"dataset_mixer={{{cai_dataset}: 1.0}}",
+        "dataset_splits=[train]", "max_steps=4", "save_steps=3", "logging_steps=2", "max_length=96",
+        "max_train_samples=8"])
+    train("sft", recipe)
+    for f in (tmp_path / "run").iterdir():
+        if f.name != "checkpoint-3":
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    with caplog.at_level("WARNING"):
+        train("sft", recipe, resume=True)
+    assert "step 3 is not a multiple of logging_steps=2" in caplog.text
