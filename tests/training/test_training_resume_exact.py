@@ -17,13 +17,17 @@ def _recipe(base, data, out):
         "max_steps=6", "save_steps=3", "logging_steps=1", "max_length=96", "max_train_samples=12"])
 
 
+def _keep_only(run_dir, checkpoint: str) -> None:
+    for f in run_dir.iterdir():
+        if f.name != checkpoint:
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+
+
 def test_resumed_qlora_run_is_bit_identical(tiny_base, cai_dataset, tmp_path):
     full = train("sft", _recipe(tiny_base, cai_dataset, tmp_path / "full"))
     part = tmp_path / "part"
     train("sft", _recipe(tiny_base, cai_dataset, part))
-    for f in part.iterdir():  # what a kill -9 right after checkpoint-3 leaves
-        if f.name != "checkpoint-3":
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    _keep_only(part, "checkpoint-3")  # what a kill -9 right after checkpoint-3 leaves
     resumed = train("sft", _recipe(tiny_base, cai_dataset, part), resume=True)
     a = load_file(str(full.output_dir / "adapter_model.safetensors"))
     b = load_file(str(resumed.output_dir / "adapter_model.safetensors"))
@@ -43,9 +47,7 @@ def test_resumed_dpo_from_an_adapter_is_bit_identical(tiny_sft_adapter, cai_data
     full = train("dpo", recipe(tmp_path / "full"))
     part = tmp_path / "part"
     train("dpo", recipe(part))
-    for f in part.iterdir():
-        if f.name != "checkpoint-2":
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    _keep_only(part, "checkpoint-2")
     resumed = train("dpo", recipe(part), resume=True)
     a = load_file(str(full.output_dir / "adapter_model.safetensors"))
     b = load_file(str(resumed.output_dir / "adapter_model.safetensors"))
@@ -58,9 +60,7 @@ def test_resume_warns_when_the_checkpoint_splits_a_logging_window(tiny_base, cai
         "dataset_splits=[train]", "max_steps=4", "save_steps=3", "logging_steps=2", "max_length=96",
         "max_train_samples=8"])
     train("sft", recipe)
-    for f in (tmp_path / "run").iterdir():
-        if f.name != "checkpoint-3":
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    _keep_only(tmp_path / "run", "checkpoint-3")
     with caplog.at_level("WARNING"):
         train("sft", recipe, resume=True)
     assert "step 3 is not a multiple of logging_steps=2" in caplog.text
