@@ -11,7 +11,11 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-slow test-slow-ci test-all bench clean
+# Lint (pyflakes + pycodestyle errors, configured in pyproject.toml): part of `make test`.
+lint: setup
+	$(BIN)/ruff check .
+
+.PHONY: setup lint demo test test-slow test-slow-ci test-all bench clean
 
 setup: $(STAMP)
 
@@ -29,7 +33,7 @@ demo: setup
 
 # One torch thread per test process: the default suite runs tiny models, and on a small shared CPU
 # torch's per-core threads stall each other (the tiny-model pipeline e2e test: 303 s -> 65 s here).
-test: setup
+test: setup lint
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests
 
 test-slow: setup

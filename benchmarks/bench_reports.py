@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cai_bench.results import schema as S
 from cai_bench.results.engine import make_engine
 
 CHECKPOINTS = 4

@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -22,6 +23,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)

@@ -7,7 +7,6 @@ from typing import List, Optional
 
 import typer
 from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
-from rich.table import Table
 
 from cai_bench.cli._app import app
 from cai_bench.console import console, err_console

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from cai_bench.cli._app import app
 from cai_bench.console import console

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.cli._options import STORE, TRUST_REMOTE_CODE

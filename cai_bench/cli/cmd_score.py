@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.cli._options import SCORER_CONFIG, TRUST_REMOTE_CODE

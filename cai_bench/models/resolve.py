@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +18,6 @@ from cai_bench.models.specs import (
     CheckpointSpec,
     HubSpec,
     LocalSpec,
-    OllamaSpec,
     OpenAISpec,
     parse_spec,
 )

@@ -163,7 +163,7 @@ def test_old_store_is_migrated_with_a_backup(tmp_path: Path) -> None:
     assert not (tmp_path / "results.sqlite.v1-backup.2").exists()
 
     store = Store(f"sqlite:///{db}")  # and the migrated store takes new work under content identity
-    run = store.start_run("{}", 0, "test", heartbeat=False)
+    store.start_run("{}", 0, "test", heartbeat=False)
     v = {"a": ("q a", "ia", "ca"), "b": ("q b", "ib", "cb")}
     _task(store, v)
     assert store.missing_prompts(_unit("fp1", "g", v)) == ["a", "b"]  # legacy answers are not reused

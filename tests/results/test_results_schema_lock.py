@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from cai_bench.results import schema as S
