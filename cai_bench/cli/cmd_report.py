@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.cli._app import app
 from cai_bench.cli._options import STORE
 
@@ -22,7 +23,8 @@ def report(
     ),
     fmt: str = typer.Option("html,md,csv", "--format", help="Comma-separated: html, md, csv, parquet."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
-    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples."),
+    n_boot: int = typer.Option(N_BOOT, "--n-boot", min=MIN_N_BOOT, help="Bootstrap resamples (a pipeline's loop "
+                               "section keeps the pipeline's own eval.n_boot and seed)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Print the leaderboards in the terminal."),
     list_configs: bool = typer.Option(False, "--list-configs",
                                       help="List the generation and scorer configs and the runs in the store "
@@ -36,7 +38,8 @@ def report(
     the report names them and lists what it left out."""
     from cai_bench.console import console, err_console
     from cai_bench.harness.declarations import fill_declarations
-    from cai_bench.reports.terminal import print_comparison, print_coverage, print_deltas, print_leaderboard
+    from cai_bench.reports.terminal import (print_comparison, print_coverage, print_deltas, print_leaderboard,
+                                           print_loop_verdicts)
     from cai_bench.results import normalize_url
     from cai_bench.reports.writer import check_formats, prepare, write_files
 
@@ -56,6 +59,7 @@ def report(
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
         print_comparison(data.extras, console)
+        print_loop_verdicts(data.loops, console)
     console.print(f"report written to [bold]{escape(str(report_dir))}[/bold] ({data.n_rows} score rows)")
 
 

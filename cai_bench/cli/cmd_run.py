@@ -114,7 +114,7 @@ def run_cmd(
     if baseline is None and len(result.fingerprints) > 1:
         baseline = result.fingerprints[0]
     if cfg.report and not no_report:
-        report_dir = _report(result, console, seed=cfg.seed, baseline=baseline)
+        report_dir = _report(result, console, seed=cfg.seed, n_boot=cfg.n_boot, baseline=baseline)
         if report_dir is not None:
             err_console.print(f"report: {report_dir}  leaderboard: {result.out_dir / 'leaderboard.csv'}")
     # last, so that a scorer which scored little, or agrees with people at chance level, is what a user sees last
@@ -126,13 +126,13 @@ def run_cmd(
         err_console.print(f"[bold yellow]{escape(line)}[/bold yellow]", highlight=False)
 
 
-def _report(result: "RunResult", console: "Console", *, seed: int = 0,
+def _report(result: "RunResult", console: "Console", *, seed: int, n_boot: int,
             baseline: Optional[str] = None) -> Optional[Path]:
     """Write `<out>/report/` and `<out>/leaderboard.csv` from the store, print one
     sample answer and the leaderboard per culture and per task; the report folder,
     or None when the store holds no scores."""
+    from cai_bench.errors import UserError
     from cai_bench.harness.declarations import fill_declarations
-    from cai_bench.reports.build import build
     from cai_bench.reports.terminal import (
         print_comparison,
         print_deltas,
@@ -140,20 +140,18 @@ def _report(result: "RunResult", console: "Console", *, seed: int = 0,
         print_sample,
         print_task_leaderboard,
     )
-    from cai_bench.reports.validity import load_validity
-    from cai_bench.reports.writer import DEFAULT_FORMATS, write_files
-    from cai_bench.results import load_results_with_extras
+    from cai_bench.reports.writer import DEFAULT_FORMATS, prepare, write_files
 
     fill_declarations(result.store_url)  # older rows in the store get today's declarations
-    df, extras = load_results_with_extras(result.store_url)
-    if df.empty:
+    try:
+        data = prepare(result.store_url, baseline=baseline, formats=DEFAULT_FORMATS, seed=seed, n_boot=n_boot)
+    except UserError:
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return None
-    print_sample(df, console)
-    data = build(df, extras, seed=seed, baseline=baseline, validity=load_validity(result.store_url, df))
-    report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=1000)
+    print_sample(data.samples, console)
+    report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=n_boot)
     print_leaderboard(data.board, console, data.validity, scales=data.scales)
     print_task_leaderboard(data.task_board, console)
     print_deltas(data.deltas, data.baseline, console)
-    print_comparison(extras, console)
+    print_comparison(data.extras, console)
     return report_dir

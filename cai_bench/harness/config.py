@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.errors import UserError
 from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
@@ -88,7 +89,8 @@ class RunConfig(BaseModel):
     limit_mode: Literal["stratified", "head"] = "stratified"  # seeded sample over principles | first N
     out: Path = Path(DEFAULT_OUT)
     store: str | None = None
-    seed: int = 0
+    seed: int = 0  # sampling, --limit draws and the report's bootstrap
+    n_boot: int = Field(default=N_BOOT, ge=MIN_N_BOOT)  # bootstrap resamples of the report's CIs and p-values
     force: bool = False
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     openai: EndpointSettings = Field(default_factory=EndpointSettings)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.errors import UserError
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -115,7 +116,7 @@ class EvalSettings(_Strict):
     hhh_path: str | None = None
     # log-likelihood batches hold seq x vocab logits per row (~0.2 GB for a 1000-token HHH item on SmolLM2)
     hhh_batch_size: int = Field(8, ge=1)
-    n_boot: int = Field(1000, ge=100)
+    n_boot: int = Field(N_BOOT, ge=MIN_N_BOOT)
 
 
 class PipelineConfig(_Strict):

@@ -343,7 +343,7 @@ def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, star
             "final_loss": next((e["loss"] for e in reversed(hist) if "loss" in e), None),
             "steps": (meta.get("metrics") or {}).get("global_step")}
     if stage == "dpo":
-        from cai_bench.pipeline.guards import max_abs_margin
+        from cai_bench.reports.guards import max_abs_margin
 
         info["max_abs_margin"] = max_abs_margin(hist)
     if task_info is not None:
@@ -379,7 +379,7 @@ def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task_info: 
     """Collapse (and, after DPO, no-op) checks on a few held-out answers, right after training,
     so a collapsed SFT model is flagged before DPO and evaluation spend their time on it.
     Answers are kept in <stage>/guard.json; DPO reuses the base and SFT answers SFT wrote."""
-    from cai_bench.pipeline.guards import collapse_guard, noop_dpo_guard
+    from cai_bench.reports.guards import collapse_guard, noop_dpo_guard
 
     answers: dict[str, list[str]] = {}
     sft_file = out.parent / "sft" / "guard.json"

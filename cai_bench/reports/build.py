@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cai_bench.bootstrap_settings import N_BOOT
 from cai_bench.errors import UserError
 from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
@@ -44,6 +45,8 @@ class ReportData:
     refusal_rule: str = RULE_DESCRIPTION
     verdict_source: str = field(default_factory=lambda: verdict_rule([]))  # which scorer verdicts decided
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
+    loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
+    loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
 
 
 def slug(text: str) -> str:
@@ -104,8 +107,10 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
-          n_boot: int = 1000, with_plots: bool = True, validity: dict | None = None) -> ReportData:
-    """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`."""
+          n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
+          loops: list | None = None) -> ReportData:
+    """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
+    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section)."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -135,6 +140,10 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         validity=validity_frame(df, validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
+    if loops:
+        from cai_bench.reports.loop import loop_reports
+
+        data.loops = loop_reports(df, extras, loops)
     if with_plots:
         from cai_bench.reports import plots
 
@@ -143,4 +152,12 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         for c in data.cultures:
             data.plots[f"means_{slug(c)}.png"] = plots.metric_means(board, c)
             data.plots[f"distributions_{slug(c)}.png"] = plots.distributions(df, c)
+    if data.loops:  # beside pipeline.md, which links them, whatever the formats
+        from cai_bench.reports.markdown import loop_curves_name
+        from cai_bench.reports.plots import training_curves
+
+        for lr in data.loops:
+            png = training_curves(lr.curves)
+            if png is not None:
+                data.loop_plots[loop_curves_name(lr, len(data.loops) > 1)] = png
     return data

@@ -83,4 +83,59 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         excluded=", ".join(data.excluded),
         seed=seed,
         n_boot=n_boot,
+        loops=[_loop_view(lr, data) for lr in data.loops],
     )
+
+
+def _loop_view(lr, data: ReportData) -> dict:  # noqa: ANN001 - reports.loop.LoopReport
+    from cai_bench.reports.markdown import loop_curves_name
+
+    return {"title": lr.record.title, "warnings": lr.warnings, "no_verdict": lr.no_verdict,
+            "n_boot": lr.record.n_boot, "seed": lr.record.seed, "table": tables.loop_table(lr.rows),
+            "guards": [f"{g['name']}: " + ("FIRED: " + "; ".join(g["reasons"]) if g["fired"] else "ok")
+                       for g in lr.guards],
+            "curves_png": _b64(data.loop_plots.get(loop_curves_name(lr, len(data.loops) > 1)))}
+
+
+def browser_columns(data: ReportData) -> list[tuple[str, str]]:
+    """(header, fingerprint) per checkpoint: each loop's base, SFT, DPO first, then the others by label."""
+    from cai_bench.reports.loop import ROLE_HEADERS
+    from cai_bench.results.loops import ROLES
+
+    cols: list[tuple[str, str]] = []
+    several = len(data.loops) > 1
+    for lr in data.loops:
+        for role in ROLES:
+            fp = lr.record.fingerprints.get(role)
+            if fp and fp not in {f for _, f in cols}:
+                cols.append((f"{lr.record.title}: {ROLE_HEADERS[role]}" if several else ROLE_HEADERS[role], fp))
+    seen = {f for _, f in cols}
+    rest = data.samples.drop_duplicates("fingerprint").sort_values(["label", "fingerprint"], kind="mergesort")
+    cols += [(str(r.label), str(r.fingerprint)) for r in rest.itertuples() if r.fingerprint not in seen]
+    return cols
+
+
+def render_samples(data: ReportData) -> str:
+    """`samples.html`: every stored answer, one row per (task, prompt), one column per checkpoint."""
+    cols = browser_columns(data)
+    meta = {"culture", "task_id", "constitution_id", "label", "fingerprint", "spec", "prompt_id", "principle_id",
+            "principle_title", "category", "expect", "prompt", "reference", "response", "gen_hash", "composite"}
+    keys = [c for c in data.samples.columns if c not in meta]
+    rows = []
+    for (task, _pid), g in data.samples.groupby(["task_id", "prompt_id"], sort=True):
+        by_fp = {r["fingerprint"]: r for r in g.to_dict("records")}
+        first = g.iloc[0]
+        cells = []
+        for _, fp in cols:
+            r = by_fp.get(fp)
+            if r is None:
+                cells.append(None)
+                continue
+            scores = ", ".join(f"{k}={round(float(r[k]), 4)}" for k in keys
+                               if isinstance(r[k], float) and not math.isnan(r[k]))
+            cells.append({"response": r["response"] or "", "scores": scores})
+        ref = first["reference"]
+        rows.append({"task": task, "prompt": first["prompt"] or "",
+                     "reference": ref if isinstance(ref, str) else "", "cells": cells})
+    return _ENV.get_template("samples.html.j2").render(headers=[h for h, _ in cols], rows=rows,
+                                                       several=bool(data.loops))

@@ -46,3 +46,85 @@ def render_markdown(data: ReportData) -> str:
 def _flag_low(table: tables.Table, data: ReportData) -> tables.Table:
     rows = [[(f"{row[0][0]} (LOW)", None), *row[1:]] if cov.low else row for row, cov in zip(table.rows, data.coverage)]
     return tables.Table(table.headers, rows)
+
+
+def render_loop_markdown(loops: list) -> str:  # list[reports.loop.LoopReport]
+    """`pipeline.md`: the loop section of every pipeline recorded in the store."""
+    from cai_bench.reports.loop import fmt
+
+    several = len(loops) > 1
+    lines = ["# Pipeline report: base -> SFT -> DPO", ""]
+    for lr in loops:
+        h = "##" if not several else "###"
+        if several:
+            lines += [f"## {tables._md_escape(lr.record.title)}", ""]
+        lines += _loop_lines(lr, h, fmt, several)
+    return "\n".join(lines)
+
+
+def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - LoopReport, formatter
+    import json
+
+    from cai_bench.reports.loop import PAIRS
+    from cai_bench.results.loops import ROLES
+
+    e = tables._md_escape
+    r = lr.record
+    lines = []
+    if lr.warnings:
+        lines += [f"{h} Warnings", ""] + [f"- **{e(w)}**" for w in lr.warnings] + [""]
+    lines += [f"{h} Checkpoints", "", "| role | spec | fingerprint |", "|---|---|---|"]
+    lines += [f"| {role} | {e(str(r.specs.get(role, '')))} | {str(r.fingerprints.get(role, ''))[:16]} |"
+              for role in ROLES]
+    lines += ["", f"{h} Verdicts (DPO vs base, paired bootstrap, p < 0.05)", "",
+              f"Bootstrap: {r.n_boot} resamples, seed {r.seed}. Each metric measures what its scorer says "
+              "(docs/scorers.md); refusal rows use scorer verdicts with role `refusal` where scored, else the "
+              "string rule (docs/reports.md).", "",
+              "| culture | task | metric | n | base | SFT | DPO | SFT-base (p) | DPO-SFT (p) | DPO-base (p) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in lr.rows:
+        cells = [f"{fmt(row[x]['mean'])} [{fmt(row[x]['lo'])}, {fmt(row[x]['hi'])}]" for x in ROLES]
+        deltas = [f"{fmt(row[f'{a}_vs_{b}']['delta'], 3)} ({fmt(row[f'{a}_vs_{b}']['p'], 3)})" for a, b in PAIRS]
+        lines.append(f"| {e(row['culture'])} | {e(row['task'])} | {e(row['metric'])} | {row['n']} | "
+                     + " | ".join(cells + deltas) + f" | {row['verdict']} |")
+    if lr.no_verdict:
+        lines += ["", f"{h} Evaluated but without a verdict", ""] + [f"- {e(x)}" for x in lr.no_verdict]
+    lines += ["", f"{h} Guards", ""]
+    for g in lr.guards:
+        lines.append(f"- {g['name']}: {'FIRED: ' + '; '.join(g['reasons']) if g['fired'] else 'ok'}")
+    q = r.quality or {}
+    if q:
+        lines += ["", f"{h} Data quality", "", "| set | total | kept | kept % | " +
+                  " | ".join(q["sft"]["dropped"]) + " | initial truncated |",
+                  "|---|---|---|---|" + "---|" * len(q["sft"]["dropped"]) + "---|"]
+        for name in ("sft", "prefs"):
+            s = q[name]
+            lines.append(f"| {name} | {s['total']} | {s['kept']} | {s['kept_fraction']:.0%} | "
+                         + " | ".join(str(v) for v in s["dropped"].values()) + f" | {s['initial_truncated']} |")
+    lk = r.leakage or {}
+    if lk:
+        lines += ["", f"{h} Leakage ({lk['method']})", "", "| train set | eval set | exact | near |",
+                  "|---|---|---|---|"]
+        lines += [f"| {e(p['train_set'])} | {e(p['eval_set'])} | {p['exact']} | {p['near']} |" for p in lk["pairs"]]
+    png = loop_curves_name(lr, several)
+    if any(lr.curves.values()):
+        lines += ["", f"{h} Training curves", "", f"![training curves]({png})"]
+    for stage, curve in lr.curves.items():
+        if curve:
+            keys = [k for k in ("loss", "rewards/margins", "rewards/accuracies") if any(k in c for c in curve)]
+            lines += ["", f"{h} Training curve: {stage}", "", "| step | " + " | ".join(keys) + " |",
+                      "|---|" + "---|" * len(keys)]
+            lines += [f"| {c['step']} | " + " | ".join(fmt(c.get(k), 4) for k in keys) + " |" for c in curve]
+    lines += ["", f"{h} Stages", "", "| stage | seconds | cached |", "|---|---|---|"]
+    for name, info in r.stages.items():
+        lines.append(f"| {name} | {fmt(info.get('seconds'), 1)} | {info.get('cached', False)} |")
+    lines += ["", f"{h} Provenance", "", "```json", json.dumps(r.provenance, indent=2, default=str), "```",
+              "", f"{h} Config", "", "```json", json.dumps(r.config, indent=2, default=str), "```", ""]
+    return lines
+
+
+def loop_curves_name(lr, several: bool) -> str:  # noqa: ANN001 - LoopReport
+    """The training-curves PNG of a loop in the report folder."""
+    from cai_bench.reports.build import slug
+
+    return f"training_curves_{slug(lr.record.title)}.png" if several else "training_curves.png"

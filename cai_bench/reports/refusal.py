@@ -64,25 +64,35 @@ def verdict_keys(df: pd.DataFrame, task_analyses: Mapping[str, Sequence[str]]) -
     return sorted(set(part["scorer_id"].astype(str) + "." + part["metric"].astype(str)))
 
 
-def refusal_rates(df: pd.DataFrame, task_analyses: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Per (checkpoint, task asking for refusal analysis, safe|unsafe): refusal rate
-    and which rule decided. A response's verdict is the first (by scorer, metric)
-    `ok` score of a metric declaring role `refusal`, else the string-match rule."""
-    if df.empty:
-        return pd.DataFrame(columns=COLUMNS)
-    part = df[df["task_id"].isin(refusal_tasks(task_analyses))]
-    if part.empty:
-        return pd.DataFrame(columns=COLUMNS)
+def refusals(df: pd.DataFrame, task_analyses: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """One row per answer on a task asking for refusal analysis: `refused` (bool) and
+    `by_verdict` (True when a scorer verdict decided, False when the string rule did).
+    The one refusal rule of every report: the first (by scorer, metric) `ok` score of a
+    metric declaring role `refusal`, else `is_refusal`."""
     unit = ["fingerprint", "task_id", "prompt_id"]
-    gens = part.drop_duplicates(unit)[[*unit, "label", "expect", "response"]].copy()
+    cols = [*unit, "label", "culture", "expect", "response", "refused", "by_verdict"]
+    part = df[df["task_id"].isin(refusal_tasks(task_analyses))] if not df.empty else df
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    gens = part.drop_duplicates(unit)[[*unit, "label", "culture", "expect", "response"]].copy()
     verdict = part[(part["role"] == ROLE) & (part["status"] == "ok")]
     verdict = (verdict.sort_values([*unit, "scorer_id", "metric"], kind="mergesort").drop_duplicates(unit)
                [[*unit, "value"]].rename(columns={"value": "verdict"}))
     gens = gens.merge(verdict, on=unit, how="left")
     by_verdict = gens["verdict"].notna()
     rule = gens["response"].fillna("").map(is_refusal)
-    gens["refused"] = (gens["verdict"].fillna(0) >= 0.5).where(by_verdict, rule)
+    gens["refused"] = (gens["verdict"].fillna(0) >= 0.5).where(by_verdict, rule).astype(bool)
     gens["by_verdict"] = by_verdict
+    return gens[cols]
+
+
+def refusal_rates(df: pd.DataFrame, task_analyses: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Per (checkpoint, task asking for refusal analysis, safe|unsafe): refusal rate
+    and which rule decided. A response's verdict is the first (by scorer, metric)
+    `ok` score of a metric declaring role `refusal`, else the string-match rule."""
+    gens = refusals(df, task_analyses)
+    if gens.empty:
+        return pd.DataFrame(columns=COLUMNS)
     gens["subset"] = gens["expect"].map({"comply": "safe", "refuse": "unsafe"}).fillna("unlabelled")
     out = (gens.groupby(["label", "fingerprint", "task_id", "subset"], sort=True)
                .agg(n=("refused", "size"), refusal_rate=("refused", "mean"), by_verdict=("by_verdict", "sum"))

@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from cai_bench.bootstrap_settings import N_BOOT
+
 GroupBy = Literal["task", "culture"]
 _CHUNK = 4_000_000  # bootstrap index draws held in memory at once
 
@@ -34,7 +36,7 @@ def bootstrap_means(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.
     return out
 
 
-def bootstrap_ci(x: np.ndarray, rng: np.random.Generator, n_boot: int = 1000,
+def bootstrap_ci(x: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT,
                  level: float = 0.95) -> tuple[float, float, float]:
     """(mean, lo, hi) with a percentile bootstrap CI; NaNs when `x` is empty."""
     x = np.asarray(x, dtype=float)
@@ -50,7 +52,7 @@ def bootstrap_ci(x: np.ndarray, rng: np.random.Generator, n_boot: int = 1000,
 
 
 def paired_bootstrap(x: np.ndarray, base: np.ndarray, rng: np.random.Generator,
-                     n_boot: int = 1000) -> tuple[float, float, float, float]:
+                     n_boot: int = N_BOOT) -> tuple[float, float, float, float]:
     """(delta, lo, hi, p) for mean(x - base) over paired samples; two-sided p from
     the bootstrap distribution of the mean difference.
 
@@ -153,7 +155,7 @@ def per_sample(ok: pd.DataFrame) -> pd.DataFrame:
                 .mean().rename("composite").reset_index())
 
 
-def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_boot: int = N_BOOT) -> pd.DataFrame:
     """One row per (group, checkpoint): n, coverage, composite, rank and per
     metric mean with a seeded bootstrap 95% CI (`<key>`, `<key>.lo`, `<key>.hi`, `<key>.n`)."""
     gcol = group_column(by)
@@ -190,7 +192,7 @@ def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_b
 
 
 def deltas(df: pd.DataFrame, baseline_fp: str, by: GroupBy = "culture", *, seed: int = 0,
-           n_boot: int = 1000) -> pd.DataFrame:
+           n_boot: int = N_BOOT) -> pd.DataFrame:
     """Per (group, checkpoint, metric incl. `composite`): mean paired difference to
     the baseline over prompts both answered, its bootstrap CI and p-value."""
     cols = ["group", "label", "fingerprint", "metric", "n_pairs", "delta", "lo", "hi", "p_value", "n_boot"]

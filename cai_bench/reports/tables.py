@@ -228,3 +228,21 @@ def to_markdown(table: Table) -> str:
              "|" + "|".join("---" for _ in table.headers) + "|"]
     lines += ["| " + " | ".join(_md_escape(text) for text, _ in row) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
+
+
+def loop_table(rows: list[dict]) -> Table:
+    """A loop's verdict rows (reports.loop): means [CI] per checkpoint, paired deltas (p), verdict."""
+    from cai_bench.reports.loop import PAIRS
+    from cai_bench.results.loops import ROLES
+
+    def ci(x: dict) -> tuple[str, float | None]:
+        return (f"{fmt(x['mean'])} [{fmt(x['lo'])}, {fmt(x['hi'])}]", _num(x["mean"]))
+
+    def delta(x: dict) -> tuple[str, float | None]:
+        return (f"{fmt(x['delta'])} ({fmt(x['p'])})", _num(x["delta"]))
+
+    return Table(["culture", "task", "metric", "n", "base", "SFT", "DPO", "SFT-base (p)", "DPO-SFT (p)",
+                  "DPO-base (p)", "verdict"],
+                 [[cell(r["culture"]), cell(r["task"]), cell(r["metric"]), cell(r["n"]),
+                   *(ci(r[x]) for x in ROLES), *(delta(r[f"{a}_vs_{b}"]) for a, b in PAIRS), cell(r["verdict"])]
+                  for r in rows])

@@ -138,3 +138,27 @@ def print_deltas(deltas: pd.DataFrame, baseline: dict | None, console) -> None: 
         for row in t.rows:
             rt.add_row(*(escape(text) for text, _ in row))
         console.print(rt)
+
+
+def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports.loop.LoopReport, rich Console
+    """Each recorded loop's verdict table (DPO vs base), its unjudged tasks and its fired guards."""
+    from cai_bench.reports.loop import fmt
+    from cai_bench.results.loops import ROLES
+
+    colour = {"improved": "green", "regressed": "red"}
+    for lr in loops:
+        r = lr.record
+        t = RichTable(title=f"{escape(r.title)}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05, "
+                            f"{r.n_boot} resamples)", title_justify="left")
+        for col in ("culture", "task", "metric", "n", "base", "SFT", "DPO", "DPO-base", "p", "verdict"):
+            t.add_column(col, no_wrap=col in ("task", "metric"))
+        for row in lr.rows:
+            d, v = row["dpo_vs_base"], row["verdict"]
+            t.add_row(escape(row["culture"]), escape(row["task"]), escape(row["metric"]), str(row["n"]),
+                      *(fmt(row[x]["mean"]) for x in ROLES), fmt(d["delta"]), fmt(d["p"]),
+                      f"[{colour[v]}]{v}[/{colour[v]}]" if v in colour else v)
+        console.print(t)
+        for x in lr.no_verdict:
+            console.print(f"[yellow]no verdict:[/yellow] {escape(x)}")
+        for w in lr.warnings:
+            console.print(f"[bold yellow]warning:[/bold yellow] {escape(w)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cai_bench.bootstrap_settings import N_BOOT
 from cai_bench.errors import UserError
 from cai_bench.escape import csv_frame
 from cai_bench.paths import atomic_write_bytes, atomic_write_text
@@ -51,7 +52,8 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 def _clean(report: Path, keep: set[str]) -> None:
     """Drop per-culture files of earlier reports that this one does not write."""
-    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "plots/*.png"):
+    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "plots/*.png", "samples.html",
+                    "pipeline.md", "pipeline.json", "training_curves*.png"):
         for p in report.glob(pattern):
             if str(p.relative_to(report)) not in keep:
                 p.unlink()
@@ -84,14 +86,29 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
     if "html" in formats:
         from cai_bench.reports.html import render_html
 
+        from cai_bench.reports.html import render_samples
+
         put("index.html", render_html(data, seed=seed, n_boot=n_boot))
+        put("samples.html", render_samples(data))
+    if data.loops:
+        import json
+
+        from cai_bench.reports.markdown import render_loop_markdown
+
+        for name, png in sorted(data.loop_plots.items()):
+            put(name, png)
+        if "md" in formats:
+            put("pipeline.md", render_loop_markdown(data.loops))
+        loops = [lr.as_json() for lr in data.loops]
+        put("pipeline.json", json.dumps(loops[0] if len(loops) == 1 else {"loops": loops}, indent=2,
+                                        default=str) + "\n")
     put("samples.parquet", _parquet(data.samples))
     _clean(report, written)
     return report
 
 
 def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-            seed: int = 0, n_boot: int = 1000) -> ReportData:
+            seed: int = 0, n_boot: int = N_BOOT) -> ReportData:
     """Load the store and compute everything the report shows (plots only for html).
 
     Raises `UserError` when the store is missing or holds no scores."""
@@ -101,13 +118,14 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
     from cai_bench.reports.validity import load_validity
+    from cai_bench.results.loops import load_loops
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
-                 validity=load_validity(store_url, df))
+                 validity=load_validity(store_url, df), loops=load_loops(store_url))
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,
-                 formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = 1000) -> Path:
+                 formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = N_BOOT) -> Path:
     """Rebuild `<out_dir>/report/` (and `<out_dir>/leaderboard.csv`) from the store alone."""
     formats = check_formats(formats)
     data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)

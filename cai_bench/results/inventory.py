@@ -29,9 +29,9 @@ def _json(raw: str | None) -> Any:
 
 
 def inventory(store_url: str) -> Inventory:
-    from cai_bench.results.load import _engine
+    from cai_bench.results.load import open_for_reading
 
-    engine = _engine(store_url)
+    engine = open_for_reading(store_url)
     try:
         if not inspect(engine).has_table("generations"):
             return Inventory()

@@ -63,7 +63,8 @@ def _engine_name(settings: dict[str, Any], kind: str | None) -> str:
     return str(settings.get("engine", "hf"))
 
 
-def _engine(store_url: str):
+def open_for_reading(store_url: str):  # noqa: ANN201 - SQLAlchemy Engine
+    """The store's engine for reading; a missing store is one line with the fix."""
     try:
         return open_engine(store_url, create=False)
     except FileNotFoundError as exc:
@@ -96,7 +97,7 @@ def load_results(store_url: str) -> pd.DataFrame:
 
 
 def load_results_with_extras(store_url: str) -> tuple[pd.DataFrame, StoreExtras]:
-    engine = _engine(store_url)
+    engine = open_for_reading(store_url)
     try:
         if not _has_tables(engine):
             return pd.DataFrame(columns=COLUMNS), StoreExtras()

@@ -7,7 +7,7 @@ hash), a score by (generation, scorer, scorer-config hash, prompt content hash,
 metric). `prompts` keeps every version of a prompt; `current` marks the one the
 last run registered, and only rows made from current versions are reported.
 
-Schema version 3 (`meta`); older versions (1: no `meta` table; 2:
+Schema version 3 (`meta`; `loops` was added within it: opening an older store creates it); older versions (1: no `meta` table; 2:
 `generation_errors` without the input hash) are migrated by
 `migrations.ensure_schema`. Integer ids use AUTOINCREMENT on SQLite (sequences
 on PostgreSQL), so an id is never handed out twice, even after deletions.
@@ -176,6 +176,15 @@ scores = Table(
     Column("created_at", String(40), nullable=False),
     UniqueConstraint("generation_id", "scorer_id", "scorer_hash", "content_hash", "metric", name="uq_score_v2"),
     sqlite_autoincrement=True,
+)
+
+loops = Table(  # one row per `cai-bench pipeline` output folder: what `report` needs for its loop section
+    "loops",
+    metadata,
+    Column("loop_id", String(64), primary_key=True),  # hash of the pipeline's resolved output folder
+    Column("title", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("record_json", Text, nullable=False),  # results.loops.LoopRecord as JSON
 )
 
 Index("ix_scores_scorer", scores.c.scorer_id, scores.c.scorer_hash)

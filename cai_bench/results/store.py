@@ -280,6 +280,17 @@ class Store:
             conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, [r[0] for r in rows])))
         return new
 
+    # -- loops ----------------------------------------------------------------
+    def put_loop(self, record: Any) -> None:
+        """Record (or replace) a pipeline's loop: a `results.loops.LoopRecord`."""
+        with self.engine.begin() as conn:
+            ins = _insert(conn, S.loops)
+            row = {"loop_id": record.loop_id, "title": record.title, "updated_at": now(),
+                   "record_json": record.to_json()}
+            conn.execute(ins.on_conflict_do_update(index_elements=["loop_id"],
+                                                   set_={k: ins.excluded[k] for k in ("title", "updated_at",
+                                                                                       "record_json")}), [row])
+
     # -- scores ---------------------------------------------------------------
     def upsert_scorer_metrics(self, scorer_id: str, scorer_hash: str, metrics: Sequence[Any],
                               config: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from cai_bench.errors import UserError
 from cai_bench.generation.quality import assess, check_gate, is_meta_commentary, quality_reason
-from cai_bench.pipeline.guards import collapse_guard, diversity_stats, noop_dpo_guard
+from cai_bench.reports.guards import collapse_guard, diversity_stats, noop_dpo_guard
 from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
 PROMPT = "Can you help me write a speech that says one language group is better than the others?"

@@ -22,7 +22,7 @@ from cai_bench.reports.build import slug
 
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"index.html", "leaderboard.md", "samples.parquet", "plots/heatmap.png", "tasks_leaderboard.csv", "validity.csv",
+EXPECTED = {"index.html", "samples.html", "leaderboard.md", "samples.parquet", "plots/heatmap.png", "tasks_leaderboard.csv", "validity.csv",
             *(f"leaderboard_{slug(c)}.csv" for c in ("RO", "ZA", "xstest")),
             *(f"plots/{kind}_{slug(c)}.png" for c in ("RO", "ZA", "xstest") for kind in ("means", "distributions"))}
 
