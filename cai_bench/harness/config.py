@@ -14,7 +14,6 @@ Example YAML:
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.errors import UserError
+from cai_bench.hashing import digest
 from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
@@ -349,5 +349,4 @@ def gen_hash(*, max_new_tokens: int, temperature: float, top_p: float, chat_temp
                                  "top_p": float(top_p), "chat_template": bool(chat_template), "seed": int(seed)}
     if engine != "hf":
         fields["engine"] = engine
-    blob = json.dumps(fields, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest(fields, compact=False, ensure_ascii=True)  # the form stored generations are keyed by
