@@ -15,7 +15,7 @@ from cai_bench.errors import UserError
 def _set(raw: dict, item: str) -> None:
     from cai_bench.io import parse_assignment
 
-    key, parsed = parse_assignment(item)
+    key, parsed = parse_assignment(item, form="[SECTION.]KEY=VALUE")
     node = raw
     parts = key.split(".")
     for p in parts[:-1]:

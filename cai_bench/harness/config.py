@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cai_bench.errors import UserError
 from cai_bench.hashing import digest
-from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
+from cai_bench.io import format_validation, line_of, load_yaml_mapping, parse_assignment, plain
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
 DEFAULT_OUT = "cai-bench-out"
@@ -249,22 +249,11 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
 
 
 def parse_scorer_set(item: str) -> tuple[str, list[str], Any]:
-    """`judge.backend=hf` -> ("judge", ["backend"], "hf"). The value is read as a
-    YAML scalar, so `batch_size=32` is a number and `true` a boolean; a dotted key
-    (`judge.a.b=1`) sets a nested field."""
-    import yaml
-
-    key, sep, raw = item.partition("=")
-    parts = [p.strip() for p in key.split(".")]
-    if not sep or len(parts) < 2 or not all(parts):
-        raise UserError(f"--scorer-set {item!r}: expected SCORER.KEY=VALUE (e.g. judge.backend=hf)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
-        value = raw  # `a: b` or `- x` typed as a value is text, not YAML structure
-    return parts[0], parts[1:], value
+    """`judge.backend=hf` -> ("judge", ["backend"], "hf"); a dotted key (`judge.a.b=1`)
+    sets a nested field. Read by `cai_bench.io.parse_assignment`, as every KEY=VALUE flag."""
+    key, value = parse_assignment(item, "--scorer-set", form="SCORER.KEY=VALUE", min_parts=2)
+    sid, *path = key.split(".")
+    return sid, path, value
 
 
 def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[str] = ()) -> RunConfig:
