@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.console import console, err_console, make_progress
+from cai_bench.defaults import CHAT, SYNTHESIS
 
 
 ENGINE_HELP = ("Engine for a local --model: hf (in-process transformers) or vllm (a vLLM server, "
@@ -41,16 +42,16 @@ def generate_cmd(
                                                  help="Default: the prompts task's own (256 for a prompts file)."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p"),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Prompts per batch (HF) / per chunk."),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Parallel requests (OpenAI/Ollama)."),
+    batch_size: int = typer.Option(CHAT.batch_size, "--batch-size", min=1, help="Prompts per batch (HF) / per chunk."),
+    concurrency: int = typer.Option(CHAT.concurrency, "--concurrency", min=1, help="Parallel requests (OpenAI/Ollama)."),
     ascii_only: bool = typer.Option(False, "--ascii", help="Fold output text to ASCII."),
     revision_suffix: Optional[str] = typer.Option(None, "--revision-suffix", help="Text appended to each revision request."),
     keep_truncated: bool = typer.Option(False, "--keep-truncated", help="Keep revisions cut off at the token limit."),
     test_size: float = typer.Option(0.1, "--test-size", min=0.0, max=0.9),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Override OPENAI_BASE_URL / OLLAMA_HOST."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar=None, help="Override OPENAI_API_KEY."),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
-    max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
+    timeout: float = typer.Option(CHAT.timeout, "--timeout", min=0.1, help="Seconds per request to a served model."),
+    max_attempts: int = typer.Option(CHAT.max_attempts, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the splits to this hub dataset repo."),
     engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
     vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
@@ -122,19 +123,20 @@ def _register_synthesize() -> None:
                                       "is continued (only principles still short are asked)."),
         constitution: str = typer.Option(..., "--constitution", "-c", help="Constitution id or YAML file."),
         model: str = typer.Option(..., "--model", "-m", help="Checkpoint spec of the writer model."),
-        per_principle: int = typer.Option(5, "--per-principle", min=1, help="Prompts per principle."),
-        max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=16),
-        temperature: float = typer.Option(0.7, "--temperature", min=0.0),
-        seed: int = typer.Option(0, "--seed"),
-        retries: int = typer.Option(3, "--retries", min=0, help="Extra attempts per principle when output is invalid."),
+        per_principle: int = typer.Option(SYNTHESIS.per_principle, "--per-principle", min=1,
+                                          help="Prompts per principle."),
+        max_new_tokens: int = typer.Option(SYNTHESIS.max_new_tokens, "--max-new-tokens", min=16),
+        temperature: float = typer.Option(SYNTHESIS.temperature, "--temperature", min=0.0),
+        seed: int = typer.Option(SYNTHESIS.seed, "--seed"),
+        retries: int = typer.Option(SYNTHESIS.retries, "--retries", min=0, help="Extra attempts per principle when output is invalid."),
         culture: Optional[str] = typer.Option(None, "--culture", help="Default: the constitution's culture."),
         dest: Optional[Path] = typer.Option(None, "--dest", help="Tasks root (default: $CAI_BENCH_HOME/tasks)."),
-        batch_size: int = typer.Option(16, "--batch-size", min=1),
-        concurrency: int = typer.Option(8, "--concurrency", min=1),
+        batch_size: int = typer.Option(CHAT.batch_size, "--batch-size", min=1),
+        concurrency: int = typer.Option(CHAT.concurrency, "--concurrency", min=1),
         base_url: Optional[str] = typer.Option(None, "--base-url", help="Override OPENAI_BASE_URL / OLLAMA_HOST."),
         api_key: Optional[str] = typer.Option(None, "--api-key", help="Override OPENAI_API_KEY."),
-        timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="Seconds per request to a served model."),
-        max_attempts: int = typer.Option(4, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
+        timeout: float = typer.Option(CHAT.timeout, "--timeout", min=0.1, help="Seconds per request to a served model."),
+        max_attempts: int = typer.Option(CHAT.max_attempts, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
         engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
         vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
     ) -> None:
