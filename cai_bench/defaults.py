@@ -1,11 +1,12 @@
 """Default settings that a command-line option and a config model both state
-(`tasks synthesize` / `generate` and their configs, the pipeline's `synthesize:`),
-written once so they cannot drift apart. Import-free, so the CLI can show them in
+(`tasks synthesize` / `generate` and their configs, the pipeline's `synthesize:` and `data:`),
+written once so they cannot drift apart. Standard library only, so the CLI can show them in
 --help without importing the packages that use them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -30,5 +31,18 @@ class SynthesisDefaults:
     dedup_threshold: float = 0.92  # embedding cosine at which a later prompt is a near-duplicate
 
 
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """How `generate` writes CAI data (critique -> revision) and splits it."""
+
+    selection: Literal["random", "contextual"] = "random"  # principle selection
+    seed: int = 0
+    top_k: int = 1  # contextual selection: draw among the K most similar principles
+    temperature: float = 0.0  # greedy
+    top_p: float = 1.0
+    test_size: float = 0.1  # share of the records in the test split
+
+
 CHAT = ChatDefaults()
+GENERATION = GenerationDefaults()
 SYNTHESIS = SynthesisDefaults()

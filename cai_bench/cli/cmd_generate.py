@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from cai_bench.cli._app import app
 from cai_bench.console import console, err_console, make_progress
-from cai_bench.defaults import CHAT, SYNTHESIS
+from cai_bench.defaults import CHAT, GENERATION, SYNTHESIS
 
 
 ENGINE_HELP = ("Engine for a local --model: hf (in-process transformers) or vllm (a vLLM server, "
@@ -32,22 +32,22 @@ def generate_cmd(
     constitution: str = typer.Option(..., "--constitution", "-c", help="Constitution id or YAML file."),
     prompts: str = typer.Option(..., "--prompts", "-p", help="Task id/dir, or a prompts file (.jsonl/.json/.txt)."),
     model: str = typer.Option(..., "--model", "-m", help="Checkpoint spec: bundled:NAME, hf:ORG/NAME, DIR, openai:MODEL, ollama:MODEL."),
-    selection: str = typer.Option("random", "--selection", help="Principle selection: random or contextual."),
+    selection: str = typer.Option(GENERATION.selection, "--selection", help="Principle selection: random or contextual."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Use only the first N prompts."),
-    seed: int = typer.Option(0, "--seed", help="Seed for principle choice, sampling and the split."),
-    top_k: int = typer.Option(1, "--top-k", min=1, help="Contextual: draw among the K most similar principles."),
+    seed: int = typer.Option(GENERATION.seed, "--seed", help="Seed for principle choice, sampling and the split."),
+    top_k: int = typer.Option(GENERATION.top_k, "--top-k", min=1, help="Contextual: draw among the K most similar principles."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output dir (default ./cai-data/<constitution>)."),
     few_shot: bool = typer.Option(True, "--few-shot/--no-few-shot", help="Prepend the constitution's few-shot chats."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="Default: the prompts task's own (256 for a prompts file)."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p"),
+    temperature: float = typer.Option(GENERATION.temperature, "--temperature", min=0.0, help="0 = greedy."),
+    top_p: float = typer.Option(GENERATION.top_p, "--top-p"),
     batch_size: int = typer.Option(CHAT.batch_size, "--batch-size", min=1, help="Prompts per batch (HF) / per chunk."),
     concurrency: int = typer.Option(CHAT.concurrency, "--concurrency", min=1, help="Parallel requests (OpenAI/Ollama)."),
     ascii_only: bool = typer.Option(False, "--ascii", help="Fold output text to ASCII."),
     revision_suffix: Optional[str] = typer.Option(None, "--revision-suffix", help="Text appended to each revision request."),
     keep_truncated: bool = typer.Option(False, "--keep-truncated", help="Keep revisions cut off at the token limit."),
-    test_size: float = typer.Option(0.1, "--test-size", min=0.0, max=0.9),
+    test_size: float = typer.Option(GENERATION.test_size, "--test-size", min=0.0, max=0.9),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Override OPENAI_BASE_URL / OLLAMA_HOST."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar=None, help="Override OPENAI_API_KEY."),
     timeout: float = typer.Option(CHAT.timeout, "--timeout", min=0.1, help="Seconds per request to a served model."),

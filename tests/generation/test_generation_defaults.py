@@ -1,4 +1,4 @@
-"""The synthesis and chat defaults are written once (`cai_bench.defaults`): the
+"""The synthesis, generation and chat defaults are written once (`cai_bench.defaults`): the
 `tasks synthesize` / `generate` options, their config models and the pipeline's
 `synthesize:` section all show the same values."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from cai_bench.cli import app
-from cai_bench.defaults import CHAT, SYNTHESIS
+from cai_bench.defaults import CHAT, GENERATION, SYNTHESIS
 from cai_bench.generation import GenerateConfig, SynthesisConfig
 from cai_bench.pipeline.config import SynthesizeSettings
 
@@ -37,3 +37,9 @@ def test_generate_and_synthesize_share_the_chat_defaults() -> None:
     for model in (GenerateConfig, SynthesisConfig):
         for name in ("batch_size", "concurrency", "timeout", "max_attempts"):
             assert model.model_fields[name].default == getattr(CHAT, name), (model, name)
+
+
+def test_generate_options_and_config_share_the_defaults() -> None:
+    options = _option_defaults("generate")
+    for name in ("selection", "seed", "top_k", "temperature", "top_p", "test_size"):
+        assert options[name] == GenerateConfig.model_fields[name].default == getattr(GENERATION, name), name
