@@ -322,6 +322,21 @@ def parse_assignment(item: str, flag: str = "--set", *, form: str = "KEY=VALUE",
     return ".".join(parts), value
 
 
+def set_path(mapping: dict[str, Any], path: Sequence[str], value: Any, *, where: str) -> None:
+    """Put `value` at `path` (a dotted key's parts) in nested mappings, making the
+    sections that are missing or null; `where` (flag and item) starts the error when
+    a part already holds a value rather than a section, which is never overwritten."""
+    node = mapping
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{where}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def hub_offline(*, datasets: bool = False) -> bool:
     """Whether the Hugging Face hub must not be contacted (`HF_HUB_OFFLINE`, and
     `HF_DATASETS_OFFLINE` too when `datasets`). Read at call time, not import

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cai_bench.errors import UserError
 from cai_bench.hashing import digest
-from cai_bench.io import format_validation, line_of, load_yaml_mapping, parse_assignment, plain
+from cai_bench.io import format_validation, line_of, load_yaml_mapping, parse_assignment, plain, set_path
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
 DEFAULT_OUT = "cai-bench-out"
@@ -283,13 +283,7 @@ def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[s
                                 f"add --scorer {sid}")
             entry = by_id[sid] = ScorerEntry(id=sid)
             entries.append(entry)
-        node = entry.settings
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[path[-1]] = value
+        set_path(entry.settings, path, value, where=f"--scorer-set {item!r}")
     return cfg.model_copy(update={"scorers": entries})
 
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from cai_bench.cli import app
 from cai_bench.cli.cmd_scorers import _settings
 from cai_bench.errors import UserError
-from cai_bench.harness.config import parse_scorer_set
-from cai_bench.io import parse_assignment
+from cai_bench.harness.config import RunConfig, apply_scorer_flags, parse_scorer_set
+from cai_bench.io import parse_assignment, set_path
 from cai_bench.training.recipe import load_recipe
 
 BAD = ["novalue", "=x"]
@@ -83,3 +83,28 @@ def test_every_cli_flag_rejects_bad_items_with_one_line_and_exit_2(item: str, tm
         line = f"{flag.strip()} {item!r}: expected {forms[args[0]]}"
         assert line in res.output and "Traceback" not in res.output, (args, res.output)
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_a_dotted_key_makes_sections_but_never_overwrites_a_value() -> None:
+    raw: dict = {"split": {"max_train": 8}, "synthesize": None, "seed": 1}
+    set_path(raw, ["split", "max_eval"], 4, where="--set 'split.max_eval=4'")
+    set_path(raw, ["synthesize", "per_principle"], 3, where="--set 'synthesize.per_principle=3'")
+    set_path(raw, ["sft", "set"], ["lr=1"], where="--set 'sft.set=[lr=1]'")
+    assert raw == {"split": {"max_train": 8, "max_eval": 4}, "synthesize": {"per_principle": 3}, "seed": 1,
+                   "sft": {"set": ["lr=1"]}}
+    with pytest.raises(UserError) as e:
+        set_path(raw, ["seed", "x"], 2, where="--set 'seed.x=2'")
+    assert e.value.message == "--set 'seed.x=2': seed is not a section"
+
+
+def test_nested_settings_on_a_value_are_one_line_errors(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["pipeline", "--task", "cai_south_africa", "--out", str(tmp_path / "p"),
+                                   "--set", "task.x=1"])
+    assert res.exit_code == 2 and "--set 'task.x=1': task is not a section" in res.output, res.output
+    cfg = RunConfig.model_validate({"checkpoints": ["bundled:smollm2-135m-instruct"], "tasks": ["cai_south_africa"],
+                                    "scorers": [{"id": "judge", "backend": "hf"}]})
+    with pytest.raises(UserError) as e:
+        apply_scorer_flags(cfg, (), ["judge.backend.x=1"])
+    assert e.value.message == "--scorer-set 'judge.backend.x=1': backend is not a section"
+    assert apply_scorer_flags(cfg, (), ["judge.extra.deep=x"]).scorers[0].settings == {
+        "backend": "hf", "extra": {"deep": "x"}}
