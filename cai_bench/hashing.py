@@ -9,10 +9,19 @@ from pathlib import Path
 from typing import Any
 
 
-def digest(obj: Any) -> str:
-    """16 hex digits of sha256 over `obj` as canonical JSON (sorted keys, no spaces)."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+def digest(obj: Any, *, length: int = 16, compact: bool = True, ensure_ascii: bool = False) -> str:
+    """The first `length` hex digits of sha256 over `obj` as sorted-key JSON (a value
+    JSON lacks is hashed as its str()).
+
+    The defaults are the canonical form (no spaces, UTF-8 text). `compact=False`
+    (json.dumps' ", " and ": ") and `ensure_ascii=True` (\\uXXXX escapes) exist only to
+    reproduce the forms identities were stored under before there was one helper, so
+    those stores keep matching: the log-likelihood units use `compact=False`;
+    generation configs, work units and pipeline stage keys `compact=False,
+    ensure_ascii=True`. New identities use the defaults."""
+    separators = (",", ":") if compact else (", ", ": ")
+    blob = json.dumps(obj, sort_keys=True, separators=separators, ensure_ascii=ensure_ascii, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
 def sha256_file(path: str | Path) -> str:

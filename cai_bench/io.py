@@ -292,16 +292,49 @@ def validate_rows(path: Path | str, rows: Sequence[tuple[int, dict]], model: typ
 _TRUE = ("1", "on", "yes", "true")
 
 
-def parse_assignment(item: str, flag: str = "--set") -> tuple[str, Any]:
-    """One `key=value` command-line override; the value is YAML, so `32` is a number and `true` a boolean."""
+def parse_assignment(item: str, flag: str = "--set", *, form: str = "KEY=VALUE", min_parts: int = 1) -> tuple[str, Any]:
+    """One `KEY=VALUE` command-line override, read the same way for every flag that
+    takes one (`train --set`, `pipeline --set`, `--scorer-set`), so a value means the
+    same thing wherever it is typed.
+
+    The key is dotted (`split.max_train`, `judge.backend`) with at least `min_parts`
+    non-empty parts; `form` is what the one error message shows as expected. The
+    value is YAML, so `32` is a number, `true` a boolean, `null` None and
+    `{a: 1}` / `[x]` a mapping / list; an empty value is "". Text that only YAML's
+    block syntax would turn into structure (`Answer: briefly`, `- x`) or that is not
+    valid YAML (`@me`) stays text, except a value that opens with `{` or `[`: that must
+    be valid YAML."""
     key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"{flag} {item!r}: expected key=value")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < min_parts or not all(parts):
+        raise UserError(f"{flag} {item!r}: expected {form}")
+    text = raw.strip()
+    flow = text.startswith(("{", "["))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"{flag} {item!r}: value is not valid YAML ({exc})") from None
-    return key.strip(), value
+        if flow:
+            reason = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+            raise UserError(f"{flag} {item!r}: the value is not valid YAML ({reason})") from None
+        value = text
+    if isinstance(value, (dict, list)) and not flow:
+        value = text
+    return ".".join(parts), value
+
+
+def set_path(mapping: dict[str, Any], path: Sequence[str], value: Any, *, where: str) -> None:
+    """Put `value` at `path` (a dotted key's parts) in nested mappings, making the
+    sections that are missing or null; `where` (flag and item) starts the error when
+    a part already holds a value rather than a section, which is never overwritten."""
+    node = mapping
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{where}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
 
 
 def hub_offline(*, datasets: bool = False) -> bool:

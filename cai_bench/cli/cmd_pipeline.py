@@ -9,20 +9,6 @@ import typer
 
 from cai_bench.cli._app import app
 from cai_bench.console import console
-from cai_bench.errors import UserError
-
-
-def _set(raw: dict, item: str) -> None:
-    from cai_bench.io import parse_assignment
-
-    key, parsed = parse_assignment(item)
-    node = raw
-    parts = key.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise UserError(f"--set {item!r}: {p} is not a section")
-    node[parts[-1]] = parsed
 
 
 @app.command("pipeline")
@@ -45,6 +31,7 @@ def pipeline(
                                            help="Train even when the data quality gate fails."),
 ) -> None:
     """Run task split -> CAI data -> SFT -> DPO -> eval -> report; every stage cached and resumable."""
+    from cai_bench.io import parse_assignment, set_path
     from cai_bench.pipeline import build_config, load_config_file
     from cai_bench.pipeline.runner import run_pipeline
 
@@ -57,7 +44,8 @@ def pipeline(
         if value is not None:
             raw[key] = value
     for item in overrides or []:
-        _set(raw, item)
+        key, value = parse_assignment(item, form="[SECTION.]KEY=VALUE")
+        set_path(raw, key.split("."), value, where=f"--set {item!r}")
     if synthesize_with is not None:
         raw.setdefault("synthesize", {})["generator"] = synthesize_with
     if allow_overlap:

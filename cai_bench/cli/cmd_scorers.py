@@ -52,18 +52,15 @@ def list_cmd() -> None:
 def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> dict[str, dict[str, Any]]:
     """Scorer settings from --scorer-config FILE ({setting: value} for one scorer, or
     {scorer: {setting: value}}) and --scorer-set [SCORER.]KEY=VALUE (values parsed as YAML)."""
-    import yaml
-
     from cai_bench.errors import UserError
     from cai_bench.harness.config import read_scorer_config
+    from cai_bench.io import parse_assignment
 
     out: dict[str, dict[str, Any]] = {s: {} for s in scorer_ids}
     if config is not None:
         out = read_scorer_config(config, scorer_ids)
     for item in sets:
-        key, eq, raw = item.partition("=")
-        if not eq or not key:
-            raise UserError(f"--scorer-set {item!r}: expected KEY=VALUE or SCORER.KEY=VALUE")
+        key, value = parse_assignment(item, "--scorer-set", form="[SCORER.]KEY=VALUE")
         sid, dot, name = key.partition(".")
         if not dot:
             if len(scorer_ids) != 1:
@@ -71,10 +68,7 @@ def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> di
             sid, name = scorer_ids[0], key
         if sid not in out:
             raise UserError(f"--scorer-set {item!r}: scorer {sid!r} is not being validated")
-        try:
-            out[sid][name] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            out[sid][name] = raw
+        out[sid][name] = value
     return out
 
 

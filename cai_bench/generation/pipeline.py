@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from cai_bench.defaults import GENERATION
 from cai_bench.errors import UserError
 from cai_bench.generation.chat_settings import ChatSettings
 from cai_bench.models.chat import ChatModel, GenParams
@@ -45,18 +46,18 @@ class GenerateConfig(ChatSettings):
     prompts: str
     model: str
     out: Path
-    selection: Literal["random", "contextual"] = "random"
+    selection: Literal["random", "contextual"] = GENERATION.selection
     n: int | None = None
-    seed: int = 0
-    top_k: int = 1
+    seed: int = GENERATION.seed
+    top_k: int = GENERATION.top_k
     few_shot: bool = True
     max_new_tokens: int | None = None  # None: the prompts task's own default (256 for a prompts file)
-    temperature: float = 0.0
-    top_p: float = 1.0
+    temperature: float = GENERATION.temperature
+    top_p: float = GENERATION.top_p
     ascii: bool = False
     revision_suffix: str = REVISION_SUFFIX
     keep_truncated: bool = False
-    test_size: float = 0.1
+    test_size: float = GENERATION.test_size
 
     def identity(self, generator: dict, constitution_id: str) -> dict:
         """Settings that must match for a re-run to reuse finished records. The

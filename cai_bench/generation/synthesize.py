@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from cai_bench.defaults import SYNTHESIS
 from cai_bench.errors import UserError
 from cai_bench.io import json_from_text, json_values
 from cai_bench.generation.cleaning import normalize_for_compare
@@ -130,15 +131,15 @@ class SynthesisConfig(ChatSettings):
     task_id: str
     constitution: str
     model: str
-    per_principle: int = 5
-    max_new_tokens: int = 512
-    temperature: float = 0.7
-    seed: int = 0
-    retries: int = 3
+    per_principle: int = SYNTHESIS.per_principle
+    max_new_tokens: int = SYNTHESIS.max_new_tokens
+    temperature: float = SYNTHESIS.temperature
+    seed: int = SYNTHESIS.seed
+    retries: int = SYNTHESIS.retries
     culture: str | None = None
     description: str | None = None
     dest: Path | None = None
-    dedup_threshold: float = 0.92
+    dedup_threshold: float = SYNTHESIS.dedup_threshold
     overwrite: bool = False
 
 

@@ -14,7 +14,6 @@ Example YAML:
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, line_of, load_yaml_mapping, plain
+from cai_bench.hashing import digest
+from cai_bench.io import format_validation, line_of, load_yaml_mapping, parse_assignment, plain, set_path
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
 DEFAULT_OUT = "cai-bench-out"
@@ -251,22 +251,11 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
 
 
 def parse_scorer_set(item: str) -> tuple[str, list[str], Any]:
-    """`judge.backend=hf` -> ("judge", ["backend"], "hf"). The value is read as a
-    YAML scalar, so `batch_size=32` is a number and `true` a boolean; a dotted key
-    (`judge.a.b=1`) sets a nested field."""
-    import yaml
-
-    key, sep, raw = item.partition("=")
-    parts = [p.strip() for p in key.split(".")]
-    if not sep or len(parts) < 2 or not all(parts):
-        raise UserError(f"--scorer-set {item!r}: expected SCORER.KEY=VALUE (e.g. judge.backend=hf)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
-        value = raw  # `a: b` or `- x` typed as a value is text, not YAML structure
-    return parts[0], parts[1:], value
+    """`judge.backend=hf` -> ("judge", ["backend"], "hf"); a dotted key (`judge.a.b=1`)
+    sets a nested field. Read by `cai_bench.io.parse_assignment`, as every KEY=VALUE flag."""
+    key, value = parse_assignment(item, "--scorer-set", form="SCORER.KEY=VALUE", min_parts=2)
+    sid, *path = key.split(".")
+    return sid, path, value
 
 
 def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[str] = ()) -> RunConfig:
@@ -296,13 +285,7 @@ def apply_scorer_flags(cfg: RunConfig, ids: Sequence[str] = (), sets: Sequence[s
                                 f"add --scorer {sid}")
             entry = by_id[sid] = ScorerEntry(id=sid)
             entries.append(entry)
-        node = entry.settings
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[path[-1]] = value
+        set_path(entry.settings, path, value, where=f"--scorer-set {item!r}")
     return cfg.model_copy(update={"scorers": entries})
 
 
@@ -351,5 +334,4 @@ def gen_hash(*, max_new_tokens: int, temperature: float, top_p: float, chat_temp
                                  "top_p": float(top_p), "chat_template": bool(chat_template), "seed": int(seed)}
     if engine != "hf":
         fields["engine"] = engine
-    blob = json.dumps(fields, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest(fields, compact=False, ensure_ascii=True)  # the form stored generations are keyed by

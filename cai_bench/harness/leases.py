@@ -35,6 +35,8 @@ from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, and_, case, func, or_, select, text, update
 
+from cai_bench.hashing import digest
+
 log = logging.getLogger("cai_bench.harness")
 
 DEFAULT_TTL = 120.0  # seconds a claim lives without a heartbeat
@@ -103,8 +105,8 @@ class WorkUnit:
 
     @staticmethod
     def make(kind: str, seq: int, items: Sequence[str], **scope: str) -> "WorkUnit":
-        blob = json.dumps([kind, sorted(scope.items()), list(items)])
-        return WorkUnit(hashlib.sha256(blob.encode()).hexdigest(), kind, seq, tuple(items), **scope)
+        key = digest([kind, sorted(scope.items()), list(items)], length=64, compact=False, ensure_ascii=True)
+        return WorkUnit(key, kind, seq, tuple(items), **scope)
 
 
 def generation_units(fingerprint: str, task_id: str, gen_hash: str, prompt_ids: Sequence[str],

@@ -17,8 +17,6 @@ the same leased chunks as generation, so several workers share it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import MetricSpec, ScoreRow
+from cai_bench.hashing import digest
 from cai_bench.harness.scoring import ScorerStatus
 from cai_bench.results import Store, Unit
 from cai_bench.tasks.hhh import (FILE_NAME, LOGLIK_TASKS, SOURCE_URL, TASK_ID, VIEW_TEXT, HHHItem,
@@ -52,7 +51,7 @@ def is_loglik(task_id: str) -> bool:
 
 
 def _h(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return digest(obj, compact=False)  # the form these units were first stored under
 
 
 def gen_config(view: str) -> dict[str, Any]:

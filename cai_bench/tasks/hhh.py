@@ -15,8 +15,8 @@ model are needed, only the model under test. Two views of each item:
   on responses, so the pipeline reports it beside the letter accuracy.
 
 The data file has no stated license, so it is not vendored. `hhh_path` finds it:
-an explicit path, ``$CAI_BENCH_HHH_PATH``, a shared data folder
-(``$CAI_BENCH_SHARED_DATA``, else ``../shared/data`` from the working folder or
+an explicit path, ``$CAI_BENCH_HHH_PATH``, the shared data folder
+(``cai_bench.shared_data``: ``$CAI_BENCH_SHARED_DATA``, else ``../shared/data``
 beside the checkout) holding ``cai_paper_anthropic/evals/``, the copy cached under
 ``$CAI_BENCH_HOME/data/``, else a download from its public source (refused when
 ``HF_HUB_OFFLINE=1`` or ``CAI_BENCH_OFFLINE=1``). `find_hhh` does the same
@@ -38,6 +38,7 @@ import yaml
 from cai_bench.errors import UserError
 from cai_bench.io import hub_offline, read_jsonl
 from cai_bench.paths import atomic_write_text, cai_bench_home
+from cai_bench.shared_data import ENV as SHARED_ENV, find_shared
 
 TASK_ID = "hhh_alignment"
 RESPONSE_TASK_ID = "hhh_alignment_response"
@@ -46,7 +47,6 @@ SOURCE_URL = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmle
               "evals/438HHHEvaluations.jsonl")
 ENV_PATH = "CAI_BENCH_HHH_PATH"
 N_ITEMS = 438
-SHARED_ENV = "CAI_BENCH_SHARED_DATA"
 SHARED_REL = Path("cai_paper_anthropic") / "evals" / FILE_NAME
 LOGLIK_TASKS = (TASK_ID, RESPONSE_TASK_ID)
 KIND = "log-likelihood multiple choice"
@@ -80,15 +80,6 @@ def cached_path() -> Path:
     return cai_bench_home() / "data" / "cai_paper_anthropic" / FILE_NAME
 
 
-def shared_data_dirs() -> list[Path]:
-    """Shared data folders that may hold `SHARED_REL`: $CAI_BENCH_SHARED_DATA when set
-    (then only it), else ../shared/data from the working folder and beside the checkout."""
-    env = os.environ.get(SHARED_ENV)
-    if env:
-        return [Path(env).expanduser()]
-    return [Path("../shared/data"), Path(__file__).resolve().parents[2].parent / "shared" / "data"]
-
-
 def _given(path: str | Path | None) -> tuple[Path, str] | None:
     """The file an explicit path or $CAI_BENCH_HHH_PATH names (checked), or None."""
     for given, what in ((path, "hhh path"), (os.environ.get(ENV_PATH) or None, f"${ENV_PATH}")):
@@ -108,9 +99,9 @@ def _local(path: str | Path | None) -> tuple[Path, str] | None:
     given = _given(path)
     if given:
         return given
-    for d in shared_data_dirs():
-        if (d / SHARED_REL).is_file():
-            return (d / SHARED_REL).resolve(), "shared data folder"
+    shared = find_shared(SHARED_REL)
+    if shared is not None and shared.is_file():
+        return shared, "shared data folder"
     cached = cached_path()
     if cached.is_file():
         return cached, "cache"

@@ -5,18 +5,17 @@ text the scorer saw. Failed calls ("error" rows) are not kept: a re-run retries 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from cai_bench.hashing import digest
 from cai_bench.paths import cai_bench_home
 
 
 def text_key(prompt: str, response: str, reference: str | None) -> str:
-    blob = json.dumps([prompt, response, reference], ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    return digest([prompt, response, reference], length=32, compact=False)  # the form kept rows are keyed by
 
 
 class RowCache:

@@ -71,7 +71,7 @@ def test_bad_type_and_missing_key(tmp_path):
         load_recipe(p)
     with pytest.raises(UserError, match=r"fraction for 'd' must be in \(0, 1\]"):
         load_recipe(_write(tmp_path, GOOD.format(data="d", out="o"), "f.yaml"), ["dataset_mixer={d: 2}"])
-    with pytest.raises(UserError, match="expected key=value"):
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
         load_recipe("smollm2-135m-cpu-sft", ["max_steps"])
     with pytest.raises(UserError, match="not a built-in recipe"):
         load_recipe("no-such-recipe")

@@ -16,13 +16,13 @@ once as a plain Hugging Face folder under the cai-bench home so that
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from cai_bench.errors import UserError
+from cai_bench.hashing import digest
 from cai_bench.io import hub_offline
 
 log = logging.getLogger("cai_bench.scorers")
@@ -125,8 +125,8 @@ def convert(model: str, base_model: str, weights_file: str | None, cache_root: P
     """A plain HF folder (backbone + v_head.safetensors + tokenizer), built once and cached."""
     weights = find_weights_file(model, weights_file)
     st = weights.stat()
-    key = hashlib.sha256(json.dumps([CONVERTED_VERSION, str(weights.resolve()), st.st_size, int(st.st_mtime),
-                                     base_model]).encode()).hexdigest()[:16]
+    key = digest([CONVERTED_VERSION, str(weights.resolve()), st.st_size, int(st.st_mtime), base_model],
+                 compact=False, ensure_ascii=True)  # the form converted copies are cached under
     target = cache_root / key
     if (target / "v_head.safetensors").is_file():
         return target
