@@ -117,6 +117,7 @@ class EvalSettings(_Strict):
     # log-likelihood batches hold seq x vocab logits per row (~0.2 GB for a 1000-token HHH item on SmolLM2)
     hhh_batch_size: int = Field(8, ge=1)
     n_boot: int = Field(N_BOOT, ge=MIN_N_BOOT)
+    store: str | None = None  # results store path or URL (default <out>/eval/results.sqlite); may be shared
 
 
 class PipelineConfig(_Strict):

@@ -1,39 +1,45 @@
 """Run the stages in order, each cached in `<out>/<stage>/stage.json`.
 
-A stage's key hashes its own settings and its upstream stage's key, so changing
-a stage's settings redoes it and everything downstream, nothing upstream. A
-stage whose key matches and is marked done is skipped (no model loaded); one
-that started with the same key but did not finish (a crash, kill -9) resumes:
-generation keeps its finished records, training continues from its last
-checkpoint-N, evaluation reuses the results store. A changed key wipes the
-stage folder first, so stale artefacts never mix with new ones; only the eval
-folder is kept, because everything in it is keyed by checkpoint fingerprint and
-settings (a new DPO checkpoint is evaluated; the base model's answers are reused).
+A stage is one entry of `STAGES`: its function, the stages whose typed results it
+takes (`needs`), and the settings its cache key hashes (with the key of the stage
+it follows), so changing a stage's settings redoes it and everything downstream,
+nothing upstream. A stage whose key matches and is marked done is skipped (no
+model loaded) and its result read back from `stage.json`; one that started with
+the same key but did not finish (a crash, kill -9) resumes: generation keeps its
+finished records, training continues from its last checkpoint-N, evaluation
+reuses the results store. A changed key wipes the stage folder first, so stale
+artefacts never mix with new ones; only the eval folder is kept, because
+everything in it is keyed by checkpoint fingerprint and settings (a new DPO
+checkpoint is evaluated; the base model's answers are reused).
+
+Adding a stage: write `stage_x(cfg, out, ..., **needs) -> XResult` in `stages.py`
+and add one `Stage(...)` to `STAGES` (docs/pipeline.md, "Adding a stage").
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from cai_bench.hashing import digest
 from cai_bench.paths import atomic_write_text
 from cai_bench.pipeline import stages as S
 from cai_bench.pipeline.config import PipelineConfig
 
-STAGES = ("task", "data", "sft", "dpo", "eval", "report")
 FORMAT = "cai-bench-pipeline/1"
-# stages whose folder is keyed by content (the results store by checkpoint fingerprint and
-# generation settings, HHH files by fingerprint): kept on a change, so base answers are reused
-CONTENT_KEYED = frozenset({"eval"})
+# the eval stage runs HHH into the results store (format 2); a folder of format 1 redoes eval and report,
+# reusing every stored answer
+EVAL_FORMAT = "eval-into-store/2"
 GATE_FIELDS = frozenset({"min_kept_fraction", "min_kept", "allow_low_quality"})
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(obj, compact=False, ensure_ascii=True)
 
 
 def _file_hash(spec: str | None) -> str | None:
@@ -54,24 +60,105 @@ def _recipe_hash(name: str) -> str | None:
     return S.sha256_file(path) if path.is_file() else None
 
 
+class Ctx:
+    """What every stage function may use besides its inputs: the config, the console, a progress factory."""
+
+    def __init__(self, cfg: PipelineConfig, console: Any, out: Path) -> None:
+        self.cfg, self.console, self.out = cfg, console, out
+        self.stages: dict[str, dict[str, Any]] = {}  # name -> {seconds, cached} of this invocation
+
+
+def _task_settings(cfg: PipelineConfig, c: dict) -> list:
+    synth = ([c["synthesize"], cfg.synthesizer, c["seed"]] if cfg.synthesize is not None else [])
+    return [FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
+            _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"], *synth]
+
+
+def _data_settings(cfg: PipelineConfig, c: dict) -> list:
+    # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
+    # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap.
+    # The eval sets are not inputs of the data: changing them re-checks leakage in the eval stage.
+    data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
+    return [data, cfg.data_source, cfg.generator, c["seed"]]
+
+
+def _run_task(ctx: Ctx, out: Path, resume: bool) -> S.TaskResult:
+    return S.stage_task(ctx.cfg, out)
+
+
+def _run_data(ctx: Ctx, out: Path, resume: bool, task: S.TaskResult) -> S.DataResult:
+    from cai_bench.console import make_progress
+
+    with make_progress() as progress:
+        return S.stage_data(ctx.cfg, out, task, progress)
+
+
+def _run_sft(ctx: Ctx, out: Path, resume: bool, task: S.TaskResult, data: S.DataResult) -> S.TrainResult:
+    return S.stage_train("sft", ctx.cfg, out, resume, task=task, data=data)
+
+
+def _run_dpo(ctx: Ctx, out: Path, resume: bool, task: S.TaskResult, data: S.DataResult,
+             sft: S.TrainResult) -> S.TrainResult:
+    return S.stage_train("dpo", ctx.cfg, out, resume, task=task, data=data, sft=sft)
+
+
+def _run_eval(ctx: Ctx, out: Path, resume: bool, task: S.TaskResult, data: S.DataResult, sft: S.TrainResult,
+              dpo: S.TrainResult) -> S.EvalResult:
+    return S.stage_eval(ctx.cfg, out, ctx.console, task=task, data=data, sft=sft, dpo=dpo)
+
+
+def _run_report(ctx: Ctx, out: Path, resume: bool, task: S.TaskResult, data: S.DataResult, sft: S.TrainResult,
+                dpo: S.TrainResult, eval: S.EvalResult) -> S.ReportResult:
+    return S.stage_report(ctx.cfg, out, dict(ctx.stages), task=task, data=data, sft=sft, dpo=dpo, eval=eval)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[..., Any]  # (ctx, out, resume, **needs) -> result dataclass
+    result: type
+    needs: tuple[str, ...]  # stages whose results it takes, by name
+    after: str | None  # the stage whose key its key extends
+    settings: Callable[[PipelineConfig, dict], list]  # what its key hashes besides `after`'s key
+    content_keyed: bool = False  # folder kept when the key changes (everything in it is keyed by content)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("task", _run_task, S.TaskResult, (), None, _task_settings),
+    Stage("data", _run_data, S.DataResult, ("task",), "task", _data_settings),
+    Stage("sft", _run_sft, S.TrainResult, ("task", "data"), "data",
+          lambda cfg, c: [c["student"], c["sft"], _recipe_hash(cfg.sft.recipe)]),
+    Stage("dpo", _run_dpo, S.TrainResult, ("task", "data", "sft"), "sft",
+          lambda cfg, c: [c["dpo"], _recipe_hash(cfg.dpo.recipe)]),
+    Stage("eval", _run_eval, S.EvalResult, ("task", "data", "sft", "dpo"), "dpo",
+          lambda cfg, c: [c["eval"], c["student"], EVAL_FORMAT], content_keyed=True),
+    Stage("report", _run_report, S.ReportResult, ("task", "data", "sft", "dpo", "eval"), "eval",
+          lambda cfg, c: [c["eval"]["n_boot"], c["seed"]]),
+)
+
+
 def stage_keys(cfg: PipelineConfig) -> dict[str, str]:
-    """The cache key of each stage (settings + upstream key)."""
+    """The cache key of each stage (its settings + the key of the stage it follows)."""
     c = json.loads(cfg.model_dump_json())
     keys: dict[str, str] = {}
-    synth = ([c["synthesize"], cfg.synthesizer, c["seed"]] if cfg.synthesize is not None else [])
-    keys["task"] = _hash([FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
-                          _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"], *synth])
-    # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
-    # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap
-    data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
-    # the eval sets are not inputs of the data: changing them re-checks leakage in the eval stage
-    # (no model), it never redoes data or training
-    keys["data"] = _hash([keys["task"], data, cfg.data_source, cfg.generator, c["seed"]])
-    keys["sft"] = _hash([keys["data"], c["student"], c["sft"], _recipe_hash(cfg.sft.recipe)])
-    keys["dpo"] = _hash([keys["sft"], c["dpo"], _recipe_hash(cfg.dpo.recipe)])
-    keys["eval"] = _hash([keys["dpo"], c["eval"], c["student"]])
-    keys["report"] = _hash([keys["eval"], c["eval"]["n_boot"], c["seed"]])
+    for st in STAGES:
+        keys[st.name] = _hash([*([keys[st.after]] if st.after else []), *st.settings(cfg, c)])
     return keys
+
+
+# files a stage result names, for stage.json files written before results named them (read, not redone)
+_KNOWN_FILES = {"task": {"train_prompts": "train_prompts.jsonl", "split_file": "split.json"},
+                "data": {"dir": ".", "quality_file": "quality.json", "leakage_file": "leakage.json",
+                         "train_texts": "train_texts.json"},
+                "sft": {"meta_file": "cai_bench.json", "provenance_file": "provenance.json", "guard_file": "guard.json"},
+                "dpo": {"meta_file": "cai_bench.json", "provenance_file": "provenance.json", "guard_file": "guard.json"}}
+
+
+def _from_info(kind: type, info: dict[str, Any], name: str = "", folder: Path | None = None) -> Any:
+    names = {f.name for f in fields(kind)}
+    if folder is not None:
+        info = {**{k: str((folder / v).resolve()) for k, v in _KNOWN_FILES.get(name, {}).items()}, **info}
+    return kind(**{k: v for k, v in info.items() if k in names})
 
 
 class PipelineRun:
@@ -82,53 +169,68 @@ class PipelineRun:
         self.out = Path(cfg.out).expanduser().resolve()
         self.console = console
         self.keys = stage_keys(cfg)
-        self.info: dict[str, dict] = {}
+        self.ctx = Ctx(cfg, console, self.out)
+        self.results: dict[str, Any] = {}
         self.timings_file = self.out / "timings.json"
         self.timings: dict[str, float] = json.loads(self.timings_file.read_text()) \
             if self.timings_file.is_file() else {}
 
     def _eta(self, idx: int) -> str:
-        rest = [self.timings.get(s) for s in STAGES[idx:]]
+        rest = [self.timings.get(s.name) for s in STAGES[idx:]]
         if any(t is None for t in rest):
             return ""
         return f", ETA ~{sum(rest):.0f}s (stage times of the last run)"  # type: ignore[arg-type]
 
-    def stage(self, idx: int, name: str, fn: Callable[[bool], dict]) -> dict:
-        sdir = self.out / name
+    def stage(self, idx: int, st: Stage) -> Any:
+        sdir = self.out / st.name
         state_file = sdir / "stage.json"
         state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else None
-        key = self.keys[name]
-        label = f"[{idx + 1}/{len(STAGES)}] {name}"
+        key = self.keys[st.name]
+        label = f"[{idx + 1}/{len(STAGES)}] {st.name}"
         if state and state.get("key") == key and state.get("done"):
-            self.console.print(f"[dim]{label}: cached ({state['info'].get('_seconds', 0):.1f}s when run)[/dim]")
-            info = dict(state["info"], _cached=True)
-            self.info[name] = info
-            return info
+            seconds = state["info"].get("_seconds", 0)
+            self.console.print(f"[dim]{label}: cached ({seconds:.1f}s when run)[/dim]")
+            self.ctx.stages[st.name] = {"seconds": seconds, "cached": True}
+            result = _from_info(st.result, state["info"], st.name, sdir)
+            self.results[st.name] = result
+            return result
         resume = bool(state and state.get("key") == key)
-        if state and not resume and sdir.exists() and name not in CONTENT_KEYED:
+        if state and not resume and sdir.exists() and not st.content_keyed:
             shutil.rmtree(sdir)  # settings changed: redo from scratch
         sdir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(state_file, json.dumps({"key": key, "done": False}) + "\n")
         self.console.print(f"[bold]{label}[/bold]{' (resuming)' if resume else ''}{self._eta(idx)}")
         started = time.perf_counter()
-        info = fn(resume)
-        info["_seconds"] = round(time.perf_counter() - started, 2)
-        atomic_write_text(state_file, json.dumps({"key": key, "done": True, "info": info}, indent=2, default=str) + "\n")
-        self.timings[name] = info["_seconds"]
+        result = st.run(self.ctx, sdir, resume, **{n: self.results[n] for n in st.needs})
+        seconds = round(time.perf_counter() - started, 2)
+        info = dict(asdict(result), _seconds=seconds)
+        atomic_write_text(state_file, json.dumps({"key": key, "done": True, "info": info}, indent=2, default=str)
+                          + "\n")
+        self.timings[st.name] = seconds
         atomic_write_text(self.timings_file, json.dumps(self.timings, indent=2) + "\n")
-        for w in info.get("warnings", []):
+        for w in getattr(result, "warnings", []):
             self.console.print(f"[bold yellow]warning:[/bold yellow] {w}")
-        self.console.print(f"  {name} done in {info['_seconds']:.1f}s")
-        self.info[name] = dict(info, _cached=False)
-        return info
+        self.console.print(f"  {st.name} done in {seconds:.1f}s")
+        self.ctx.stages[st.name] = {"seconds": seconds, "cached": False}
+        self.results[st.name] = result
+        return result
 
 
-def run_pipeline(cfg: PipelineConfig, console: Any) -> dict:
-    """All six stages; returns the report data (verdict rows, guards, ...)."""
-    from cai_bench.console import make_progress
-    from cai_bench.pipeline import report as R
+def _summary(name: str, result: Any, cfg: PipelineConfig, out: Path) -> str | None:
+    if name == "task":
+        return (f"  split of {result.task}: {result.train} train / {result.eval} held-out eval prompts over "
+                f"{result.principles} principles (seed {cfg.split.seed}; {result.split_file})")
+    if name == "data":
+        return (f"  data ({result.generator}): kept sft {result.kept['sft']}/{result.total['sft']}, "
+                f"prefs {result.kept['prefs']}/{result.total['prefs']}; leakage {result.leakage}")
+    return None
 
+
+def run_pipeline(cfg: PipelineConfig, console: Any) -> Any:
+    """Every stage of `STAGES`; prints the loop's verdicts and returns its `reports.loop.LoopReport`."""
     from cai_bench.cpu_threads import busy_cpu_hint
+    from cai_bench.reports.terminal import print_loop_verdicts
+    from cai_bench.reports.writer import prepare
 
     started = time.perf_counter()
     p = PipelineRun(cfg, console)
@@ -136,34 +238,17 @@ def run_pipeline(cfg: PipelineConfig, console: Any) -> dict:
         console.print(f"[yellow]note:[/yellow] {hint}")
     p.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p.out / "pipeline_config.json", cfg.model_dump_json(indent=2) + "\n")
-    task = p.stage(0, "task", lambda resume: S.stage_task(cfg, p.out / "task"))
-    console.print(f"  split of {task['task']}: {task['train']} train / {task['eval']} held-out eval prompts over "
-                  f"{task['principles']} principles (seed {cfg.split.seed}; {p.out / 'task' / 'split.json'})")
-
-    def data(resume: bool) -> dict:
-        with make_progress() as progress:
-            return S.stage_data(cfg, p.out / "data", task, progress)
-
-    d = p.stage(1, "data", data)
-    console.print(f"  data ({d['generator']}): kept sft {d['kept']['sft']}/{d['total']['sft']}, "
-                  f"prefs {d['kept']['prefs']}/{d['total']['prefs']}; leakage {d['leakage']}")
-    p.stage(2, "sft", lambda resume: S.stage_train("sft", cfg, p.out / "sft", p.out / "data", cfg.student, d, resume,
-                                                                  task))
-    p.stage(3, "dpo", lambda resume: S.stage_train("dpo", cfg, p.out / "dpo", p.out / "data", str(p.out / "sft"),
-                                                   d, resume, task))
-    ckpts = S.checkpoints(cfg, p.out)
-    p.stage(4, "eval", lambda resume: S.stage_eval(cfg, p.out / "eval", task, ckpts, console))
-
-    def report(resume: bool) -> dict:
-        data_ = R.build(p.out, cfg, {k: v for k, v in p.info.items()})
-        dest = R.write(p.out, data_)
-        return {"report": str(dest), "guard_warnings": data_["warnings"]}  # printed with the verdicts
-
-    p.stage(5, "report", report)
-    data_ = json.loads((p.out / "report" / "pipeline.json").read_text(encoding="utf-8"))
-    R.print_verdicts(data_, console)
+    for idx, st in enumerate(STAGES):
+        result = p.stage(idx, st)
+        if (line := _summary(st.name, result, cfg, p.out)) is not None:
+            console.print(line)
+    ev, rep = p.results["eval"], p.results["report"]
+    # the verdicts printed are the store's, as `cai-bench report` prints them (no model loaded)
+    data = prepare(ev.store, formats=("md",), seed=cfg.seed, n_boot=cfg.eval.n_boot)
+    mine = next(lr for lr in data.loops if lr.record.loop_id == rep.loop_id)
+    print_loop_verdicts([mine], console)
     total = time.perf_counter() - started
-    console.print("stage times: " + ", ".join(f"{k} {v.get('_seconds', 0):.1f}s{' (cached)' if v.get('_cached') else ''}"
-                                                for k, v in p.info.items()) + f"; this run {total:.1f}s")
-    console.print(f"report: {p.out / 'report' / 'pipeline.md'} (samples: {p.out / 'report' / 'samples.html'})")
-    return data_
+    console.print("stage times: " + ", ".join(f"{k} {v['seconds']:.1f}s{' (cached)' if v['cached'] else ''}"
+                                                for k, v in p.ctx.stages.items()) + f"; this run {total:.1f}s")
+    console.print(f"report: {Path(rep.report) / 'pipeline.md'} (samples: {Path(rep.report) / 'samples.html'})")
+    return mine

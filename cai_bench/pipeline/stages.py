@@ -1,24 +1,28 @@
-"""The six stages of the CAI loop. Each takes the config and the stage folders,
-does its work with the existing packages (tasks, generation, training, harness),
-and returns a small JSON-able summary that the runner stores in `stage.json`.
+"""The stages of the CAI loop. Each is one function that takes the config, its own
+folder and the typed results of the stages it depends on, does its work with the
+existing packages (tasks, generation, training, harness, reports), writes under
+its own folder only (the results store excepted: its URL is an input, and several
+pipelines may share one store) and returns a small dataclass that the runner
+keeps in `stage.json`.
 
     task  -> <out>/task/   split.json, eval_task/ (held-out part as a task folder), train_prompts.jsonl
-    data  -> <out>/data/   sft/, prefs/ (generate format), quality.json, leakage.json
-    sft   -> <out>/sft/    adapter + cai_bench.json (+ provenance.json)
-    dpo   -> <out>/dpo/    adapter + cai_bench.json (+ provenance.json)
-    eval  -> <out>/eval/   results store (cai-bench run), hhh/<fingerprint>-<items>.jsonl
-    report-> <out>/report/ pipeline.md, pipeline.json, samples.html (+ the usual run report)
+    data  -> <out>/data/   sft/, prefs/ (generate format), quality.json, leakage.json, train_texts.json
+    sft   -> <out>/sft/    adapter + cai_bench.json (+ provenance.json, guard.json)
+    dpo   -> <out>/dpo/    adapter + cai_bench.json (+ provenance.json, guard.json)
+    eval  -> <out>/eval/   `cai-bench run` of base, SFT and DPO into the results store, HHH included
+    report-> <out>/report/ the loop's record in the store, then the `reports` package's report of the
+                           store (pipeline.md, pipeline.json, samples.html, index.html, ...)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import random
 from collections import defaultdict
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from cai_bench.errors import UserError
@@ -27,7 +31,67 @@ from cai_bench.paths import atomic_write_text
 from cai_bench.pipeline.config import BUNDLED_DATA, PipelineConfig
 
 log = logging.getLogger("cai_bench.pipeline")
-ROLES = ("base", "sft", "dpo")
+
+
+@dataclass
+class TaskResult:
+    task: str
+    constitution: str  # an id, or the path of a user constitution
+    culture: str
+    eval_task: str  # folder of the held-out part as a task
+    eval_task_id: str
+    train: int
+    eval: int
+    principles: int
+    train_prompts: str  # jsonl of the train part
+    split_file: str
+
+
+@dataclass
+class DataResult:
+    source: str
+    generator: str
+    splits: dict[str, dict[str, int]]
+    sha256: dict[str, str]
+    kept: dict[str, int]
+    total: dict[str, int]
+    leakage: int
+    dir: str  # holds sft/ and prefs/ (the `generate` format the recipes read)
+    quality_file: str
+    leakage_file: str
+    train_texts: str  # the kept training prompts per set, for the eval stage's leakage re-check
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    train_rows: int | None
+    final_loss: float | None
+    steps: int | None
+    meta_file: str  # cai_bench.json: the trainer log
+    provenance_file: str
+    guard_file: str | None = None
+    guards: list[dict[str, Any]] = field(default_factory=list)
+    max_abs_margin: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    store: str
+    fingerprints: dict[str, str]  # role -> fingerprint
+    checkpoints: dict[str, str]  # role -> spec
+    tasks: list[str]  # task ids as stored
+    generated: int
+    leakage_file: str
+
+
+@dataclass
+class ReportResult:
+    report: str
+    loop_id: str
+    guard_warnings: list[str] = field(default_factory=list)
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -119,7 +183,7 @@ def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: in
     return cap(train_g, max_train), cap(eval_g, max_eval)
 
 
-def stage_task(cfg: PipelineConfig, out: Path) -> dict:
+def stage_task(cfg: PipelineConfig, out: Path) -> TaskResult:
     from cai_bench.tasks import write_task_folder
 
     task, constitution = load_source_task(cfg, out)
@@ -148,35 +212,32 @@ def stage_task(cfg: PipelineConfig, out: Path) -> dict:
              "per_principle": {k: {"train": v[0], "eval": v[1]} for k, v in sorted(per.items())}}
     atomic_write_text(out / "split.json", json.dumps(split, indent=2) + "\n")
     constitution_ref = str(constitution.path) if ctext is not None else constitution.id
-    return {"task": task.id, "constitution": constitution_ref, "culture": task.culture, "eval_task": str(folder),
-            "eval_task_id": eval_id, "train": len(train), "eval": len(held), "principles": len(per)}
+    return TaskResult(task=task.id, constitution=constitution_ref, culture=task.culture, eval_task=str(folder),
+                      eval_task_id=eval_id, train=len(train), eval=len(held), principles=len(per),
+                      train_prompts=str(out / "train_prompts.jsonl"), split_file=str(out / "split.json"))
 
 
 # ---------------------------------------------------------------- data
-def _shared_data_dirs(cfg: PipelineConfig) -> list[Path]:
-    cands = [cfg.data.bundled_dir, os.environ.get("CAI_BENCH_SHARED_DATA"), "../shared/data",
-             str(Path(__file__).resolve().parents[2].parent / "shared" / "data")]
-    return [Path(c).expanduser() for c in cands if c]
-
-
 def bundled_root(cfg: PipelineConfig) -> Path:
-    for c in _shared_data_dirs(cfg):
-        if (c / "bluedot_cai").is_dir():
-            return c / "bluedot_cai"
-    raise UserError("data.source bundled: the bluedot_cai data folder was not found. Fix: set data.bundled_dir "
-                    "(or $CAI_BENCH_SHARED_DATA) to the folder holding bluedot_cai/")
+    from cai_bench.shared_data import find_shared
+
+    root = find_shared("bluedot_cai", cfg.data.bundled_dir)
+    if root is None or not root.is_dir():
+        raise UserError("data.source bundled: the bluedot_cai data folder was not found. Fix: set data.bundled_dir "
+                        "(or $CAI_BENCH_SHARED_DATA) to the folder holding bluedot_cai/")
+    return root
 
 
 def hhh_source(cfg: PipelineConfig) -> str | None:
     """eval.hhh_path, else $CAI_BENCH_HHH_PATH, else the copy in the shared data folder the
     bundled CAI data comes from (so an offline built-in run finds it), else the loader's cache/download."""
+    from cai_bench.shared_data import find_shared
+    from cai_bench.tasks import hhh
+
     if cfg.eval.hhh_path or os.environ.get("CAI_BENCH_HHH_PATH"):
         return cfg.eval.hhh_path
-    for c in _shared_data_dirs(cfg):
-        f = c / "cai_paper_anthropic" / "evals" / "438HHHEvaluations.jsonl"
-        if f.is_file():
-            return str(f)
-    return None
+    found = find_shared(hhh.SHARED_REL, cfg.data.bundled_dir)
+    return str(found) if found else None
 
 
 def _norm(text: str) -> str:
@@ -219,16 +280,16 @@ def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict], principle_ids: 
     return sft, prefs, str(root)
 
 
-def generated_rows(cfg: PipelineConfig, task_info: dict, out: Path, progress: Any) -> tuple[list[dict], list[dict], str]:
+def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: Any) -> tuple[list[dict], list[dict], str]:
     from cai_bench.generation.pipeline import GenerateConfig, generate
     from cai_bench.generation.store import read_records
 
     gen_out = out / "generated"
-    gcfg = GenerateConfig(constitution=task_info["constitution"], prompts=str(out.parent / "task" / "train_prompts.jsonl"),
+    gcfg = GenerateConfig(constitution=task.constitution, prompts=task.train_prompts,
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
                           keep_truncated=False)
-    bar = progress.add_task(f"generate CAI data with {cfg.generator}", total=task_info["train"]) if progress else None
+    bar = progress.add_task(f"generate CAI data with {cfg.generator}", total=task.train) if progress else None
     generate(gcfg, on_progress=(lambda done, total: progress.update(bar, completed=done, total=total))
              if progress else None)
     rows = []
@@ -258,12 +319,12 @@ def _write_split(out: Path, kind: str, rows: list[dict], *, seed: int, test_size
     return {k: len(v) for k, v in parts.items()}
 
 
-def eval_sets(cfg: PipelineConfig, task_info: dict) -> dict[str, list[tuple[str, str]]]:
+def eval_sets(cfg: PipelineConfig, task: TaskResult) -> dict[str, list[tuple[str, str]]]:
     """Every prompt the eval stage may show a checkpoint, per eval set (for the leakage check)."""
     from cai_bench.tasks import load_task
 
     sets = {}
-    held = load_task(task_info["eval_task"])
+    held = load_task(task.eval_task)
     sets[f"{held.id} (held-out)"] = [(p.id, p.prompt) for p in held.prompts]
     for tid in cfg.regression_tasks():
         t = load_task(tid)
@@ -279,19 +340,19 @@ def eval_sets(cfg: PipelineConfig, task_info: dict) -> dict[str, list[tuple[str,
     return sets
 
 
-def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = None) -> dict:
+def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any = None) -> DataResult:
     from cai_bench.generation.quality import assess, check_gate
     from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
-    train_prompts = read_jsonl(out.parent / "task" / "train_prompts.jsonl")
+    train_prompts = read_jsonl(Path(task.train_prompts))
     if cfg.data_source == "bundled":
         from cai_bench.constitutions import load_constitution
 
-        pids = list(load_constitution(task_info["constitution"]).principle_ids)
+        pids = list(load_constitution(task.constitution).principle_ids)
         sft_rows, pref_rows, generator = bundled_rows(cfg, train_prompts, pids)
         generator = f"bundled GPT-4o CAI data ({generator})"
     else:
-        sft_rows, pref_rows, generator = generated_rows(cfg, task_info, out, progress)
+        sft_rows, pref_rows, generator = generated_rows(cfg, task, out, progress)
     sft_kept, sft_q = assess(sft_rows)
     pref_kept, pref_q = assess(pref_rows)
     quality = {"sft": sft_q.as_dict(), "prefs": pref_q.as_dict(),
@@ -303,26 +364,31 @@ def stage_data(cfg: PipelineConfig, out: Path, task_info: dict, progress: Any = 
                                allow=cfg.data.allow_low_quality, where=f"{out}: {name}")
     train_texts = {"sft": [r["prompt"] for r in sft_kept], "prefs": [r["prompt"] for r in pref_kept]}
     atomic_write_text(out / "train_texts.json", json.dumps(train_texts, ensure_ascii=False) + "\n")
-    leak = find_overlap(train_texts, eval_sets(cfg, task_info))
+    leak = find_overlap(train_texts, eval_sets(cfg, task))
     atomic_write_text(out / "leakage.json", json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
     warnings += check_leakage(leak, allow=cfg.allow_overlap)
     counts = {"sft": _write_split(out, "sft", sft_kept, seed=cfg.seed, test_size=cfg.data.test_size),
               "prefs": _write_split(out, "prefs", pref_kept, seed=cfg.seed, test_size=cfg.data.test_size)}
     files = {f"{k}/{s}.jsonl": sha256_file(out / k / f"{s}.jsonl") for k in ("sft", "prefs") for s in ("train", "test")}
-    info = {"constitution": task_info["constitution"], "source": cfg.data_source, "generator": generator,
+    info = {"constitution": task.constitution, "source": cfg.data_source, "generator": generator,
             "splits": counts, "sha256": files, "quality": quality}
     atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    return {"source": cfg.data_source, "generator": generator, "splits": counts, "sha256": files,
-            "kept": {"sft": sft_q.kept, "prefs": pref_q.kept}, "total": {"sft": sft_q.total, "prefs": pref_q.total},
-            "leakage": leak.total, "warnings": warnings}
+    return DataResult(source=cfg.data_source, generator=generator, splits=counts, sha256=files,
+                      kept={"sft": sft_q.kept, "prefs": pref_q.kept}, total={"sft": sft_q.total, "prefs": pref_q.total},
+                      leakage=leak.total, dir=str(out), quality_file=str(out / "quality.json"),
+                      leakage_file=str(out / "leakage.json"), train_texts=str(out / "train_texts.json"),
+                      warnings=warnings)
 
 
 # ---------------------------------------------------------------- sft / dpo
-def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, start: str, data_info: dict,
-                resume: bool, task_info: dict | None = None) -> dict:
+def stage_train(stage: str, cfg: PipelineConfig, out: Path, resume: bool, *, task: TaskResult, data: DataResult,
+                sft: TrainResult | None = None) -> TrainResult:
+    """QLoRA SFT from the student, or DPO from the SFT adapter (`sft` given), then the guards."""
     from cai_bench.training import load_recipe, train
 
     settings = cfg.sft if stage == "sft" else cfg.dpo
+    start = cfg.student if sft is None else sft.output_dir
+    data_dir = data.dir
     overrides = [f"model_name_or_path={start}", f"output_dir={out}", f"dataset_mixer={{{data_dir}: 1.0}}",
                  *settings.set]
     recipe = load_recipe(settings.recipe, overrides)
@@ -334,24 +400,24 @@ def stage_train(stage: str, cfg: PipelineConfig, out: Path, data_dir: Path, star
                        recipe_source=f"pipeline {stage}: {settings.recipe} + {settings.set}")
         meta = result.metadata
     provenance = {"stage": stage, "start": start, "recipe": settings.recipe, "overrides": overrides,
-                  "data": {"dir": str(data_dir), "sha256": data_info["sha256"], "source": data_info["source"]},
-                  "generator": data_info["generator"], "datasets": meta.get("datasets"),
+                  "data": {"dir": str(data_dir), "sha256": data.sha256, "source": data.source},
+                  "generator": data.generator, "datasets": meta.get("datasets"),
                   "train_rows": meta.get("train_rows")}
     atomic_write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
     hist = meta.get("log_history") or []
-    info = {"output_dir": str(out), "train_rows": meta.get("train_rows"),
-            "final_loss": next((e["loss"] for e in reversed(hist) if "loss" in e), None),
-            "steps": (meta.get("metrics") or {}).get("global_step")}
+    res = TrainResult(output_dir=str(out), train_rows=meta.get("train_rows"),
+                      final_loss=next((e["loss"] for e in reversed(hist) if "loss" in e), None),
+                      steps=(meta.get("metrics") or {}).get("global_step"), meta_file=str(out / "cai_bench.json"),
+                      provenance_file=str(out / "provenance.json"))
     if stage == "dpo":
         from cai_bench.reports.guards import max_abs_margin
 
-        info["max_abs_margin"] = max_abs_margin(hist)
-    if task_info is not None:
-        guards = post_training_guards(stage, cfg, out, task_info, hist)
-        info["guards"] = guards
-        info["warnings"] = [f"{g['name']}: {'; '.join(g['reasons'])} ({GUARD_ADVICE[g['name'].split()[0]]})"
-                            for g in guards if g["fired"]]
-    return info
+        res.max_abs_margin = max_abs_margin(hist)
+    res.guards = post_training_guards(stage, cfg, out, task, hist, sft)
+    res.guard_file = str(out / "guard.json")
+    res.warnings = [f"{g['name']}: {'; '.join(g['reasons'])} ({GUARD_ADVICE[g['name'].split()[0]]})"
+                    for g in res.guards if g["fired"]]
+    return res
 
 
 GUARD_PROMPTS = 8  # held-out prompts answered right after each training stage
@@ -359,13 +425,13 @@ GUARD_ADVICE = {"collapse": "lower the learning rate or the steps of that stage;
                 "no-op": "raise dpo learning_rate or beta; the report checks every eval answer"}
 
 
-def guard_answers(cfg: PipelineConfig, task_info: dict, spec: str) -> list[str]:
+def guard_answers(cfg: PipelineConfig, task: TaskResult, spec: str) -> list[str]:
     """Greedy answers of one checkpoint to the first GUARD_PROMPTS held-out prompts, with
     the eval stage's decoding settings."""
     from cai_bench.models.chat import ChatOptions, GenParams, open_checkpoint
     from cai_bench.tasks import load_task
 
-    prompts = load_task(task_info["eval_task"]).prompts[:GUARD_PROMPTS]
+    prompts = load_task(task.eval_task).prompts[:GUARD_PROMPTS]
     model = open_checkpoint(spec, ChatOptions(batch_size=cfg.eval.batch_size))
     try:
         done = model.chat([[{"role": "user", "content": p.prompt}] for p in prompts],
@@ -375,19 +441,20 @@ def guard_answers(cfg: PipelineConfig, task_info: dict, spec: str) -> list[str]:
     return [c.text for c in done]
 
 
-def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task_info: dict, hist: list[dict]) -> list[dict]:
+def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task: TaskResult, hist: list[dict],
+                         sft: TrainResult | None) -> list[dict]:
     """Collapse (and, after DPO, no-op) checks on a few held-out answers, right after training,
     so a collapsed SFT model is flagged before DPO and evaluation spend their time on it.
     Answers are kept in <stage>/guard.json; DPO reuses the base and SFT answers SFT wrote."""
     from cai_bench.reports.guards import collapse_guard, noop_dpo_guard
 
     answers: dict[str, list[str]] = {}
-    sft_file = out.parent / "sft" / "guard.json"
-    if stage == "dpo" and sft_file.is_file():
-        answers.update(json.loads(sft_file.read_text(encoding="utf-8"))["answers"])
-    for role, spec in (("base", cfg.student), ("sft", str(out.parent / "sft")), ("dpo", str(out))):
+    if sft is not None and sft.guard_file and Path(sft.guard_file).is_file():
+        answers.update(json.loads(Path(sft.guard_file).read_text(encoding="utf-8"))["answers"])
+    specs = {"base": cfg.student, "sft": sft.output_dir if sft is not None else str(out), "dpo": str(out)}
+    for role in ("base", "sft", "dpo"):
         if role not in answers and (role != "dpo" or stage == "dpo"):
-            answers[role] = guard_answers(cfg, task_info, spec)
+            answers[role] = guard_answers(cfg, task, specs[role])
     checks = [collapse_guard(stage, answers["base"], answers[stage])]
     if stage == "dpo":
         checks.append(noop_dpo_guard(answers["sft"], answers["dpo"], hist))
@@ -399,71 +466,99 @@ def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task_info: 
 
 
 # ---------------------------------------------------------------- eval
-def checkpoints(cfg: PipelineConfig, out: Path) -> dict[str, str]:
-    return {"base": cfg.student, "sft": str(out / "sft"), "dpo": str(out / "dpo")}
-
-
-def recheck_leakage(cfg: PipelineConfig, out: Path, task_info: dict) -> None:
+def recheck_leakage(cfg: PipelineConfig, out: Path, task: TaskResult, data: DataResult) -> Path:
     """The eval sets may have changed since the data stage checked them (eval settings are not
     part of the data key): check the training prompts against the sets evaluated now, before
     any answer is generated. Writes <eval>/leakage.json; stops on overlap unless --allow-overlap."""
     from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
-    texts_file = out.parent / "data" / "train_texts.json"
-    if not texts_file.is_file():  # a data stage from before train_texts.json: rebuild from its splits
-        texts = {"sft": [], "prefs": []}
-        for kind in texts:
-            for split in ("train", "test"):
-                f = out.parent / "data" / kind / f"{split}.jsonl"
-                if f.is_file():
-                    texts[kind] += [(r["messages"][0] if kind == "sft" else r["prompt"][0])["content"]
-                                    for r in read_jsonl(f)]
-    else:
-        texts = json.loads(texts_file.read_text(encoding="utf-8"))
-    leak = find_overlap(texts, eval_sets(cfg, task_info))
+    texts = json.loads(Path(data.train_texts).read_text(encoding="utf-8"))
+    leak = find_overlap(texts, eval_sets(cfg, task))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "leakage.json", json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    dest = out / "leakage.json"
+    atomic_write_text(dest, json.dumps(leak.as_dict(), indent=2, ensure_ascii=False) + "\n")
     for w in check_leakage(leak, allow=cfg.allow_overlap):
         log.warning("%s", w)
+    return dest
 
 
-def stage_eval(cfg: PipelineConfig, out: Path, task_info: dict, ckpts: dict[str, str], console: Any) -> dict:
+def store_url(cfg: PipelineConfig, out: Path) -> str:
+    """eval.store (a path or URL, shared by several pipelines if they like), else <eval>/results.sqlite."""
+    from cai_bench.results import normalize_url
+
+    return normalize_url(cfg.eval.store, str(out))
+
+
+def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult, data: DataResult,
+               sft: TrainResult, dpo: TrainResult) -> EvalResult:
+    """`cai-bench run` of base, SFT and DPO into the store: the whole held-out part, the
+    regression tasks (`eval.limit` prompts each) and HHH (`eval.hhh_limit` items, scored by
+    log-likelihood; its own batch size: its batches hold seq x vocab logits)."""
     from cai_bench.harness.config import GenerationSettings, RunConfig
     from cai_bench.harness.runner import run
     from cai_bench.models import resolve_checkpoint
+    from cai_bench.tasks import load_task
 
-    recheck_leakage(cfg, out, task_info)
+    leakage = recheck_leakage(cfg, out, task, data)
+    ckpts = {"base": cfg.student, "sft": sft.output_dir, "dpo": dpo.output_dir}
     fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
+    url = store_url(cfg, out)
     gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
-    common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, seed=cfg.seed,
-                  generation=gen, report=False, download_models=False)
-    held = run(RunConfig(tasks=[task_info["eval_task"]], **common), console=console)
+    common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, store=url, seed=cfg.seed,
+                  n_boot=cfg.eval.n_boot, generation=gen, report=False, download_models=False)
+    generated = run(RunConfig(tasks=[task.eval_task], **common), console=console).generated
     others = cfg.regression_tasks()
-    reg = run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console) if others else None
-    hhh_files = eval_hhh(cfg, out, ckpts) if cfg.eval.hhh else {}
-    return {"store": held.store_url, "fingerprints": fps, "checkpoints": ckpts, "tasks": [task_info["eval_task_id"], *others],
-            "generated": held.generated + (reg.generated if reg else 0), "hhh": hhh_files}
+    if others:
+        generated += run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console).generated
+    tasks = [task.eval_task_id, *(load_task(t).id for t in others)]
+    if cfg.eval.hhh:
+        hhh = dict(common, scorers=[], generation=GenerationSettings(batch_size=cfg.eval.hhh_batch_size))
+        run(RunConfig(tasks=list(cfg.eval.hhh_views), limit=cfg.eval.hhh_limit, hhh_path=hhh_source(cfg), **hhh),
+            console=console)
+        tasks += list(cfg.eval.hhh_views)
+    return EvalResult(store=url, fingerprints=fps, checkpoints=ckpts, tasks=tasks, generated=generated,
+                      leakage_file=str(leakage))
 
 
-def eval_hhh(cfg: PipelineConfig, out: Path, ckpts: dict[str, str]) -> dict[str, str]:
-    """HHH per checkpoint, one file per (fingerprint, item set): a finished one is not redone."""
-    from cai_bench.harness.hhh import build_lm, evaluate_hhh
-    from cai_bench.models import resolve_checkpoint
-    from cai_bench.tasks.hhh import load_hhh
+# ---------------------------------------------------------------- report
+def _read_json(path: str | None) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else None
 
-    items = load_hhh(hhh_source(cfg), limit=cfg.eval.hhh_limit, seed=cfg.seed)
-    views = sorted(set(cfg.eval.hhh_views))
-    items_key = hashlib.sha256(json.dumps([it.id for it in items] + [it.prompt for it in items] + views)
-                               .encode()).hexdigest()[:12]
-    files = {}
-    for role, spec in ckpts.items():
-        ck = resolve_checkpoint(spec)
-        dest = out / "hhh" / f"{ck.fingerprint[:24]}-{items_key}.jsonl"
-        files[role] = str(dest)
-        if dest.is_file():
-            continue
-        lm = build_lm(ck, batch_size=cfg.eval.hhh_batch_size)
-        rows = evaluate_hhh(lm, items, views=views, batch_size=cfg.eval.hhh_batch_size, seed=cfg.seed)
-        del lm
-        atomic_write_text(dest, _jsonl(rows))
-    return files
+
+def loop_record(cfg: PipelineConfig, stages: dict[str, dict[str, Any]], *, task: TaskResult, data: DataResult,
+                sft: TrainResult, dpo: TrainResult, ev: EvalResult) -> Any:
+    """What `cai-bench report` needs to rebuild the loop section from the store alone."""
+    from cai_bench.results.loops import LoopRecord, loop_id_for
+
+    out = Path(cfg.out).expanduser().resolve()
+    split = _read_json(task.split_file) or {}
+    return LoopRecord(
+        loop_id=loop_id_for(str(out)), title=f"{task.task} ({out.name})", fingerprints=ev.fingerprints,
+        specs=ev.checkpoints, eval_task=task.eval_task_id, tasks=ev.tasks, seed=cfg.seed, n_boot=cfg.eval.n_boot,
+        early_guards=[*sft.guards, *dpo.guards],
+        log_history={s: (_read_json(r.meta_file) or {}).get("log_history") or [] for s, r in (("sft", sft),
+                                                                                             ("dpo", dpo))},
+        quality=_read_json(data.quality_file), leakage=_read_json(ev.leakage_file) or _read_json(data.leakage_file),
+        split={k: v for k, v in split.items() if k in ("task", "seed", "eval_fraction", "per_principle")},
+        provenance={s: _read_json(r.provenance_file) for s, r in (("sft", sft), ("dpo", dpo))},
+        config=json.loads(cfg.model_dump_json()), stages=stages)
+
+
+def stage_report(cfg: PipelineConfig, out: Path, stages: dict[str, dict[str, Any]], *, task: TaskResult,
+                 data: DataResult, sft: TrainResult, dpo: TrainResult, eval: EvalResult) -> ReportResult:
+    """Record the loop in the store, then write the store's report (the `reports` package)
+    into this folder: exactly what `cai-bench report --store STORE` writes."""
+    from cai_bench.reports.writer import DEFAULT_FORMATS, prepare, write_files
+    from cai_bench.results import Store
+
+    record = loop_record(cfg, stages, task=task, data=data, sft=sft, dpo=dpo, ev=eval)
+    store = Store(eval.store)
+    try:
+        store.put_loop(record)
+    finally:
+        store.close()
+    report = prepare(eval.store, formats=DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot)
+    dest = write_files(report, out.parent, DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot,
+                       combined_csv=False)
+    mine = next(lr for lr in report.loops if lr.record.loop_id == record.loop_id)
+    return ReportResult(report=str(dest), loop_id=record.loop_id, guard_warnings=mine.warnings)

@@ -3,9 +3,6 @@ HTML, Markdown and CSV writers only format."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -15,6 +12,7 @@ from cai_bench.errors import UserError
 from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
+from cai_bench.reports.names import slug  # noqa: F401 - writers and html take it from here
 from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
 from cai_bench.reports.validity import validity_frame
 
@@ -47,18 +45,6 @@ class ReportData:
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
     loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
     loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
-
-
-def slug(text: str) -> str:
-    """A file name and HTML anchor for a culture/group name: a readable part
-    (letters and digits of any script, other runs as `_`, at most 40 characters)
-    plus 8 hex digits of the name's SHA-256, so names that read alike
-    ("South Africa", "South_Africa", "za", "ZA") still get different files on
-    any file system, and the same name always gets the same file."""
-    name = str(text)
-    readable = re.sub(r"[^\w.-]+|_+", "_", unicodedata.normalize("NFKC", name)).strip("._-")[:40].rstrip("._-")
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{readable or 'group'}-{digest}"
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -153,7 +139,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
             data.plots[f"means_{slug(c)}.png"] = plots.metric_means(board, c)
             data.plots[f"distributions_{slug(c)}.png"] = plots.distributions(df, c)
     if data.loops:  # beside pipeline.md, which links them, whatever the formats
-        from cai_bench.reports.markdown import loop_curves_name
+        from cai_bench.reports.loop import loop_curves_name
         from cai_bench.reports.plots import training_curves
 
         for lr in data.loops:

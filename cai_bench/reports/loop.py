@@ -151,3 +151,10 @@ def loop_reports(df: pd.DataFrame, extras: StoreExtras, records: list[LoopRecord
 
 def fmt(x: Any, nd: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def loop_curves_name(lr: LoopReport, several: bool) -> str:
+    """The training-curves PNG of a loop in the report folder (pipeline.md links it)."""
+    from cai_bench.reports.names import slug
+
+    return f"training_curves_{slug(lr.record.title)}.png" if several else "training_curves.png"

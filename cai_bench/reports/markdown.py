@@ -106,6 +106,8 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
         lines += ["", f"{h} Leakage ({lk['method']})", "", "| train set | eval set | exact | near |",
                   "|---|---|---|---|"]
         lines += [f"| {e(p['train_set'])} | {e(p['eval_set'])} | {p['exact']} | {p['near']} |" for p in lk["pairs"]]
+    from cai_bench.reports.loop import loop_curves_name
+
     png = loop_curves_name(lr, several)
     if any(lr.curves.values()):
         lines += ["", f"{h} Training curves", "", f"![training curves]({png})"]
@@ -121,10 +123,3 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
     lines += ["", f"{h} Provenance", "", "```json", json.dumps(r.provenance, indent=2, default=str), "```",
               "", f"{h} Config", "", "```json", json.dumps(r.config, indent=2, default=str), "```", ""]
     return lines
-
-
-def loop_curves_name(lr, several: bool) -> str:  # noqa: ANN001 - LoopReport
-    """The training-curves PNG of a loop in the report folder."""
-    from cai_bench.reports.build import slug
-
-    return f"training_curves_{slug(lr.record.title)}.png" if several else "training_curves.png"

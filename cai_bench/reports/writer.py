@@ -59,7 +59,9 @@ def _clean(report: Path, keep: set[str]) -> None:
                 p.unlink()
 
 
-def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed: int, n_boot: int) -> Path:
+def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed: int, n_boot: int,
+                combined_csv: bool = True) -> Path:
+    """`<out_dir>/report/`; with `combined_csv`, also `<out_dir>/leaderboard.csv` (both levels)."""
     report = Path(out_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
@@ -76,7 +78,8 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
         from cai_bench.reports.validity import validity_csv_frame
 
         put("validity.csv", _csv(validity_csv_frame(data.validity)))
-    atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
+    if combined_csv:
+        atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
     if "md" in formats:
         from cai_bench.reports.markdown import render_markdown
 

@@ -48,7 +48,7 @@ def test_task_stage_synthesizes_prompts_when_none_are_given(tmp_path, loopback, 
     cfg = build_config({"constitution": str(const), "synthesize": {"generator": "openai:writer", "per_principle": 3},
                         "split": {"eval_fraction": 0.34}, "out": str(tmp_path / "run")})
     info = stage_task(cfg, tmp_path / "run" / "task")
-    assert (info["train"], info["eval"], info["principles"]) == (4, 2, 2)
+    assert (info.train, info.eval, info.principles) == (4, 2, 2)
     split = json.loads((tmp_path / "run" / "task" / "split.json").read_text())
     assert split["per_principle"] == {"p0": {"train": 2, "eval": 1}, "p1": {"train": 2, "eval": 1}}
     assert len(loopback.chat_requests) == 2  # one request per principle, nothing asked twice
@@ -85,19 +85,24 @@ def test_eval_stage_rechecks_leakage_against_the_sets_it_evaluates(tmp_path) -> 
     import pytest
 
     from cai_bench.errors import UserError
-    from cai_bench.pipeline.stages import recheck_leakage
+    from cai_bench.pipeline.stages import DataResult, TaskResult, recheck_leakage
     from cai_bench.tasks import load_task
 
     leaked = load_task("xstest").prompts[0].prompt
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train_texts.json").write_text(json.dumps({"sft": [leaked, "an unrelated prompt"],
                                                                     "prefs": []}))
-    info = {"eval_task": "cai_south_africa"}
+    info = TaskResult(task="cai_south_africa", constitution="south_africa", culture="ZA",
+                      eval_task="cai_south_africa", eval_task_id="cai_south_africa", train=0, eval=0, principles=0,
+                      train_prompts="", split_file="")
+    data = DataResult(source="bundled", generator="", splits={}, sha256={}, kept={}, total={}, leakage=0,
+                      dir=str(tmp_path / "data"), quality_file="", leakage_file="",
+                      train_texts=str(tmp_path / "data" / "train_texts.json"))
     cfg = build_config({"task": "cai_south_africa", "eval": {"tasks": ["xstest"], "hhh": False}})
     with pytest.raises(UserError, match="leakage: training data overlaps the eval prompts"):
-        recheck_leakage(cfg, tmp_path / "eval", info)
+        recheck_leakage(cfg, tmp_path / "eval", info, data)
     allowed = build_config({"task": "cai_south_africa", "allow_overlap": True, "eval": {"tasks": ["xstest"], "hhh": False}})
-    recheck_leakage(allowed, tmp_path / "eval", info)
+    recheck_leakage(allowed, tmp_path / "eval", info, data)
     assert json.loads((tmp_path / "eval" / "leakage.json").read_text())["total"] >= 1
 
 

@@ -7,6 +7,9 @@ import json
 import time
 
 import pytest
+from typer.testing import CliRunner
+
+from cai_bench.cli import app
 
 from cai_bench.console import console
 from cai_bench.errors import UserError
@@ -42,15 +45,16 @@ def test_pipeline_end_to_end_cached_and_resumable(tiny_model, public_data, hhh_s
     assert json.loads((out / "data" / "leakage.json").read_text())["total"] == 0
     prov = json.loads((out / "dpo" / "provenance.json").read_text())
     assert prov["start"] == str(out / "sft") and prov["data"]["sha256"]["prefs/train.jsonl"]
-    tasks = {(r["task"], r["metric"]) for r in data["rows"]}
+    tasks = {(r["task"], r["metric"]) for r in data.rows}
     assert ("cai_south_africa_heldout", "similarity.similarity") in tasks
-    assert ("hhh_alignment", "accuracy") in tasks and ("hhh_alignment_response", "accuracy") in tasks
+    # HHH is scored into the store by `run` like any task: its rows name scorer and metric
+    assert ("hhh_alignment", "hhh_loglik.accuracy") in tasks and ("hhh_alignment_response", "hhh_loglik.accuracy") in tasks
     assert any(t == "xstest" for t, _ in tasks)
-    for r in data["rows"]:
+    for r in data.rows:
         assert r["verdict"] in ("improved", "no significant change", "regressed")
         assert set(r) >= {"base", "sft", "dpo", "sft_vs_base", "dpo_vs_sft", "dpo_vs_base"}
     early, final = " (right after training, 4 held-out prompts)", " (all 4 held-out answers)"
-    assert [g["name"] for g in data["guards"]] == [
+    assert [g["name"] for g in data.guards] == [
         "collapse after sft" + early, "collapse after dpo" + early, "no-op DPO" + early,
         "collapse after sft" + final, "collapse after dpo" + final, "no-op DPO" + final]
     sft_info = json.loads((out / "sft" / "stage.json").read_text())["info"]  # checked before DPO starts
@@ -61,14 +65,23 @@ def test_pipeline_end_to_end_cached_and_resumable(tiny_model, public_data, hhh_s
     margin = dpo_info["max_abs_margin"]
     if margin is not None and margin < 1e-3:
         assert any(w.startswith("no-op DPO" + early) for w in dpo_info["warnings"])
-    fired = [g["name"] for g in data["guards"] if g["fired"]]
-    assert [w.split(":")[0] for w in data["warnings"]] == fired  # every fired guard is a report warning
+    fired = [g["name"] for g in data.guards if g["fired"]]
+    assert [w.split(":")[0] for w in data.warnings] == fired  # every fired guard is a report warning
     md = (out / "report" / "pipeline.md").read_text()
     assert "## Verdicts" in md and "## Data quality" in md and "## Training curve: dpo" in md
     png = (out / "report" / "training_curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and "![training curves](training_curves.png)" in md
     html = (out / "report" / "samples.html").read_text()
-    assert "<script>" not in json.dumps([s["prompt"] for s in data.get("samples", [])]) and "<td>" in html
+    assert "<td>" in html and "<th>SFT</th>" in html
+
+    # `cai-bench report` on the pipeline's store rebuilds the same loop section, browser and verdicts
+    store = json.loads((out / "eval" / "stage.json").read_text())["info"]["store"]
+    res = CliRunner().invoke(app, ["report", "--store", store, "--out", str(tmp_path / "again"), "--n-boot", "200"],
+                             env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    for name in ("pipeline.md", "pipeline.json", "samples.html", "index.html", "training_curves.png"):
+        assert (tmp_path / "again" / "report" / name).read_bytes() == (out / "report" / name).read_bytes(), name
+    assert "base -> SFT -> DPO" in res.output and "cai_south_africa_heldout" in res.output
 
     report_bytes = (out / "report" / "pipeline.md").read_bytes()
     started = time.perf_counter()
