@@ -24,11 +24,11 @@ def test_cpu_small_profile_on_smollm2(shared_data, tmp_path, smollm2_dir):
     })
     assert cfg.student == "bundled:smollm2-135m-instruct"
     data = run_pipeline(cfg, console)
-    rows = {(r["task"], r["metric"]): r for r in data["rows"]}
+    rows = {(r["task"], r["metric"]): r for r in data.rows}
     held = rows[("cai_south_africa_heldout", "similarity.similarity")]
     assert held["n"] == 8 and all(0 <= held[role]["mean"] <= 1 for role in ("base", "sft", "dpo"))
-    assert rows[("hhh_alignment_response", "accuracy")]["n"] == 10
+    assert rows[("hhh_alignment_response", "hhh_loglik.accuracy")]["n"] == 10
     dpo_log = json.loads((tmp_path / "za" / "dpo" / "cai_bench.json").read_text())["log_history"]
     assert any(abs(e.get("rewards/margins", 0)) > 1e-3 for e in dpo_log)  # the tuned DPO recipe moves the policy
-    for no_op in (g for g in data["guards"] if g["name"].startswith("no-op DPO")):  # right after DPO, and in eval
+    for no_op in (g for g in data.guards if g["name"].startswith("no-op DPO")):  # right after DPO, and in eval
         assert not no_op["fired"], no_op
