@@ -37,7 +37,7 @@ def report(
     Each task's checkpoints are compared under one generation config and each metric under one scorer config;
     the report names them and lists what it left out."""
     from cai_bench.console import console, err_console
-    from cai_bench.harness.declarations import fill_declarations
+    from cai_bench.harness.declarations import late_declarations
     from cai_bench.reports.terminal import (print_comparison, print_coverage, print_deltas, print_leaderboard,
                                            print_loop_verdicts)
     from cai_bench.results import normalize_url
@@ -51,8 +51,8 @@ def report(
         _list_configs(url, console)
         return
     formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
-    fill_declarations(url)  # rows stored before scorers/tasks declared roles get today's declarations
-    data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
+    # rows stored before scorers/tasks declared roles get today's declarations, in memory (nothing written)
+    data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late_declarations(url))
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
         print_leaderboard(data.board, console, data.validity, scales=data.scales)
@@ -64,10 +64,14 @@ def report(
 
 
 def _migrate(url: str, console) -> None:  # noqa: ANN001 - rich Console
+    from cai_bench.harness.declarations import fill_declarations
     from cai_bench.results import SCHEMA_VERSION, redact_url
     from cai_bench.results.migrations import migrate_store
 
     found = migrate_store(url)
+    if found is not None and (n := fill_declarations(url)):
+        console.print(f"{redact_url(url)}: {n} rows stored before scorers and tasks declared roles got today's "
+                      "declarations")
     if found is None:
         console.print(f"{redact_url(url)}: no results store there (nothing to migrate)")
     elif found == SCHEMA_VERSION:

@@ -132,7 +132,7 @@ def _report(result: "RunResult", console: "Console", *, seed: int, n_boot: int,
     sample answer and the leaderboard per culture and per task; the report folder,
     or None when the store holds no scores."""
     from cai_bench.errors import UserError
-    from cai_bench.harness.declarations import fill_declarations
+    from cai_bench.harness.declarations import late_declarations
     from cai_bench.reports.terminal import (
         print_comparison,
         print_deltas,
@@ -142,9 +142,9 @@ def _report(result: "RunResult", console: "Console", *, seed: int, n_boot: int,
     )
     from cai_bench.reports.writer import DEFAULT_FORMATS, prepare, write_files
 
-    fill_declarations(result.store_url)  # older rows in the store get today's declarations
-    try:
-        data = prepare(result.store_url, baseline=baseline, formats=DEFAULT_FORMATS, seed=seed, n_boot=n_boot)
+    try:  # older rows in the store get today's declarations, in memory
+        data = prepare(result.store_url, baseline=baseline, formats=DEFAULT_FORMATS, seed=seed, n_boot=n_boot,
+                       late=late_declarations(result.store_url))
     except UserError:
         console.print("[yellow]no scores in the store: nothing to rank (are all scorers unavailable?)[/yellow]")
         return None

@@ -557,7 +557,10 @@ def stage_report(cfg: PipelineConfig, out: Path, stages: dict[str, dict[str, Any
         store.put_loop(record)
     finally:
         store.close()
-    report = prepare(eval.store, formats=DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot)
+    from cai_bench.harness.declarations import late_declarations
+
+    report = prepare(eval.store, formats=DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot,
+                     late=late_declarations(eval.store))
     dest = write_files(report, out.parent, DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot,
                        combined_csv=False)
     mine = next(lr for lr in report.loops if lr.record.loop_id == record.loop_id)

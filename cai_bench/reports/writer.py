@@ -14,6 +14,7 @@ from cai_bench.escape import csv_frame
 from cai_bench.paths import atomic_write_bytes, atomic_write_text
 from cai_bench.reports.build import ReportData, build, slug
 from cai_bench.results import load_results_with_extras, redact_url
+from cai_bench.results.load import LateDeclarations
 
 FORMATS = ("html", "md", "csv", "parquet")
 DEFAULT_FORMATS = ("html", "md", "csv")
@@ -111,12 +112,12 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
 
 
 def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-            seed: int = 0, n_boot: int = N_BOOT) -> ReportData:
+            seed: int = 0, n_boot: int = N_BOOT, late: LateDeclarations | None = None) -> ReportData:
     """Load the store and compute everything the report shows (plots only for html).
 
     Raises `UserError` when the store is missing or holds no scores."""
     formats = check_formats(formats)
-    df, extras = load_results_with_extras(store_url)
+    df, extras = load_results_with_extras(store_url, late)
     if df.empty:
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
@@ -128,8 +129,9 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,
-                 formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = N_BOOT) -> Path:
+                 formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = N_BOOT,
+                 late: LateDeclarations | None = None) -> Path:
     """Rebuild `<out_dir>/report/` (and `<out_dir>/leaderboard.csv`) from the store alone."""
     formats = check_formats(formats)
-    data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot)
+    data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late)
     return write_files(data, out_dir, formats, seed=seed, n_boot=n_boot)

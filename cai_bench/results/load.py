@@ -55,6 +55,16 @@ class StoreExtras:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # [{label, fingerprint, kind, engine}]
 
 
+@dataclass
+class LateDeclarations:
+    """What today's scorers and task.yaml files declare for rows a store holds without
+    declarations (stored before they existed): `harness.declarations.late_declarations`
+    reads them, the loader applies them in memory. A report never writes the store."""
+
+    metrics: dict[tuple[str, str], tuple[bool, str | None]] = field(default_factory=dict)  # -> (composite, role)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id -> {analyses, metrics}
+
+
 def _engine_name(settings: dict[str, Any], kind: str | None) -> str:
     """Who produced a checkpoint's answers: the generation engine of local weights
     (hf: lm-eval/transformers, vllm), or the server of a served checkpoint."""
@@ -96,13 +106,16 @@ def load_results(store_url: str) -> pd.DataFrame:
     return df
 
 
-def load_results_with_extras(store_url: str) -> tuple[pd.DataFrame, StoreExtras]:
+def load_results_with_extras(store_url: str, late: LateDeclarations | None = None,
+                             ) -> tuple[pd.DataFrame, StoreExtras]:
+    """The results frame and what the report needs besides it; `late` fills declarations
+    missing from older rows (in memory)."""
     engine = open_for_reading(store_url)
     try:
         if not _has_tables(engine):
             return pd.DataFrame(columns=COLUMNS), StoreExtras()
         with engine.connect() as conn:
-            return _load(conn)
+            return _load(conn, late or LateDeclarations())
     finally:
         engine.dispose()
 
@@ -252,7 +265,7 @@ def _coverage(conn, gens: pd.DataFrame) -> list[dict[str, Any]]:
             for r in agg.itertuples()]
 
 
-def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
+def _load(conn, late: LateDeclarations) -> tuple[pd.DataFrame, StoreExtras]:
     s = S.scores.c
     gens = _current_generations(conn)
     sc = _frame(
@@ -294,6 +307,7 @@ def _load(conn) -> tuple[pd.DataFrame, StoreExtras]:
     metrics = _frame(conn, select(m.scorer_id, m.scorer_hash, m.metric, m.direction, m.lo, m.hi, m.composite,
                                   m.role),
                      ["scorer_id", "scorer_hash", "metric", "direction", "lo", "hi", "in_composite", "role"])
+    tasks, metrics = _declare_late(tasks, metrics, late)
     extras.principle_titles = _titles(tasks)
     extras.task_analyses, extras.task_metrics = _task_declarations(tasks)
     extras.latest_activity = latest
@@ -329,6 +343,32 @@ def _unique_labels(label: pd.Series, fingerprint: pd.Series) -> pd.Series:
         return label
     clash = label.isin(shared)
     return label.where(~clash, label + " (" + fingerprint.str[:8] + ")")
+
+
+def _declare_late(tasks: pd.DataFrame, metrics: pd.DataFrame,
+                  late: LateDeclarations) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows stored without declarations get `late`'s (metrics: composite and role both NULL;
+    tasks: metadata without `analyses`)."""
+    if late.metrics and not metrics.empty:
+        undeclared = metrics["in_composite"].isna() & metrics["role"].isna()
+        found = [late.metrics.get((str(a), str(b))) if u else None
+                 for a, b, u in zip(metrics["scorer_id"], metrics["metric"], undeclared)]
+        metrics = metrics.copy()
+        metrics["in_composite"] = [int(f[0]) if f else v for f, v in zip(found, metrics["in_composite"])]
+        metrics["role"] = [f[1] if f else v for f, v in zip(found, metrics["role"])]
+    if late.tasks and not tasks.empty:
+        tasks = tasks.copy()
+        patched = []
+        for task_id, raw in zip(tasks["task_id"], tasks["metadata_json"]):
+            try:
+                meta = json.loads(raw or "{}")
+            except ValueError:
+                meta = None
+            if isinstance(meta, dict) and "analyses" not in meta and str(task_id) in late.tasks:
+                raw = json.dumps({**meta, **late.tasks[str(task_id)]}, sort_keys=True)
+            patched.append(raw)
+        tasks["metadata_json"] = pd.Series(patched, index=tasks.index, dtype=object)
+    return tasks, metrics
 
 
 def _task_declarations(tasks: pd.DataFrame) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, dict]]]:

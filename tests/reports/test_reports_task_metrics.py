@@ -110,19 +110,31 @@ def test_task_metric_roles_reach_the_report(probe, tiny_model, tmp_path, home):
     assert comp[("xstest", x)] == pytest.approx((norm[("xstest", x, "length")] + norm[("xstest", x, "flag")]) / 2)
 
     # A store written before the declarations existed: NULL metric declarations, task rows
-    # without analyses. `report` fills them from the scorer and the task found by that id.
-    engine = create_engine(f"sqlite:///{out / 'results.sqlite'}")
+    # without analyses. `report` applies what the scorer and the task found by that id declare,
+    # in memory: the store is not written (a read-only store reports the same).
+    db = out / "results.sqlite"
+    engine = create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
         conn.execute(text("UPDATE scorer_metrics SET composite = NULL, role = NULL"))
         conn.execute(text("UPDATE tasks SET metadata_json = '{}' WHERE task_id = 'xstest'"))
     engine.dispose()
-    _, stale = load_results_with_extras(f"sqlite:///{out / 'results.sqlite'}")
+    _, stale = load_results_with_extras(f"sqlite:///{db}")
     assert "xstest" not in stale.task_analyses
+    from cai_bench.harness.declarations import late_declarations
+
+    late = late_declarations(f"sqlite:///{db}")
+    _, declared_now = load_results_with_extras(f"sqlite:///{db}", late)
+    assert declared_now.task_analyses["xstest"] == ("refusal",)
     rep = runner.invoke(app, ["report", "--out", str(out), "--no-show", "--format", "md"])
     assert rep.exit_code == 0, rep.output
-    _, again = load_results_with_extras(f"sqlite:///{out / 'results.sqlite'}")
+    assert "Refusal rates" in (out / "report" / "leaderboard.md").read_text()
+    _, after_report = load_results_with_extras(f"sqlite:///{db}")
+    assert "xstest" not in after_report.task_analyses  # nothing written by the report
+    mig = runner.invoke(app, ["report", "--out", str(out), "--migrate"])  # writes them, once
+    assert mig.exit_code == 0 and "got today's declarations" in mig.output, mig.output
+    _, again = load_results_with_extras(f"sqlite:///{db}")
     assert again.task_analyses["xstest"] == ("refusal",)
-    engine = create_engine(f"sqlite:///{out / 'results.sqlite'}")
+    engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         declared = conn.execute(text("SELECT metric, composite FROM scorer_metrics ORDER BY metric")).all()
     engine.dispose()
