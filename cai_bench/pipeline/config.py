@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
+from cai_bench.defaults import GENERATION, SYNTHESIS
 from cai_bench.errors import UserError
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -75,11 +76,11 @@ class SynthesizeSettings(_Strict):
     """Prompts written by a model from the constitution (`tasks synthesize`), when no prompts file is given."""
 
     generator: str | None = None  # any chat-model spec; None: data.generator, else the student
-    per_principle: int = Field(5, ge=1)
-    max_new_tokens: int = Field(512, ge=16)
-    temperature: float = Field(0.7, ge=0.0)
-    retries: int = Field(3, ge=0)
-    batch_size: int = Field(8, ge=1)
+    per_principle: int = Field(SYNTHESIS.per_principle, ge=1)
+    max_new_tokens: int = Field(SYNTHESIS.max_new_tokens, ge=16)
+    temperature: float = Field(SYNTHESIS.temperature, ge=0.0)
+    retries: int = Field(SYNTHESIS.retries, ge=0)
+    batch_size: int = Field(8, ge=1)  # not CHAT.batch_size: the task-stage key of existing pipelines would change
 
 
 class DataSettings(_Strict):
@@ -87,11 +88,11 @@ class DataSettings(_Strict):
 
     source: Literal["bundled", "generate"] | None = None  # None: bundled for built-in cultures, else generate
     generator: str | None = None  # any chat-model spec; None: the student
-    bundled_dir: str | None = None  # folder holding bluedot_cai/; None: $CAI_BENCH_SHARED_DATA or ../shared/data
-    selection: Literal["random", "contextual"] = "random"
+    bundled_dir: str | None = None  # folder holding bluedot_cai/; None: $CAI_BENCH_SHARED_DATA, else shared/data beside the checkout
+    selection: Literal["random", "contextual"] = GENERATION.selection
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
-    test_size: float = Field(0.1, ge=0.0, lt=1.0)
+    test_size: float = Field(GENERATION.test_size, ge=0.0, lt=1.0)
     min_kept_fraction: float = Field(0.5, ge=0.0, le=1.0)
     min_kept: int = Field(16, ge=0)
     allow_low_quality: bool = False
