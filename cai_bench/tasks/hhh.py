@@ -50,7 +50,6 @@ N_ITEMS = 438
 SHARED_ENV = "CAI_BENCH_SHARED_DATA"
 SHARED_REL = Path("cai_paper_anthropic") / "evals" / FILE_NAME
 VIEWS = (TASK_ID, RESPONSE_TASK_ID)  # the item sources a multiple_choice task.yaml may name (`items:`)
-LOGLIK_TASKS = VIEWS
 KIND = "log-likelihood multiple choice"
 VIEW_TEXT = {
     TASK_ID: "the paper's prompt with (A)/(B) options; the letter with the higher log-likelihood wins (acc)",
