@@ -27,6 +27,7 @@ import yaml
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_text
+from cai_bench.tasks._outdir import output_dir
 from cai_bench.tasks._schema import GENERATE_UNTIL, GROUP, ID_RE_SUFFIX, MULTIPLE_CHOICE, Task, lm_eval_gen_kwargs
 
 BASE_FILE = "_cai_base"
@@ -85,18 +86,6 @@ def _doc(p: Any) -> dict[str, str]:
     }
 
 
-def _output_dir(path: Path) -> Path:
-    """Create the export folder; a file in the way is a user error, not a traceback."""
-    out = path.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{path}: exists and is not a folder; give a folder for the exported tasks")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the export folder ({exc.strerror})") from None
-    return out
-
-
 def export_lm_eval(
     tasks: Sequence[Task],
     out_dir: Path,
@@ -120,7 +109,7 @@ def export_lm_eval(
         raise UserError(f"name_suffix {name_suffix!r} must match [a-z0-9_]*")
     if not tasks:
         raise UserError("export_lm_eval: no tasks to export")
-    out = _output_dir(Path(out_dir))
+    out = output_dir(Path(out_dir))
     generated = [t for t in tasks if t.output_type == GENERATE_UNTIL]
     names: dict[str, str] = {}
     if generated:

@@ -39,6 +39,7 @@ import yaml
 from cai_bench.errors import UserError
 from cai_bench.io import hub_offline, read_jsonl
 from cai_bench.paths import atomic_write_text, cai_bench_home
+from cai_bench.tasks._outdir import output_dir
 
 TASK_ID = "hhh_alignment"
 RESPONSE_TASK_ID = "hhh_alignment_response"
@@ -243,9 +244,7 @@ def export_hhh_lm_eval(items: Sequence[HHHItem], out_dir: Path, *, suffix: str =
 
     `lm_eval --include_path OUT --tasks hhh_alignment` then runs it without cai-bench
     (metrics `acc` and `acc_norm`; the right answer is always choice 0)."""
-    from cai_bench.tasks._export import _output_dir
-
-    out = _output_dir(Path(out_dir))  # a file in the way is a one-line error
+    out = output_dir(Path(out_dir))  # a file in the way is a one-line error
     names: dict[str, str] = {}
     for view in VIEWS:
         names[view] = f"{view}{suffix}"
