@@ -36,7 +36,7 @@ from cai_bench.tasks.hhh import SOURCE_URL, TASK_ID, HHHItem, item_doc, load_hhh
 if TYPE_CHECKING:
     from cai_bench.harness.config import RunConfig
     from cai_bench.harness.leases import Leases
-    from cai_bench.harness.runner import RunContext
+    from cai_bench.harness.kinds import RunContext
     from cai_bench.models import ResolvedCheckpoint
     from cai_bench.tasks import Task
 

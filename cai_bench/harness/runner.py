@@ -19,59 +19,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
+from cai_bench.harness.kinds import KindPlan, RunContext, RunResult
 from cai_bench.harness.leases import Leases
 from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
     from cai_bench.harness.generate import Sampling
     from cai_bench.harness.sample import Sample
-    from cai_bench.harness.scorers.base import Scorer
     from cai_bench.tasks import PromptIdentity
     from cai_bench.harness.scoring import ScorerStatus
     from cai_bench.models import ResolvedCheckpoint
     from cai_bench.tasks import Task
 
 log = logging.getLogger("cai_bench.harness")
-
-
-@dataclass
-class RunContext:
-    """What every part of a run works with: the store, this run's id and config, progress bars,
-    the result being filled in, the work leases and the prepared scorers."""
-
-    store: Store
-    run_id: str
-    cfg: RunConfig
-    progress: Any
-    result: "RunResult"
-    leases: Leases
-    scorers: list[tuple["Scorer | None", "ScorerStatus"]]
-
-
-class KindPlan(Protocol):
-    """One task kind's part of a run: its work units and the steps `run` drives it through."""
-
-    units: list[Unit]
-
-    def sample_json(self) -> dict[str, Any]:
-        """How each of its tasks' prompts were drawn (stored with the run)."""
-        ...
-
-    def register(self, store: Store) -> None:
-        """Its tasks, prompts (with their hashes) and configs in the store."""
-        ...
-
-    def answer(self, ctx: RunContext) -> None:
-        """Phase 1: the checkpoints' answers, one model in memory at a time, closed on return."""
-        ...
-
-    def score(self, ctx: RunContext) -> list["ScorerStatus"]:
-        """Phase 2: the statuses of whatever scored its answers."""
-        ...
+__all__ = ["PLANNERS", "GenerationPlan", "KindPlan", "Plan", "RunContext", "RunResult", "make_plan", "plan_generation",
+           "run"]
 
 
 Planner = Callable[[RunConfig, "list[ResolvedCheckpoint]", "list[Task]"], KindPlan]
@@ -163,35 +129,6 @@ class Plan:
 
     def units_for(self, fingerprint: str) -> list[Unit]:
         return [u for u in self.units if u.fingerprint == fingerprint]
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    store_url: str
-    out_dir: Path
-    generated: int = 0
-    generations_reused: int = 0
-    scored: int = 0
-    scores_reused: int = 0
-    models_loaded: int = 0  # generation models built in this run
-    generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
-    loglik_scored: int = 0  # hhh_alignment items scored by log-likelihood now
-    loglik_reused: int = 0  # ... and found in the store
-    scorers: list["ScorerStatus"] = field(default_factory=list)
-    fingerprints: list[str] = field(default_factory=list)  # the run's checkpoints, in the order given
-    seconds: float = 0.0
-    worker: str = ""  # this process's lease owner id
-    units_done: list[str] = field(default_factory=list)  # keys of the work units this worker did
-
-    def summary_line(self) -> str:
-        return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "
-                f"new: {self.generated} responses, {self.scored} scored; "
-                f"generation models loaded: {self.models_loaded}"
-                + (f"; log-likelihood items: {self.loglik_scored} new, {self.loglik_reused} reused"
-                   if self.loglik_scored or self.loglik_reused else "")
-                + (f"; failed: {self.generation_errors} prompts (error rows kept; a re-run retries them)"
-                   if self.generation_errors else ""))
 
 
 def make_plan(cfg: RunConfig) -> Plan:
