@@ -103,3 +103,11 @@ def test_a_user_multiple_choice_task_exports_as_lm_eval_multiple_choice(home, tm
     loaded = tm.load_task_or_group(["my_hhh_v1", "xstest_v1"])
     assert loaded["my_hhh_v1"].OUTPUT_TYPE == "multiple_choice" and len(list(loaded["my_hhh_v1"].test_docs())) == 2
     assert loaded["xstest_v1"].OUTPUT_TYPE == "generate_until"
+
+
+def test_generate_refuses_a_multiple_choice_task_as_prompts(home):
+    from cai_bench.generation.prompts import load_prompts
+
+    with pytest.raises(UserError, match="'hhh_alignment' is multiple_choice: it has no prompts to answer"):
+        load_prompts("hhh_alignment")
+    assert len(load_prompts("xstest", 3)[0]) == 3
