@@ -157,7 +157,10 @@ def test_the_runner_routes_tasks_by_their_declared_kind(home, tmp_path, tiny):
     generated and scored as before."""
     from cai_bench.harness.config import RunConfig
     from cai_bench.harness.loglik import gen_config
-    from cai_bench.harness.runner import GenerationPlan, make_plan
+    from cai_bench.harness.runner import PLANNERS, GenerationPlan, make_plan
+    from cai_bench.tasks import OUTPUT_TYPES
+
+    assert set(PLANNERS) == set(OUTPUT_TYPES)  # every kind a task.yaml may declare has its planner
 
     folder = home / "tasks" / "my_hhh"
     folder.mkdir(parents=True)
