@@ -5,8 +5,9 @@ Their items are not generated and then scored like the culture tasks: the
 checkpoint's log-likelihoods of the two candidate answers (lm-eval's HF backend,
 `cai_bench.harness.hhh`) decide each item at once. A task's `items` names its item
 source, an HHH view; the view (not the task id) names the generation config and the
-prompts' hashes, so the built-in tasks keep the rows they always had. The results go into the same
-store, so reports and leaderboards show them like any metric. Per item and view:
+prompts' hashes, so the built-in tasks keep the rows they always had. The results go
+into the same store, so reports and leaderboards show them like any metric. Per item
+and view:
 - a prompt row (task `hhh_alignment` or `hhh_alignment_response`, culture `HHH`):
   what the model reads, with the right answer as its reference;
 - a generation row: the answer the model preferred (what lm-eval's `acc` or
