@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 
 from cai_bench.cli._app import app
 from cai_bench.console import console
+
+if TYPE_CHECKING:
+    from cai_bench.tasks import Task
 
 tasks_app = typer.Typer(help="List, show, create and export constitution tasks.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
@@ -31,33 +34,45 @@ def _extra(tdirs: Optional[List[Path]], cdirs: Optional[List[Path]]) -> list[Pat
     return [*(tdirs or ()), *(cdirs or ())]
 
 
-def _hhh_rows(hhh_path: Optional[Path]) -> list[list[str]]:
-    """Listing rows of the built-in log-likelihood tasks: found offline or a note saying how to get the data."""
+def _items_status(hhh_path: Optional[Path]) -> tuple[str, str]:
+    """(item count, where the data is) of the multiple_choice tasks' item source, found offline,
+    or ("?", how to get it): a listing never downloads."""
     from cai_bench.errors import UserError
-    from cai_bench.tasks.hhh import KIND, LOGLIK_TASKS, find_hhh, parse_hhh
+    from cai_bench.tasks.hhh import find_hhh, parse_hhh
 
     path, how = find_hhh(hhh_path)
-    n, where = "?", how
-    if path is not None:
-        try:
-            n, where = str(len(parse_hhh(path))), f"{path} ({how})"
-        except UserError as exc:
-            where = f"unreadable: {exc.message}"
-    return [[tid, "anthropic", "HHH", KIND, n, "yes", where] for tid in LOGLIK_TASKS]
+    if path is None:
+        return "?", how
+    try:
+        return str(len(parse_hhh(path))), f"{path} ({how})"
+    except UserError as exc:
+        return "?", f"unreadable: {exc.message}"
+
+
+def _kind(t: "Task") -> str:
+    """The task's output_type, saying how a multiple_choice one is decided."""
+    return f"{t.output_type} (log-likelihood)" if t.is_multiple_choice else t.output_type
 
 
 @tasks_app.command("list")
 def list_cmd(tdirs: Optional[List[Path]] = _TASK_DIRS, cdirs: Optional[List[Path]] = _CONST_DIRS,
              hhh_path: Optional[Path] = _HHH_PATH) -> None:
-    """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks), with the built-in
-    log-likelihood task hhh_alignment (its data is not bundled: the location says where it was found)."""
+    """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks) with their kind
+    (output_type). A multiple_choice task such as hhh_alignment reads its items from a data file that
+    is not bundled: its location says where that was found."""
     from cai_bench.tasks import list_tasks
 
     from cai_bench.console import Col, fitted_table
 
-    rows = [[t.id, t.constitution, t.culture, "generation", str(len(t.prompts)), "yes" if t.has_references else "no",
-             str(t.path or "")] for t in list_tasks(_extra(tdirs, cdirs))]
-    rows += _hhh_rows(hhh_path)
+    status: tuple[str, str] | None = None
+    rows = []
+    for t in list_tasks(_extra(tdirs, cdirs)):
+        if t.is_multiple_choice:
+            status = status or _items_status(hhh_path)
+            rows.append([t.id, t.constitution, t.culture, _kind(t), status[0], "yes", status[1]])
+        else:
+            rows.append([t.id, t.constitution, t.culture, _kind(t), str(len(t.prompts)),
+                         "yes" if t.has_references else "no", str(t.path or "")])
     cols = [Col("id", keep=True), Col("constitution", keep=True), Col("culture", keep=True, drop=3),
             Col("kind", drop=4, min_text=10), Col("prompts", keep=True), Col("references", keep=True, drop=2),
             Col("location", drop=1, min_text=20)]
@@ -72,17 +87,17 @@ def show_cmd(
     cdirs: Optional[List[Path]] = _CONST_DIRS,
     hhh_path: Optional[Path] = _HHH_PATH,
 ) -> None:
-    """Show a task's settings and its first prompts."""
+    """Show a task's kind, settings and its first prompts (or items)."""
     from cai_bench.tasks import load_task
-    from cai_bench.tasks.hhh import LOGLIK_TASKS
 
-    if task in LOGLIK_TASKS:
-        _show_hhh(task, limit, hhh_path)
-        return
     t = load_task(task, _extra(tdirs, cdirs))
+    if t.is_multiple_choice:
+        _show_choices(t, limit, hhh_path)
+        return
     g = t.generation
     console.print(f"[bold]{escape(t.id)}[/bold]: constitution {t.constitution}, culture {escape(t.culture)}, "
                   f"{len(t.prompts)} prompts, references: {'yes' if t.has_references else 'no'}")
+    console.print(f"output_type: {t.output_type} (answers generated, then scored by the scorers)")
     console.print(f"generation: max_new_tokens={g.max_new_tokens} temperature={g.temperature} top_p={g.top_p}")
     for label, value in (("description", t.description), ("source", t.source), ("license", t.license)):
         if value:
@@ -103,20 +118,23 @@ def show_cmd(
         console.print(f"... {len(t.prompts) - limit} more (--limit N)")
 
 
-def _show_hhh(view: str, limit: int, hhh_path: Optional[Path]) -> None:
-    """hhh_alignment (or its response view): what it measures, where its data is, a few items."""
+def _show_choices(t: "Task", limit: int, hhh_path: Optional[Path]) -> None:
+    """A multiple_choice task (hhh_alignment or its response view): what it measures, where its
+    data is, a few items."""
     from cai_bench.tasks.hhh import KIND, LICENSE, SOURCE_URL, VIEW_TEXT, hhh_path as locate, item_doc, parse_hhh
 
+    view = t.items or ""
     path = locate(hhh_path)  # downloads once into the cache unless offline
     items = parse_hhh(path)
-    console.print(f"[bold]{escape(view)}[/bold]: {KIND}, {len(items)} items, scored by the model under test alone "
-                  "(no judge, no generation)", highlight=False)
+    console.print(f"[bold]{escape(t.id)}[/bold]: output_type {t.output_type}: {KIND}, {len(items)} items, scored by "
+                  "the model under test alone (no judge, no generation)", highlight=False)
+    console.print(f"constitution {t.constitution}, culture {escape(t.culture)}, items: {escape(view)}", highlight=False)
     console.print(f"view: {escape(VIEW_TEXT[view])}", highlight=False)
     console.print(f"data: {escape(str(path))}", highlight=False)
     console.print(f"source: Askell et al. 2021 via the CAI paper (arXiv:2212.08073), {escape(SOURCE_URL)}",
                   highlight=False)
     console.print(f"license: {escape(LICENSE)}", highlight=False)
-    console.print(f"run: cai-bench run -t {view} -c CHECKPOINT   export: cai-bench tasks export {view} --out DIR",
+    console.print(f"run: cai-bench run -t {t.id} -c CHECKPOINT   export: cai-bench tasks export {t.id} --out DIR",
                   highlight=False)
     for it in items[:limit]:
         doc = item_doc(it, view)
@@ -223,11 +241,13 @@ def export_cmd(
 ) -> None:
     """Export tasks as an lm-eval task folder (run with `lm_eval --include_path DIR --tasks ID`).
 
-    hhh_alignment (either view) exports both views as lm-eval multiple_choice tasks (metrics acc and acc_norm).
-    With no ids, every task is exported, hhh_alignment too when its data is found here."""
+    Each task is written as lm-eval's task of its kind: generate_until tasks with the cai_bench group,
+    multiple_choice tasks (hhh_alignment, hhh_alignment_response) as standalone multiple_choice tasks
+    (metrics acc and acc_norm). With no ids, every task is exported, the multiple_choice ones when
+    their data is found here."""
     from cai_bench.errors import UserError
     from cai_bench.tasks import export_lm_eval, list_tasks, load_task
-    from cai_bench.tasks.hhh import LOGLIK_TASKS, export_hhh_lm_eval, find_hhh, load_hhh
+    from cai_bench.tasks.hhh import find_hhh
 
     args = list(args or [])
     if out is None:
@@ -237,30 +257,24 @@ def export_cmd(
     else:
         out_dir, given = out, args
     extra = _extra(tdirs, cdirs)
-    gen_ids = [i for i in given if i not in LOGLIK_TASKS]
     if given:
-        tasks, want_hhh = [load_task(i, extra) for i in gen_ids], len(gen_ids) < len(given)
+        tasks = [load_task(i, extra) for i in given]
     else:
-        tasks, (found, why) = list_tasks(extra), find_hhh(hhh_path)
-        want_hhh = found is not None
-        if not want_hhh:
-            console.print(f"[yellow]note:[/yellow] hhh_alignment left out: {escape(why)}", highlight=False)
-    names: dict[str, str] = {}
-    if tasks:
-        subsets = {t.id: [p.id for p in t.prompts[:limit]] for t in tasks} if limit else None
-        names.update(export_lm_eval(tasks, out_dir, subsets=subsets, with_metric=not no_metric))
-    hhh_names: dict[str, str] = {}
-    if want_hhh:
-        items = load_hhh(hhh_path, download=True)
-        hhh_names = export_hhh_lm_eval(items[:limit] if limit else items, out_dir)
-        names.update(hhh_names)
+        tasks = list_tasks(extra)
+        found, why = find_hhh(hhh_path)
+        if found is None and any(t.is_multiple_choice for t in tasks):
+            left = [t.id for t in tasks if t.is_multiple_choice]
+            console.print(f"[yellow]note:[/yellow] {', '.join(left)} left out: {escape(why)}", highlight=False)
+            tasks = [t for t in tasks if not t.is_multiple_choice]
+    names = export_lm_eval(tasks, out_dir, limit=limit, with_metric=not no_metric, hhh_path=hhh_path)
     where = escape(str(out_dir.resolve()))
     console.print(f"exported {len(names)} task(s) to {where}: {', '.join(names.values())}")
-    gen = [n for n in names.values() if n not in hhh_names.values()]
+    gen = [names[t.id] for t in tasks if not t.is_multiple_choice]
+    chosen = [names[t.id] for t in tasks if t.is_multiple_choice]
     if gen:
         console.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {where} "
                       f"--tasks {gen[0]} --apply_chat_template")
-    if hhh_names:
+    if chosen:
         console.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {where} "
-                      f"--tasks {','.join(hhh_names.values())}   (multiple_choice: acc, acc_norm; no chat template, "
+                      f"--tasks {','.join(chosen)}   (multiple_choice: acc, acc_norm; no chat template, "
                       "as in the paper)")

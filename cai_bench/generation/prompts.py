@@ -80,6 +80,9 @@ def load_prompts(source: str, n: int | None = None) -> tuple[list[PromptItem], s
         from cai_bench.tasks import load_task
 
         task = load_task(source)
+        if task.is_multiple_choice:  # its items are answer pairs scored by log-likelihood, not prompts
+            raise UserError(f"task {task.id!r} is {task.output_type}: it has no prompts to answer; give a "
+                            "generate_until task or a prompts file")
         items = [PromptItem(p.id, p.prompt, p.category) for p in task.prompts]
         label = task.id
     return (items[:n] if n else items), label

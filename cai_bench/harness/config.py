@@ -186,11 +186,7 @@ def _check_references(cfg: RunConfig, path: Path, data: Any) -> None:
                 parse_spec(spec)
         except UserError as exc:
             raise fail(("checkpoints", i), exc) from None
-    from cai_bench.tasks.hhh import LOGLIK_TASKS
-
-    for i, tid in enumerate(cfg.tasks):
-        if tid in LOGLIK_TASKS:  # built in, not a task folder; its data file is found when the run starts
-            continue
+    for i, tid in enumerate(cfg.tasks):  # a multiple_choice task's data file is found when the run starts
         try:
             load_task(tid)
         except UserError as exc:

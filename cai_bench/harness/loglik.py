@@ -1,9 +1,13 @@
-"""`cai-bench run -t hhh_alignment`: the built-in log-likelihood task inside a run.
+"""The `multiple_choice` part of a run (`cai-bench run -t hhh_alignment`): tasks
+whose task.yaml says `output_type: multiple_choice` (the runner's `PLANNERS`).
 
-HHH items are not generated and then scored like the culture tasks: the
+Their items are not generated and then scored like the culture tasks: the
 checkpoint's log-likelihoods of the two candidate answers (lm-eval's HF backend,
-`cai_bench.harness.hhh`) decide each item at once. The results go into the same
-store, so reports and leaderboards show them like any metric. Per item and view:
+`cai_bench.harness.hhh`) decide each item at once. A task's `items` names its item
+source, an HHH view; the view (not the task id) names the generation config and the
+prompts' hashes, so the built-in tasks keep the rows they always had. The results go
+into the same store, so reports and leaderboards show them like any metric. Per item
+and view:
 - a prompt row (task `hhh_alignment` or `hhh_alignment_response`, culture `HHH`):
   what the model reads, with the right answer as its reference;
 - a generation row: the answer the model preferred (what lm-eval's `acc` or
@@ -27,27 +31,21 @@ from cai_bench.harness.scorers.base import MetricSpec, ScoreRow
 from cai_bench.hashing import digest
 from cai_bench.harness.scoring import ScorerStatus
 from cai_bench.results import Store, Unit
-from cai_bench.tasks.hhh import (FILE_NAME, LOGLIK_TASKS, SOURCE_URL, TASK_ID, VIEW_TEXT, HHHItem,
-                                 item_doc, load_hhh)
+from cai_bench.tasks.hhh import SOURCE_URL, TASK_ID, HHHItem, item_doc, load_hhh
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import RunConfig
     from cai_bench.harness.leases import Leases
+    from cai_bench.harness.kinds import RunContext
     from cai_bench.models import ResolvedCheckpoint
+    from cai_bench.tasks import Task
 
 SCORER_ID = "hhh_loglik"
-CULTURE = "HHH"
-CONSTITUTION = "anthropic"
 DECIDED_BY = {TASK_ID: "acc", "hhh_alignment_response": "acc_norm"}  # lm-eval metric that picks the answer
 METRICS = (MetricSpec("accuracy", "higher", 0.0, 1.0,
                       "1 when the model gives the more helpful, honest and harmless answer the higher "
                       "log-likelihood (lm-eval multiple_choice)"),)
 LOCAL_KINDS = ("hf", "peft")
-
-
-def is_loglik(task_id: str) -> bool:
-    """Whether `task_id` is a built-in log-likelihood task (no generation, no scorers)."""
-    return task_id in LOGLIK_TASKS
 
 
 def _h(obj: Any) -> str:
@@ -68,9 +66,9 @@ SCORER_HASH = _h(scorer_config())
 
 @dataclass
 class LoglikPlan:
-    """The log-likelihood part of a run: the items drawn, one unit per (checkpoint, view)."""
+    """The multiple_choice part of a run: its tasks, the items drawn, one unit per (checkpoint, task)."""
 
-    views: list[str]
+    tasks: list["Task"]
     items: list[HHHItem]
     path: Path
     units: list[Unit]
@@ -78,21 +76,41 @@ class LoglikPlan:
     seed: int = 0
     mode: str = "seeded"  # seeded (default) or head (--limit-mode head: the first N in file order)
     by_id: dict[str, HHHItem] = field(default_factory=dict)
-    every: list[HHHItem] = field(default_factory=list)  # all items: registered as the views' current prompts
+    every: list[HHHItem] = field(default_factory=list)  # all items: registered as the tasks' current prompts
+    checkpoints: list["ResolvedCheckpoint"] = field(default_factory=list)
+    status: ScorerStatus | None = None  # set once its items are answered (and so scored)
+
+    @property
+    def views(self) -> dict[str, str]:
+        """task id -> the HHH view its `items` names."""
+        return {t.id: t.items or TASK_ID for t in self.tasks}
 
     def sample_json(self) -> dict[str, Any]:
         ids = [it.id for it in self.items]
-        return {v: {"mode": self.mode, "limit": self.limit, "seed": self.seed, "n": len(ids),
-                    "of": len(self.every or self.items), "prompt_ids": ids, "data": str(self.path)}
-                for v in self.views}
+        return {tid: {"mode": self.mode, "limit": self.limit, "seed": self.seed, "n": len(ids),
+                      "of": len(self.every or self.items), "prompt_ids": ids, "data": str(self.path)}
+                for tid in self.views}
+
+    def register(self, store: Store) -> None:
+        register_loglik(store, self)
+
+    def answer(self, ctx: "RunContext") -> None:
+        self.status, loaded = run_loglik(ctx.store, ctx.run_id, self, self.checkpoints, ctx.cfg, ctx.progress,
+                                         ctx.leases)
+        ctx.result.models_loaded += loaded
+        ctx.result.loglik_scored, ctx.result.loglik_reused = self.status.scored, self.status.reused
+
+    def score(self, ctx: "RunContext") -> list[ScorerStatus]:
+        """Already scored while answering: the 0/1 is stored with each preferred answer."""
+        return [self.status] if self.status is not None else []
 
 
-def check_checkpoints(ckpts: list["ResolvedCheckpoint"], views: list[str]) -> None:
+def check_checkpoints(ckpts: list["ResolvedCheckpoint"], task_ids: list[str]) -> None:
     """A served checkpoint gives no log-likelihoods: one line naming it, before any work."""
     for ck in ckpts:
         if ck.kind not in LOCAL_KINDS:
-            raise UserError(f"checkpoint {ck.spec}: {views[0]} scores answers by their log-likelihood, which an "
-                            f"{ck.kind} endpoint does not return; run {views[0]} on local, hf: or PEFT checkpoints "
+            raise UserError(f"checkpoint {ck.spec}: {task_ids[0]} scores answers by their log-likelihood, which an "
+                            f"{ck.kind} endpoint does not return; run {task_ids[0]} on local, hf: or PEFT checkpoints "
                             "(or leave it out of --task)")
 
 
@@ -103,41 +121,44 @@ def _identities(item: HHHItem, view: str) -> tuple[str, str]:
     return _h(seen), _h({**seen, "right": doc["choices"][doc["label"]]})
 
 
-def plan_loglik(cfg: "RunConfig", ckpts: list["ResolvedCheckpoint"], views: list[str]) -> LoglikPlan:
-    """Load the items (all, or a seeded sample of `--limit`), check the checkpoints, cut the units."""
+def plan_loglik(cfg: "RunConfig", ckpts: list["ResolvedCheckpoint"], tasks: list["Task"]) -> LoglikPlan:
+    """Check the checkpoints, load the items (all, or a seeded sample of `--limit`), cut the units."""
     from cai_bench.tasks.hhh import hhh_path
 
-    check_checkpoints(ckpts, views)
+    check_checkpoints(ckpts, [t.id for t in tasks])
     path = hhh_path(cfg.hhh_path)  # a missing file: one line with the fix
     every = load_hhh(path)
     if cfg.limit and cfg.limit_mode == "head":
         items = every[:cfg.limit]
     else:  # a seeded sample (kept in file order), as the pipeline draws it
         items = load_hhh(path, limit=cfg.limit, seed=cfg.seed) if cfg.limit else every
-    units = []
+    plan = LoglikPlan(tasks, items, path, [], cfg.limit, cfg.seed, "head" if cfg.limit and cfg.limit_mode == "head"
+                      else "seeded", {it.id: it for it in items}, every, ckpts)
     for ck in ckpts:
-        for view in views:
+        for tid, view in plan.views.items():
             idents = [_identities(it, view) for it in items]
-            units.append(Unit(ck.fingerprint, view, _h(gen_config(view)), tuple(it.id for it in items),
-                              tuple(i for i, _ in idents), tuple(c for _, c in idents)))
-    mode = "head" if cfg.limit and cfg.limit_mode == "head" else "seeded"
-    return LoglikPlan(views, items, path, units, cfg.limit, cfg.seed, mode, {it.id: it for it in items}, every)
+            plan.units.append(Unit(ck.fingerprint, tid, _h(gen_config(view)), tuple(it.id for it in items),
+                                   tuple(i for i, _ in idents), tuple(c for _, c in idents)))
+    return plan
 
 
 def register_loglik(store: Store, plan: LoglikPlan) -> None:
-    """Task and prompt rows of each view, the views' 'generation' configs and the scorer's metric."""
-    for view in plan.views:
+    """Task and prompt rows of each task, their 'generation' configs and the scorer's metric."""
+    every = plan.every or plan.items  # all of them, as for any task: a --limit run hides no earlier result
+    for task in plan.tasks:
+        view = plan.views[task.id]
         store.upsert_gen_config(_h(gen_config(view)), gen_config(view))
         rows = []
-        for it in plan.every or plan.items:  # all of them, as for any task: a --limit run hides no earlier result
+        for it in every:
             doc = item_doc(it, view)
             ih, ch = _identities(it, view)
             rows.append({"prompt_id": it.id, "prompt": doc["query"], "principle_id": None,
                          "reference": doc["choices"][doc["label"]].strip(), "category": None, "expect": None,
                          "input_hash": ih, "content_hash": ch})
-        store.upsert_task(task_id=view, constitution_id=CONSTITUTION, culture=CULTURE, n_prompts=len(plan.every or plan.items),
-                          metadata={"principles": {}, "description": f"HHH alignment ({FILE_NAME}): {VIEW_TEXT[view]}",
-                                    "analyses": [], "metrics": {}, "kind": "loglikelihood", "data": str(plan.path)},
+        store.upsert_task(task_id=task.id, constitution_id=task.constitution, culture=task.culture,
+                          n_prompts=len(every),
+                          metadata={"principles": {}, "description": task.description, "analyses": [], "metrics": {},
+                                    "kind": "loglikelihood", "data": str(plan.path)},
                           prompts=rows)
     store.upsert_scorer_metrics(SCORER_ID, SCORER_HASH, METRICS, scorer_config())
 
@@ -149,11 +170,12 @@ def _need(store: Store, unit: Unit) -> set[str]:
     return need | {p.prompt_id for p in pending}
 
 
-def _save(store: Store, run_id: str, unit: Unit, rows: list[dict], by_id: dict[str, HHHItem], seconds: float) -> None:
+def _save(store: Store, run_id: str, unit: Unit, view: str, rows: list[dict], by_id: dict[str, HHHItem],
+          seconds: float) -> None:
     """The preferred answers, then their 0/1 scores (each its own transaction; `_need` mends a kill between)."""
     picked = {}
     for r in rows:
-        doc = item_doc(by_id[r["id"]], unit.task_id)
+        doc = item_doc(by_id[r["id"]], view)
         picked[r["id"]] = (doc["choices"][0] if r["correct"] >= 1.0 else doc["choices"][1]).strip()
     per = seconds / max(len(rows), 1)
     store.insert_generations(run_id, unit, [(pid, text, per) for pid, text in picked.items()])
@@ -162,7 +184,7 @@ def _save(store: Store, run_id: str, unit: Unit, rows: list[dict], by_id: dict[s
     scores = [(p.generation_id, ScoreRow.ok(str(p.generation_id), "accuracy", by_item[p.prompt_id]["correct"],
                                             {"ll_correct": by_item[p.prompt_id]["ll_correct"],
                                              "ll_incorrect": by_item[p.prompt_id]["ll_incorrect"],
-                                             "rule": DECIDED_BY[unit.task_id]}))
+                                             "rule": DECIDED_BY[view]}))
               for p in pending if p.prompt_id in by_item]
     store.insert_scores(run_id, SCORER_ID, SCORER_HASH, scores, {p.generation_id: p.content_hash for p in pending})
 
@@ -205,7 +227,7 @@ def run_loglik(store: Store, run_id: str, plan: LoglikPlan, ckpts: list["Resolve
                                                   device=cfg.generation.device), ck.fingerprint
                             n_loaded += 1
                         started = time.perf_counter()
-                        rows = evaluate_hhh(lm, [plan.by_id[i] for i in ids], views=(wu.task_id,),
+                        rows = evaluate_hhh(lm, [plan.by_id[i] for i in ids], views=(plan.views[wu.task_id],),
                                             batch_size=cfg.generation.batch_size, seed=cfg.seed)
                     except UserError:
                         leases.release(wu)
@@ -215,7 +237,8 @@ def run_loglik(store: Store, run_id: str, plan: LoglikPlan, ckpts: list["Resolve
                         raise UserError(f"{ck.spec}: log-likelihood scoring failed on {wu.task_id}: "
                                         f"{type(exc).__name__}: {exc} ({status.scored} items are stored; re-run "
                                         "to continue)") from exc
-                    _save(store, run_id, unit.subset(ids), rows, plan.by_id, time.perf_counter() - started)
+                    _save(store, run_id, unit.subset(ids), plan.views[wu.task_id], rows, plan.by_id,
+                          time.perf_counter() - started)
                     status.scored += len(ids)
                     progress.advance(bars[(wu.fingerprint, wu.task_id)], len(ids))
             leases.complete(wu, worked=bool(ids))

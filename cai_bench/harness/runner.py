@@ -4,24 +4,31 @@ harness's job: the CLI command reads the store back through `cai_bench.reports`.
 
 Everything already in the store is reused; the plan only holds prompt ids, and
 the store says which of them still need a response or a score.
+
+Tasks differ only in their kind (`Task.output_type`): `PLANNERS` maps each kind to
+the planner of its part of the run (a `KindPlan`), and `run` drives every part
+through the same steps (register, answer, score). `generate_until` tasks are
+generated here and scored by the scorers; `multiple_choice` tasks are decided by
+log-likelihoods (`harness.loglik`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cai_bench.errors import UserError
 from cai_bench.harness.config import RunConfig, expand_checkpoints, gen_hash
+from cai_bench.harness.kinds import KindPlan, RunContext, RunResult
 from cai_bench.harness.leases import Leases
 from cai_bench.results import Store, Unit, normalize_url
 
 if TYPE_CHECKING:
     from cai_bench.harness.generate import Sampling
-    from cai_bench.harness.loglik import LoglikPlan
     from cai_bench.harness.sample import Sample
     from cai_bench.tasks import PromptIdentity
     from cai_bench.harness.scoring import ScorerStatus
@@ -29,10 +36,17 @@ if TYPE_CHECKING:
     from cai_bench.tasks import Task
 
 log = logging.getLogger("cai_bench.harness")
+__all__ = ["PLANNERS", "GenerationPlan", "KindPlan", "Plan", "RunContext", "RunResult", "make_plan", "plan_generation",
+           "run"]
+
+
+Planner = Callable[[RunConfig, "list[ResolvedCheckpoint]", "list[Task]"], KindPlan]
 
 
 @dataclass
-class Plan:
+class GenerationPlan:
+    """The `generate_until` part: generate each task's prompts in scope, then score them."""
+
     checkpoints: list["ResolvedCheckpoint"]
     tasks: list["Task"]
     prompt_ids: dict[str, tuple[str, ...]]  # task id -> prompt ids in scope
@@ -41,68 +55,31 @@ class Plan:
     samples: dict[str, "Sample"] = field(default_factory=dict)  # task id -> how its prompts were drawn
     identities: dict[str, dict[str, "PromptIdentity"]] = field(default_factory=dict)  # task -> prompt -> hashes
     engine: str = "hf"  # generation engine of local checkpoints (part of their units' gen_hash)
-    loglik: "LoglikPlan | None" = None  # hhh_alignment views: scored by log-likelihood, not generated
 
-    def units_for(self, fingerprint: str) -> list[Unit]:
-        return [u for u in self.units if u.fingerprint == fingerprint]
+    def sample_json(self) -> dict[str, Any]:
+        return {tid: s.as_json() for tid, s in self.samples.items()}
 
+    def register(self, store: Store) -> None:
+        _register_generation(store, self)
 
-@dataclass
-class RunResult:
-    run_id: str
-    store_url: str
-    out_dir: Path
-    generated: int = 0
-    generations_reused: int = 0
-    scored: int = 0
-    scores_reused: int = 0
-    models_loaded: int = 0  # generation models built in this run
-    generation_errors: int = 0  # prompts that failed for good now (stored as error rows; a re-run retries them)
-    loglik_scored: int = 0  # hhh_alignment items scored by log-likelihood now
-    loglik_reused: int = 0  # ... and found in the store
-    scorers: list["ScorerStatus"] = field(default_factory=list)
-    fingerprints: list[str] = field(default_factory=list)  # the run's checkpoints, in the order given
-    seconds: float = 0.0
-    worker: str = ""  # this process's lease owner id
-    units_done: list[str] = field(default_factory=list)  # keys of the work units this worker did
+    def answer(self, ctx: RunContext) -> None:
+        _generate(ctx.store, ctx.run_id, self, ctx.cfg, ctx.progress, ctx.result, ctx.leases)
 
-    def summary_line(self) -> str:
-        return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "
-                f"new: {self.generated} responses, {self.scored} scored; "
-                f"generation models loaded: {self.models_loaded}"
-                + (f"; log-likelihood items: {self.loglik_scored} new, {self.loglik_reused} reused"
-                   if self.loglik_scored or self.loglik_reused else "")
-                + (f"; failed: {self.generation_errors} prompts (error rows kept; a re-run retries them)"
-                   if self.generation_errors else ""))
+    def score(self, ctx: RunContext) -> list["ScorerStatus"]:
+        from cai_bench.harness.scoring import run_scoring
+
+        return run_scoring(ctx.store, ctx.run_id, self.units, ctx.scorers, force=ctx.cfg.force,
+                           progress=ctx.progress, leases=ctx.leases, poll_seconds=ctx.cfg.workers.poll_seconds,
+                           units_done=ctx.result.units_done) if self.units else []
 
 
-def make_plan(cfg: RunConfig) -> Plan:
-    """Resolve checkpoints (globs, fingerprints) and tasks, choose prompts (`limit`:
-    a seeded sample stratified by principle, or the first N with `limit_mode: head`)
-    and each task's sampling."""
+def plan_generation(cfg: RunConfig, ckpts: list["ResolvedCheckpoint"], tasks: list["Task"]) -> GenerationPlan:
+    """Choose each task's prompts (`limit`: a seeded sample stratified by principle, or the first
+    N with `limit_mode: head`) and sampling; one unit per checkpoint x task."""
     from cai_bench.harness.generate import resolve_sampling
     from cai_bench.harness.sample import sample_task
-    from cai_bench.models import resolve_checkpoint
-    from cai_bench.tasks import load_task, task_identities
+    from cai_bench.tasks import task_identities
 
-    if not cfg.checkpoints:
-        raise UserError("no checkpoints: pass --checkpoint SPEC (or list them under checkpoints: in the run config)")
-    if not cfg.tasks:
-        raise UserError("no tasks: pass --task ID (or list them under tasks: in the run config)")
-    from cai_bench.harness.loglik import is_loglik, plan_loglik
-    ckpts: list[ResolvedCheckpoint] = []
-    seen: set[str] = set()
-    for spec in expand_checkpoints(cfg.checkpoints):
-        ck = resolve_checkpoint(spec, openai_base_url=cfg.openai.base_url, ollama_host=cfg.ollama.base_url)
-        if ck.fingerprint not in seen:  # the same weights under two names are evaluated once
-            seen.add(ck.fingerprint)
-            ckpts.append(ck)
-    tasks = []
-    for tid in dict.fromkeys(cfg.tasks):
-        if not is_loglik(tid):
-            tasks.append(load_task(tid))
-    views = [tid for tid in dict.fromkeys(cfg.tasks) if is_loglik(tid)]
-    loglik = plan_loglik(cfg, ckpts, views) if views else None
     samples = {t.id: sample_task(t, cfg.limit, seed=cfg.seed, mode=cfg.limit_mode) for t in tasks}
     prompt_ids = {t.id: samples[t.id].prompt_ids for t in tasks}
     sampling = {t.id: resolve_sampling(t, cfg.generation, cfg.seed) for t in tasks}
@@ -113,7 +90,68 @@ def make_plan(cfg: RunConfig) -> Plan:
              tuple(identities[t.id][p].content_hash for p in prompt_ids[t.id]))
         for ck in ckpts for t in tasks
     ]
-    return Plan(ckpts, tasks, prompt_ids, sampling, units, samples, identities, cfg.generation.engine, loglik)
+    return GenerationPlan(ckpts, tasks, prompt_ids, sampling, units, samples, identities, cfg.generation.engine)
+
+
+def _plan_multiple_choice(cfg: RunConfig, ckpts: list["ResolvedCheckpoint"], tasks: list["Task"]) -> KindPlan:
+    from cai_bench.harness.loglik import plan_loglik
+
+    return plan_loglik(cfg, ckpts, tasks)
+
+
+# Task kind (`Task.output_type`) -> the planner of its part of a run: the one place a run tells
+# kinds apart. Parts run in this order (generation first, so its model is closed before the next).
+PLANNERS: dict[str, Planner] = {"generate_until": plan_generation, "multiple_choice": _plan_multiple_choice}
+
+
+@dataclass
+class Plan:
+    """A run's work: the checkpoints, every task, and each task kind's part (in `PLANNERS` order)."""
+
+    checkpoints: list["ResolvedCheckpoint"]
+    tasks: list["Task"]  # every task, in the order given
+    parts: dict[str, KindPlan]  # output_type -> its part
+    engine: str = "hf"  # generation engine of local checkpoints (stored with them)
+
+    @property
+    def generation(self) -> GenerationPlan | None:
+        part = self.parts.get("generate_until")
+        return part if isinstance(part, GenerationPlan) else None
+
+    @property
+    def units(self) -> list[Unit]:
+        """The generated units (what `--force` and the scorers act on)."""
+        return self.generation.units if self.generation else []
+
+    @property
+    def sampling(self) -> dict[str, "Sampling"]:
+        return self.generation.sampling if self.generation else {}
+
+    def units_for(self, fingerprint: str) -> list[Unit]:
+        return [u for u in self.units if u.fingerprint == fingerprint]
+
+
+def make_plan(cfg: RunConfig) -> Plan:
+    """Resolve checkpoints (globs, fingerprints) and tasks, and plan each task kind's part
+    through its planner in `PLANNERS`."""
+    from cai_bench.models import resolve_checkpoint
+    from cai_bench.tasks import load_task
+
+    if not cfg.checkpoints:
+        raise UserError("no checkpoints: pass --checkpoint SPEC (or list them under checkpoints: in the run config)")
+    if not cfg.tasks:
+        raise UserError("no tasks: pass --task ID (or list them under tasks: in the run config)")
+    ckpts: list[ResolvedCheckpoint] = []
+    seen: set[str] = set()
+    for spec in expand_checkpoints(cfg.checkpoints):
+        ck = resolve_checkpoint(spec, openai_base_url=cfg.openai.base_url, ollama_host=cfg.ollama.base_url)
+        if ck.fingerprint not in seen:  # the same weights under two names are evaluated once
+            seen.add(ck.fingerprint)
+            ckpts.append(ck)
+    tasks = [load_task(tid) for tid in dict.fromkeys(cfg.tasks)]
+    parts = {kind: planner(cfg, ckpts, [t for t in tasks if t.output_type == kind])
+             for kind, planner in PLANNERS.items() if any(t.output_type == kind for t in tasks)}
+    return Plan(ckpts, tasks, parts, cfg.generation.engine)
 
 
 def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
@@ -123,23 +161,29 @@ def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
-    """Checkpoints, the tasks' current prompt versions (with their hashes), the
-    generation configs by hash, and the prompts each task's `--limit` drew."""
-    from cai_bench.tasks import task_constitution
-
-    store.set_run_sample(run_id, {**{tid: s.as_json() for tid, s in plan.samples.items()},
-                                  **(plan.loglik.sample_json() if plan.loglik else {})})
-    for ck in plan.checkpoints:
-        for tid, sampling in plan.sampling.items():
-            engine = engine_of(ck, plan.engine)
-            store.upsert_gen_config(gen_hash(**vars(sampling), engine=engine),
-                                    {**vars(sampling), **({"engine": engine} if engine != "hf" else {})})
-
+    """Checkpoints, the prompts each task's `--limit` drew, then each part's tasks and configs."""
+    samples: dict[str, Any] = {}
+    for part in plan.parts.values():
+        samples.update(part.sample_json())
+    store.set_run_sample(run_id, samples)
     for ck in plan.checkpoints:
         meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url,
                 "engine": plan.engine if ck.kind in ("hf", "peft") else None}
         store.upsert_checkpoint(run_id, fingerprint=ck.fingerprint, spec=ck.spec, kind=ck.kind, label=ck.label,
                                 metadata={k: v for k, v in meta.items() if v is not None})
+    for part in plan.parts.values():
+        part.register(store)
+
+
+def _register_generation(store: Store, plan: GenerationPlan) -> None:
+    """The generation configs by hash, and the tasks' current prompt versions (with their hashes)."""
+    from cai_bench.tasks import task_constitution
+
+    for ck in plan.checkpoints:
+        for tid, sampling in plan.sampling.items():
+            engine = engine_of(ck, plan.engine)
+            store.upsert_gen_config(gen_hash(**vars(sampling), engine=engine),
+                                    {**vars(sampling), **({"engine": engine} if engine != "hf" else {})})
     for t in plan.tasks:
         try:
             titles = {p.id: p.title for p in task_constitution(t).principles}
@@ -156,7 +200,7 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
         )
 
 
-def _generate(store: Store, run_id: str, plan: Plan, cfg: RunConfig, progress: Any, result: RunResult,
+def _generate(store: Store, run_id: str, plan: GenerationPlan, cfg: RunConfig, progress: Any, result: RunResult,
               leases: "Leases") -> None:
     """Phase 1: claim generation units (chunks of one checkpoint x task) until none
     is left, loading a checkpoint's model only when a claimed unit needs it and
@@ -232,7 +276,7 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     """Execute a run end to end; returns what was done and reused."""
     from cai_bench import __version__
     from cai_bench.console import make_progress
-    from cai_bench.harness.scoring import prepare_scorers, run_scoring
+    from cai_bench.harness.scoring import prepare_scorers
 
     started = time.perf_counter()
     prepared = prepare_scorers(cfg.scorers, download=cfg.download_models)  # unknown ids / bad settings fail before any work
@@ -249,24 +293,11 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     try:
         store.set_run_scorers(run_id, [st.as_json() for _, st in prepared])
         _register(store, run_id, plan)
-        if plan.loglik is not None:
-            from cai_bench.harness.loglik import register_loglik
-
-            register_loglik(store, plan.loglik)
         with make_progress() as progress:
-            _generate(store, run_id, plan, cfg, progress, result, leases)
-            loglik_status = None
-            if plan.loglik is not None:  # after generation closed its model: one model in memory at a time
-                from cai_bench.harness.loglik import run_loglik
-
-                loglik_status, loaded = run_loglik(store, run_id, plan.loglik, plan.checkpoints, cfg, progress, leases)
-                result.models_loaded += loaded
-                result.loglik_scored, result.loglik_reused = loglik_status.scored, loglik_status.reused
-            result.scorers = run_scoring(store, run_id, plan.units, prepared, force=cfg.force, progress=progress,
-                                         leases=leases, poll_seconds=cfg.workers.poll_seconds,
-                                         units_done=result.units_done) if plan.units else []
-            if loglik_status is not None:
-                result.scorers.append(loglik_status)
+            ctx = RunContext(store, run_id, cfg, progress, result, leases, list(prepared))
+            for part in plan.parts.values():  # each closes its model before the next loads one
+                part.answer(ctx)
+            result.scorers = [st for part in plan.parts.values() for st in part.score(ctx)]
         store.set_run_scorers(run_id, [st.as_json() for st in result.scorers])
         result.scored = sum(s.scored for s in result.scorers)
         result.scores_reused = sum(s.reused for s in result.scorers)
@@ -276,4 +307,3 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
         store.close()
     result.seconds = time.perf_counter() - started
     return result
-

@@ -11,11 +11,23 @@ from cai_bench.tasks._loader import (
     read_prompts_jsonl,
     task_constitution,
 )
-from cai_bench.tasks._schema import GenerationDefaults, PromptRecord, Task, check_task_id, lm_eval_gen_kwargs
+from cai_bench.tasks._schema import (
+    GENERATE_UNTIL,
+    MULTIPLE_CHOICE,
+    OUTPUT_TYPES,
+    GenerationDefaults,
+    PromptRecord,
+    Task,
+    check_task_id,
+    lm_eval_gen_kwargs,
+)
 from cai_bench.tasks._user import read_prompts_file, write_task_folder, write_user_task
 
 __all__ = [
     "BUILTIN_DIR",
+    "GENERATE_UNTIL",
+    "MULTIPLE_CHOICE",
+    "OUTPUT_TYPES",
     "GenerationDefaults",
     "PromptIdentity",
     "PromptRecord",

@@ -1,12 +1,17 @@
 """Export tasks as an lm-eval 0.4.x task folder (docs/constitutions_and_tasks.md,
 "Export to lm-eval").
 
-Layout of `out_dir`:
-  _cai_base                shared config (no .yaml suffix, so lm-eval does not index it as a task)
-  <name>.yaml              one per task: `include: _cai_base`, absolute `data_files`
+Each task is written as lm-eval's task of its kind (`output_type`). Layout of `out_dir`:
+  _cai_base                shared config of generate_until tasks (no .yaml suffix, so lm-eval does not
+                           index it as a task)
+  <name>.yaml              one per generate_until task: `include: _cai_base`, absolute `data_files`
   <name>.jsonl             the task's docs: id, prompt, reference, principle_id, category, expect, target
-  cai_bench<suffix>.yaml   group with aggregate_metric_list
+  cai_bench<suffix>.yaml   group of the generate_until tasks, with aggregate_metric_list
   cai_bench_metric.py      fixed shim importing cai_bench.tasks.lm_eval_metric (for `!function`)
+  <name>.yaml + .jsonl     one per multiple_choice task: a standalone `output_type: multiple_choice`
+                           task (query, choices, label; metrics acc and acc_norm) over its items,
+                           read from its item source (cai_bench.tasks.hhh); not in the group, whose
+                           aggregate metrics are the generation ones
 
 Everything here is written by cai-bench from its own templates: user text only
 ever lands in the jsonl data, never in YAML keys or code.
@@ -23,7 +28,8 @@ import yaml
 
 from cai_bench.errors import UserError
 from cai_bench.paths import atomic_write_text
-from cai_bench.tasks._schema import GROUP, ID_RE_SUFFIX, Task, lm_eval_gen_kwargs
+from cai_bench.tasks._outdir import output_dir
+from cai_bench.tasks._schema import GENERATE_UNTIL, GROUP, ID_RE_SUFFIX, MULTIPLE_CHOICE, Task, lm_eval_gen_kwargs
 
 BASE_FILE = "_cai_base"
 METRIC_SHIM = "cai_bench_metric.py"
@@ -81,18 +87,6 @@ def _doc(p: Any) -> dict[str, str]:
     }
 
 
-def _output_dir(path: Path) -> Path:
-    """Create the export folder; a file in the way is a user error, not a traceback."""
-    out = path.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{path}: exists and is not a folder; give a folder for the exported tasks")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the export folder ({exc.strerror})") from None
-    return out
-
-
 def export_lm_eval(
     tasks: Sequence[Task],
     out_dir: Path,
@@ -100,18 +94,49 @@ def export_lm_eval(
     subsets: Mapping[str, Sequence[str]] | None = None,
     name_suffix: str = "",
     with_metric: bool = True,
+    limit: int | None = None,
+    hhh_path: str | Path | None = None,
 ) -> dict[str, str]:
     """Write an lm-eval task folder for `tasks`; returns {task_id: lm-eval task name}.
 
     `subsets` restricts a task to those prompt ids (in the task's order);
+    `limit` keeps the first N prompts or items of each task;
     `name_suffix` ([a-z0-9_]*) keeps several exports in one folder apart;
-    `with_metric=False` leaves metrics out (for `predict_only` generation).
+    `with_metric=False` leaves metrics out of generate_until tasks (for `predict_only` generation).
+    A multiple_choice task's items are read from its item source (`hhh_path`: where the HHH
+    data is, else it is found or downloaded as for `run`).
     """
     if name_suffix and not ID_RE_SUFFIX.fullmatch(name_suffix):
         raise UserError(f"name_suffix {name_suffix!r} must match [a-z0-9_]*")
     if not tasks:
         raise UserError("export_lm_eval: no tasks to export")
-    out = _output_dir(Path(out_dir))
+    out = output_dir(Path(out_dir))
+    generated = [t for t in tasks if t.output_type == GENERATE_UNTIL]
+    names: dict[str, str] = {}
+    if generated:
+        names.update(_export_generate_until(generated, out, subsets, name_suffix, with_metric, limit))
+    chosen = [t for t in tasks if t.output_type == MULTIPLE_CHOICE]
+    if chosen:
+        names.update(_export_multiple_choice(chosen, out, name_suffix, limit, hhh_path))
+    return {t.id: names[t.id] for t in tasks}
+
+
+def _export_multiple_choice(tasks: Sequence[Task], out: Path, name_suffix: str, limit: int | None,
+                            hhh_path: str | Path | None) -> dict[str, str]:
+    """Each multiple_choice task as lm-eval's `multiple_choice` task over its source's items."""
+    from cai_bench.tasks.hhh import load_hhh, write_view_lm_eval
+
+    items = load_hhh(hhh_path, download=True)  # every item source today is the HHH file (a view of it)
+    names: dict[str, str] = {}
+    for task in tasks:
+        names[task.id] = f"{task.id}{name_suffix}"
+        write_view_lm_eval(items[:limit] if limit else items, out, task.items or "", names[task.id])
+    return names
+
+
+def _export_generate_until(tasks: Sequence[Task], out: Path, subsets: Mapping[str, Sequence[str]] | None,
+                           name_suffix: str, with_metric: bool, limit: int | None) -> dict[str, str]:
+    """The generate_until tasks: shared base, one YAML + jsonl each, and their group."""
     atomic_write_text(out / BASE_FILE, _dump(_base_config()))
     if with_metric:
         atomic_write_text(out / METRIC_SHIM, _SHIM_TEXT)
@@ -129,12 +154,15 @@ def export_lm_eval(
             prompts = [p for p in prompts if p.id in keep]
             if not prompts:
                 raise UserError(f"task {task.id!r}: the subset is empty")
+        if limit:
+            prompts = prompts[:limit]
         name = f"{task.id}{name_suffix}"
         data_file = out / f"{name}.jsonl"
         atomic_write_text(data_file, "".join(json.dumps(_doc(p), ensure_ascii=False) + "\n" for p in prompts))
         cfg: dict[str, Any] = {
             "include": BASE_FILE,
             "task": name,
+            "output_type": task.output_type,  # generate_until, as in the base: said per task for readers
             "dataset_kwargs": {"data_files": {"test": str(data_file)}},
             "generation_kwargs": _gen_kwargs(task),
         }

@@ -1,6 +1,6 @@
 """Find and load tasks. A task is a folder with `task.yaml` (id, constitution,
-culture?, description, source, license, generation, analyses?, prompts: prompts.jsonl) and
-its prompts as jsonl; an optional `constitution.yaml` beside it is the task's own
+culture?, description, source, license, output_type?, generation, analyses?, prompts: prompts.jsonl)
+and its prompts as jsonl (a `multiple_choice` task names an item source, `items:`, instead); an optional `constitution.yaml` beside it is the task's own
 constitution. Search order: built-ins, `extra_dirs`, `$CAI_BENCH_PATH`, then
 `$CAI_BENCH_HOME/tasks`. The same task id in two folders is an error naming both.
 A broken task folder is skipped with a warning when listing, so one bad user
@@ -21,7 +21,7 @@ from cai_bench.constitutions import ID_RE, Constitution, load_constitution, pars
 from cai_bench.errors import UserError
 from cai_bench.io import format_validation, line_of, load_yaml, plain, read_jsonl, validate_rows
 from cai_bench.paths import cai_bench_home, search_path_entries
-from cai_bench.tasks._schema import PromptRecord, Task
+from cai_bench.tasks._schema import MULTIPLE_CHOICE, PromptRecord, Task
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 TASK_FILE = "task.yaml"
@@ -108,7 +108,9 @@ def parse_task(folder: Path, extra_dirs: Sequence[Path] = ()) -> Task:
     if not isinstance(data, dict):
         raise UserError(f"{tfile}:1: (top level): expected a mapping with id, constitution, prompts")
     meta: dict[str, Any] = plain(data)
-    prompts_ref = meta.get("prompts", PROMPTS_FILE)
+    # a multiple_choice task reads its items from its item source when it runs, not from prompts.jsonl
+    default_prompts = None if meta.get("output_type") == MULTIPLE_CHOICE else PROMPTS_FILE
+    prompts_ref = meta.get("prompts", default_prompts)
     if isinstance(prompts_ref, str):
         if "/" in prompts_ref or "\\" in prompts_ref or ".." in prompts_ref:
             line = line_of(data, ("prompts",))

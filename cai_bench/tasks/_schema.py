@@ -1,5 +1,6 @@
-"""The task schema (docs/constitutions_and_tasks.md, "Tasks"): a constitution id
-plus prompt records and default generation settings."""
+"""The task schema (docs/constitutions_and_tasks.md, "Tasks"): a constitution id plus
+prompt records and default generation settings, and the task's kind (`output_type`, as in
+lm-eval): how a run answers and scores it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cai_bench.constitutions import check_id
 from cai_bench.metric_roles import ANALYSES, METRIC_KEY_RE, check_role
+from cai_bench.tasks.hhh import VIEWS as HHH_VIEWS
 
 PROMPT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 ID_RE_SUFFIX = re.compile(r"^[a-z0-9_]*$")
@@ -18,6 +20,14 @@ GROUP = "cai_bench"  # lm-eval group name of an export (`cai_bench.yaml`)
 # Names an export writes besides the tasks' own files: a task with one of these
 # ids would overwrite them (or clash with the group in lm-eval's registry).
 RESERVED_TASK_IDS = frozenset({GROUP, "cai_bench_metric"})
+# A task's kind, named as lm-eval's `output_type`: `generate_until` tasks are answered by generation
+# and scored by the scorers; `multiple_choice` tasks are decided by the model's log-likelihoods.
+GENERATE_UNTIL = "generate_until"
+MULTIPLE_CHOICE = "multiple_choice"
+OUTPUT_TYPES = (GENERATE_UNTIL, MULTIPLE_CHOICE)
+# Where a multiple_choice task's items come from (their data is found at run time, not vendored):
+# the CAI paper's HHH items, in the lettered view or the full-response view (cai_bench.tasks.hhh).
+ITEM_SOURCES = HHH_VIEWS
 
 
 def check_task_id(v: str) -> str:
@@ -132,7 +142,12 @@ class Task(BaseModel):
     description: str = ""
     source: str = ""
     license: str = ""
-    prompts: list[PromptRecord] = Field(min_length=1)
+    # The task's kind (lm-eval's `output_type`); validated before `items` and `prompts`, which depend on it.
+    output_type: str = GENERATE_UNTIL
+    # multiple_choice only: the item source (ITEM_SOURCES) its items are read from when it runs.
+    items: str | None = Field(default=None, validate_default=True)
+    # generate_until: one or more prompts; multiple_choice: none (its items come from `items`).
+    prompts: list[PromptRecord] = Field(default_factory=list, validate_default=True)
     generation: GenerationDefaults = GenerationDefaults()
     # Report analyses the task asks for (cai_bench.metric_roles.ANALYSES); `refusal`: refusal
     # rates on its safe (expect comply) and unsafe (expect refuse) prompts, from metrics with role refusal.
@@ -147,6 +162,35 @@ class Task(BaseModel):
     @classmethod
     def _id(cls, v: str) -> str:
         return check_task_id(v)
+
+    @field_validator("output_type")
+    @classmethod
+    def _output_type(cls, v: str) -> str:
+        if v not in OUTPUT_TYPES:
+            raise ValueError(f"unknown task kind; known: {', '.join(OUTPUT_TYPES)}")
+        return v
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("output_type")
+        if kind == MULTIPLE_CHOICE and v is None:
+            raise ValueError(f"a multiple_choice task names its item source; known: {', '.join(ITEM_SOURCES)}")
+        if kind == GENERATE_UNTIL and v is not None:
+            raise ValueError("only a multiple_choice task has an item source (a generate_until task has prompts)")
+        if v is not None and v not in ITEM_SOURCES:
+            raise ValueError(f"unknown item source; known: {', '.join(ITEM_SOURCES)}")
+        return v
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: list[PromptRecord], info: ValidationInfo) -> list[PromptRecord]:
+        kind = info.data.get("output_type")
+        if kind == GENERATE_UNTIL and not v:
+            raise ValueError("a generate_until task needs at least one prompt")
+        if kind == MULTIPLE_CHOICE and v:
+            raise ValueError("a multiple_choice task takes its items from `items`, not from prompt records")
+        return v
 
     @field_validator("analyses")
     @classmethod
@@ -170,6 +214,11 @@ class Task(BaseModel):
                 raise ValueError(f"duplicate prompt id {p.id!r}")
             seen.add(p.id)
         return self
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        """Decided by log-likelihoods of its items' choices (no generation, no scorers)."""
+        return self.output_type == MULTIPLE_CHOICE
 
     @property
     def has_references(self) -> bool:

@@ -20,7 +20,7 @@ from cai_bench.errors import UserError
 from cai_bench.io import join_problems, read_jsonl, read_text, validation_problems
 from cai_bench.paths import atomic_directory, cai_bench_home
 from cai_bench.tasks._loader import CONSTITUTION_FILE, PROMPTS_FILE, TASK_FILE, check_principles
-from cai_bench.tasks._schema import PromptRecord, Task
+from cai_bench.tasks._schema import GENERATE_UNTIL, PromptRecord, Task
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -118,6 +118,9 @@ def read_prompts_file(
 def task_yaml(task: Task) -> str:
     """The task.yaml text for `task` (prompts live in prompts.jsonl)."""
     meta = task.model_dump(exclude={"prompts", "path"})
+    if meta.get("output_type") == GENERATE_UNTIL and meta.get("items") is None:  # the default kind: unsaid
+        meta.pop("output_type")
+        meta.pop("items")
     if not meta.get("analyses"):
         meta.pop("analyses", None)
     if meta.get("metrics"):

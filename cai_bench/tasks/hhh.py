@@ -1,4 +1,5 @@
-"""The built-in task `hhh_alignment`: the CAI paper's 438 HHH multiple-choice items.
+"""The item source of the built-in `multiple_choice` tasks `hhh_alignment` and
+`hhh_alignment_response` (builtin/<id>/task.yaml): the CAI paper's 438 HHH items.
 
 Each item (Askell et al. 2021, used in arXiv:2212.08073 fig. 2) is a conversation
 with two candidate final answers; the model is right when it gives the more
@@ -39,6 +40,7 @@ from cai_bench.errors import UserError
 from cai_bench.io import hub_offline, read_jsonl
 from cai_bench.paths import atomic_write_text, cai_bench_home
 from cai_bench.shared_data import ENV as SHARED_ENV, find_shared
+from cai_bench.tasks._outdir import output_dir
 
 TASK_ID = "hhh_alignment"
 RESPONSE_TASK_ID = "hhh_alignment_response"
@@ -48,7 +50,7 @@ SOURCE_URL = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmle
 ENV_PATH = "CAI_BENCH_HHH_PATH"
 N_ITEMS = 438
 SHARED_REL = Path("cai_paper_anthropic") / "evals" / FILE_NAME
-LOGLIK_TASKS = (TASK_ID, RESPONSE_TASK_ID)
+VIEWS = (TASK_ID, RESPONSE_TASK_ID)  # the item sources a multiple_choice task.yaml may name (`items:`)
 KIND = "log-likelihood multiple choice"
 VIEW_TEXT = {
     TASK_ID: "the paper's prompt with (A)/(B) options; the letter with the higher log-likelihood wins (acc)",
@@ -199,11 +201,33 @@ def item_doc(item: HHHItem, view: str) -> dict[str, Any]:
     if view == RESPONSE_TASK_ID:
         return {"id": item.id, "query": item.context, "choices": [item.answer_correct, item.answer_incorrect],
                 "label": 0}
-    raise ValueError(f"unknown HHH view {view!r}; known: {', '.join(LOGLIK_TASKS)}")
+    raise ValueError(f"unknown HHH view {view!r}; known: {', '.join(VIEWS)}")
 
 
 def _dump(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def write_view_lm_eval(items: Sequence[HHHItem], out: Path, view: str, name: str) -> None:
+    """Write one view as the lm-eval `multiple_choice` task `name` (OUT/name.yaml + .jsonl) in
+    the existing folder `out`; metrics `acc` and `acc_norm`, the right answer is choice 0."""
+    data = out / f"{name}.jsonl"
+    atomic_write_text(data, "".join(json.dumps(item_doc(it, view), ensure_ascii=False) + "\n" for it in items))
+    cfg = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{query}}",
+        "doc_to_choice": "choices",
+        "doc_to_target": "label",
+        "target_delimiter": "",  # the options carry their own leading space
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0, "generator": "cai-bench", "source": SOURCE_URL},
+    }
+    atomic_write_text(out / f"{name}.yaml", _dump(cfg))
 
 
 def export_hhh_lm_eval(items: Sequence[HHHItem], out_dir: Path, *, suffix: str = "") -> dict[str, str]:
@@ -211,28 +235,9 @@ def export_hhh_lm_eval(items: Sequence[HHHItem], out_dir: Path, *, suffix: str =
 
     `lm_eval --include_path OUT --tasks hhh_alignment` then runs it without cai-bench
     (metrics `acc` and `acc_norm`; the right answer is always choice 0)."""
-    from cai_bench.tasks._export import _output_dir
-
-    out = _output_dir(Path(out_dir))  # a file in the way is a one-line error
+    out = output_dir(Path(out_dir))  # a file in the way is a one-line error
     names: dict[str, str] = {}
-    for view in LOGLIK_TASKS:
-        name = f"{view}{suffix}"
-        data = out / f"{name}.jsonl"
-        atomic_write_text(data, "".join(json.dumps(item_doc(it, view), ensure_ascii=False) + "\n" for it in items))
-        cfg = {
-            "task": name,
-            "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(data)}},
-            "test_split": "test",
-            "output_type": "multiple_choice",
-            "doc_to_text": "{{query}}",
-            "doc_to_choice": "choices",
-            "doc_to_target": "label",
-            "target_delimiter": "",  # the options carry their own leading space
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
-            "metadata": {"version": 1.0, "generator": "cai-bench", "source": SOURCE_URL},
-        }
-        atomic_write_text(out / f"{name}.yaml", _dump(cfg))
-        names[view] = name
+    for view in VIEWS:
+        names[view] = f"{view}{suffix}"
+        write_view_lm_eval(items, out, view, names[view])
     return names

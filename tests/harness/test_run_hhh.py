@@ -4,6 +4,7 @@ leaderboards, reuse on a re-run, a seeded --limit, a mixed run, and one-line err
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from pathlib import Path
 
@@ -147,3 +148,43 @@ def test_missing_data_is_one_line_error_with_the_fix(home, tmp_path, monkeypatch
     assert hhh.FILE_NAME in line and "CAI_BENCH_HHH_PATH" in line and "downloads are off" in line
     line = _fails("run", "-t", "hhh_alignment", "-c", str(tiny), "--hhh-path", str(tmp_path / "nope.jsonl"))
     assert "nope.jsonl: no such file" in line and "Fix:" in line
+
+
+def test_the_runner_routes_tasks_by_their_declared_kind(home, tmp_path, tiny):
+    """A user task whose task.yaml says `output_type: multiple_choice` is run by log-likelihood, as the
+    built-in views are: routed by its kind, not its id. It gets no generation unit, one hhh_loglik
+    score per item, and the generation scorers leave it alone; the generate_until task beside it is
+    generated and scored as before."""
+    from cai_bench.harness.config import RunConfig
+    from cai_bench.harness.loglik import gen_config
+    from cai_bench.harness.runner import PLANNERS, GenerationPlan, make_plan
+    from cai_bench.tasks import OUTPUT_TYPES
+
+    assert set(PLANNERS) == set(OUTPUT_TYPES)  # every kind a task.yaml may declare has its planner
+
+    folder = home / "tasks" / "my_hhh"
+    folder.mkdir(parents=True)
+    (folder / "task.yaml").write_text("id: my_hhh\nconstitution: anthropic\nculture: HHH\n"
+                                      "output_type: multiple_choice\nitems: hhh_alignment_response\n")
+    plan = make_plan(RunConfig(checkpoints=[str(tiny)], tasks=["my_hhh", "xstest"], limit=2, hhh_path=str(SAMPLE)))
+    assert list(plan.parts) == ["generate_until", "multiple_choice"]  # generation first, whatever the order given
+    assert isinstance(plan.parts["generate_until"], GenerationPlan)
+    assert {u.task_id for u in plan.units} == {"xstest"}  # the generated units: none for the multiple_choice task
+    assert [(u.task_id, len(u.prompt_ids)) for u in plan.parts["multiple_choice"].units] == [("my_hhh", 2)]
+
+    out = tmp_path / "out"
+    text = _cli("run", "-t", "my_hhh", "-t", "xstest", "-c", str(tiny), "--hhh-path", str(SAMPLE), "--limit", "2",
+                "--scorer", "similarity", "--max-new-tokens", "4", "--out", str(out), "--no-report")
+    assert "new: 2 responses" in text and "log-likelihood items: 2 new, 0 reused" in text
+    db = out / "results.sqlite"
+    rows = _rows(db, "select g.task_id, g.gen_hash, c.config_json, s.scorer_id from generations g "
+                     "join gen_configs c using (gen_hash) left join scores s using (generation_id)")
+    mine = [r for r in rows if r[0] == "my_hhh"]
+    assert len(mine) == 2 and {r[3] for r in mine} == {"hhh_loglik"}  # decided by log-likelihood, not scorers
+    assert all(json.loads(r[2]) == gen_config("hhh_alignment_response") for r in mine)
+    assert {r[3] for r in rows if r[0] == "xstest"} == {"similarity"}
+    assert _rows(db, "select culture, n_prompts from tasks where task_id = 'my_hhh'") == [("HHH", 8)]
+    picked = _rows(db, "select g.response, p.reference from generations g join prompts p "
+                       "on p.task_id = g.task_id and p.prompt_id = g.prompt_id where g.task_id = 'my_hhh'")
+    docs = {d["choices"][0].strip() for d in (hhh.item_doc(it, "hhh_alignment_response") for it in hhh.load_hhh(SAMPLE))}
+    assert all(ref in docs for _, ref in picked)  # each prompt row's reference is its item's right answer

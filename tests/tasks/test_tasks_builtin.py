@@ -15,12 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_counts(home):
-    got = {t.id: (len(t.prompts), t.constitution, t.has_references) for t in list_tasks()}
+    got = {t.id: (len(t.prompts), t.constitution, t.has_references, t.output_type) for t in list_tasks()}
     assert got == {
-        "cai_south_africa": (220, "south_africa", True),
-        "cai_romania": (330, "romania", True),
-        "cai_anthropic_harmless": (2178, "anthropic", False),
-        "xstest": (450, "anthropic", False),
+        "cai_south_africa": (220, "south_africa", True, "generate_until"),
+        "cai_romania": (330, "romania", True, "generate_until"),
+        "cai_anthropic_harmless": (2178, "anthropic", False, "generate_until"),
+        "xstest": (450, "anthropic", False, "generate_until"),
+        # multiple_choice: items read from the (not vendored) HHH file when run, so no prompt records
+        "hhh_alignment": (0, "anthropic", False, "multiple_choice"),
+        "hhh_alignment_response": (0, "anthropic", False, "multiple_choice"),
     }
 
 

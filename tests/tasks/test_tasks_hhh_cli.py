@@ -39,7 +39,7 @@ def test_list_shows_both_views_with_kind_count_and_source(no_hhh):
     lines = {ln.split()[1]: ln for ln in r.output.splitlines() if ln.startswith("│ hhh_alignment")}
     assert set(lines) == {"hhh_alignment", "hhh_alignment_response"}
     for ln in lines.values():
-        assert "log-likelihood multiple choice" in ln and " 8 " in ln
+        assert "multiple_choice (log-likelihood)" in ln and " 8 " in ln  # the kind its task.yaml declares
     assert str(SAMPLE) in _flat(r.output) and "cai_south_africa" in r.output  # the generation tasks still listed
 
 
@@ -74,7 +74,8 @@ def test_show_prints_items(no_hhh):
     r = _invoke("tasks", "show", "hhh_alignment", "-n", "2", "--hhh-path", str(SAMPLE))
     assert r.exit_code == 0, r.output
     out = _flat(r.output)
-    assert "log-likelihood multiple choice, 8 items" in out and "hhh-000" in out and "hhh-001" in out
+    assert "output_type multiple_choice: log-likelihood multiple choice, 8 items" in out
+    assert "hhh-000" in out and "hhh-001" in out
     assert "hhh-002" not in out and "6 more" in out and "right: (B)" in out and "The answer is:" in out
     r = _invoke("tasks", "show", "hhh_alignment_response", "-n", "1", **{hhh.ENV_PATH: str(SAMPLE)})
     assert r.exit_code == 0 and "per byte" in _flat(r.output) and "Assistant:" in r.output, r.output
@@ -93,7 +94,8 @@ def test_export_out_writes_a_multiple_choice_folder_lm_eval_loads(no_hhh, tmp_pa
     from lm_eval.tasks import TaskManager
 
     out = tmp_path / "lm_eval_tasks"
-    r = _invoke("tasks", "export", "hhh_alignment", "--out", str(out), "--limit", "3", "--hhh-path", str(SAMPLE))
+    r = _invoke("tasks", "export", "hhh_alignment", "hhh_alignment_response", "--out", str(out), "--limit", "3",
+                "--hhh-path", str(SAMPLE))
     assert r.exit_code == 0, r.output
     text = _flat(r.output)
     assert f"--include_path {out.resolve()} --tasks hhh_alignment,hhh_alignment_response" in text
@@ -110,6 +112,9 @@ def test_export_mixed_with_a_generation_task_in_the_old_form(no_hhh, tmp_path):
     r = _invoke("tasks", "export", str(tmp_path / "o"), "xstest", "hhh_alignment", "--limit", "2",
                 "--hhh-path", str(SAMPLE))
     assert r.exit_code == 0, r.output
-    assert {p.name for p in (tmp_path / "o").iterdir()} >= {"xstest.yaml", "hhh_alignment.yaml",
-                                                           "hhh_alignment_response.yaml"}
+    written = {p.name for p in (tmp_path / "o").iterdir()}
+    assert written >= {"xstest.yaml", "hhh_alignment.yaml", "_cai_base", "cai_bench.yaml"}
+    assert "hhh_alignment_response.yaml" not in written  # a task exports itself, not every view of its data
+    assert yaml.safe_load((tmp_path / "o" / "cai_bench.yaml").read_text())["task"] == ["xstest"]  # group: generation only
     assert "--tasks xstest --apply_chat_template" in _flat(r.output)
+    assert "--tasks hhh_alignment (multiple_choice" in _flat(r.output)
