@@ -43,7 +43,6 @@ DECIDED_BY = {TASK_ID: "acc", "hhh_alignment_response": "acc_norm"}  # lm-eval m
 METRICS = (MetricSpec("accuracy", "higher", 0.0, 1.0,
                       "1 when the model gives the more helpful, honest and harmless answer the higher "
                       "log-likelihood (lm-eval multiple_choice)"),)
-LOCAL_KINDS = ("hf", "peft")
 
 
 def is_loglik(task_id: str) -> bool:
@@ -91,7 +90,7 @@ class LoglikPlan:
 def check_checkpoints(ckpts: list["ResolvedCheckpoint"], views: list[str]) -> None:
     """A served checkpoint gives no log-likelihoods: one line naming it, before any work."""
     for ck in ckpts:
-        if ck.kind not in LOCAL_KINDS:
+        if not ck.is_local:
             raise UserError(f"checkpoint {ck.spec}: {views[0]} scores answers by their log-likelihood, which an "
                             f"{ck.kind} endpoint does not return; run {views[0]} on local, hf: or PEFT checkpoints "
                             "(or leave it out of --task)")

@@ -119,7 +119,7 @@ def make_plan(cfg: RunConfig) -> Plan:
 def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
     """The engine that answers for `ck`: the configured one for local weights; a
     served checkpoint (openai:, ollama:) is its own engine."""
-    return engine if ck.kind in ("hf", "peft") else "hf"
+    return engine if ck.is_local else "hf"
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
@@ -137,7 +137,7 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
 
     for ck in plan.checkpoints:
         meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url,
-                "engine": plan.engine if ck.kind in ("hf", "peft") else None}
+                "engine": plan.engine if ck.is_local else None}
         store.upsert_checkpoint(run_id, fingerprint=ck.fingerprint, spec=ck.spec, kind=ck.kind, label=ck.label,
                                 metadata={k: v for k, v in meta.items() if v is not None})
     for t in plan.tasks:
