@@ -89,8 +89,10 @@ class LoglikPlan:
 
 def check_checkpoints(ckpts: list["ResolvedCheckpoint"], views: list[str]) -> None:
     """A served checkpoint gives no log-likelihoods: one line naming it, before any work."""
+    from cai_bench.models.registry import can_score_loglik
+
     for ck in ckpts:
-        if not ck.is_local:
+        if not can_score_loglik(ck.kind):
             raise UserError(f"checkpoint {ck.spec}: {views[0]} scores answers by their log-likelihood, which an "
                             f"{ck.kind} endpoint does not return; run {views[0]} on local, hf: or PEFT checkpoints "
                             "(or leave it out of --task)")

@@ -7,7 +7,8 @@ materialization of a bundled model."""
 
 from cai_bench.models.bundled import BUNDLED, BundledModel, bundled_path
 from cai_bench.models.contract import Model, ServedModel, Unsupported
-from cai_bench.models.registry import is_local_kind, open_checkpoint, open_model, register
+from cai_bench.models.opener import model_available, open_checkpoint, open_model
+from cai_bench.models.registry import is_local_kind, register
 from cai_bench.models.resolve import ResolvedCheckpoint, hub_snapshot, resolve_checkpoint
 from cai_bench.models.specs import (
     BundledSpec,
@@ -37,6 +38,7 @@ __all__ = [
     "bundled_path",
     "hub_snapshot",
     "is_local_kind",
+    "model_available",
     "open_checkpoint",
     "open_model",
     "parse_spec",

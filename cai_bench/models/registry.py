@@ -13,6 +13,9 @@ A kind is either local (weights on this machine: `hf`, `peft`; answered by the
 engine the run or command picks) or served (`openai`, `ollama`, a plugin's
 `toy`; one class for every engine, and `KIND:NAME` is a checkpoint spec that
 the class resolves). `is_local_kind` is the one place that says which.
+
+This module only looks backends up (it imports nothing of cai_bench but
+errors, so specs and resolution can ask it); `cai_bench.models.opener` opens them.
 """
 
 from __future__ import annotations
@@ -20,14 +23,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cai_bench.errors import UserError
-
-if TYPE_CHECKING:
-    from cai_bench.models.chat.base import ChatOptions
-    from cai_bench.models.contract import Model
-    from cai_bench.models.resolve import ResolvedCheckpoint
 
 ENTRY_POINT_GROUP = "cai_bench.models"
 ANY_ENGINE = "*"
@@ -60,6 +58,7 @@ for _kind in ("hf", "peft"):
     register(_kind, "vllm", "cai_bench.models.chat.vllm_chat:VllmChat", local=True, source="built-in")
 register("openai", ANY_ENGINE, "cai_bench.models.chat.openai_chat:OpenAIChat", source="built-in")
 register("ollama", ANY_ENGINE, "cai_bench.models.chat.ollama_chat:OllamaChat", source="built-in")
+del _kind
 
 
 def _read_entry_points() -> None:
@@ -79,6 +78,12 @@ def kinds() -> list[str]:
     """Every registered checkpoint kind, built-ins first."""
     _read_entry_points()
     return list(dict.fromkeys(k for k, _ in _ENTRIES))
+
+
+def entries() -> list[tuple[str, str, Entry]]:
+    """(kind, engine, entry) for every registered backend, for listings."""
+    _read_entry_points()
+    return [(k, e, entry) for (k, e), entry in _ENTRIES.items()]
 
 
 def served_kinds() -> list[str]:
@@ -121,6 +126,14 @@ def is_local_kind(kind: str) -> bool:
     return bool(getattr(_import(entry.target), "local", False))
 
 
+def can_score_loglik(kind: str) -> bool:
+    """Whether checkpoints of `kind` give log-likelihoods (on the in-process engine, which HHH uses)."""
+    try:
+        return bool(getattr(backend_class(kind, DEFAULT_ENGINE), "loglik", False))
+    except UserError:
+        return False
+
+
 def source_of(kind: str, engine: str = DEFAULT_ENGINE) -> str:
     """Where a backend came from: built-in, registered, or an entry point."""
     return _entry(kind, engine).source
@@ -131,53 +144,9 @@ def engine_for(kind: str, engine: str) -> str:
     return engine if is_local_kind(kind) else DEFAULT_ENGINE
 
 
-def _options(options: "ChatOptions | None") -> "ChatOptions":
-    from cai_bench.models.chat.base import ChatOptions
-
-    return options if options is not None else ChatOptions()
-
-
-def open_checkpoint(ckpt: "ResolvedCheckpoint | str", options: "ChatOptions | None" = None, *,
-                    load: bool = True) -> "Model":
-    """The model for a resolved checkpoint (or a spec string, resolved here), on the
-    engine `options.engine` names. `load=False` leaves loading to first use (`run`
-    and HHH take the lm-eval LM instead of loading a chat model too)."""
-    options = _options(options)
-    if isinstance(ckpt, str):
-        from cai_bench.models.resolve import resolve_checkpoint
-
-        ckpt = resolve_checkpoint(ckpt, base_url=options.base_url)
-    model = backend_class(ckpt.kind, options.engine).from_checkpoint(ckpt, options)
-    if load:
-        try:
-            model.load()
-        except BaseException:
-            model.close()
-            raise
-    return model
-
-
-def open_model(kind: str, model: str | None, options: "ChatOptions | None" = None) -> "Model":
-    """A model named the way scorer configs name them: a kind plus a model name
-    (served name, or an in-process spec/folder/hub id); None is the backend's default."""
-    options = _options(options)
-    cls = backend_class(kind, options.engine)
-    opened = cls.open(model or cls.DEFAULT_MODEL, options)
-    opened.load()
-    return opened
-
-
-def model_available(kind: str, model: str | None, options: "ChatOptions | None" = None) -> tuple[bool, str]:
-    """(True, "") if `open_model` can work here, else (False, a reason a user can act on)."""
-    options = _options(options)
-    cls = backend_class(kind, options.engine)
-    return cls.available(model or cls.DEFAULT_MODEL, options)
-
-
 def default_model(kind: str, engine: str = DEFAULT_ENGINE) -> str:
     return backend_class(kind, engine).DEFAULT_MODEL
 
 
-__all__ = ["ANY_ENGINE", "DEFAULT_ENGINE", "ENTRY_POINT_GROUP", "backend_class", "default_model", "engine_for",
-           "is_local_kind", "kinds", "model_available", "open_checkpoint", "open_model", "register",
-           "served_kinds", "source_of"]
+__all__ = ["ANY_ENGINE", "DEFAULT_ENGINE", "ENTRY_POINT_GROUP", "backend_class", "can_score_loglik", "default_model",
+           "engine_for", "entries", "is_local_kind", "kinds", "register", "served_kinds", "source_of"]

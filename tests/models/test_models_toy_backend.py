@@ -121,3 +121,17 @@ def test_entry_point_registers_the_backend(tmp_path: Path, monkeypatch) -> None:
         assert resolve_checkpoint("toy:echo").fingerprint == fingerprint_text("toy", "echo")
     finally:
         _forget_toy()
+
+
+def test_models_list_and_the_judge_know_the_registered_kind(toy) -> None:
+    from pydantic import ValidationError
+
+    from cai_bench.harness.scorers.judge import JudgeConfig
+
+    res = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if "cai_toy_model:ToyModel" in ln)
+    assert "toy" in line and "served" in line and "registered" in line
+    assert JudgeConfig(backend="toy").backend == "toy"
+    with pytest.raises(ValidationError, match="unknown judge backend 'nope'; known: hf, peft, openai, ollama, toy"):
+        JudgeConfig(backend="nope")

@@ -3,13 +3,14 @@ task's constitution, plus a refusal verdict, from a rubric prompt (`judge_rubric
 
 Backends (any kind in the model registry, `cai_bench.models.registry`): Ollama
 (default, `llama3.1:8b`), any OpenAI-compatible server, an in-process
-transformers model (offline default: the bundled SmolLM2), or a plugin's kind. Output is constrained to the
-verdict's JSON schema where the backend can, and then the whole reply must be
-the verdict; the verdict is parsed strictly and one copied from the judged
-response never counts (`judge_rubric.parse_verdict`). An invalid verdict gets
-one more try, then the row is "unscored" with the reason and the raw text kept,
-never a low score. A request that fails (transport faults past the retry
-policy, an empty reply) gives "error" rows, which a re-run retries.
+transformers model (offline default: the bundled SmolLM2), or a plugin's kind.
+Output is constrained to the verdict's JSON schema where the backend can, and
+then the whole reply must be the verdict; the verdict is parsed strictly and
+one copied from the judged response never counts (`judge_rubric.parse_verdict`).
+An invalid verdict gets one more try, then the row is "unscored" with the
+reason and the raw text kept, never a low score. A request that fails
+(transport faults past the retry policy, an empty reply) gives "error" rows,
+which a re-run retries.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class JudgeScorer(Scorer):
                               max_wait=cfg.max_wait))
 
     def available(self) -> tuple[bool, str]:
-        from cai_bench.models.registry import model_available
+        from cai_bench.models.opener import model_available
 
         return model_available(self.config.backend, self.config.model, self._options())
 
@@ -158,7 +159,7 @@ class JudgeScorer(Scorer):
         return out
 
     def load(self) -> None:
-        from cai_bench.models.registry import open_model
+        from cai_bench.models.opener import open_model
 
         try:
             self._backend = open_model(self.config.backend, self.config.model, self._options())

@@ -5,7 +5,8 @@ OpenAI-compatible servers and Ollama, chosen by `cai_bench.models.registry`;
 output where the backend has it), one retry/timeout policy (`retry`) and one
 module that reads endpoints and secrets (`settings`).
 
-`open_checkpoint`, `open_model` and friends are re-exported from the registry:
+`open_checkpoint`, `open_model` and friends are re-exported from
+`cai_bench.models.opener` (classes from `cai_bench.models.registry`):
 `run`, `generate`, `tasks synthesize`, the judge scorer, HHH and the pipeline's
 guards all open their models through it.
 """
@@ -19,13 +20,8 @@ from cai_bench.models.chat.base import (
     GenParams,
     Message,
 )
-from cai_bench.models.registry import (
-    backend_class,
-    model_available,
-    open_checkpoint,
-    open_model,
-    register,
-)
+from cai_bench.models.opener import model_available, open_checkpoint, open_model
+from cai_bench.models.registry import backend_class, register
 from cai_bench.models.chat.retry import RetryPolicy, call_with_retries, redact
 from cai_bench.models.chat.settings import Endpoint, ollama_endpoint, openai_endpoint
 

@@ -40,15 +40,21 @@ class HFModel:
     @classmethod
     def open(cls, model: str, options: ChatOptions) -> "HFModel":
         """From a spec (`bundled:`, `hf:`, a folder, an adapter folder) or a bare hub id."""
-        from cai_bench.models.chat.hf_chat import resolve_local
-
         return cls(resolve_local(model), options)
 
     @classmethod
     def available(cls, model: str, options: ChatOptions) -> tuple[bool, str]:
-        from cai_bench.models.chat.hf_chat import HFChat
+        """False for a hub model that is neither cached nor downloadable (offline hub)."""
+        from pathlib import Path
 
-        return HFChat.available(model, options)
+        if model.startswith("bundled:") or Path(model).expanduser().is_dir():
+            return True, ""
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo = model.removeprefix("hf:").split("@")[0]
+        if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+            return False, f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
+        return True, ""
 
     def load(self) -> None:
         """Load the chat model now (tokenizer with a chat template, weights, adapter)."""
@@ -125,3 +131,14 @@ def free_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover
         pass
+
+
+def resolve_local(model: str) -> Any:
+    """A checkpoint spec, a folder or a bare hub id as a resolved local checkpoint."""
+    from pathlib import Path
+
+    from cai_bench.models.resolve import resolve_checkpoint
+
+    if model.startswith(("bundled:", "hf:")) or Path(model).expanduser().exists():
+        return resolve_checkpoint(model)
+    return resolve_checkpoint(f"hf:{model}")
