@@ -31,7 +31,8 @@ def _engine_settings(engine: str, vllm_python: Optional[str]) -> dict:
 def generate_cmd(
     constitution: str = typer.Option(..., "--constitution", "-c", help="Constitution id or YAML file."),
     prompts: str = typer.Option(..., "--prompts", "-p", help="Task id/dir, or a prompts file (.jsonl/.json/.txt)."),
-    model: str = typer.Option(..., "--model", "-m", help="Checkpoint spec: bundled:NAME, hf:ORG/NAME, DIR, openai:MODEL, ollama:MODEL."),
+    model: str = typer.Option(..., "--model", "-m", help="Checkpoint spec: bundled:NAME, hf:ORG/NAME, DIR, openai:MODEL, ollama:MODEL, "
+                             "or KIND:NAME of a registered backend (cai-bench models list)."),
     selection: str = typer.Option(GENERATION.selection, "--selection", help="Principle selection: random or contextual."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Use only the first N prompts."),
     seed: int = typer.Option(GENERATION.seed, "--seed", help="Seed for principle choice, sampling and the split."),

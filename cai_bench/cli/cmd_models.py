@@ -23,7 +23,15 @@ def list_models() -> None:
     cols = [Col("spec", keep=True), Col("kind", keep=True, drop=2), Col("installed", min_text=8),
             Col("prepared", keep=True), Col("description", drop=1)]
     console.print(fitted_table(cols, rows, title="Bundled models"))
-    console.print("Other specs: hf:ORG/NAME, a local directory (model or PEFT adapter), openai:MODEL, ollama:MODEL")
+    console.print("Other specs: hf:ORG/NAME, a local directory (model or PEFT adapter), openai:MODEL, ollama:MODEL, "
+                  "or KIND:NAME for a served kind below")
+    from cai_bench.models.registry import entries, is_local_kind
+
+    backends = [[kind, engine if engine != "*" else "any", "local" if is_local_kind(kind) else "served",
+                 entry.target, entry.source] for kind, engine, entry in entries()]
+    cols = [Col("kind", keep=True), Col("engine", keep=True), Col("weights", keep=True), Col("class", drop=1),
+            Col("source", drop=2)]
+    console.print(fitted_table(cols, backends, title="Model backends (cai_bench.models.registry)"))
 
 
 @models_app.command("prepare")

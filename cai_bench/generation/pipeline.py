@@ -26,6 +26,7 @@ from cai_bench.defaults import GENERATION
 from cai_bench.errors import UserError
 from cai_bench.generation.chat_settings import ChatSettings
 from cai_bench.models.chat import ChatModel, GenParams
+from cai_bench.models.registry import is_local_kind
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
 from cai_bench.generation.prompts import PromptItem, default_max_new_tokens, load_prompts
@@ -65,7 +66,7 @@ class GenerateConfig(ChatSettings):
         else the environment); the texts are in each record's `content_hash`. The
         engine of a local checkpoint is part of it (HF and vLLM answers differ even
         greedy); "hf" adds nothing, so folders written before engines still match."""
-        engine = {"engine": self.engine} if self.engine != "hf" and generator.get("kind") in ("hf", "peft") else {}
+        engine = {"engine": self.engine} if self.engine != "hf" and is_local_kind(generator.get("kind", "")) else {}
         return {**engine, "constitution": constitution_id, "generator": generator.get("fingerprint"),
                 "endpoint": generator.get("endpoint"),
                 "selection": self.selection, "seed": self.seed, "top_k": self.top_k, "few_shot": self.few_shot,
@@ -207,7 +208,7 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
     if generator is None:
         from cai_bench.models import resolve_checkpoint
 
-        ckpt = resolve_checkpoint(cfg.model, openai_base_url=cfg.base_url, ollama_host=cfg.base_url)
+        ckpt = resolve_checkpoint(cfg.model, base_url=cfg.base_url)
         generator = generator_identity(ckpt)
     _check_identity(out, cfg.identity(generator, constitution.id))
     choices = select_principles([(it.id, it.prompt) for it in items], constitution.principles, cfg.selection,
@@ -249,7 +250,7 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
     kept = sum(1 for r in records if r.drop_reason is None)
     info = {
         "constitution": constitution.id, "prompts_source": source,
-        "model": generator, "engine": cfg.engine if generator.get("kind") in ("hf", "peft") else None,
+        "model": generator, "engine": cfg.engine if is_local_kind(generator.get("kind", "")) else None,
         "selection": cfg.selection, "seed": cfg.seed, "top_k": cfg.top_k,
         "few_shot": cfg.few_shot, "generation": {"max_new_tokens": cfg.max_new_tokens,
                                                  "temperature": cfg.temperature, "top_p": cfg.top_p},

@@ -1,13 +1,15 @@
-"""Response generation for the model under test, through lm-eval.
+"""Response generation for the model under test.
 
-One `Generator` per checkpoint builds its model once and answers chunks of
-prompts: lm-eval's `HFLM` for local dirs, hub snapshots and PEFT adapters
-(each chunk is exported as its own lm-eval task folder, only the missing
-prompts, `with_metric=False`, run with `predict_only=True`; lm-eval's request
-cache is never used: it is not keyed by model), and the chat layer
-(`cai_bench.models.chat`) for served checkpoints (`openai:`, `ollama:`), whose
-retry policy and per-prompt errors it keeps: a prompt that fails for good is
-an `Answer` with `error` set, the others go on.
+One `Generator` per checkpoint answers chunks of prompts with the model the
+registry opens for it (`cai_bench.models.open_checkpoint`, the one model
+contract). A model that wraps an lm-eval LM (the in-process HF backend: local
+dirs, hub snapshots, PEFT adapters) generates through lm-eval: each chunk is
+exported as its own lm-eval task folder, only the missing prompts,
+`with_metric=False`, run with `predict_only=True`; lm-eval's request cache is
+never used (it is not keyed by model). Any other model (served
+`openai:`, `ollama:`, a plugin's kind) is asked through `chat`, whose retry
+policy and per-prompt errors it keeps: a prompt that fails for good is an
+`Answer` with `error` set, the others go on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cai_bench.errors import MissingDependency, UserError
+from cai_bench.errors import UserError
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import EndpointSettings, GenerationSettings
@@ -84,10 +86,11 @@ class Generator(ABC):
 
 
 class LmEvalGenerator(Generator):
-    """Runs chunks through `lm_eval.simple_evaluate` with a prebuilt LM object."""
+    """Runs chunks through `lm_eval.simple_evaluate` with the model's lm-eval LM."""
 
-    def __init__(self, lm: Any, batch_size: int) -> None:
-        self.lm = lm
+    def __init__(self, model: Any, batch_size: int) -> None:
+        self.model = model
+        self.lm = model.lm_eval_lm()
         self.batch_size = batch_size
 
     def generate(self, task: "Task", prompt_ids: Sequence[str], sampling: Sampling) -> list[Answer]:
@@ -139,24 +142,13 @@ class LmEvalGenerator(Generator):
         return [Answer(pid, out[pid], per) for pid in prompt_ids]
 
     def close(self) -> None:
-        model = getattr(self.lm, "_model", None)
         self.lm = None
-        del model
-        try:
-            import gc
-
-            import torch
-
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+        self.model.close()
 
 
 class ChatGenerator(Generator):
-    """Served checkpoints (`openai:`, `ollama:`) through the chat layer: one user
-    turn per prompt, sent concurrently under the shared retry policy."""
+    """Models without an lm-eval LM (`openai:`, `ollama:`, plugins' kinds) through
+    `chat`: one user turn per prompt, sent concurrently under the shared retry policy."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -175,14 +167,6 @@ class ChatGenerator(Generator):
         self.model.close()
 
 
-def _device(gen: "GenerationSettings") -> str:
-    if gen.device:
-        return gen.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def engine_group(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> str:
     """Checkpoints with the same group are answered by one loaded engine: on vLLM
     a base and all its PEFT adapters share one server (LoRA, unmerged); anything
@@ -190,7 +174,7 @@ def engine_group(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> str:
     fingerprint (content), so an adapter whose config names the same weights in
     another folder (e.g. `bundled:` materialized elsewhere) still shares."""
     if ckpt.is_local and gen.engine == "vllm":
-        base = ckpt.metadata.get("base_fingerprint") if ckpt.kind == "peft" else ckpt.fingerprint
+        base = ckpt.metadata.get("base_fingerprint") if ckpt.adapter else ckpt.fingerprint
         return f"vllm:{base or ckpt.model}"
     return ckpt.fingerprint
 
@@ -198,34 +182,31 @@ def engine_group(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings") -> str:
 def load_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
                    openai: "EndpointSettings", ollama: "EndpointSettings",
                    group: Sequence["ResolvedCheckpoint"] = ()) -> Generator:
-    """Build the model under test once for this checkpoint."""
+    """Open the model under test once for this checkpoint, through the model registry."""
+    from cai_bench.harness.config import EndpointSettings
+    from cai_bench.models import open_checkpoint
+    from cai_bench.models.chat import ChatOptions, RetryPolicy
+
     if ckpt.is_local and gen.engine == "vllm":
         return _vllm_generator(ckpt, gen, group)
-    if ckpt.is_local:  # lm-eval runs in-process checkpoints; served ones go through the chat layer
-        try:
-            from lm_eval.models.huggingface import HFLM
-        except ImportError:
-            raise MissingDependency("lm-eval with the hf extra", "pip install 'lm-eval[hf]'") from None
-        device = _device(gen)
-        kwargs: dict[str, Any] = {"pretrained": ckpt.model, "device": device, "batch_size": gen.batch_size,
-                                  "dtype": gen.dtype if device != "cpu" or gen.dtype != "auto" else "float32"}
-        if ckpt.kind == "peft":
-            kwargs["peft"] = ckpt.adapter
-        try:
-            lm = HFLM(**kwargs)
-        except OSError as exc:
-            raise UserError(f"{ckpt.spec}: could not load the model: {exc}") from None
-        return LmEvalGenerator(lm, gen.batch_size)
-    if not gen.chat_template:
+    if not ckpt.is_local and not gen.chat_template:
         raise UserError(f"{ckpt.spec}: served checkpoints need the chat template (generation.chat_template: true)")
-    from cai_bench.models.chat import ChatOptions, RetryPolicy, open_checkpoint
-
-    endpoint = {"openai": openai, "ollama": ollama}.get(ckpt.kind)
-    if endpoint is None:
-        raise UserError(f"{ckpt.spec}: unsupported checkpoint kind {ckpt.kind!r}")
+    endpoint = {"openai": openai, "ollama": ollama}.get(ckpt.kind) or EndpointSettings()
     options = ChatOptions(base_url=endpoint.base_url, api_key=endpoint.api_key, concurrency=endpoint.num_concurrent,
-                          retry=RetryPolicy(attempts=endpoint.max_attempts, timeout=endpoint.timeout))
-    return ChatGenerator(open_checkpoint(ckpt, options))
+                          retry=RetryPolicy(attempts=endpoint.max_attempts, timeout=endpoint.timeout),
+                          batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype, engine=gen.engine)
+    model = open_checkpoint(ckpt, options, load=False)
+    try:
+        if model.lm_eval_lm() is not None:  # the ecosystem path: lm-eval generates for in-process weights
+            return LmEvalGenerator(model, gen.batch_size)
+        if not gen.chat_template:
+            raise UserError(f"{ckpt.spec}: its backend only chats, so it needs the chat template "
+                            "(generation.chat_template: true)")
+        model.load()
+    except BaseException:
+        model.close()
+        raise
+    return ChatGenerator(model)
 
 
 class VllmGenerator(ChatGenerator):
@@ -252,19 +233,21 @@ class VllmGenerator(ChatGenerator):
 def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
                     group: Sequence["ResolvedCheckpoint"] = ()) -> Generator:
     from cai_bench.models.chat import ChatOptions, RetryPolicy
-    from cai_bench.models.chat.vllm_chat import VllmChat, local_options
+    from cai_bench.models.chat.vllm_chat import local_options
+    from cai_bench.models.registry import backend_class
     from cai_bench.models.vllm_server import VllmServer, adapter_names
 
     members = [c for c in [ckpt, *group] if engine_group(c, gen) == engine_group(ckpt, gen)]
     members = list({c.fingerprint: c for c in members}.values())
     if not gen.chat_template:
         raise UserError(f"{ckpt.spec}: generation.engine vllm needs the chat template (generation.chat_template: true)")
-    names = adapter_names(sorted({c.adapter for c in members if c.kind == "peft" and c.adapter}))
+    names = adapter_names(sorted({c.adapter for c in members if c.adapter}))
     server = VllmServer(ckpt.model, gen.vllm, adapters={name: path for path, name in names.items()})
     server.start()
     options = local_options(ChatOptions(batch_size=gen.batch_size, retry=RetryPolicy(attempts=2)))
     try:
-        models = {c.fingerprint: VllmChat.on_server(server, c, options) for c in members}
+        vllm = backend_class(ckpt.kind, "vllm")
+        models = {c.fingerprint: vllm.on_server(server, c, options) for c in members}
     except BaseException:
         server.stop()
         raise

@@ -1,7 +1,8 @@
 """Score checkpoints on `hhh_alignment` by log-likelihood, through lm-eval.
 
 The items are exported as lm-eval `multiple_choice` tasks (cai_bench.tasks.hhh)
-and run with lm-eval's HF backend on the checkpoint (PEFT adapters included),
+and run with the lm-eval LM of the checkpoint's model, opened through the model
+registry on the in-process HF engine (PEFT adapters included),
 so the numbers are exactly what `lm_eval --tasks hhh_alignment` gives. Per item
 we keep whether the right answer won and both log-likelihoods, for paired tests.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cai_bench.errors import MissingDependency, UserError
+from cai_bench.errors import UserError
 from cai_bench.tasks.hhh import RESPONSE_TASK_ID, TASK_ID, HHHItem, export_hhh_lm_eval
 
 if TYPE_CHECKING:
@@ -24,22 +25,19 @@ METRIC = {TASK_ID: "acc", RESPONSE_TASK_ID: "acc_norm"}
 
 
 def build_lm(ckpt: "ResolvedCheckpoint", *, batch_size: int = 8, device: str | None = None) -> Any:
-    """lm-eval's HFLM for a local checkpoint (full model or PEFT adapter)."""
-    if ckpt.kind not in ("hf", "peft"):
+    """The lm-eval LM that scores `ckpt`'s log-likelihoods: its model from the registry
+    on the in-process HF engine (whatever engine generates), dtype "auto" (float32 on
+    a CPU). A backend without log-likelihoods (a served model) is a one-line error."""
+    from cai_bench.models import open_checkpoint
+    from cai_bench.models.chat import ChatOptions
+
+    model = open_checkpoint(ckpt, ChatOptions(engine="hf", batch_size=batch_size, device=device), load=False)
+    lm = model.lm_eval_lm() if model.loglik else None
+    if lm is None:
+        model.close()
         raise UserError(f"{ckpt.spec}: {TASK_ID} needs log-likelihoods, so a local or hub checkpoint "
                         f"(not a {ckpt.kind} endpoint)")
-    try:
-        from lm_eval.models.huggingface import HFLM
-    except ImportError:
-        raise MissingDependency("lm-eval with the hf extra", "pip install 'lm-eval[hf]'") from None
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs: dict[str, Any] = {"pretrained": ckpt.model, "device": device, "batch_size": batch_size,
-                              "dtype": "float32" if device == "cpu" else "auto"}
-    if ckpt.kind == "peft":
-        kwargs["peft"] = ckpt.adapter
-    return HFLM(**kwargs)
+    return lm
 
 
 def evaluate_hhh(lm: Any, items: Sequence[HHHItem], *, views: Sequence[str] = (TASK_ID, RESPONSE_TASK_ID),

@@ -45,7 +45,6 @@ DECIDED_BY = {TASK_ID: "acc", "hhh_alignment_response": "acc_norm"}  # lm-eval m
 METRICS = (MetricSpec("accuracy", "higher", 0.0, 1.0,
                       "1 when the model gives the more helpful, honest and harmless answer the higher "
                       "log-likelihood (lm-eval multiple_choice)"),)
-LOCAL_KINDS = ("hf", "peft")
 
 
 def _h(obj: Any) -> str:
@@ -107,8 +106,10 @@ class LoglikPlan:
 
 def check_checkpoints(ckpts: list["ResolvedCheckpoint"], task_ids: list[str]) -> None:
     """A served checkpoint gives no log-likelihoods: one line naming it, before any work."""
+    from cai_bench.models.registry import can_score_loglik
+
     for ck in ckpts:
-        if ck.kind not in LOCAL_KINDS:
+        if not can_score_loglik(ck.kind):
             raise UserError(f"checkpoint {ck.spec}: {task_ids[0]} scores answers by their log-likelihood, which an "
                             f"{ck.kind} endpoint does not return; run {task_ids[0]} on local, hf: or PEFT checkpoints "
                             "(or leave it out of --task)")

@@ -157,7 +157,7 @@ def make_plan(cfg: RunConfig) -> Plan:
 def engine_of(ck: "ResolvedCheckpoint", engine: str) -> str:
     """The engine that answers for `ck`: the configured one for local weights; a
     served checkpoint (openai:, ollama:) is its own engine."""
-    return engine if ck.kind in ("hf", "peft") else "hf"
+    return engine if ck.is_local else "hf"
 
 
 def _register(store: Store, run_id: str, plan: Plan) -> None:
@@ -168,7 +168,7 @@ def _register(store: Store, run_id: str, plan: Plan) -> None:
     store.set_run_sample(run_id, samples)
     for ck in plan.checkpoints:
         meta = {**ck.metadata, "model": ck.model, "adapter": ck.adapter, "base_url": ck.base_url,
-                "engine": plan.engine if ck.kind in ("hf", "peft") else None}
+                "engine": plan.engine if ck.is_local else None}
         store.upsert_checkpoint(run_id, fingerprint=ck.fingerprint, spec=ck.spec, kind=ck.kind, label=ck.label,
                                 metadata={k: v for k, v in meta.items() if v is not None})
     for part in plan.parts.values():

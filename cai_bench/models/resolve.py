@@ -5,24 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from cai_bench.errors import MissingDependency, UserError
 from cai_bench.io import hub_offline
 from cai_bench.models.bundled import BUNDLED
-from cai_bench.models.chat.settings import ollama_host as ollama_host_setting
-from cai_bench.models.chat.settings import openai_base_url as openai_base_url_setting
 from cai_bench.models.fingerprint import fingerprint_dir, fingerprint_text
 from cai_bench.models.specs import (
     BundledSpec,
     CheckpointSpec,
     HubSpec,
     LocalSpec,
-    OpenAISpec,
     parse_spec,
 )
 
-Kind = Literal["hf", "peft", "openai", "ollama"]
+# "hf" and "peft" are local weights; "openai", "ollama" and any kind a backend
+# registers (cai_bench.models.registry) are served.
+Kind = str
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,7 @@ class ResolvedCheckpoint:
     """What a backend needs: `model` is a local dir (hf/peft) or a served model name.
 
     For `peft`, `model` is the resolved base model dir/id and `adapter` the adapter dir.
+    `is_local` asks the model registry, the one place that knows which kinds are local.
     """
 
     spec: str
@@ -43,13 +42,18 @@ class ResolvedCheckpoint:
 
     @property
     def is_local(self) -> bool:
-        return self.kind in ("hf", "peft")
+        from cai_bench.models.registry import is_local_kind
+
+        return is_local_kind(self.kind)
 
 
 def resolve_checkpoint(spec: str | CheckpointSpec, *, openai_base_url: str | None = None,
-                       ollama_host: str | None = None) -> ResolvedCheckpoint:
-    """Served checkpoints are identified by endpoint + model, so the endpoint a run
-    will actually call (its config, else the environment) goes into the fingerprint."""
+                       ollama_host: str | None = None, base_url: str | None = None) -> ResolvedCheckpoint:
+    """Local forms are resolved here; a served spec (`openai:`, `ollama:`, a plugin's
+    `KIND:NAME`) by its backend class, which fingerprints what identifies it (for
+    endpoints: the one a run will actually call, so its config, else the environment).
+    `base_url` is the endpoint for whichever served kind the spec names;
+    `openai_base_url` / `ollama_host` apply to their kind only and win over it."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     if isinstance(parsed, BundledSpec):
         model = BUNDLED[parsed.name]
@@ -65,17 +69,10 @@ def resolve_checkpoint(spec: str | CheckpointSpec, *, openai_base_url: str | Non
         )
     if isinstance(parsed, LocalSpec):
         return _resolve_local(parsed)
-    if isinstance(parsed, OpenAISpec):
-        base_url = openai_base_url_setting(openai_base_url)
-        return ResolvedCheckpoint(
-            str(parsed), "openai", parsed.model, fingerprint_text("openai", base_url, parsed.model),
-            parsed.model, base_url=base_url,
-        )
-    host = ollama_host_setting(ollama_host)
-    return ResolvedCheckpoint(
-        str(parsed), "ollama", parsed.model, fingerprint_text("ollama", host, parsed.model),
-        parsed.model, base_url=host,
-    )
+    from cai_bench.models.registry import backend_class
+
+    url = {"openai": openai_base_url, "ollama": ollama_host}.get(parsed.kind) or base_url
+    return backend_class(parsed.kind).resolve(parsed.model, url)
 
 
 def _label(path: Path) -> str:

@@ -5,6 +5,8 @@
     openai:MODEL      any OpenAI-compatible endpoint (OPENAI_BASE_URL / OPENAI_API_KEY)
     ollama:MODEL      an Ollama server (OLLAMA_HOST)
     PATH              a local dir: a full model, or a PEFT adapter (adapter_config.json)
+    KIND:NAME         a model of any other served kind in the model registry
+                      (`cai_bench.models.registry`), e.g. a plugin's `toy:echo`
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import ClassVar, Union
 
 from cai_bench.errors import UserError
 
@@ -50,7 +52,19 @@ class LocalSpec:
 
 
 @dataclass(frozen=True)
+class ServedSpec:
+    """`KIND:NAME` for a served kind that a backend registered (see `cai_bench.models.registry`)."""
+
+    kind: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.model}"
+
+
+@dataclass(frozen=True)
 class OpenAISpec:
+    kind: ClassVar[str] = "openai"
     model: str
 
     def __str__(self) -> str:
@@ -59,23 +73,29 @@ class OpenAISpec:
 
 @dataclass(frozen=True)
 class OllamaSpec:
+    kind: ClassVar[str] = "ollama"
     model: str
 
     def __str__(self) -> str:
         return f"ollama:{self.model}"
 
 
-CheckpointSpec = Union[BundledSpec, HubSpec, LocalSpec, OpenAISpec, OllamaSpec]
+CheckpointSpec = Union[BundledSpec, HubSpec, LocalSpec, OpenAISpec, OllamaSpec, ServedSpec]
 
 
 def parse_spec(text: str) -> CheckpointSpec:
     """Parse a spec string; raise `UserError` saying which forms are accepted."""
     from cai_bench.models.bundled import BUNDLED
+    from cai_bench.models.registry import served_kinds
 
     raw = (text or "").strip()
     if not raw:
-        raise UserError("empty checkpoint spec; expected bundled:NAME, hf:ORG/NAME, openai:MODEL, ollama:MODEL or a directory")
+        raise UserError(f"empty checkpoint spec; expected {_forms()} or a directory")
     scheme, sep, rest = raw.partition(":")
+    if sep and scheme not in _SCHEMES and scheme in served_kinds():
+        if not rest.strip():
+            raise UserError(f"checkpoint spec {raw!r}: nothing after '{scheme}:'")
+        return ServedSpec(scheme, rest.strip())
     if sep and scheme in _SCHEMES:
         if not rest.strip():
             raise UserError(f"checkpoint spec {raw!r}: nothing after '{scheme}:'")
@@ -99,7 +119,12 @@ def parse_spec(text: str) -> CheckpointSpec:
     if path.exists():
         raise UserError(f"checkpoint spec {raw!r}: is a file; a local checkpoint must be a directory")
     hint = f" (did you mean hf:{raw}?)" if _HF_ID.match(raw) else ""
-    raise UserError(
-        f"checkpoint spec {raw!r}: no such directory{hint}; expected bundled:NAME, hf:ORG/NAME, "
-        "openai:MODEL, ollama:MODEL or an existing directory"
-    )
+    raise UserError(f"checkpoint spec {raw!r}: no such directory{hint}; expected {_forms()} or an existing directory")
+
+
+def _forms() -> str:
+    """The accepted spec forms, with the served kinds plugins registered."""
+    from cai_bench.models.registry import served_kinds
+
+    extra = [f"{k}:NAME" for k in served_kinds() if k not in _SCHEMES]
+    return ", ".join(["bundled:NAME", "hf:ORG/NAME", "openai:MODEL", "ollama:MODEL", *extra])

@@ -14,7 +14,7 @@ from cai_bench.harness.config import GenerationSettings
 from cai_bench.harness.generate import engine_group
 from cai_bench.models import ResolvedCheckpoint
 from cai_bench.models.chat import ChatOptions
-from cai_bench.models.chat.registry import _target
+from cai_bench.models.registry import backend_class
 from cai_bench.models.vllm_server import BASE_NAME, VllmServer, VllmSettings, adapter_names, server_args
 
 
@@ -71,12 +71,12 @@ def test_adapters_of_one_base_share_a_server_in_run() -> None:
     assert len({engine_group(c, hf) for c in cks}) == 5  # lm-eval's HF model: one model per checkpoint
 
 
-def test_chat_layer_sends_local_checkpoints_to_vllm_when_asked() -> None:
-    assert _target("hf", ChatOptions(engine="vllm")).__name__ == "VllmChat"
-    assert _target("peft", ChatOptions(engine="vllm")).__name__ == "VllmChat"
-    assert _target("hf", ChatOptions()).__name__ == "HFChat"
-    assert _target("openai", ChatOptions(engine="vllm")).__name__ == "OpenAIChat"
-    assert _target("hf", ChatOptions(engine="vllm")).structured  # JSON schema enforced by the server
+def test_registry_sends_local_checkpoints_to_vllm_when_asked() -> None:
+    assert backend_class("hf", "vllm").__name__ == "VllmChat"
+    assert backend_class("peft", "vllm").__name__ == "VllmChat"
+    assert backend_class("hf", "hf").__name__ == "HFModel"
+    assert backend_class("openai", "vllm").__name__ == "OpenAIChat"  # a served kind is its own engine
+    assert backend_class("hf", "vllm").structured  # JSON schema enforced by the server
 
 
 def test_generate_identity_includes_the_engine_of_local_models(tmp_path: Path) -> None:

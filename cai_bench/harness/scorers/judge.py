@@ -1,22 +1,23 @@
 """LLM-as-judge: 1-10 scores for helpfulness, harmlessness and adherence to the
 task's constitution, plus a refusal verdict, from a rubric prompt (`judge_rubric`).
 
-Backends (the chat layer, `cai_bench.models.chat`): Ollama (default,
-`llama3.1:8b`), any OpenAI-compatible server, or an in-process transformers
-model (offline default: the bundled SmolLM2). Output is constrained to the
-verdict's JSON schema where the backend can, and then the whole reply must be
-the verdict; the verdict is parsed strictly and one copied from the judged
-response never counts (`judge_rubric.parse_verdict`). An invalid verdict gets
-one more try, then the row is "unscored" with the reason and the raw text kept,
-never a low score. A request that fails (transport faults past the retry
-policy, an empty reply) gives "error" rows, which a re-run retries.
+Backends (any kind in the model registry, `cai_bench.models.registry`): Ollama
+(default, `llama3.1:8b`), any OpenAI-compatible server, an in-process
+transformers model (offline default: the bundled SmolLM2), or a plugin's kind.
+Output is constrained to the verdict's JSON schema where the backend can, and
+then the whole reply must be the verdict; the verdict is parsed strictly and
+one copied from the judged response never counts (`judge_rubric.parse_verdict`).
+An invalid verdict gets one more try, then the row is "unscored" with the
+reason and the raw text kept, never a low score. A request that fails
+(transport faults past the retry policy, an empty reply) gives "error" rows,
+which a re-run retries.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
@@ -29,7 +30,7 @@ VALID_ATTEMPTS = 2  # one retry on an invalid verdict
 
 
 class JudgeConfig(ScorerConfig):
-    backend: Literal["ollama", "openai", "hf"] = "ollama"
+    backend: str = "ollama"  # a model kind: ollama, openai, hf, or one a plugin registered
     model: str | None = None  # ollama: llama3.1:8b; openai: gpt-4o-mini; hf: bundled:smollm2-135m-instruct
     host: str | None = None  # ollama; else $OLLAMA_HOST
     base_url: str | None = None  # openai; else $OPENAI_BASE_URL
@@ -49,9 +50,20 @@ class JudgeConfig(ScorerConfig):
     engine: Literal["hf", "vllm"] = "hf"  # hf backend: in-process transformers, or a vLLM server (structured outputs)
     vllm: VllmSettings = Field(default_factory=VllmSettings)  # engine vllm: how its server starts
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from cai_bench.models.registry import kinds
+
+        if v not in kinds():
+            raise ValueError(f"unknown judge backend {v!r}; known: {', '.join(kinds())}")
+        return v
+
     @model_validator(mode="after")
     def _engine_for_local(self) -> "JudgeConfig":
-        if self.engine == "vllm" and self.backend != "hf":
+        from cai_bench.models.registry import is_local_kind
+
+        if self.engine == "vllm" and not is_local_kind(self.backend):
             raise ValueError(f"engine vllm serves a local judge model: it needs backend hf, not {self.backend}")
         return self
 
@@ -87,7 +99,9 @@ class JudgeScorer(Scorer):
 
     @property
     def remote(self) -> bool:  # type: ignore[override]
-        return self.config.backend != "hf"
+        from cai_bench.models.registry import is_local_kind
+
+        return not is_local_kind(self.config.backend)
 
     def _options(self) -> Any:
         from cai_bench.models.chat import ChatOptions, RetryPolicy
@@ -104,34 +118,34 @@ class JudgeScorer(Scorer):
                               max_wait=cfg.max_wait))
 
     def available(self) -> tuple[bool, str]:
-        from cai_bench.models.chat import model_available
+        from cai_bench.models.opener import model_available
 
         return model_available(self.config.backend, self.config.model, self._options())
 
     def hub_models(self) -> list[str]:
         if self.remote:
             return []  # served models: nothing is downloaded here
-        from cai_bench.models.chat import backend_class
+        from cai_bench.models.registry import default_model
 
-        return [self.config.model or backend_class(self.config.backend).DEFAULT_MODEL]
+        return [self.config.model or default_model(self.config.backend, self.config.engine)]
 
     def resolved(self) -> dict:
         """Endpoint (remote) or model revision (hf), the rubric's text, and the text
         of a configured constitution (a task's own is in each prompt's content hash)."""
         from cai_bench.harness.scorers.judge_rubric import build_prompt
         from cai_bench.hashing import digest, endpoint
-        from cai_bench.models.chat import backend_class
         from cai_bench.models.chat.settings import ollama_host, openai_base_url
+        from cai_bench.models.registry import default_model, is_local_kind
 
         cfg = self.config
-        model = cfg.model or backend_class(cfg.backend).DEFAULT_MODEL
+        model = cfg.model or default_model(cfg.backend, cfg.engine)
         out: dict[str, Any] = {"rubric": digest([build_prompt("{prompt}", "{response}", nonce="0").messages(),
                                                  verdict_schema()]), "model": model}
         if cfg.backend == "ollama":
             out["endpoint"] = endpoint(ollama_host(cfg.host))
         elif cfg.backend == "openai":
             out["endpoint"] = endpoint(openai_base_url(cfg.base_url))
-        else:
+        elif is_local_kind(cfg.backend):
             from cai_bench.models.revision import model_revision
 
             out["model_revision"] = model_revision(model)
@@ -145,7 +159,7 @@ class JudgeScorer(Scorer):
         return out
 
     def load(self) -> None:
-        from cai_bench.models.chat import open_model
+        from cai_bench.models.opener import open_model
 
         try:
             self._backend = open_model(self.config.backend, self.config.model, self._options())

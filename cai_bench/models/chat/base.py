@@ -70,7 +70,9 @@ class ChatOptions:
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """Anything that answers chats: in-process HF, OpenAI-compatible, Ollama."""
+    """The chat half of the model contract (`cai_bench.models.contract.Model`):
+    what callers that only chat (`generate`, `tasks synthesize`, the judge) need,
+    so they also take any object with `chat` and `close`."""
 
     name: str
     structured: ClassVar[bool]  # True when `json_schema` constrains the output server-side

@@ -1,5 +1,6 @@
-"""In-process Hugging Face chat models (full checkpoints or PEFT adapters):
-batched greedy or sampled generation with left padding.
+"""The in-process chat engine of the HF backend (`hf_model.HFModel`, which the
+registry opens): a full checkpoint or PEFT adapter answering batched greedy or
+sampled generation with left padding.
 
 Left padding keeps every prompt's last token at the same position, so one
 `generate` call serves a whole batch; prompts are grouped by length to waste
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from cai_bench.errors import UserError
-from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
+from cai_bench.models.chat.base import Completion, Conversation, GenParams
 
 log = logging.getLogger("cai_bench.chat")
 
@@ -41,9 +42,7 @@ def _dtype(name: str, device: str):  # noqa: ANN202 - a torch dtype
 class HFChat:
     """A causal LM (optionally with a PEFT adapter) loaded once in this process."""
 
-    kind: ClassVar[str] = "hf"
     structured: ClassVar[bool] = False
-    DEFAULT_MODEL: ClassVar[str] = "bundled:smollm2-135m-instruct"
 
     def __init__(self, model_dir: str, *, adapter: str | None = None, batch_size: int = 16,
                  device: str | None = None, dtype: str = "auto", label: str | None = None,
@@ -73,30 +72,6 @@ class HFChat:
 
             model = PeftModel.from_pretrained(model, adapter)
         self.model = model.to(self.device).eval()
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "HFChat":
-        return cls(ckpt.model, adapter=ckpt.adapter, batch_size=options.batch_size, device=options.device,
-                   dtype=options.dtype, label=ckpt.label, trust_remote_code=options.trust_remote_code)
-
-    @classmethod
-    def open(cls, model: str, options: ChatOptions) -> "HFChat":
-        """From a spec (`bundled:`, `hf:`, a folder, an adapter folder) or a bare hub id."""
-        return cls.from_checkpoint(resolve_local(model), options)
-
-    @classmethod
-    def available(cls, model: str, options: ChatOptions) -> tuple[bool, str]:
-        """False for a hub model that is neither cached nor downloadable (offline hub)."""
-        from pathlib import Path
-
-        if model.startswith("bundled:") or Path(model).expanduser().is_dir():
-            return True, ""
-        from huggingface_hub import constants, try_to_load_from_cache
-
-        repo = model.removeprefix("hf:").split("@")[0]
-        if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo, "config.json"), str):
-            return False, f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
-        return True, ""
 
     def _render(self, conv: Conversation, prefill: str | None) -> str:
         try:
@@ -155,13 +130,3 @@ class HFChat:
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
 
-
-def resolve_local(model: str) -> Any:
-    """A checkpoint spec, a folder or a bare hub id as a resolved local checkpoint."""
-    from pathlib import Path
-
-    from cai_bench.models.resolve import resolve_checkpoint
-
-    if model.startswith(("bundled:", "hf:")) or Path(model).expanduser().exists():
-        return resolve_checkpoint(model)
-    return resolve_checkpoint(f"hf:{model}")

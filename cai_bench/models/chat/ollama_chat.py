@@ -11,10 +11,11 @@ from cai_bench.errors import MissingDependency
 from cai_bench.models.chat._remote import run_batch
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
 from cai_bench.models.chat.retry import BadReply, RetryPolicy
-from cai_bench.models.chat.settings import Endpoint, ollama_endpoint
+from cai_bench.models.chat.settings import Endpoint, ollama_endpoint, ollama_host
+from cai_bench.models.contract import ServedModel
 
 
-class OllamaChat:
+class OllamaChat(ServedModel):
     """A model on an Ollama server (`/api/chat`)."""
 
     kind: ClassVar[str] = "ollama"
@@ -33,6 +34,16 @@ class OllamaChat:
         self.concurrency = concurrency
         self.retry = retry
         self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
+
+    @classmethod
+    def resolve(cls, model: str, base_url: str | None = None) -> Any:
+        """Identified by host + model (the host from the config, else `OLLAMA_HOST`)."""
+        from cai_bench.models.fingerprint import fingerprint_text
+        from cai_bench.models.resolve import ResolvedCheckpoint
+
+        host = ollama_host(base_url)
+        return ResolvedCheckpoint(f"ollama:{model}", "ollama", model, fingerprint_text("ollama", host, model), model,
+                                  base_url=host)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "OllamaChat":

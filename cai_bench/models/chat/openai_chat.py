@@ -15,10 +15,11 @@ from cai_bench.errors import MissingDependency, UserError
 from cai_bench.models.chat._remote import run_batch
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
 from cai_bench.models.chat.retry import BadReply, RetryPolicy
-from cai_bench.models.chat.settings import Endpoint, openai_endpoint
+from cai_bench.models.chat.settings import Endpoint, openai_base_url, openai_endpoint
+from cai_bench.models.contract import ServedModel
 
 
-class OpenAIChat:
+class OpenAIChat(ServedModel):
     """A model behind any server speaking the OpenAI chat-completions API."""
 
     kind: ClassVar[str] = "openai"
@@ -42,6 +43,17 @@ class OpenAIChat:
         # local servers ignore the key, but the client insists on one
         self.client = openai.OpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key or "not-needed",
                                     max_retries=0, timeout=retry.timeout)
+
+    @classmethod
+    def resolve(cls, model: str, base_url: str | None = None) -> Any:
+        """Identified by endpoint + model: the endpoint this run will call (its config,
+        else the environment) goes into the fingerprint."""
+        from cai_bench.models.fingerprint import fingerprint_text
+        from cai_bench.models.resolve import ResolvedCheckpoint
+
+        url = openai_base_url(base_url)
+        return ResolvedCheckpoint(f"openai:{model}", "openai", model, fingerprint_text("openai", url, model), model,
+                                  base_url=url)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "OpenAIChat":

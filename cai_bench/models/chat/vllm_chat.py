@@ -54,7 +54,7 @@ class VllmChat(OpenAIChat):
     @classmethod
     def on_server(cls, server: Any, ckpt: Any, options: ChatOptions) -> "VllmChat":
         """`ckpt` (its base, or one of its LoRA adapters) on a running server the caller stops."""
-        return cls(server, ckpt.adapter if ckpt.kind == "peft" else None, ckpt.label, options, owns_server=False)
+        return cls(server, ckpt.adapter, ckpt.label, options, owns_server=False)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Any, options: ChatOptions) -> "VllmChat":
@@ -65,7 +65,7 @@ class VllmChat(OpenAIChat):
         if not ckpt.is_local:
             raise UserError(f"{ckpt.spec}: engine vllm serves local checkpoints (folders, bundled:, hf:, adapters)")
         settings = options.vllm if options.vllm is not None else VllmSettings()
-        adapters = {name: path for path, name in adapter_names([ckpt.adapter]).items()} if ckpt.kind == "peft" else {}
+        adapters = {name: path for path, name in adapter_names([ckpt.adapter]).items()} if ckpt.adapter else {}
         server = VllmServer(ckpt.model, settings, adapters=adapters).start()
         try:
             return cls.on_server(server, ckpt, local_options(options)).owning()
