@@ -428,7 +428,8 @@ GUARD_ADVICE = {"collapse": "lower the learning rate or the steps of that stage;
 def guard_answers(cfg: PipelineConfig, task: TaskResult, spec: str) -> list[str]:
     """Greedy answers of one checkpoint to the first GUARD_PROMPTS held-out prompts, with
     the eval stage's decoding settings."""
-    from cai_bench.models.chat import ChatOptions, GenParams, open_checkpoint
+    from cai_bench.models import open_checkpoint
+    from cai_bench.models.chat import ChatOptions, GenParams
     from cai_bench.tasks import load_task
 
     prompts = load_task(task.eval_task).prompts[:GUARD_PROMPTS]
