@@ -185,6 +185,12 @@ def assess(rows: Iterable[dict]) -> tuple[list[dict], QualityReport]:
 def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_KEPT_FRACTION,
                min_kept: int = DEFAULT_MIN_KEPT, allow: bool = False, where: str = "data") -> list[str]:
     """Stop (UserError) when too little is kept, unless `allow`; returns warnings."""
+    top = ", ".join(f"{r} {n}" for r, n in report.dropped.most_common(3)) or "none"
+    if report.kept == 0:  # nothing to train on: no flag makes that trainable
+        raise UserError(f"{where}: quality gate failed: kept 0/{report.total} (dropped: {top}); nothing to train on, "
+                        "so --allow-low-quality cannot override it. Fix: a stronger generator (an OpenAI-compatible or Ollama "
+                        "server: --set data.generator=openai:MODEL or ollama:MODEL), more max_new_tokens or more "
+                        "prompts")
     problems = []
     if report.kept_fraction < min_kept_fraction:
         problems.append(f"kept {report.kept}/{report.total} ({report.kept_fraction:.0%}) < {min_kept_fraction:.0%}")
@@ -192,7 +198,6 @@ def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_
         problems.append(f"kept {report.kept} < {min_kept} examples")
     if not problems:
         return []
-    top = ", ".join(f"{r} {n}" for r, n in report.dropped.most_common(3)) or "none"
     msg = (f"{where}: quality gate failed: {'; '.join(problems)} (dropped: {top}). Fix: a stronger generator, more "
            f"max_new_tokens or more prompts; or pass --allow-low-quality to train on it anyway")
     if not allow:

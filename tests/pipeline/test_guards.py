@@ -103,3 +103,11 @@ def test_noop_dpo_guard():
     assert fired.fired and len(fired.reasons) == 2
     moved = noop_dpo_guard(ref, ["a b c", "d e g"], [{"rewards/margins": 0.0}, {"rewards/margins": 0.2}])
     assert not moved.fired
+
+
+def test_nothing_kept_stops_even_with_the_override():
+    """Zero kept rows is never trainable: one line naming a working alternative, whatever the flags."""
+    _, report = assess(_rows(0, 12))
+    for allow in (False, True):
+        with pytest.raises(UserError, match=r"kept 0/12 .*nothing to train on.*data\.generator=openai:"):
+            check_gate(report, min_kept=0, min_kept_fraction=0.0, allow=allow)
