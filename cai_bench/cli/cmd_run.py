@@ -47,6 +47,8 @@ def run_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report and leaderboard."),
     engine: Optional[str] = typer.Option(None, "--engine", help="Engine for local checkpoints: hf (lm-eval's HF "
                                          "model, default) or vllm (a vLLM server; docs/scale.md)."),
+    vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help="Engine vllm: the python that has vLLM "
+                                              "(default: generation.vllm.python, $CAI_BENCH_VLLM_PYTHON, else this one)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
                                           help="Local worker processes sharing the run through the store's "
                                                "leases (more workers elsewhere: run the same command with the "
@@ -85,7 +87,7 @@ def run_cmd(
 
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, limit_mode=limit_mode, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
-                 chunk_size=chunk_size, chat_template=chat_template, engine=engine, workers=workers,
+                 chunk_size=chunk_size, chat_template=chat_template, engine=engine, vllm_python=vllm_python, workers=workers,
                  lease_seconds=lease_seconds, hhh_path=hhh_path)
     given = bool(scorer or scorer_set) or any(v not in (None, False, [], ()) for v in flags.values())
     if config is not None:

@@ -238,6 +238,8 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
             data["workers"]["count" if key == "workers" else key] = value
         elif key == "force":
             data["force"] = data["force"] or bool(value)
+        elif key == "vllm_python":  # --vllm-python: generation.vllm.python
+            gen.setdefault("vllm", {})["python"] = value
         else:
             data[key] = list(value) if isinstance(value, tuple) else value
     try:

@@ -81,3 +81,16 @@ def test_store_password_never_stored_or_printed() -> None:
     assert "s3cret-pw" not in redact_url(url) and "db.example:5432/cai" in redact_url(url)
     assert redact_url("sqlite:////tmp/x/results.sqlite") == "sqlite:////tmp/x/results.sqlite"
     assert "s3cret-pw" not in RunConfig(store=url).public_json()
+
+
+def test_vllm_python_flag_reaches_the_generation_settings() -> None:
+    """`run --vllm-python` sets what `generation.vllm.python` in a run config sets (as `generate` has it)."""
+    from cai_bench.harness.config import RunConfig, apply_overrides
+
+    cfg = apply_overrides(RunConfig(tasks=["xstest"]), engine="vllm", vllm_python="/opt/vllm/bin/python")
+    assert cfg.generation.engine == "vllm" and cfg.generation.vllm.python == "/opt/vllm/bin/python"
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+
+    assert "--vllm-python" in CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250"}).output
