@@ -233,6 +233,7 @@ def run_pipeline(cfg: PipelineConfig, console: Any) -> Any:
     from cai_bench.reports.writer import prepare
 
     started = time.perf_counter()
+    S.check_inputs(cfg)  # nothing is written for bad input
     p = PipelineRun(cfg, console)
     if cfg.profile.startswith("cpu") and (hint := busy_cpu_hint()):
         console.print(f"[yellow]note:[/yellow] {hint}")

@@ -152,6 +152,20 @@ def load_source_task(cfg: PipelineConfig, out: Path | None = None):
     return task, constitution
 
 
+def check_inputs(cfg: PipelineConfig) -> None:
+    """The task, constitution and prompts file load (one line each when not), before the
+    pipeline writes anything: bad input leaves no output folder behind."""
+    from cai_bench.constitutions import load_constitution
+    from cai_bench.tasks import load_task, read_prompts_file
+
+    if cfg.task:
+        load_task(cfg.task)
+        return
+    load_constitution(cfg.constitution)
+    if cfg.prompts:
+        read_prompts_file(Path(cfg.prompts))
+
+
 def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: int | None,
                      max_eval: int | None) -> tuple[list, list]:
     """Per principle: shuffle by seed, hold out round(n * fraction) (at least one where
@@ -191,6 +205,10 @@ def stage_task(cfg: PipelineConfig, out: Path) -> TaskResult:
                                    max_train=cfg.split.max_train, max_eval=cfg.split.max_eval)
     if not train or not held:
         raise UserError(f"task {task.id!r}: {len(task.prompts)} prompts are too few to split into train and eval")
+    if not any(p.principle_id for p in task.prompts):
+        log.warning("task %s: no prompt carries a principle_id, so the split is not stratified by principle and the "
+                    "report has no per-principle rows; give each prompt a principle_id (one of %s's principles)",
+                    task.id, constitution.id)
     eval_id = f"{task.id}_heldout"[:64]
     eval_task = task.model_copy(update={"id": eval_id, "prompts": held, "path": None,
                                         "description": f"held-out eval part of {task.id} (pipeline split, "

@@ -129,3 +129,20 @@ def test_an_edited_recipe_redoes_its_training_stage(tmp_path) -> None:
     recipe.write_text(recipe.read_text().replace("learning_rate: 2.0e-4", "learning_rate: 1.0e-4"))
     after = stage_keys(cfg)
     assert [s for s in before if before[s] != after[s]] == ["sft", "dpo", "eval", "report"]
+
+
+def test_bad_input_writes_nothing(tmp_path) -> None:
+    """A prompts file that does not load stops the pipeline before it writes any file."""
+    import pytest
+
+    from cai_bench.console import console
+    from cai_bench.errors import UserError
+    from cai_bench.pipeline.runner import run_pipeline
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "p1", "prompt": "fine"}\n{"id": "p2", "prompt": \n')
+    out = tmp_path / "run"
+    cfg = build_config({"constitution": "south_africa", "prompts": str(prompts), "out": str(out)})
+    with pytest.raises(UserError, match="prompts.jsonl"):
+        run_pipeline(cfg, console)
+    assert not out.exists()
