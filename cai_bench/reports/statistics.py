@@ -159,7 +159,7 @@ def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_b
     """One row per (group, checkpoint): n, coverage, composite, rank and per
     metric mean with a seeded bootstrap 95% CI (`<key>`, `<key>.lo`, `<key>.hi`, `<key>.n`)."""
     gcol = group_column(by)
-    base_cols = ["group", "label", "fingerprint", "n", "coverage", "composite", "rank"]
+    base_cols = ["group", "label", "fingerprint", "n", "coverage", "composite", "rank", "rank_p"]
     if df.empty:
         return pd.DataFrame(columns=base_cols)
     ok = add_normalized(df)
@@ -186,9 +186,59 @@ def leaderboard(df: pd.DataFrame, by: GroupBy = "culture", *, seed: int = 0, n_b
     metric_frame = pd.DataFrame([cells[i] for i in board.index], index=board.index, columns=metric_cols)
     board = board.join(metric_frame).reset_index().rename(columns={gcol: "group"})
     # No composite (e.g. only n/a metrics) means no rank, shown as "–", sorted last.
-    board["rank"] = board.groupby("group")["composite"].rank(method="min", ascending=False).astype("Int64")
-    board = board.sort_values(["group", "rank", "label", "fingerprint"], kind="mergesort").reset_index(drop=True)
+    board["rank"], board["rank_p"] = _ranks(board, ok, gcol, by, seed, n_boot)
+    board = board.sort_values(["group", "rank", "composite", "label", "fingerprint"],
+                              ascending=[True, True, False, True, True], kind="mergesort").reset_index(drop=True)
     return board[base_cols + metric_cols]
+
+
+RANK_ALPHA = 0.05
+RANK_TEST = ("checkpoints next to each other in composite order share a rank unless their paired difference "
+             "in per-prompt composite (bootstrap over the prompts both answered, Holm-corrected over the "
+             f"adjacent pairs of the group) has p < {RANK_ALPHA}")
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _ranks(board: pd.DataFrame, ok: pd.DataFrame, gcol: str, by: str, seed: int,
+           n_boot: int) -> tuple[pd.Series, pd.Series]:
+    """Ranks that only separate what the data separates (`RANK_TEST`), and each checkpoint's
+    Holm-adjusted p against the one ranked just above it (NaN for the first)."""
+    rank = pd.Series(pd.NA, index=board.index, dtype="Int64")
+    rank_p = pd.Series(np.nan, index=board.index, dtype=float)
+    comp = per_sample(ok)
+    for g, part in board[board["composite"].notna()].groupby("group", sort=True):
+        part = part.sort_values(["composite", "label", "fingerprint"], ascending=[False, True, True], kind="mergesort")
+        fps = part["fingerprint"].tolist()
+        wide = comp[comp[gcol] == g].pivot_table(index=["task_id", "prompt_id"], columns="fingerprint",
+                                                 values="composite", aggfunc="first")
+        raw = []
+        for a, b in zip(fps, fps[1:]):
+            pair = wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else pd.DataFrame()
+            if len(pair) < 2:
+                raw.append(1.0)  # nothing paired to tell them apart
+                continue
+            *_, p = paired_bootstrap(pair[a].to_numpy(float), pair[b].to_numpy(float),
+                                     rng_for(seed, by, g, a, b, "rank"), n_boot)
+            raw.append(float(p))
+        adjusted = holm(raw)
+        current = 1
+        for pos, idx in enumerate(part.index):
+            if pos and adjusted[pos - 1] < RANK_ALPHA:
+                current = pos + 1
+            rank[idx] = current
+            rank_p[idx] = adjusted[pos - 1] if pos else np.nan
+    return rank, rank_p
 
 
 def deltas(df: pd.DataFrame, baseline_fp: str, by: GroupBy = "culture", *, seed: int = 0,

@@ -88,7 +88,9 @@ def composite_note(scales: dict[str, dict]) -> str:
         text += f" ({', '.join(left)} shown, not in the composite)"
     if partly:
         text += f" (not in the composite, as its task declares: {'; '.join(partly)})"
-    return text + "."
+    from cai_bench.reports.statistics import RANK_TEST
+
+    return text + ". Ranks: " + RANK_TEST + "."
 
 
 def leaderboard_table(board: pd.DataFrame, group: str, flagged: frozenset[str] = frozenset(),

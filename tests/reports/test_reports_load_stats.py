@@ -85,11 +85,14 @@ def test_normalization_uses_declared_range_and_direction():
 def test_leaderboard_shape_and_ranks(module_store):
     df = load_results(module_store)
     board = leaderboard(df, "culture", seed=0, n_boot=200)
-    assert list(board.columns[:7]) == ["group", "label", "fingerprint", "n", "coverage", "composite", "rank"]
+    assert list(board.columns[:8]) == ["group", "label", "fingerprint", "n", "coverage", "composite", "rank", "rank_p"]
     assert len(board) == 6  # 3 groups x 2 checkpoints
     for _, part in board.groupby("group"):
-        assert sorted(part["rank"]) == [1, 2]
-        assert part.sort_values("rank")["composite"].is_monotonic_decreasing
+        assert part["composite"].is_monotonic_decreasing  # listed best first
+        first, second = part.to_dict("records")
+        assert first["rank"] == 1 and pd.isna(first["rank_p"])
+        # the second gets rank 2 only when the paired test separates them (6 prompts rarely do)
+        assert second["rank"] == (2 if second["rank_p"] < 0.05 else 1)
     assert (board["coverage"] < 1).all() and (board["n"] == 6).all()
     for key in ("similarity.cosine", "judge.adherence", "moderation.max_score"):
         assert (board[f"{key}.lo"] <= board[key]).all() and (board[key] <= board[f"{key}.hi"]).all()
@@ -127,3 +130,24 @@ def test_groups_without_composite_are_unranked(module_store):
     assert xs["composite"].isna().all() and xs["rank"].isna().all()
     ranked = board[board["group"] != "xstest"]
     assert ranked["rank"].notna().all() and ranked.groupby("group")["rank"].min().eq(1).all()
+
+
+def test_ranks_separate_only_what_the_data_separates():
+    """Three checkpoints on 40 prompts: A clearly above B, B and C indistinguishable -> ranks 1, 2, 2;
+    Holm's correction over the adjacent pairs."""
+    import numpy as np
+
+    from cai_bench.reports.statistics import holm
+
+    base = np.clip(0.5 + np.random.default_rng(0).normal(0, 0.05, 40), 0, 1)
+    wobble = np.where(np.arange(40) % 2, 0.01, -0.01)  # C differs from B by +-0.01, 0 on average
+    rows = []
+    for fp, values in (("A", base + 0.3), ("B", base), ("C", base + wobble)):
+        for i, v in enumerate(values):
+            rows.append({"culture": "ZA", "task_id": "t", "prompt_id": f"p{i}", "fingerprint": fp, "label": fp,
+                         "scorer_id": "s", "metric": "m", "value": float(v), "status": "ok", "direction": "higher",
+                         "lo": 0.0, "hi": 1.0, "in_composite": True, "role": None})
+    board = leaderboard(pd.DataFrame(rows), "culture", seed=0, n_boot=400)
+    assert board["label"].tolist()[0] == "A" and set(board["label"]) == {"A", "B", "C"}
+    assert board["rank"].tolist() == [1, 2, 2] and board["rank_p"].iloc[1] < 0.05 <= board["rank_p"].iloc[2]
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]

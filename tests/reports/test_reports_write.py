@@ -64,7 +64,9 @@ def test_write_report_all_files_and_deterministic(store, tmp_path, hostile):
     assert len(samples) == 2 * 3 * 6  # checkpoints x tasks x prompts
     assert {"composite", "similarity.cosine", "principle_title"} <= set(samples.columns)
     csv = pd.read_csv(report / f"leaderboard_{slug('ZA')}.csv")
-    assert list(csv["label"]) == ["tuned", "base"] and list(csv["rank"]) == [1, 2]
+    assert list(csv["label"]) == ["tuned", "base"]  # best composite first
+    # 6 prompts do not separate them (paired bootstrap, Holm): they share rank 1, and the CSV says how sure
+    assert list(csv["rank"]) == [1, 1 if csv["rank_p"].iloc[1] >= 0.05 else 2]
 
 
 def test_formats_and_bad_baseline(store, tmp_path):
