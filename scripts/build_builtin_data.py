@@ -106,7 +106,11 @@ def bluedot(data: Path, fname: str, cid: str, name: str, culture: str, desc: str
 
 
 def red_team_task(data: Path, sub: str, const: Constitution, tid: str, desc: str) -> Task:
-    """bluedot red_team_prompts.json keys are 0-based positions in the principle list."""
+    """bluedot red_team_prompts.json keys are 0-based positions in the principle list. A prompt
+    expects what its reference does: a refusing reference (the report's refusal rule) -> `refuse`,
+    else `comply` (the Romanian set's value dilemmas, where a good answer engages)."""
+    from cai_bench.reports.refusal import is_refusal
+
     raw = json.loads((data / "bluedot_cai" / sub / "red_team_prompts.json").read_text(encoding="utf-8"))
     assert sorted(map(int, raw)) == list(range(len(const.principles))), sub
     prompts = []
@@ -117,10 +121,12 @@ def red_team_task(data: Path, sub: str, const: Constitution, tid: str, desc: str
                 id=f"{principle.id}-{n}", prompt=item["adversarial_prompt"].strip(), principle_id=principle.id,
                 reference=item["correct_model_response_to_adversarial_prompt"].strip(),
                 rejected=item["incorrect_model_response_to_adversarial_prompt"].strip(),
-                category=principle.category, expect="refuse",
+                category=principle.category,
+                expect="refuse" if is_refusal(item["correct_model_response_to_adversarial_prompt"]) else "comply",
             ))
     return Task(id=tid, constitution=const.id, culture=const.culture, description=desc,
-                source=f"{BLUEDOT}: {sub}/red_team_prompts.json", license="MIT", prompts=prompts)
+                source=f"{BLUEDOT}: {sub}/red_team_prompts.json", license="MIT", prompts=prompts,
+                analyses=["refusal"])
 
 
 def harmless_task(data: Path) -> Task:

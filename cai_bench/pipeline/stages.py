@@ -544,6 +544,26 @@ def _read_json(path: str | None) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else None
 
 
+def metric_meanings(cfg: PipelineConfig) -> dict[str, str]:
+    """What each metric of the eval measures, in the words its scorer declares (the loop section
+    shows them beside the verdicts: a similarity gain is not a behaviour gain)."""
+    from cai_bench.harness.scorers import scorer_class
+
+    out: dict[str, str] = {}
+    for entry in cfg.eval.scorers:
+        sid = entry if isinstance(entry, str) else (entry.get("id") if isinstance(entry, dict) else None)
+        try:
+            metrics = scorer_class(str(sid)).metrics
+        except Exception:  # noqa: BLE001 - an unknown scorer has failed the eval already; no words for it here
+            continue
+        out.update({f"{sid}.{m.name}": m.description for m in metrics if m.description})
+    if cfg.eval.hhh:
+        from cai_bench.harness.loglik import METRICS, SCORER_ID
+
+        out.update({f"{SCORER_ID}.{m.name}": m.description for m in METRICS})
+    return out
+
+
 def loop_record(cfg: PipelineConfig, stages: dict[str, dict[str, Any]], *, task: TaskResult, data: DataResult,
                 sft: TrainResult, dpo: TrainResult, ev: EvalResult) -> Any:
     """What `cai-bench report` needs to rebuild the loop section from the store alone."""
@@ -560,7 +580,7 @@ def loop_record(cfg: PipelineConfig, stages: dict[str, dict[str, Any]], *, task:
         quality=_read_json(data.quality_file), leakage=_read_json(ev.leakage_file) or _read_json(data.leakage_file),
         split={k: v for k, v in split.items() if k in ("task", "seed", "eval_fraction", "per_principle")},
         provenance={s: _read_json(r.provenance_file) for s, r in (("sft", sft), ("dpo", dpo))},
-        config=json.loads(cfg.model_dump_json()), stages=stages)
+        config=json.loads(cfg.model_dump_json()), stages=stages, measures=metric_meanings(cfg))
 
 
 def stage_report(cfg: PipelineConfig, out: Path, stages: dict[str, dict[str, Any]], *, task: TaskResult,

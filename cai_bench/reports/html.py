@@ -90,7 +90,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
 def _loop_view(lr, data: ReportData) -> dict:  # noqa: ANN001 - reports.loop.LoopReport
     from cai_bench.reports.loop import loop_curves_name
 
-    return {"title": lr.record.title, "warnings": lr.warnings, "no_verdict": lr.no_verdict,
+    return {"title": lr.record.title, "warnings": lr.warnings, "no_verdict": lr.no_verdict, "meanings": lr.meanings,
             "n_boot": lr.record.n_boot, "seed": lr.record.seed, "table": tables.loop_table(lr.rows),
             "guards": [f"{g['name']}: " + ("FIRED: " + "; ".join(g["reasons"]) if g["fired"] else "ok")
                        for g in lr.guards],

@@ -31,6 +31,9 @@ ALPHA = 0.05
 PAIRS = (("sft", "base"), ("dpo", "sft"), ("dpo", "base"))
 ROLE_HEADERS = {"base": "base", "sft": "SFT", "dpo": "DPO"}
 CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate")
+# behaviour rows of tasks that ask for refusal analysis: (expect, metric name, better direction)
+REFUSAL_ROWS = (("refuse", "refusal rate (prompts expecting a refusal)", "higher"),
+                ("comply", "over-refusal rate (prompts expecting an answer)", "lower"))
 
 
 @dataclass
@@ -40,12 +43,13 @@ class LoopReport:
     guards: list[dict[str, Any]]  # right after training (from the record), then on every held-out answer
     warnings: list[str]  # fired guards
     no_verdict: list[str] = field(default_factory=list)  # what the eval ran but could not judge, and why
+    meanings: list[str] = field(default_factory=list)  # "metric: what it measures", one per metric of the rows
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         r = self.record
         return {"title": r.title, "rows": self.rows, "guards": self.guards, "warnings": self.warnings,
-                "no_verdict": self.no_verdict, "curves": self.curves, "quality": r.quality, "leakage": r.leakage,
+                "no_verdict": self.no_verdict, "meanings": self.meanings, "curves": self.curves, "quality": r.quality, "leakage": r.leakage,
                 "split": r.split, "provenance": r.provenance, "config": r.config, "stages": r.stages,
                 "checkpoints": {role: {"spec": r.specs.get(role), "fingerprint": r.fingerprints.get(role)}
                                 for role in ROLES}}
@@ -115,6 +119,7 @@ def loop_report(df: pd.DataFrame, extras: StoreExtras, record: LoopRecord) -> Lo
             continue
         direction = str(part["direction"].iloc[0] or "higher")
         rows.append({"task": task, "culture": culture, "metric": name,
+                     "measures": record.measures.get(name, ""),
                      **compare(wide, direction, seed, (task, scorer, metric), n_boot)})
     refused = refusals(mine, extras.task_analyses)
     if not refused.empty:
@@ -122,12 +127,17 @@ def loop_report(df: pd.DataFrame, extras: StoreExtras, record: LoopRecord) -> Lo
         refused["refused"] = refused["refused"].astype(float)
         for task in sorted(set(refused["task_id"])):
             xs = refused[refused["task_id"] == task]
-            for expect, name, direction in (("comply", "over_refusal (safe prompts)", "lower"),
-                                            ("refuse", "refusal (unsafe prompts)", "higher")):
-                wide = _complete(xs[xs["expect"] == expect], "refused")
-                if not wide.empty:
-                    rows.append({"task": task, "culture": str(xs["culture"].iloc[0]), "metric": name,
-                                 **compare(wide, direction, seed, (task, name), n_boot)})
+            for expect, name, direction in REFUSAL_ROWS:
+                part = xs[xs["expect"] == expect]
+                wide = _complete(part, "refused")
+                if wide.empty:
+                    no_verdict.append(f"{task} {name}: no prompt of the eval expects "
+                                      f"{'a refusal' if expect == 'refuse' else 'an answer'}")
+                    continue
+                by = int(part["by_verdict"].sum())
+                rows.append({"task": task, "culture": str(xs["culture"].iloc[0]), "metric": name,
+                             "decided_by": f"{by} by scorer verdict, {len(part) - by} by the string rule",
+                             **compare(wide, direction, seed, (task, name), n_boot)})
     for task in record.tasks:
         if task not in set(mine["task_id"]):
             no_verdict.append(f"{task}: no scored answers of all three checkpoints in the store")
@@ -142,7 +152,20 @@ def loop_report(df: pd.DataFrame, extras: StoreExtras, record: LoopRecord) -> Lo
     guards = list(record.early_guards) + final
     warnings = [f"{g['name']}: " + "; ".join(g["reasons"]) for g in guards if g["fired"]]
     curves = {s: _curves(record.log_history.get(s) or []) for s in ("sft", "dpo")}
-    return LoopReport(record, rows, guards, warnings, no_verdict, curves)
+    return LoopReport(record, rows, guards, warnings, no_verdict=no_verdict, meanings=_meanings(rows), curves=curves)
+
+
+def _meanings(rows: list[dict[str, Any]]) -> list[str]:
+    out: dict[str, str] = {}
+    for r in rows:
+        if r["metric"] in out:
+            continue
+        if "decided_by" in r:
+            out[r["metric"]] = ("share of answers that refuse: a scorer verdict with role refusal where one was "
+                                "scored, else the string rule (docs/reports.md)")
+        elif r.get("measures"):
+            out[r["metric"]] = r["measures"]
+    return [f"{k}: {v}" for k, v in out.items()]
 
 
 def loop_reports(df: pd.DataFrame, extras: StoreExtras, records: list[LoopRecord]) -> list[LoopReport]:

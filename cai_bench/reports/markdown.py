@@ -87,6 +87,12 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
         deltas = [f"{fmt(row[f'{a}_vs_{b}']['delta'], 3)} ({fmt(row[f'{a}_vs_{b}']['p'], 3)})" for a, b in PAIRS]
         lines.append(f"| {e(row['culture'])} | {e(row['task'])} | {e(row['metric'])} | {row['n']} | "
                      + " | ".join(cells + deltas) + f" | {row['verdict']} |")
+    if lr.meanings:
+        lines += ["", "What each metric measures:", ""] + [f"- {e(x)}" for x in lr.meanings]
+    refusal_rows = [row for row in lr.rows if "decided_by" in row]
+    if refusal_rows:
+        lines += ["", "Refusal verdicts decided: " + "; ".join(f"{e(row['task'])} {e(row['metric'])}: "
+                                                           f"{row['decided_by']}" for row in refusal_rows)]
     if lr.no_verdict:
         lines += ["", f"{h} Evaluated but without a verdict", ""] + [f"- {e(x)}" for x in lr.no_verdict]
     lines += ["", f"{h} Guards", ""]

@@ -158,6 +158,8 @@ def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports
                       *(fmt(row[x]["mean"]) for x in ROLES), fmt(d["delta"]), fmt(d["p"]),
                       f"[{colour[v]}]{v}[/{colour[v]}]" if v in colour else v)
         console.print(t)
+        for x in lr.meanings:
+            console.print(f"[dim]{escape(x)}[/dim]")
         for x in lr.no_verdict:
             console.print(f"[yellow]no verdict:[/yellow] {escape(x)}")
         for w in lr.warnings:

@@ -39,6 +39,7 @@ class LoopRecord:
     provenance: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> {seconds, cached}
+    measures: dict[str, str] = field(default_factory=dict)  # "scorer.metric" -> what it measures, in words
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=str)

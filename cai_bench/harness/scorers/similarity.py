@@ -21,7 +21,8 @@ class SimilarityConfig(ScorerConfig):
 
 
 @scorer("similarity", metrics=[
-    MetricSpec("similarity", "higher", -1.0, 1.0, "cosine(response, reference) in MiniLM space"),
+    MetricSpec("similarity", "higher", -1.0, 1.0, "closer to the reference answers (cosine of MiniLM embeddings); "
+               "wording, not behaviour: a fluent harmful answer can score high"),
 ])
 class SimilarityScorer(Scorer):
     Config: ClassVar[type[ScorerConfig]] = SimilarityConfig
