@@ -485,6 +485,7 @@ def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task: TaskR
 
 
 # ---------------------------------------------------------------- eval
+HHH_CHUNK = 128  # HHH items per committed unit of work in the eval stage
 def recheck_leakage(cfg: PipelineConfig, out: Path, task: TaskResult, data: DataResult) -> Path:
     """The eval sets may have changed since the data stage checked them (eval settings are not
     part of the data key): check the training prompts against the sets evaluated now, before
@@ -531,7 +532,9 @@ def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult
         generated += run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console).generated
     tasks = [task.eval_task_id, *(load_task(t).id for t in others)]
     if cfg.eval.hhh:
-        hhh = dict(common, scorers=[], generation=GenerationSettings(batch_size=cfg.eval.hhh_batch_size))
+        # one lm-eval call per 128 items (32-item chunks pay lm-eval's per-call set-up four times as often)
+        hhh = dict(common, scorers=[], generation=GenerationSettings(batch_size=cfg.eval.hhh_batch_size,
+                                                                     chunk_size=HHH_CHUNK))
         run(RunConfig(tasks=list(cfg.eval.hhh_views), limit=cfg.eval.hhh_limit, hhh_path=hhh_source(cfg), **hhh),
             console=console)
         tasks += list(cfg.eval.hhh_views)

@@ -151,7 +151,7 @@ def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports
         t = RichTable(title=f"{escape(r.title)}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05, "
                             f"{r.n_boot} resamples)", title_justify="left")
         for col in ("culture", "task", "metric", "n", "base", "SFT", "DPO", "DPO-base", "p", "verdict"):
-            t.add_column(col, no_wrap=col in ("task", "metric"))
+            t.add_column(col)
         for row in lr.rows:
             d, v = row["dpo_vs_base"], row["verdict"]
             t.add_row(escape(row["culture"]), escape(row["task"]), escape(row["metric"]), str(row["n"]),
