@@ -29,6 +29,11 @@ def pipeline(
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Go on when training data overlaps eval prompts."),
     allow_low_quality: bool = typer.Option(False, "--allow-low-quality",
                                            help="Train even when the data quality gate fails."),
+    allow_no_verdict: bool = typer.Option(False, "--allow-no-verdict",
+                                          help="Train even when the pre-flight finds no metric that can judge the "
+                                          "culture under test."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the pre-flight (what each eval task can be judged "
+                                 "on, HHH data, estimated stage times) and the stage plan; write nothing."),
 ) -> None:
     """Run task split -> CAI data -> SFT -> DPO -> eval -> report; every stage cached and resumable."""
     from cai_bench.io import parse_assignment, set_path
@@ -52,5 +57,7 @@ def pipeline(
         raw["allow_overlap"] = True
     if allow_low_quality:
         raw.setdefault("data", {})["allow_low_quality"] = True
+    if allow_no_verdict:
+        raw["allow_no_verdict"] = True
     cfg = build_config(raw, source=source, lines=lines)
-    run_pipeline(cfg, console)
+    run_pipeline(cfg, console, dry_run=dry_run)

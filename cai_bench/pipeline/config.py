@@ -136,6 +136,7 @@ class PipelineConfig(_Strict):
     dpo: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     allow_overlap: bool = False
+    allow_no_verdict: bool = False  # train although the pre-flight finds no metric for the culture under test
 
     @model_validator(mode="after")
     def _source(self) -> "PipelineConfig":

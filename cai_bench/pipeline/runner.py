@@ -226,14 +226,41 @@ def _summary(name: str, result: Any, cfg: PipelineConfig, out: Path) -> str | No
     return None
 
 
-def run_pipeline(cfg: PipelineConfig, console: Any) -> Any:
-    """Every stage of `STAGES`; prints the loop's verdicts and returns its `reports.loop.LoopReport`."""
+def plan_lines(cfg: PipelineConfig) -> list[str]:
+    """Each stage and whether a re-run would reuse it (`--dry-run`)."""
+    out = Path(cfg.out).expanduser().resolve()
+    keys = stage_keys(cfg)
+    lines = [f"plan for {out}:"]
+    for idx, st in enumerate(STAGES):
+        state_file = out / st.name / "stage.json"
+        state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else None
+        status = ("cached" if state and state.get("key") == keys[st.name] and state.get("done")
+                  else "resume" if state and state.get("key") == keys[st.name] else "run")
+        lines.append(f"  [{idx + 1}/{len(STAGES)}] {st.name}: {status} (key {keys[st.name]})")
+    return lines
+
+
+def run_pipeline(cfg: PipelineConfig, console: Any, *, dry_run: bool = False) -> Any:
+    """Every stage of `STAGES`; prints the loop's verdicts and returns its `reports.loop.LoopReport`
+    (`dry_run`: the plan and the pre-flight, nothing written, None returned)."""
     from cai_bench.cpu_threads import busy_cpu_hint
+    from cai_bench.pipeline.preflight import preflight, require_verdicts
     from cai_bench.reports.terminal import print_loop_verdicts
     from cai_bench.reports.writer import prepare
 
     started = time.perf_counter()
     S.check_inputs(cfg)  # nothing is written for bad input
+    pre = preflight(cfg)
+    for line in pre.lines():
+        console.print(line, highlight=False, markup=False)
+    if dry_run:
+        for line in plan_lines(cfg):
+            console.print(line, highlight=False, markup=False)
+        for w in require_verdicts(pre, allow=True):
+            console.print(f"[yellow]warning:[/yellow] {w}")
+        return None
+    for w in require_verdicts(pre, allow=cfg.allow_no_verdict):
+        console.print(f"[yellow]warning:[/yellow] {w}")
     p = PipelineRun(cfg, console)
     if cfg.profile.startswith("cpu") and (hint := busy_cpu_hint()):
         console.print(f"[yellow]note:[/yellow] {hint}")

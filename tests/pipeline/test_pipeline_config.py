@@ -146,3 +146,39 @@ def test_bad_input_writes_nothing(tmp_path) -> None:
     with pytest.raises(UserError, match="prompts.jsonl"):
         run_pipeline(cfg, console)
     assert not out.exists()
+
+
+def test_preflight_stops_a_culture_no_metric_can_judge_and_dry_run_writes_nothing(tmp_path) -> None:
+    """Prompts without references, no refusal analysis, similarity only: the pipeline stops before
+    training with one line (unless --allow-no-verdict); --dry-run prints the plan and writes nothing."""
+    import json
+
+    import pytest
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+    from cai_bench.errors import UserError
+    from cai_bench.pipeline.preflight import preflight, require_verdicts
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Question {i} about elders?",
+                                           "principle_id": "rule_of_law"}) + "\n" for i in range(8)))
+    out = tmp_path / "run"
+    raw = {"constitution": "south_africa", "prompts": str(prompts), "out": str(out),
+           "eval": {"tasks": ["xstest"], "limit": 4, "hhh": False}}
+    pre = preflight(build_config(raw))
+    culture = pre.tasks[0]
+    assert culture.role == "culture under test" and not culture.judged
+    assert "similarity: no prompt has a reference answer" in culture.problems
+    assert pre.tasks[1].judged_by == ["refusal rule (2 expect comply, 2 expect refuse)"]  # xstest, 4 drawn
+    assert set(pre.estimates) == {"task", "data", "sft", "dpo", "eval", "report"}
+    with pytest.raises(UserError, match=r"culture under test .*no verdict possible.*--allow-no-verdict"):
+        require_verdicts(pre, allow=False)
+    assert require_verdicts(pre, allow=True)  # a warning instead
+    res = CliRunner().invoke(app, ["pipeline", "--constitution", "south_africa", "--prompts", str(prompts), "--out",
+                                   str(out), "--set", "eval.hhh=false", "--dry-run"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "NO VERDICT POSSIBLE" in res.output and "[3/6] sft: run" in res.output and not out.exists()
+    res = CliRunner().invoke(app, ["pipeline", "--constitution", "south_africa", "--prompts", str(prompts), "--out",
+                                   str(out), "--set", "eval.hhh=false"])
+    assert res.exit_code == 2 and "--allow-no-verdict" in res.output and not out.exists()

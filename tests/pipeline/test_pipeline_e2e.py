@@ -128,7 +128,7 @@ def test_generate_source_stops_at_the_quality_gate(tiny_model, tmp_path, home):
     cfg = build_config({"constitution": "south_africa", "prompts": str(prompts), "student": str(tiny_model),
                         "out": str(out), "split": {"eval_fraction": 0.3},
                         "data": {"max_new_tokens": 6, "batch_size": 8, "min_kept": 4},
-                        "eval": {"tasks": [], "hhh": False}})
+                        "eval": {"tasks": [], "hhh": False}, "allow_no_verdict": True})
     assert cfg.data_source == "generate" and cfg.generator == str(tiny_model)
     with pytest.raises(UserError, match=r"quality gate failed: kept \d+/\d+ .*--allow-low-quality"):
         run_pipeline(cfg, console)

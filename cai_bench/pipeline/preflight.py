@@ -1,0 +1,167 @@
+"""Pre-flight: before any training, what each eval task can be judged on, whether the
+HHH data is here, and how long each stage should take.
+
+A culture under test whose held-out part no metric can judge (no reference answers
+for similarity, no refusal analysis, no judge) would be trained for nothing: the
+pipeline stops with one line unless `--allow-no-verdict`. `--dry-run` prints the
+whole plan and writes nothing.
+
+Estimates scale the stage times recorded with the profile (measured on this
+project's 2-core CPU; `PROFILE_TIMES`) by this run's sizes; a previous run in the
+same output folder (`timings.json`) is used instead where it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cai_bench.errors import UserError
+from cai_bench.pipeline.config import PipelineConfig
+
+# seconds per stage of the shipped cpu-small pipeline on cai_south_africa (2026-12-07, this machine, beside
+# other work): 64 train prompts, 32 held-out + 2 x 16 regression prompts, 100 HHH items, 3 checkpoints
+PROFILE_TIMES: dict[str, dict[str, Any]] = {
+    "cpu-small": {"sizes": {"train": 64, "eval_prompts": 64, "hhh": 100},
+                  "seconds": {"task": 0.3, "data": 0.3, "sft": 208.0, "dpo": 614.0, "eval_generate": 420.0,
+                              "eval_hhh": 440.0, "report": 12.0}},
+}
+GENERATE_PER_PROMPT = 8.0  # seconds per train prompt for `data.source: generate` with SmolLM2 (measured: 14 min / 96)
+
+
+@dataclass
+class TaskCheck:
+    task: str
+    role: str  # culture under test | regression | HHH
+    prompts: int
+    judged_by: list[str] = field(default_factory=list)  # what can give it a verdict offline
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.judged_by)
+
+
+@dataclass
+class Preflight:
+    tasks: list[TaskCheck]
+    estimates: dict[str, float]  # stage -> seconds
+    source: str  # where the estimates come from
+
+    def lines(self) -> list[str]:
+        out = ["pre-flight:"]
+        for t in self.tasks:
+            verdict = ", ".join(t.judged_by) if t.judged else "NO VERDICT POSSIBLE"
+            out.append(f"  {t.role} {t.task} ({t.prompts} prompts): {verdict}"
+                       + (f" [{'; '.join(t.problems)}]" if t.problems else ""))
+        total = sum(self.estimates.values())
+        out.append(f"  estimated stage times ({self.source}): "
+                   + ", ".join(f"{k} ~{v:.0f}s" for k, v in self.estimates.items()) + f"; total ~{total / 60:.0f} min")
+        return out
+
+
+def _scorer_ids(cfg: PipelineConfig) -> list[str]:
+    ids = []
+    for entry in cfg.eval.scorers:
+        sid = entry if isinstance(entry, str) else (entry.get("id") if isinstance(entry, dict) else None)
+        if sid:
+            ids.append(str(sid))
+    return ids
+
+
+def _check_task(task: Any, role: str, scorer_ids: list[str]) -> TaskCheck:
+    from cai_bench.harness.scorers import scorer_class
+
+    check = TaskCheck(task.id, role, len(task.prompts))
+    with_ref = sum(1 for p in task.prompts if p.reference)
+    for sid in scorer_ids:
+        try:
+            cls = scorer_class(sid)
+        except UserError as exc:
+            check.problems.append(f"{sid}: {exc.message}")
+            continue
+        if getattr(cls, "needs_reference", False):
+            if with_ref:
+                check.judged_by.append(f"{sid} ({with_ref} of {len(task.prompts)} prompts have a reference)")
+            else:
+                check.problems.append(f"{sid}: no prompt has a reference answer")
+        else:
+            check.judged_by.append(sid)
+    if "refusal" in task.analyses:
+        kinds = {p.expect for p in task.prompts}
+        check.judged_by.append("refusal rule (" + ", ".join(f"{sum(p.expect == k for p in task.prompts)} expect {k}"
+                                                            for k in sorted(k for k in kinds if k)) + ")")
+    return check
+
+
+def _estimates(cfg: PipelineConfig, train: int, eval_prompts: int, hhh: int) -> tuple[dict[str, float], str]:
+    previous = Path(cfg.out).expanduser() / "timings.json"
+    if previous.is_file():
+        try:
+            return {k: float(v) for k, v in json.loads(previous.read_text()).items()}, f"last run in {previous}"
+        except (ValueError, AttributeError):
+            pass
+    rec = PROFILE_TIMES.get(cfg.profile)
+    if rec is None:
+        return {}, f"no stage times recorded for profile {cfg.profile}"
+    sz, sec = rec["sizes"], rec["seconds"]
+    data = sec["data"] if cfg.data_source == "bundled" else GENERATE_PER_PROMPT * train
+    est = {"task": sec["task"], "data": data, "sft": sec["sft"] * train / sz["train"],
+           "dpo": sec["dpo"] * train / sz["train"],
+           "eval": sec["eval_generate"] * eval_prompts / sz["eval_prompts"] + sec["eval_hhh"] * hhh / sz["hhh"],
+           "report": sec["report"]}
+    return est, f"profile {cfg.profile} as measured on a 2-core CPU, scaled to this run's sizes"
+
+
+def preflight(cfg: PipelineConfig) -> Preflight:
+    """The checks, without loading a model or writing anything (synthesised prompts count as unknown)."""
+    from cai_bench.pipeline.stages import hhh_source, load_source_task, stratified_split
+    from cai_bench.tasks import load_task
+
+    scorers = _scorer_ids(cfg)
+    checks: list[TaskCheck] = []
+    train_n = cfg.split.max_train or 0
+    eval_prompts = 0
+    if cfg.synthesize is None:
+        task, _ = load_source_task(cfg)
+        train, held = stratified_split(task.prompts, fraction=cfg.split.eval_fraction, seed=cfg.split.seed,
+                                       max_train=cfg.split.max_train, max_eval=cfg.split.max_eval)
+        train_n, eval_prompts = len(train), len(held)
+        checks.append(_check_task(task.model_copy(update={"prompts": held}), "culture under test", scorers))
+    from cai_bench.harness.sample import sample_task
+
+    for tid in cfg.regression_tasks():
+        t = load_task(tid)
+        chosen = set(sample_task(t, cfg.eval.limit, seed=cfg.seed).prompt_ids)  # the prompts the eval's run draws
+        part = [p for p in t.prompts if p.id in chosen]
+        eval_prompts += len(part)
+        checks.append(_check_task(t.model_copy(update={"prompts": part}), "regression", scorers))
+    hhh_n = 0
+    if cfg.eval.hhh:
+        from cai_bench.tasks.hhh import hhh_path
+
+        for view in cfg.eval.hhh_views:
+            check = TaskCheck(view, "HHH", cfg.eval.hhh_limit or 0)
+            try:
+                hhh_path(hhh_source(cfg), download=False)
+                check.judged_by.append("log-likelihood accuracy")
+                hhh_n = cfg.eval.hhh_limit or 438
+            except UserError as exc:
+                check.problems.append(exc.message)
+            checks.append(check)
+    est, source = _estimates(cfg, train_n or 64, eval_prompts, hhh_n * len(cfg.eval.hhh_views))
+    return Preflight(checks, est, source)
+
+
+def require_verdicts(pre: Preflight, *, allow: bool) -> list[str]:
+    """Stop (one line) when the culture under test could get no verdict, unless `allow`; warnings otherwise."""
+    blind = [t for t in pre.tasks if not t.judged]
+    warnings = [f"{t.role} {t.task}: no verdict possible ({'; '.join(t.problems) or 'no metric applies'})"
+                for t in blind]
+    if any(t.role == "culture under test" for t in blind) and not allow:
+        raise UserError(warnings[0] + ". Fix: add reference answers, add a task.yaml `analyses: [refusal]` with "
+                        "`expect` per prompt, or a judge scorer (--set eval.scorers='[similarity, judge]'); or "
+                        "--allow-no-verdict to train anyway")
+    return warnings
