@@ -30,7 +30,7 @@ def late_declarations(store_url: str) -> LateDeclarations:
     the report applies them in memory (a read-only store is reportable). Metrics of a scorer
     that is not installed now, and tasks no longer found, stay undeclared."""
     try:
-        engine = open_engine(store_url, create=False)
+        engine = open_engine(store_url, create=False, read_only=True)
     except FileNotFoundError:
         return LateDeclarations()
     try:

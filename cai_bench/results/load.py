@@ -76,7 +76,7 @@ def _engine_name(settings: dict[str, Any], kind: str | None) -> str:
 def open_for_reading(store_url: str):  # noqa: ANN201 - SQLAlchemy Engine
     """The store's engine for reading; a missing store is one line with the fix."""
     try:
-        return open_engine(store_url, create=False)
+        return open_engine(store_url, create=False, read_only=True)
     except FileNotFoundError as exc:
         raise UserError(f"results store {exc.args[0]} does not exist: run `cai-bench run` first "
                         "or pass --store") from None

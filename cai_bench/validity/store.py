@@ -47,7 +47,7 @@ Index("ix_validations_scorer", validations.c.scorer_id, validations.c.scorer_has
 def _engine(url: str, create: bool):
     from cai_bench.results import make_engine
 
-    engine = make_engine(url, create=create)
+    engine = make_engine(url, create=create, read_only=not create)  # reading writes nothing
     if create:
         metadata.create_all(engine)
     return engine
