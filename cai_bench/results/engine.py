@@ -118,6 +118,34 @@ def _read_only_engine(url: str):  # noqa: ANN202 - SQLAlchemy Engine
                     f"`cai-bench report --migrate --store URL` migrates it")
 
 
+def _write_failure(path: Path, exc: BaseException) -> str | None:
+    """Why SQLite could not write the store file when the cause is the environment
+    (a full disk, a file size limit, a read-only file), else None. SQLite says only
+    "disk I/O error" or "database or disk is full"; the limit and the free space name it."""
+    import resource
+    import shutil
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY"):
+        return f"{exc} (the file or its folder is read-only)"
+    if not name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
+        if max((f.stat().st_size for f in files if f.exists()), default=0) + (1 << 20) > limit:
+            return f"file size limit reached ({limit} bytes: ulimit -f)"
+    try:
+        if shutil.disk_usage(path.parent).free < (4 << 20):
+            return "no space left on device"
+    except OSError:
+        pass
+    return str(exc) if name.startswith("SQLITE_FULL") else None
+
+
 def _need_psycopg(url: str) -> None:
     if "+psycopg" in url.split("://", 1)[0]:
         try:
@@ -149,6 +177,13 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False):
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "handle_error")
+        def _no_room(ctx) -> None:  # noqa: ANN001 - ExceptionContext
+            reason = _write_failure(path, ctx.original_exception)
+            if reason is not None:
+                raise UserError(f"store {path}: cannot write: {reason}; work committed before is kept: "
+                                "the same command continues once it can write") from None
     else:
         url = _with_driver(url)
         _need_psycopg(url)
