@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -176,11 +176,19 @@ class Store:
                          .on_conflict_do_nothing(index_elements=["run_id", "fingerprint"]))
 
     def upsert_task(self, *, task_id: str, constitution_id: str, culture: str, n_prompts: int,
-                    metadata: dict[str, Any], prompts: Sequence[dict[str, Any]]) -> None:
+                    metadata: dict[str, Any], prompts: Sequence[dict[str, Any]],
+                    current: Mapping[str, str] | None = None) -> None:
         """The task row and its prompt versions. Each prompt row is keyed by its
         content hash, so an edited prompt is a new row beside the old one; the
         versions given here become the task's `current` ones, all others stop
-        being current (their answers and scores stay, but are not reported)."""
+        being current (their answers and scores stay, but are not reported).
+
+        `current` (prompt id -> content hash of every prompt the task holds now) is
+        given when `prompts` is only the part a run uses (a `--limit` sample of a
+        100k-prompt task stores 5 rows, not 100k): then a stored version stops being
+        current only when the task no longer holds it, so answers to prompts other
+        runs sampled stay reported."""
+        p = S.prompts.c
         with self.engine.begin() as conn:
             ins = _insert(conn, S.tasks).values(
                 task_id=task_id, constitution_id=constitution_id, culture=culture, n_prompts=n_prompts,
@@ -188,9 +196,17 @@ class Store:
             conn.execute(ins.on_conflict_do_update(
                 index_elements=["task_id"],
                 set_={k: ins.excluded[k] for k in ("constitution_id", "culture", "n_prompts", "metadata_json")}))
-            if not prompts:
-                return
-            conn.execute(update(S.prompts).where(S.prompts.c.task_id == task_id).values(current=0))
+            if current is None:
+                if not prompts:
+                    return
+                conn.execute(update(S.prompts).where(p.task_id == task_id).values(current=0))
+            else:
+                stale = [(pid, ch) for pid, ch in conn.execute(
+                    select(p.prompt_id, p.content_hash).where(p.task_id == task_id, p.current == 1)).all()
+                    if current.get(pid) != ch]
+                for part in _chunks(stale, 200):
+                    conn.execute(update(S.prompts).where(p.task_id == task_id, or_(*[
+                        and_(p.prompt_id == pid, p.content_hash == ch) for pid, ch in part])).values(current=0))
             for part in _chunks(list(prompts)):
                 ins = _insert(conn, S.prompts)
                 conn.execute(ins.on_conflict_do_update(
