@@ -126,13 +126,14 @@ def test_read_commands_work_on_a_read_only_store_and_write_nothing(ro_store: Pat
 
 
 def test_reading_does_not_reap_or_migrate(tmp_path: Path) -> None:
-    """A reader leaves a dead run `running` (the next writer marks it) and writes nothing."""
+    """A reader leaves a dead run `running` in the store (the next writer marks it), shows it
+    as `interrupted`, and writes nothing."""
     db = tmp_path / "results.sqlite"
     build(db, dead_running_run=True)
     before = _snapshot(tmp_path)
     res = CliRunner().invoke(app, ["report", "--store", str(db), "--list-configs"])
     assert res.exit_code == 0, res.output
-    assert "dead: running" in res.output
+    assert "dead: interrupted" in res.output
     assert _snapshot(tmp_path)["results.sqlite"] == before["results.sqlite"]  # SQLite's -wal/-shm may appear
     con = sqlite3.connect(db)
     assert con.execute("select status from runs where run_id = 'dead'").fetchone() == ("running",)
@@ -224,5 +225,13 @@ def test_postgresql_store_is_read_in_read_only_sessions(pg_url: str, tmp_path: P
                  ["report", "--list-configs"]):
         res = CliRunner().invoke(app, [*args, "--store", pg_url])
         assert res.exit_code == 0, res.output
-    assert "dead: running" in res.output  # not reaped by a reader
+    assert "dead: interrupted" in res.output  # shown as the next writer will mark it
+    from sqlalchemy import create_engine
+
+    from cai_bench.results.schema import _with_driver
+
+    engine = create_engine(_with_driver(pg_url))
+    with engine.connect() as conn:
+        assert conn.execute(text("select status from runs where run_id = 'dead'")).scalar() == "running"
+    engine.dispose()
     assert (tmp_path / "o" / "report" / "index.html").is_file()
