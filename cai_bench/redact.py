@@ -116,4 +116,4 @@ def redact_json(text: str) -> str:
     except (TypeError, ValueError):
         return redact_text(text)
     clean = redact_obj(data)
-    return text if clean == data else json.dumps(clean, sort_keys=True)
+    return text if clean == data else json.dumps(clean, sort_keys=True, ensure_ascii=False)

@@ -264,7 +264,7 @@ class Store:
         removes the error row."""
         if not rows:
             return 0
-        values = _unit_rows(unit, run_id, [(pid, {"error": err}) for pid, err in rows])
+        values = _unit_rows(unit, run_id, [(pid, {"error": redact_text(err)}) for pid, err in rows])
         with self.engine.begin() as conn:
             ins = _insert(conn, S.generation_errors)
             conn.execute(ins.on_conflict_do_update(

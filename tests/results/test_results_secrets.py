@@ -84,3 +84,27 @@ def test_redaction_of_settings_masks_secret_keys_and_urls():
     clean = '{"b": 1, "a": "http://h/v1"}'
     assert redact_json(clean) is clean  # nothing secret: the text as written
     assert json.loads(redact_json('{"token": "x"}')) == {"token": "***"}
+
+
+def test_store_redacts_recipe_settings_in_a_loop_record_and_error_rows(tmp_path):
+    """The pipeline's loop record carries the recipes' settings; a generation error may
+    quote the endpoint: the store masks both, whoever called it."""
+    from cai_bench.results import Store, Unit
+    from cai_bench.results.loops import LoopRecord, load_loops
+
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    store = Store(url)
+    run = store.start_run(json.dumps({"openai": {"api_key": "PLANTEDRUNKEY9z"}}), 0, "test", heartbeat=False)
+    store.upsert_gen_config("g", {"max_new_tokens": 4, "base_url": "http://u:PLANTEDGENPW9z@h/v1"})
+    store.put_loop(LoopRecord("loop", "Ελλάδα loop", {}, {}, "t", ["t"], config={
+        "generate": {"model": "openai:m", "base_url": "https://x:PLANTEDRECIPEPW9z@h/v1",
+                     "headers": {"Authorization": "Bearer PLANTEDBEARER9z"}},
+        "sft": {"hub_token": "PLANTEDHUB9z", "pad_token": "<pad>"}}))
+    store.record_generation_errors(run, Unit("fp", "t", "g", ("a",)),
+                                   [("a", "HTTP 401 from http://u:PLANTEDERRPW9z@h/v1 (api_key=PLANTEDERRKEY9z)")])
+    store.close()
+    (record,) = load_loops(url)
+    assert record.title == "Ελλάδα loop" and record.config["sft"] == {"hub_token": "***", "pad_token": "<pad>"}
+    assert record.config["generate"]["base_url"] == "https://***@h/v1"
+    blob = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.is_file())
+    assert b"PLANTED" not in blob
