@@ -14,6 +14,8 @@ PostgreSQL sessions are `default_transaction_read_only`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cai_bench.errors import UserError
@@ -200,9 +202,22 @@ def open_engine(url: str, *, create: bool = True, read_only: bool = False):
     (unknown dialect, driver not installed, server refused, a file that is not
     SQLite, a folder) turned into one `store URL: reason` line; the URL is
     redacted. A missing SQLite file with `create=False` stays FileNotFoundError."""
+    with store_errors(url):
+        engine = make_engine(url, create=create and not read_only, read_only=read_only)
+        if not create or read_only:
+            with engine.connect():
+                pass
+        return engine
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Any way the store at `url` fails to open or answer (see `open_engine`) as one
+    redacted `store URL: reason` UserError; FileNotFoundError passes through."""
+    import sqlite3
+
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from cai_bench.errors import UserError
     from cai_bench.redact import redact_text
 
     def fail(reason: str) -> UserError:
@@ -210,11 +225,7 @@ def open_engine(url: str, *, create: bool = True, read_only: bool = False):
         return UserError(f"store {redact_url(url)}: {redact_text(reason)[:300]}")
 
     try:
-        engine = make_engine(url, create=create and not read_only, read_only=read_only)
-        if not create or read_only:
-            with engine.connect():
-                pass
-        return engine
+        yield
     except FileNotFoundError:
         raise
     except ArgumentError as exc:
@@ -226,6 +237,8 @@ def open_engine(url: str, *, create: bool = True, read_only: bool = False):
         orig = getattr(exc, "orig", None)
         lines = str(orig if orig is not None else exc).strip().splitlines()
         raise fail(lines[0] if lines else type(exc).__name__) from None
+    except sqlite3.Error as exc:  # raw sqlite3 (a migration's backup copy)
+        raise fail(str(exc) or type(exc).__name__) from None
     except ImportError as exc:
         raise fail(f"database driver not installed ({exc.name or exc})") from None
     except OSError as exc:
