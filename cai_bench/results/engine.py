@@ -13,6 +13,7 @@ PostgreSQL sessions are `default_transaction_read_only`."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from cai_bench.errors import UserError
 from cai_bench.results.liveness import reap_interrupted
 from cai_bench.results.migrations import ensure_schema, stored_version
 from cai_bench.results.schema import SCHEMA_VERSION, _with_driver, add_metric_declarations, redact_url
+
+log = logging.getLogger("cai_bench.results")
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -45,22 +48,41 @@ def _unwritable(path: Path) -> bool:
 
 def _sqlite_reader(path: Path):  # noqa: ANN202 - a DB-API connection factory
     """Connections that cannot write `path`: `mode=ro`, or `immutable=1` where the file
-    must stay untouched and holds no write-ahead log to read (immutable ignores one)."""
+    must stay untouched and holds no write-ahead log to read (immutable ignores one).
+    A read-only store left with an unmerged log (its writer was killed) and no `-shm`
+    cannot be opened `mode=ro` in a read-only folder: it is read from a private copy
+    (file and log), so committed work is neither hidden nor written back."""
     import sqlite3
     from urllib.parse import quote
 
-    base = f"file:{quote(str(path.resolve()))}"
     wal = path.with_name(path.name + "-wal")
-    mode = "mode=ro"
-    if _unwritable(path) and not (wal.exists() and wal.stat().st_size > 0):
-        mode = "immutable=1"  # mode=ro would create -wal/-shm beside the file (or fail in a read-only folder)
+    pending_log = wal.exists() and wal.stat().st_size > 0
+    mode = "immutable=1" if _unwritable(path) and not pending_log else "mode=ro"
+    target = path.resolve()
+    if pending_log and _unwritable(path):  # mode=ro would need (create) a -shm beside it
+        target = _private_copy(path, wal)
+        log.info("store %s is read-only with an unmerged write-ahead log: reading a copy in %s", path, target.parent)
+    uri = f"file:{quote(str(target))}?{mode}"
 
     def connect():  # noqa: ANN202
-        conn = sqlite3.connect(f"{base}?{mode}", uri=True, timeout=60, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
         conn.execute("PRAGMA query_only=ON")
         return conn
 
     return connect
+
+
+def _private_copy(path: Path, wal: Path) -> Path:
+    """`path` and its log copied to a temporary folder removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="cai-bench-store-"))
+    atexit.register(shutil.rmtree, folder, True)
+    shutil.copyfile(path, folder / path.name)
+    shutil.copyfile(wal, folder / wal.name)
+    return folder / path.name
 
 
 def _upgrade_needed(engine, found: int | None) -> str | None:  # noqa: ANN001

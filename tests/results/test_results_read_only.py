@@ -237,3 +237,34 @@ def test_postgresql_store_is_read_in_read_only_sessions(pg_url: str, tmp_path: P
         assert conn.execute(text("select status from runs where run_id = 'dead'")).scalar() == "running"
     engine.dispose()
     assert (tmp_path / "o" / "report" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("who", ["owner", "other user"])
+def test_read_only_store_with_an_unmerged_log_shows_its_committed_rows(who: str) -> None:
+    """A writer killed before its log was merged leaves rows only in `-wal`; `immutable`
+    would hide them and `mode=ro` cannot open it in a read-only folder: read from a copy."""
+    prefix = _as_other_user() if who == "other user" else []
+    work, folder = Path(tempfile.mkdtemp(prefix="cai-wal-")), Path(tempfile.mkdtemp(prefix="cai-ro-"))
+    try:
+        build(work / "results.sqlite")
+        con = sqlite3.connect(work / "results.sqlite")
+        con.execute("PRAGMA wal_autocheckpoint=0")
+        con.execute("insert into runs (run_id, started_at, status, config_json, scorers_json) "
+                    "values ('late', '2030-01-01T00:00:00+00:00', 'finished', '{}', '[]')")
+        con.commit()
+        for name in ("results.sqlite", "results.sqlite-wal"):  # as a kill -9 leaves them
+            shutil.copyfile(work / name, folder / name)
+        con.close()
+        assert (folder / "results.sqlite-wal").stat().st_size > 0
+        for f in folder.iterdir():
+            f.chmod(0o444)
+        folder.chmod(0o555)
+        before = _snapshot(folder)
+        res = _cli(["report", "--store", str(folder / "results.sqlite"), "--list-configs"], prefix, work)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "late: finished" in res.stdout
+        assert _snapshot(folder) == before
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+        shutil.rmtree(work)
