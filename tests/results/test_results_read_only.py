@@ -125,6 +125,35 @@ def test_read_commands_work_on_a_read_only_store_and_write_nothing(ro_store: Pat
         shutil.rmtree(scratch)
 
 
+def _on_read_only_mount(folder: Path) -> list[str]:
+    """A prefix that runs a command with `folder` bind-mounted read-only (a private mount
+    namespace): the file system refuses every write, whatever the bits say."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script + ' && exit 1', str(folder), "touch",
+                            str(folder / "probe")], capture_output=True, text=True)
+    if probe.returncode == 0 or (folder / "probe").exists() or "Read-only" not in probe.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {probe.stderr.strip()[:200]}")
+    return ["unshare", "-m", "sh", "-c", script, str(folder)]
+
+
+def test_read_commands_work_on_a_read_only_mount(tmp_path: Path) -> None:
+    """The store's file and folder keep their write bits; the mount is read-only."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    db = folder / "results.sqlite"
+    build(db)
+    prefix = _on_read_only_mount(folder)
+    before = _snapshot(folder)
+    for args in (["report", "--store", str(db), "--out", str(tmp_path / "o"), "--no-show"],
+                 ["report", "--store", str(db), "--list-configs"], ["status", "--store", str(db)]):
+        r = _cli(args, prefix, tmp_path)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
+    assert (tmp_path / "o" / "report" / "index.html").is_file()
+    assert _snapshot(folder) == before
+
+
 def test_reading_does_not_reap_or_migrate(tmp_path: Path) -> None:
     """A reader leaves a dead run `running` in the store (the next writer marks it), shows it
     as `interrupted`, and writes nothing."""
