@@ -46,6 +46,8 @@ def _os_error_line(exc: OSError) -> str | None:
     report file), with what holds: what was stored stays. None for others."""
     if exc.errno not in _ENVIRONMENT_ERRNOS or exc.filename is None:
         return None
+    if exc.errno in (errno.EACCES, errno.EPERM):  # reading or writing: the file and the reason say which
+        return f"{exc.filename}: {exc.strerror or exc}"
     hint = {errno.EFBIG: " (a file size limit: ulimit -f)", errno.EDQUOT: " (disk quota)"}.get(exc.errno, "")
     return (f"{exc.filename}: cannot write: {exc.strerror or exc}{hint}; "
             "nothing already stored is lost; run the same command again once it can write")
