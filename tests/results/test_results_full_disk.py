@@ -66,3 +66,26 @@ def test_report_with_a_full_disk_is_one_line_naming_the_file(tmp_path):
     assert line.startswith(f"error: {out / 'report'}") and "cannot write: File too large" in line, line
     assert db.read_bytes() == before
     assert not list(out.rglob("*.tmp"))  # no half-written file left
+
+
+def test_report_into_a_folder_it_cannot_write_is_one_line(tmp_path):
+    """Another user's folder as --out: one line naming it (before: a PermissionError traceback)."""
+    import shutil
+    import tempfile
+
+    from test_results_read_only import _as_other_user
+    from test_results_read_only import _cli as _as
+
+    prefix = _as_other_user()
+    folder = Path(tempfile.mkdtemp(prefix="cai-out-"))
+    folder.chmod(0o755)
+    try:
+        db = folder / "results.sqlite"
+        build(db)
+        db.chmod(0o644)
+        out = folder / "o" if prefix else Path("/proc/cai-bench-out")  # not root: /proc refuses anyone
+        r = _as(["report", "--store", str(db), "--out", str(out), "--no-show"], prefix, folder)
+        line = _one_line(r)
+        assert line.startswith(f"error: {out}") and ("Permission denied" in line or "No such file" in line), line
+    finally:
+        shutil.rmtree(folder)
