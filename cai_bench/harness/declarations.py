@@ -104,7 +104,7 @@ def _late_tasks(engine) -> dict[str, dict]:  # noqa: ANN001
             continue
         try:
             task = load_task(task_id)
-        except UserError:
+        except (UserError, OSError):  # not found, or a task folder this user cannot read: stays undeclared
             continue
         out[task_id] = {"analyses": list(task.analyses),
                         "metrics": {k: v.model_dump(exclude_none=True) for k, v in task.metrics.items()}}
