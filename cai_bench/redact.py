@@ -4,7 +4,12 @@ A URL keeps its scheme, host, port and path; its userinfo (`user:password@`)
 and the values of its query string (`?api-key=...`) become `***`. Error texts
 go through `redact_text` in one place before they are stored or printed: every
 URL in them is redacted, bearer tokens and API-key-shaped words too, and any
-secret the caller names.
+secret the caller names. Settings (run configs, scorer configs, recipes) go
+through `redact_obj`/`redact_json`: every value under a secret-named key
+(`api_key`, `password`, `token`, `Authorization`, ...) becomes `***` and every
+URL in a string is redacted, wherever the value came from (flag, environment,
+file). The store applies them to every settings column it writes, so a caller
+that forgets cannot leak.
 """
 
 from __future__ import annotations
@@ -73,13 +78,42 @@ def redact_text(text: Any, *secrets: str | None) -> str:
     return out
 
 
+# Keys whose values are credentials, compared lower-cased with `-` read as `_`
+# (`api-key`, `X-Api-Key`, `Authorization` headers, `hf_token`, `db_password`...).
+_SECRET_KEY = re.compile(
+    r"api_?key|password|passwd|secret|private_key|access_key|credential"  # anywhere in the key
+    r"|^(?:(?:access|auth|api|hf|bearer|refresh|session|id|github|openai|hub)_)?token$"  # not pad_token, eos_token
+    r"|^(?:proxy_)?authori[sz]ation$|^(?:set_)?cookie$|^pwd$|^auth$")
+
+
+def is_secret_key(key: Any) -> bool:
+    """True for a settings key whose value is a credential (its value is never kept)."""
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key.strip().lower().replace("-", "_")))
+
+
 def redact_obj(obj: Any) -> Any:
-    """A JSON-like value with every URL in its strings redacted (checkpoint
-    metadata, scorer settings) before it is stored."""
+    """A JSON-like value fit to store or print: secret-named keys' values masked
+    (a null stays null: it says "not set", which is no secret), every URL in its
+    strings redacted, token-shaped words masked (checkpoint metadata, run and
+    scorer settings, recipes)."""
     if isinstance(obj, str):
-        return _URL.sub(lambda m: redact_url(m.group(0)), obj) if "://" in obj else obj
+        return redact_text(obj) if obj else obj
     if isinstance(obj, dict):
-        return {k: redact_obj(v) for k, v in obj.items()}
+        return {k: (MASK if is_secret_key(k) and v not in (None, "") else redact_obj(v)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact_obj(v) for v in obj]
     return obj
+
+
+def redact_json(text: str) -> str:
+    """A JSON document (a stored settings column) through `redact_obj`, returned
+    as given when nothing in it is secret (key order and spacing kept: a loop record
+    is read back as written); text that is not JSON goes through `redact_text`."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return redact_text(text)
+    clean = redact_obj(data)
+    return text if clean == data else json.dumps(clean, sort_keys=True, ensure_ascii=False)

@@ -4,6 +4,7 @@ line on stderr and its exit code, never a traceback."""
 
 from __future__ import annotations
 
+import errno
 from typing import Optional
 
 import click
@@ -24,9 +25,32 @@ class _CaiBenchGroup(TyperGroup):
         except UserError as exc:
             err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            line = _os_error_line(exc)
+            if line is None:
+                raise
+            err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(line))}", soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; finished work is kept, re-run to continue")
             raise typer.Exit(130) from None
+
+
+# What a user fixes on their side (room on the disk, a quota, a file size limit, a
+# read-only mount, permissions): one line naming the file, not a traceback.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _os_error_line(exc: OSError) -> str | None:
+    """`FILE: reason` for an OSError the environment caused (a full disk while writing a
+    report file), with what holds: what was stored stays. None for others."""
+    if exc.errno not in _ENVIRONMENT_ERRNOS or exc.filename is None:
+        return None
+    if exc.errno in (errno.EACCES, errno.EPERM):  # reading or writing: the file and the reason say which
+        return f"{exc.filename}: {exc.strerror or exc}"
+    hint = {errno.EFBIG: " (a file size limit: ulimit -f)", errno.EDQUOT: " (disk quota)"}.get(exc.errno, "")
+    return (f"{exc.filename}: cannot write: {exc.strerror or exc}{hint}; "
+            "nothing already stored is lost; run the same command again once it can write")
 
 
 app = typer.Typer(

@@ -66,10 +66,13 @@ def report(
 def _migrate(url: str, console) -> None:  # noqa: ANN001 - rich Console
     from cai_bench.harness.declarations import fill_declarations
     from cai_bench.results import SCHEMA_VERSION, redact_url
+    from cai_bench.results.engine import store_errors
     from cai_bench.results.migrations import migrate_store
 
-    found = migrate_store(url)
-    if found is not None and (n := fill_declarations(url)):
+    with store_errors(url):  # an unreachable server, a corrupt or read-only file: one line
+        found = migrate_store(url)
+        n = fill_declarations(url) if found is not None else 0
+    if n:
         console.print(f"{redact_url(url)}: {n} rows stored before scorers and tasks declared roles got today's "
                       "declarations")
     if found is None:

@@ -20,26 +20,12 @@ def status(
     """Show work done / in flight / waiting per checkpoint x task and per scorer, and the active workers."""
     from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
     from rich.table import Table
-    from sqlalchemy.exc import OperationalError
 
     from cai_bench.console import console
-    from cai_bench.errors import UserError
-    from cai_bench.harness.leases import active_workers, progress, shares
-    from cai_bench.results import make_engine, normalize_url, redact_url
+    from cai_bench.results import normalize_url, redact_url
 
     url = normalize_url(store, str(out))
-    try:
-        engine = make_engine(url, create=False)
-    except FileNotFoundError as exc:
-        raise UserError(f"--store: no results store at {exc} (run `cai-bench run` first)") from None
-    try:
-        rows = progress(engine)
-        workers = active_workers(engine)
-        done_by = shares(engine)
-    except OperationalError as exc:
-        raise UserError(f"--store {redact_url(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
-    finally:
-        engine.dispose()
+    rows, workers, done_by = _read_progress(url)
     if not rows:
         console.print(f"no work units in {escape(redact_url(url))} yet")
         return
@@ -64,3 +50,33 @@ def status(
     if done_by:
         console.print("units done per worker: " + ", ".join(f"{escape(k or '?')}: {v}"
                                                             for k, v in sorted(done_by.items())))
+
+
+def _read_progress(url: str) -> tuple[list, list, dict]:
+    """Progress, active workers and units done per worker, read without writing the store
+    (a read-only file, folder or database works); an unreachable server, a corrupt or
+    empty file is one line (exit 2), never a traceback."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cai_bench.errors import UserError
+    from cai_bench.harness.leases import active_workers, progress, shares
+    from cai_bench.redact import redact_text
+    from cai_bench.results import redact_url
+    from cai_bench.results.engine import open_engine
+
+    try:
+        engine = open_engine(url, create=False, read_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"--store: no results store at {exc} (run `cai-bench run` first)") from None
+    try:
+        if not inspect(engine).has_table("work_units"):
+            return [], [], {}
+        return progress(engine), active_workers(engine), shares(engine)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        lines = str(orig if orig is not None else exc).strip().splitlines()
+        raise UserError(f"store {redact_url(url)}: {redact_text(lines[0] if lines else type(exc).__name__)}") \
+            from None
+    finally:
+        engine.dispose()

@@ -106,18 +106,17 @@ class RunConfig(BaseModel):
         return [_scorer_entry(x) for x in (v or [])]
 
     def public_json(self) -> str:
-        """The config as stored in the runs table: no secrets."""
-        from cai_bench.results import redact_url
+        """The config as stored in the runs table: no secrets (URLs' userinfo and
+        query values, secret-named settings: `cai_bench.redact`)."""
+        from cai_bench.redact import redact_obj
 
         data = self.model_dump(mode="json")
-        if data["store"]:
-            data["store"] = redact_url(data["store"])
         for key in ("openai", "ollama"):
             data[key].pop("api_key", None)
         for s in data["scorers"]:
             for secret in ("api_key", "token", "password"):
                 s["settings"].pop(secret, None)
-        return json.dumps(data, sort_keys=True)
+        return json.dumps(redact_obj(data), sort_keys=True)
 
 
 def _scorer_entry(x: Any) -> Any:

@@ -30,7 +30,7 @@ def late_declarations(store_url: str) -> LateDeclarations:
     the report applies them in memory (a read-only store is reportable). Metrics of a scorer
     that is not installed now, and tasks no longer found, stay undeclared."""
     try:
-        engine = open_engine(store_url, create=False)
+        engine = open_engine(store_url, create=False, read_only=True)
     except FileNotFoundError:
         return LateDeclarations()
     try:
@@ -104,7 +104,7 @@ def _late_tasks(engine) -> dict[str, dict]:  # noqa: ANN001
             continue
         try:
             task = load_task(task_id)
-        except UserError:
+        except (UserError, OSError):  # not found, or a task folder this user cannot read: stays undeclared
             continue
         out[task_id] = {"analyses": list(task.analyses),
                         "metrics": {k: v.model_dump(exclude_none=True) for k, v in task.metrics.items()}}

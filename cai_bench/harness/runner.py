@@ -189,14 +189,17 @@ def _register_generation(store: Store, plan: GenerationPlan) -> None:
             titles = {p.id: p.title for p in task_constitution(t).principles}
         except UserError:
             titles = {}
+        used = set(plan.prompt_ids[t.id])  # only the prompts this run answers are stored (--limit: a sample)
         store.upsert_task(
             task_id=t.id, constitution_id=t.constitution, culture=t.culture, n_prompts=len(t.prompts),
             metadata={"principles": titles, "description": t.description, "analyses": list(t.analyses),
-                      "metrics": {k: m.model_dump(exclude_none=True) for k, m in t.metrics.items()}},
+                      "metrics": {k: m.model_dump(exclude_none=True) for k, m in t.metrics.items()},
+                      "prompts_per_principle": {k: of for k, (_, of) in plan.samples[t.id].per_principle.items()}},
             prompts=[{"prompt_id": p.id, "prompt": p.prompt, "principle_id": p.principle_id,
                       "reference": p.reference, "category": p.category, "expect": p.expect,
                       "input_hash": plan.identities[t.id][p.id].input_hash,
-                      "content_hash": plan.identities[t.id][p.id].content_hash} for p in t.prompts],
+                      "content_hash": plan.identities[t.id][p.id].content_hash} for p in t.prompts if p.id in used],
+            current={pid: ident.content_hash for pid, ident in plan.identities[t.id].items()},
         )
 
 

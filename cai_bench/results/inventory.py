@@ -60,9 +60,14 @@ def _read(conn) -> Inventory:  # noqa: ANN001
         cfg = configs.get((sid, sh), {})
         out.scorers.append({"scorer": sid, "hash": sh, "identity": cfg.get("identity", cfg), "scores": n,
                             "generations": n_gen, "newest": newest})
+    from cai_bench.results.liveness import dead_runs
+
+    # a reader marks nothing: a run whose process is gone is shown as the next writer will mark it
+    dead = set(dead_runs(conn.execute(select(r.run_id, r.pid, r.host, r.heartbeat_at, r.started_at)
+                                      .where(r.status == "running")).all()))
     for row in conn.execute(select(r.run_id, r.status, r.started_at, r.finished_at, r.host, r.pid)
                             .order_by(r.started_at, r.run_id)).all():
-        out.runs.append(dict(row._mapping))
+        out.runs.append({**row._mapping, "status": "interrupted" if row.run_id in dead else row.status})
     current = S.generations.join(S.prompts, and_(p.task_id == g.task_id, p.prompt_id == g.prompt_id,
                                                  p.input_hash == g.input_hash, p.current == 1), isouter=True)
     out.stale_generations = int(conn.execute(select(func.count()).select_from(current)

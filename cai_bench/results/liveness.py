@@ -51,13 +51,10 @@ def _parse(ts: str | None) -> datetime | None:
         return None
 
 
-def reap_interrupted(engine: Engine, *, stale_after: timedelta = STALE_AFTER) -> list[str]:
-    """Mark dead `running` runs as `interrupted`; returns their ids."""
-    r = S.runs.c
+def dead_runs(running: list, *, stale_after: timedelta = STALE_AFTER) -> list[str]:
+    """Ids among `running` rows (run_id, pid, host, heartbeat_at, started_at) whose process
+    is gone: what a writer marks `interrupted`, and a read-only reader shows as such."""
     host, moment = this_host(), datetime.now(timezone.utc)
-    with engine.connect() as conn:
-        running = conn.execute(select(r.run_id, r.pid, r.host, r.heartbeat_at, r.started_at)
-                               .where(r.status == "running")).all()
     dead = []
     for run_id, pid, run_host, beat, started in running:
         last = _parse(beat) or _parse(started)
@@ -65,6 +62,16 @@ def reap_interrupted(engine: Engine, *, stale_after: timedelta = STALE_AFTER) ->
             dead.append(run_id)
         elif last is not None and moment - last > stale_after:
             dead.append(run_id)
+    return dead
+
+
+def reap_interrupted(engine: Engine, *, stale_after: timedelta = STALE_AFTER) -> list[str]:
+    """Mark dead `running` runs as `interrupted`; returns their ids."""
+    r = S.runs.c
+    with engine.connect() as conn:
+        running = conn.execute(select(r.run_id, r.pid, r.host, r.heartbeat_at, r.started_at)
+                               .where(r.status == "running")).all()
+    dead = dead_runs(running, stale_after=stale_after)
     if dead:
         with engine.begin() as conn:
             conn.execute(update(S.runs).where(r.run_id.in_(dead), r.status == "running")

@@ -76,7 +76,7 @@ def _engine_name(settings: dict[str, Any], kind: str | None) -> str:
 def open_for_reading(store_url: str):  # noqa: ANN201 - SQLAlchemy Engine
     """The store's engine for reading; a missing store is one line with the fix."""
     try:
-        return open_engine(store_url, create=False)
+        return open_engine(store_url, create=False, read_only=True)
     except FileNotFoundError as exc:
         raise UserError(f"results store {exc.args[0]} does not exist: run `cai-bench run` first "
                         "or pass --store") from None
@@ -250,19 +250,33 @@ def _select_configs(conn, gens: pd.DataFrame, sc: pd.DataFrame,
 
 
 def _coverage(conn, gens: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per task and principle: prompts in the report of the current prompts."""
-    p = S.prompts.c
+    """Per task and principle: prompts in the report of the task's prompts. A run stores
+    only the prompts it answers, so "of" comes from the task row's `prompts_per_principle`
+    (the whole task's counts) where it has one; older rows: the stored current prompts."""
+    p, t = S.prompts.c, S.tasks.c
     cur = _frame(conn, select(p.task_id, p.prompt_id, p.principle_id).where(p.current == 1),
                  ["task_id", "prompt_id", "principle_id"])
     if cur.empty:
         return []
     used = set(zip(gens["task_id"], gens["prompt_id"]))
-    cur["used"] = [(t, q) in used for t, q in zip(cur["task_id"], cur["prompt_id"])]
+    cur["used"] = [(t_, q) in used for t_, q in zip(cur["task_id"], cur["prompt_id"])]
     cur["principle_id"] = cur["principle_id"].fillna("(none)")
     cur = cur[cur["task_id"].isin(set(gens["task_id"]))]
     agg = cur.groupby(["task_id", "principle_id"], sort=True)["used"].agg(["sum", "size"]).reset_index()
-    return [{"task_id": r.task_id, "principle_id": r.principle_id, "n": int(r.sum), "of": int(r.size)}
-            for r in agg.itertuples()]
+    counts = {(r.task_id, r.principle_id): [int(r.sum), int(r.size)] for r in agg.itertuples()}
+    for task_id, raw in conn.execute(select(t.task_id, t.metadata_json)
+                                     .where(t.task_id.in_(sorted(set(gens["task_id"]))))).all():
+        try:
+            sizes = json.loads(raw or "{}").get("prompts_per_principle")
+        except (ValueError, AttributeError):
+            sizes = None
+        if not isinstance(sizes, dict):
+            continue
+        for key in [k for k in counts if k[0] == task_id and k[1] not in sizes]:
+            del counts[key]  # a principle the task no longer has
+        for principle, of in sizes.items():
+            counts.setdefault((task_id, principle), [0, 0])[1] = int(of)
+    return [{"task_id": k[0], "principle_id": k[1], "n": n, "of": of} for k, (n, of) in sorted(counts.items())]
 
 
 def _load(conn, late: LateDeclarations) -> tuple[pd.DataFrame, StoreExtras]:

@@ -103,7 +103,10 @@ def migrate_store(url: str) -> int | None:
         return None
     engine = create_engine(S._with_driver(url))
     try:
-        return ensure_schema(engine, url, create=False, migrate=True)
+        found = ensure_schema(engine, url, create=False, migrate=True)
+        if found is not None:
+            S.add_metric_declarations(engine)  # columns added within this version: read-only opens need them
+        return found
     finally:
         engine.dispose()
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
-from cai_bench.redact import redact_obj, redact_text
+from cai_bench.redact import redact_json, redact_obj, redact_text
 from cai_bench.results import schema as S
 from cai_bench.results.engine import open_engine
 
@@ -130,7 +130,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(S.runs.insert().values(
                 run_id=run_id, started_at=stamp, status="running", seed=seed,
-                config_json=config_json, scorers_json="[]", cai_bench_version=version,
+                config_json=redact_json(config_json), scorers_json="[]", cai_bench_version=version,
                 heartbeat_at=stamp, pid=os.getpid(), host=this_host()))
         if heartbeat:
             self._heartbeats[run_id] = Heartbeat(self.engine, run_id).start()
@@ -146,7 +146,7 @@ class Store:
         """The generation settings a `gen_hash` stands for (reports name them)."""
         with self.engine.begin() as conn:
             conn.execute(_insert(conn, S.gen_configs).values(
-                gen_hash=gen_hash, config_json=json.dumps(config, sort_keys=True))
+                gen_hash=gen_hash, config_json=json.dumps(redact_obj(config), sort_keys=True))
                 .on_conflict_do_nothing(index_elements=["gen_hash"]))
 
     def set_run_scorers(self, run_id: str, scorers: list[dict[str, Any]]) -> None:
@@ -176,21 +176,37 @@ class Store:
                          .on_conflict_do_nothing(index_elements=["run_id", "fingerprint"]))
 
     def upsert_task(self, *, task_id: str, constitution_id: str, culture: str, n_prompts: int,
-                    metadata: dict[str, Any], prompts: Sequence[dict[str, Any]]) -> None:
+                    metadata: dict[str, Any], prompts: Sequence[dict[str, Any]],
+                    current: Mapping[str, str] | None = None) -> None:
         """The task row and its prompt versions. Each prompt row is keyed by its
         content hash, so an edited prompt is a new row beside the old one; the
         versions given here become the task's `current` ones, all others stop
-        being current (their answers and scores stay, but are not reported)."""
+        being current (their answers and scores stay, but are not reported).
+
+        `current` (prompt id -> content hash of every prompt the task holds now) is
+        given when `prompts` is only the part a run uses (a `--limit` sample of a
+        100k-prompt task stores 5 rows, not 100k): then a stored version stops being
+        current only when the task no longer holds it, so answers to prompts other
+        runs sampled stay reported."""
+        p = S.prompts.c
         with self.engine.begin() as conn:
             ins = _insert(conn, S.tasks).values(
                 task_id=task_id, constitution_id=constitution_id, culture=culture, n_prompts=n_prompts,
-                metadata_json=json.dumps(metadata, sort_keys=True))
+                metadata_json=json.dumps(redact_obj(metadata), sort_keys=True))
             conn.execute(ins.on_conflict_do_update(
                 index_elements=["task_id"],
                 set_={k: ins.excluded[k] for k in ("constitution_id", "culture", "n_prompts", "metadata_json")}))
-            if not prompts:
-                return
-            conn.execute(update(S.prompts).where(S.prompts.c.task_id == task_id).values(current=0))
+            if current is None:
+                if not prompts:
+                    return
+                conn.execute(update(S.prompts).where(p.task_id == task_id).values(current=0))
+            else:
+                stale = [(pid, ch) for pid, ch in conn.execute(
+                    select(p.prompt_id, p.content_hash).where(p.task_id == task_id, p.current == 1)).all()
+                    if current.get(pid) != ch]
+                for part in _chunks(stale, 200):
+                    conn.execute(update(S.prompts).where(p.task_id == task_id, or_(*[
+                        and_(p.prompt_id == pid, p.content_hash == ch) for pid, ch in part])).values(current=0))
             for part in _chunks(list(prompts)):
                 ins = _insert(conn, S.prompts)
                 conn.execute(ins.on_conflict_do_update(
@@ -248,7 +264,7 @@ class Store:
         removes the error row."""
         if not rows:
             return 0
-        values = _unit_rows(unit, run_id, [(pid, {"error": err}) for pid, err in rows])
+        values = _unit_rows(unit, run_id, [(pid, {"error": redact_text(err)}) for pid, err in rows])
         with self.engine.begin() as conn:
             ins = _insert(conn, S.generation_errors)
             conn.execute(ins.on_conflict_do_update(
@@ -286,7 +302,7 @@ class Store:
         with self.engine.begin() as conn:
             ins = _insert(conn, S.loops)
             row = {"loop_id": record.loop_id, "title": record.title, "updated_at": now(),
-                   "record_json": record.to_json()}
+                   "record_json": redact_json(record.to_json())}
             conn.execute(ins.on_conflict_do_update(index_elements=["loop_id"],
                                                    set_={k: ins.excluded[k] for k in ("title", "updated_at",
                                                                                        "record_json")}), [row])
@@ -295,14 +311,16 @@ class Store:
     def upsert_scorer_metrics(self, scorer_id: str, scorer_hash: str, metrics: Sequence[Any],
                               config: dict[str, Any]) -> None:
         """The scorer's metric declarations (name, direction, lo, hi, composite, role:
-        a `MetricSpec` or alike), which the reports read instead of knowing scorers."""
+        a `MetricSpec` or alike), which the reports read instead of knowing scorers.
+        `config` is stored redacted: a `base_url` with a password, an `api_key`."""
+        clean = json.dumps(redact_obj(json.loads(json.dumps(config, default=str))), sort_keys=True)
         with self.engine.begin() as conn:
             ins = _insert(conn, S.scorer_metrics)
             conn.execute(ins.on_conflict_do_update(
                 index_elements=["scorer_id", "scorer_hash", "metric"],
                 set_={k: ins.excluded[k] for k in ("direction", "lo", "hi", "config_json", "composite", "role")},
             ), [{"scorer_id": scorer_id, "scorer_hash": scorer_hash, "metric": m.name, "direction": m.direction,
-                 "lo": m.lo, "hi": m.hi, "config_json": json.dumps(config, sort_keys=True, default=str),
+                 "lo": m.lo, "hi": m.hi, "config_json": clean,
                  "composite": int(getattr(m, "composite", True)), "role": getattr(m, "role", None)}
                 for m in metrics])
 

@@ -160,12 +160,17 @@ def _declared_id(folder: Path) -> str:
     return tid if isinstance(tid, str) else folder.name
 
 
-def _scan(extra_dirs: Sequence[Path]) -> tuple[dict[str, Task], dict[Path, UserError]]:
+def _scan(extra_dirs: Sequence[Path], only: str | None = None) -> tuple[dict[str, Task], dict[Path, UserError]]:
     """Loadable tasks by id, and each broken folder with its error (kept apart so
-    one bad folder does not stop the rest from loading)."""
+    one bad folder does not stop the rest from loading). `only`: just the folders
+    that claim that id (or are named so), so that finding one task does not load
+    every other task's prompts (a 100k-prompt user task made `tasks show` of any
+    other task 6x slower)."""
     found: dict[str, Task] = {}
     broken: dict[Path, UserError] = {}
     for folder in task_folders(extra_dirs):
+        if only is not None and only not in (folder.name, _declared_id(folder)):
+            continue
         try:
             t = _load(folder, extra_dirs)
         except UserError as exc:
@@ -188,7 +193,7 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
         return _load_folder(s, extra_dirs)
     if not ID_RE.fullmatch(s):
         raise UserError(f"task id {s!r} must match [a-z0-9_]+ (or give a task folder path)")
-    found, broken = _scan(extra_dirs)
+    found, broken = _scan(extra_dirs, only=s)
     if s in found:
         return found[s]
     for folder, exc in broken.items():
@@ -196,6 +201,7 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
             raise exc
     if (Path(s) / TASK_FILE).is_file():
         return _load_folder(s, extra_dirs)
+    found, _ = _scan(extra_dirs)  # the known ids, for the message
     raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
 
 

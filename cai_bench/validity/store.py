@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, inspect, select
 
+from cai_bench.redact import redact_obj
 from cai_bench.validity.stats import PRETTY, VERDICT_TEXT
 
 metadata = MetaData()
@@ -46,7 +47,7 @@ Index("ix_validations_scorer", validations.c.scorer_id, validations.c.scorer_has
 def _engine(url: str, create: bool):
     from cai_bench.results import make_engine
 
-    engine = make_engine(url, create=create)
+    engine = make_engine(url, create=create, read_only=not create)  # reading writes nothing
     if create:
         metadata.create_all(engine)
     return engine
@@ -63,7 +64,7 @@ def save(url: str, items: Iterable[Any]) -> int:
                          kind=a.kind, n_total=a.counts.total, n_valid=a.counts.valid, figure=a.primary,
                          value=f.value, lo=f.lo, hi=f.hi, verdict=a.verdict,
                          agreement_json=json.dumps(a.to_dict(), sort_keys=True),
-                         config_json=json.dumps(v.config, sort_keys=True, default=str), caveat=v.caveat or None,
+                         config_json=json.dumps(redact_obj(v.config), sort_keys=True, default=str), caveat=v.caveat or None,
                          seed=v.seed, seconds=v.seconds, created_at=v.created_at))
     if not rows:
         return 0
