@@ -286,7 +286,18 @@ def print_table(table: "Table", out: Console | None = None) -> None:
         natural = Measurement.get(out, out.options.update_width(_UNBOUNDED), table).maximum
         if natural > out.width:
             table.width = natural
+    elif table.width is None and (least := _least_width(table)) > out.width:
+        table.width = least  # Rich would squeeze every column, the kept ones too, to fit a narrower one
     out.print(table, crop=False)
+
+
+def _least_width(table: "Table") -> int:
+    """The narrowest a table can be with every column at its `min_width`: cells,
+    padding, and the borders of a boxed table (as `fitted_table` builds it)."""
+    _, right, _, left = table.padding
+    cols = table.columns
+    borders = (len(cols) + 1 if table.show_edge else len(cols) - 1) if table.box else 0
+    return sum((c.min_width or 1) + left + right for c in cols) + borders
 
 
 def print_records(records: Sequence[Mapping[str, Any]], fmt: Literal["json", "csv"],

@@ -115,7 +115,7 @@ def validate_cmd(
 
     The results go to the store, keyed by the scorer's config hash; reports and `run` show them next to
     every score of the same scorer config."""
-    from cai_bench.console import console, err_console, make_progress
+    from cai_bench.console import console, err_console, make_progress, print_table
     from cai_bench.errors import UserError
     from cai_bench.harness.scorers import scorer_ids
     from cai_bench.harness.config import ScorerEntry
@@ -160,7 +160,7 @@ def validate_cmd(
                                       explicit=against is not None, progress=progress, resume=not fresh)
     skipped += outcome.skipped
     if outcome.validations:
-        console.print(validation_table(outcome.validations))
+        print_table(validation_table(outcome.validations))
         for v in outcome.validations:
             a = v.agreement
             console.print(v.summary(), highlight=False, markup=False)
