@@ -9,6 +9,7 @@ plain lines instead of redrawn bars.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,8 @@ verbosity = Verbosity()
 def configure(level: int) -> None:
     """Apply -v/--quiet: our logger level, library chatter, progress bars."""
     verbosity.level = level
+    # messages to a log or pipe stay one line each (grep-able), as stdout's do
+    err_console.soft_wrap = full_width(err_console)
     ours = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(level, logging.DEBUG)
     root = logging.getLogger("cai_bench")
     root.setLevel(ours)
@@ -61,7 +64,8 @@ def configure(level: int) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TQDM_DISABLE", "1" if level < 0 else "0")
+        # libraries' tqdm bars: redrawn with \r, a log gets one endless line of frames; ours say the same
+        os.environ.setdefault("TQDM_DISABLE", "1" if level < 0 or not err_console.is_terminal else "0")
         for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx", "bitsandbytes"):
             logging.getLogger(name).setLevel(logging.ERROR if level <= 0 else logging.INFO)
     # libraries' FutureWarnings speak to their callers (us), not to a user; -v shows them
@@ -75,11 +79,13 @@ def quiet_lm_eval() -> None:
     """lm-eval runs `git describe` on every evaluate call and lets git print
     `fatal: not a git repository` when the working folder is not a checkout. At
     default verbosity the same lookup runs with git's stderr discarded; -v keeps
-    lm-eval's own. Call before `simple_evaluate`."""
+    lm-eval's own. Its tqdm bars are switched off where ours are plain lines
+    (stderr not a terminal) or off (-q). Call before `simple_evaluate`."""
     import subprocess
 
     import lm_eval.evaluator as evaluator
 
+    _quiet_lm_eval_bars(quiet() or (verbosity.level < 2 and not err_console.is_terminal))
     original = _LM_EVAL_GIT.setdefault("original", evaluator.get_git_commit_hash)
     if verbosity.level >= 1:
         evaluator.get_git_commit_hash = original
@@ -95,6 +101,30 @@ def quiet_lm_eval() -> None:
             return get_commit_from_path(os.getcwd())
 
     evaluator.get_git_commit_hash = git_commit_hash
+
+
+def _quiet_lm_eval_bars(off: bool) -> None:
+    """lm-eval's request bars pass `disable=False` to tqdm, so TQDM_DISABLE does not
+    reach them; in a log each is one endless line of \\r-redrawn frames. Its loaded
+    modules get a tqdm that is disabled when `off` (and their own one back otherwise)."""
+    import sys
+
+    for name in ("lm_eval.models.huggingface", "lm_eval.models.vllm_causallms", "lm_eval.api.model",
+                 "lm_eval.api.task"):
+        module = sys.modules.get(name)
+        if module is None or not hasattr(module, "tqdm"):
+            continue
+        original = _LM_EVAL_GIT.setdefault(f"tqdm:{name}", module.tqdm)
+        module.tqdm = _disabled(original) if off else original  # type: ignore[attr-defined]
+
+
+def _disabled(bar: Callable[..., Any]) -> Callable[..., Any]:
+    """`bar` with `disable=True` whatever the caller passes."""
+    @functools.wraps(bar)
+    def off(*args: Any, **kwargs: Any) -> Any:
+        return bar(*args, **{**kwargs, "disable": True})
+
+    return off
 
 
 def _visible_record(record: logging.LogRecord) -> bool:

@@ -179,7 +179,9 @@ def test_progress_goes_to_stderr_as_plain_lines_when_piped(tmp_path, toy_env):
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"id": f"r{i}", "prompt": "hi", "response": "sorry, no" if i % 2 else "hello"})
                             + "\n" for i in range(5)))
-    res = _cli("score", str(rows), "--scorer", "toy", env=toy_env)
+    res = _cli("score", str(rows), "--scorer", "toy", "--scorer", "moderation", env=toy_env)
     assert [json.loads(ln)["id"] for ln in res.stdout.splitlines()] == [f"r{i}" for i in range(5)]  # stdout: data only
     assert re.search(r"^score toy: 5/5 \(100%\), \d+:\d\d:\d\d elapsed$", res.stderr, re.M), res.stderr
     assert "━" not in res.stderr and "\r" not in res.stderr and "\x1b" not in res.stderr
+    # a message longer than 80 columns stays one line in the log (moderation: no API key here)
+    assert re.search(r"^scorer moderation unavailable: .{50,}$", res.stderr, re.M), res.stderr
