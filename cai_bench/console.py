@@ -55,8 +55,9 @@ def configure(level: int) -> None:
     ours = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(level, logging.DEBUG)
     root = logging.getLogger("cai_bench")
     root.setLevel(ours)
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+    if not any(isinstance(h, (RichHandler, _LineHandler)) for h in root.handlers):
+        handler: logging.Handler = (_LineHandler() if full_width(err_console) else
+                                    RichHandler(console=err_console, show_path=False, rich_tracebacks=False))
         handler.addFilter(_visible_record)  # log lines quote model text and server errors
         root.addHandler(handler)
         root.propagate = False
@@ -70,6 +71,21 @@ def configure(level: int) -> None:
             logging.getLogger(name).setLevel(logging.ERROR if level <= 0 else logging.INFO)
     # libraries' FutureWarnings speak to their callers (us), not to a user; -v shows them
     warnings.filterwarnings("ignore" if level <= 0 else "default", category=FutureWarning)
+
+
+class _LineHandler(logging.Handler):
+    """Log records for a log file or pipe: `[date time] LEVEL    message`, one line
+    each (RichHandler wraps a long message into an indented column at 80)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)-8s %(message)s", datefmt="%x %X"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
 
 
 _LM_EVAL_GIT: dict[str, object] = {}

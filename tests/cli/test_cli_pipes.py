@@ -58,13 +58,19 @@ def test_piped_scorers_list_greps_whole_ids_and_never_cuts():
     assert grep and "cosine(response, reference) in MiniLM space" in grep[0]
 
 
-def test_listings_as_json_and_csv_for_programs():
+def test_listings_as_json_and_csv_for_programs(tmp_path):
     from cai_bench.constitutions import list_constitutions
     from cai_bench.harness.scorers import scorer_class, scorer_ids
     from cai_bench.models import BUNDLED
     from cai_bench.tasks import list_tasks
 
-    tasks = json.loads(_cli("tasks", "list", "--format", "json").stdout)  # nothing but JSON on stdout
+    broken = tmp_path / "tasks" / "a_broken_task_whose_name_is_long_enough"
+    broken.mkdir(parents=True)
+    (broken / "task.yaml").write_text(f"id: {broken.name}\nconstitution: anthropic\n")  # no prompts file
+    res = _cli("tasks", "list", "--tasks-dir", str(broken.parent), "--format", "json")
+    tasks = json.loads(res.stdout)  # nothing but JSON on stdout: the warning goes to stderr, on one line
+    assert re.search(rf"^\[.+\] WARNING +skipped task '{broken.name}': \S+prompts.jsonl: file not found$",
+                     res.stderr, re.M), res.stderr
     assert [t["id"] for t in tasks] == [t.id for t in list_tasks()]
     assert {"id", "constitution", "culture", "kind", "prompts", "references", "location"} <= set(tasks[0])
     xstest = next(t for t in tasks if t["id"] == "xstest")
