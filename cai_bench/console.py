@@ -25,9 +25,9 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TaskID,
     TimeRemainingColumn,
 )
 from rich.text import Text
@@ -189,7 +189,7 @@ def _count(v: float) -> str:
 class LineProgress(Progress):
     """Progress for a log file or a pipe: one plain line per bar at most every
     `interval` seconds while it moves, and one when it completes, e.g.
-    `generate sft x xstest: 16/32 (50%), 0:00:12 elapsed, eta 0:00:12`.
+    `generate sft x xstest: 16/32 (50%), 0:00:12 elapsed, eta 0:00:16`.
     The same object as Rich's bars (add_task, update, advance, start, stop), so
     every `make_progress` user gets it unchanged; nothing is redrawn."""
 
