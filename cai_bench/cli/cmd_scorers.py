@@ -44,9 +44,10 @@ def list_cmd(fmt: ListFormat = LIST_FORMAT) -> None:
     if fmt is not ListFormat.table:
         print_records(records, fmt.value)
         return
-    cols = [Col("scorer", keep=True), Col("metric", keep=True), Col("direction", keep=True), Col("range", min_text=9),
-            Col("composite", keep=True), Col("role", keep=True), Col("description", min_text=20),
-            Col("from", drop=1)]
+    # at 80 columns: scorer, metric, direction, description; wider terminals get the rest back
+    cols = [Col("scorer", keep=True), Col("metric", keep=True), Col("direction", keep=True),
+            Col("range", min_text=9, drop=2), Col("composite", keep=True, drop=4), Col("role", keep=True, drop=3),
+            Col("description", min_text=20), Col("from", drop=1)]
     rows = [[r["scorer"], r["metric"] or "", r["direction"] or "",
              "" if r["metric"] is None else _range(r["lo"], r["hi"]),
              "" if r["composite"] is None else "yes" if r["composite"] else "no", r["role"] or "", r["description"],
