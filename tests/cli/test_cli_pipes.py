@@ -29,8 +29,8 @@ LONG = ("smollm2-135m-instruct-cai-south-africa-qlora-sft-r16-lr2e-4",
 def _env(**extra: str) -> dict[str, str]:
     """A child whose stdout and stderr are pipes and whose width nobody set."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE")}
-    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
-               TQDM_DISABLE="1", **extra)
+    env = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}  # as a user's shell: cai-bench decides
+    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", **extra)
     return env
 
 
