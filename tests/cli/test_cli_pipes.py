@@ -27,9 +27,9 @@ LONG = ("smollm2-135m-instruct-cai-south-africa-qlora-sft-r16-lr2e-4",
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """A child whose stdout and stderr are pipes and whose width nobody set."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE")}
-    env = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}  # as a user's shell: cai-bench decides
+    """A child whose stdout and stderr are pipes, as from a user's shell: nobody set its width or tqdm."""
+    unset = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TQDM_DISABLE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", **extra)
     return env
 
