@@ -3,6 +3,8 @@ same everywhere (Typer copies an option's settings per command)."""
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
 
 STORE = typer.Option(None, "--store", help="Results store: SQLAlchemy URL or SQLite path "
@@ -13,3 +15,16 @@ TRUST_REMOTE_CODE = typer.Option(False, "--trust-remote-code",
 SCORER_CONFIG = typer.Option(None, "--scorer-config",
                              help="YAML/JSON scorer settings: {scorer: {setting: value}}, or {setting: value} "
                                   "with one scorer (see `cai-bench scorers list` and docs/scorers.md).")
+
+
+class ListFormat(str, Enum):
+    """How a listing is printed: a table for people, JSON or CSV for programs."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+LIST_FORMAT = typer.Option(ListFormat.table, "--format", case_sensitive=False,
+                           help="table (for people), or json / csv for programs: every row, every id whole, "
+                                "nothing else on stdout.")

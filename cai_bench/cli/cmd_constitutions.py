@@ -9,6 +9,7 @@ import typer
 from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import LIST_FORMAT, ListFormat
 from cai_bench.console import console, err_console
 
 constitutions_app = typer.Typer(help="List, show, validate and import constitutions.", no_args_is_help=True)
@@ -18,17 +19,21 @@ _DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of consti
 
 
 @constitutions_app.command("list")
-def list_cmd(dirs: Optional[List[Path]] = _DIRS) -> None:
+def list_cmd(dirs: Optional[List[Path]] = _DIRS, fmt: ListFormat = LIST_FORMAT) -> None:
     """List constitutions on the search path (built-ins, --constitutions, $CAI_BENCH_PATH, home)."""
     from cai_bench.constitutions import list_constitutions
 
-    from cai_bench.console import Col, fitted_table
+    from cai_bench.console import Col, fitted_table, print_records, print_table
 
-    rows = [[c.id, c.name, c.culture, str(len(c.principles)), _short(c.source, 60)]
-            for c in list_constitutions(dirs or ())]
+    records = [dict(id=c.id, name=c.name, culture=c.culture, principles=len(c.principles), source=str(c.source))
+               for c in list_constitutions(dirs or ())]
+    if fmt is not ListFormat.table:
+        print_records(records, fmt.value)
+        return
+    rows = [[r["id"], r["name"], r["culture"], str(r["principles"]), r["source"]] for r in records]
     cols = [Col("id", keep=True), Col("name"), Col("culture", keep=True), Col("principles", keep=True),
             Col("source", drop=1)]
-    console.print(fitted_table(cols, rows))
+    print_table(fitted_table(cols, rows))
 
 
 @constitutions_app.command("show")
@@ -45,7 +50,7 @@ def show_cmd(
                   f"{len(c.principles)} principles, {len(c.few_shot)} few-shot chats; license {escape(c.license or '-')}")
     if c.description:
         console.print(escape(c.description))
-    from cai_bench.console import Col, fitted_table
+    from cai_bench.console import Col, fitted_table, print_table
 
     cols = [Col("id", keep=True), Col("title"), Col("category", drop=2), Col("description", drop=1)]
     cols += [Col("critique"), Col("revision")] if full else []
@@ -55,7 +60,7 @@ def show_cmd(
         if full:
             row += [p.critique, p.revision]
         rows.append(row)
-    console.print(fitted_table(cols, rows, show_lines=full))
+    print_table(fitted_table(cols, rows, show_lines=full))
 
 
 def _short(text: str, n: int = 90) -> str:

@@ -93,22 +93,16 @@ def generate_cmd(
 
 
 def _summary(result) -> None:
-    from rich.table import Table
+    from cai_bench.console import Col, fitted_table, print_table
 
-    table = Table(title=f"CAI data in {result.out}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("prompts", str(result.prompts))
-    table.add_row("generated now / reused", f"{result.generated_now} / {result.reused}")
-    for rule, count in result.cleaned.items():
-        table.add_row(f"cleaned: {rule}", str(count))
-    for reason, count in result.dropped.items():
-        table.add_row(f"dropped: {reason}", str(count))
+    rows = [["prompts", str(result.prompts)], ["generated now / reused", f"{result.generated_now} / {result.reused}"]]
+    rows += [[f"cleaned: {rule}", str(count)] for rule, count in result.cleaned.items()]
+    rows += [[f"dropped: {reason}", str(count)] for reason, count in result.dropped.items()]
     if result.failed:
-        table.add_row("failed (see errors.jsonl; a re-run retries them)", str(result.failed))
-    table.add_row("kept", str(result.kept))
-    table.add_row("train / test", f"{result.splits['train']} / {result.splits['test']}")
-    console.print(table)
+        rows.append(["failed (see errors.jsonl; a re-run retries them)", str(result.failed)])
+    rows += [["kept", str(result.kept)], ["train / test", f"{result.splits['train']} / {result.splits['test']}"]]
+    cols = [Col("what", min_text=24), Col("count", keep=True, justify="right")]
+    print_table(fitted_table(cols, rows, title=f"CAI data in {result.out}"))
 
 
 def _register_synthesize() -> None:

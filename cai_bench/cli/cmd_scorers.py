@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import SCORER_CONFIG, STORE
+from cai_bench.cli._options import LIST_FORMAT, SCORER_CONFIG, STORE, ListFormat
 
 scorers_app = typer.Typer(help="Scorers: list them with their metrics; validate them against human labels; "
                           "list validation suites.", no_args_is_help=True)
@@ -25,28 +25,34 @@ def _range(lo: float | None, hi: float | None) -> str:
 
 
 @scorers_app.command("list")
-def list_cmd() -> None:
+def list_cmd(fmt: ListFormat = LIST_FORMAT) -> None:
     """List every registered scorer (built-in, `@scorer`-decorated, or from the `cai_bench.scorers` entry-point
     group) with its metrics: direction, range, whether it enters the composite, and its role."""
-    from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
-    from rich.table import Table
-
-    from cai_bench.console import console
+    from cai_bench.console import Col, fitted_table, print_records, print_table
     from cai_bench.harness.scorers import scorer_class, scorer_ids, source_of
 
-    table = Table(title="Scorers")
-    for col in ("scorer", "metric", "direction", "range", "composite", "role", "description", "from"):
-        table.add_column(col, overflow="fold")
+    records: list[dict[str, Any]] = []
     for sid in scorer_ids():
         try:
             cls = scorer_class(sid)
         except ImportError as exc:
-            table.add_row(escape(sid), "", "", "", "", "", escape(f"cannot import: {exc}"), escape(source_of(sid)))
+            records.append(dict(scorer=sid, metric=None, direction=None, lo=None, hi=None, composite=None, role=None,
+                                description=f"cannot import: {exc}", source=source_of(sid)))
             continue
-        for m in cls.metrics:
-            table.add_row(escape(sid), escape(m.name), m.direction, _range(m.lo, m.hi), "yes" if m.composite else "no",
-                          escape(m.role or ""), escape(m.description), escape(source_of(sid)))
-    console.print(table)
+        records += [dict(scorer=sid, metric=m.name, direction=m.direction, lo=m.lo, hi=m.hi, composite=m.composite,
+                         role=m.role, description=m.description, source=source_of(sid)) for m in cls.metrics]
+    if fmt is not ListFormat.table:
+        print_records(records, fmt.value)
+        return
+    # at 80 columns: scorer, metric, direction, description; wider terminals get the rest back
+    cols = [Col("scorer", keep=True), Col("metric", keep=True), Col("direction", keep=True),
+            Col("range", min_text=9, drop=2), Col("composite", keep=True, drop=4), Col("role", keep=True, drop=3),
+            Col("description", min_text=20), Col("from", drop=1)]
+    rows = [[r["scorer"], r["metric"] or "", r["direction"] or "",
+             "" if r["metric"] is None else _range(r["lo"], r["hi"]),
+             "" if r["composite"] is None else "yes" if r["composite"] else "no", r["role"] or "", r["description"],
+             r["source"]] for r in records]
+    print_table(fitted_table(cols, rows, title="Scorers"))
 
 
 def _settings(scorer_ids: list[str], config: Path | None, sets: list[str]) -> dict[str, dict[str, Any]]:
@@ -110,7 +116,7 @@ def validate_cmd(
 
     The results go to the store, keyed by the scorer's config hash; reports and `run` show them next to
     every score of the same scorer config."""
-    from cai_bench.console import console, err_console, make_progress
+    from cai_bench.console import console, err_console, make_progress, print_table
     from cai_bench.errors import UserError
     from cai_bench.harness.scorers import scorer_ids
     from cai_bench.harness.config import ScorerEntry
@@ -155,7 +161,7 @@ def validate_cmd(
                                       explicit=against is not None, progress=progress, resume=not fresh)
     skipped += outcome.skipped
     if outcome.validations:
-        console.print(validation_table(outcome.validations))
+        print_table(validation_table(outcome.validations))
         for v in outcome.validations:
             a = v.agreement
             console.print(v.summary(), highlight=False, markup=False)
@@ -196,16 +202,13 @@ def validate_cmd(
 def suites_cmd() -> None:
     """List the validation suites: built-in ones and the folders registered under $CAI_BENCH_HOME/suites
     or $CAI_BENCH_SUITES."""
-    from rich.table import Table
-
-    from cai_bench.console import console
+    from cai_bench.console import Col, fitted_table, print_table
     from cai_bench.validity.suites import all_suites
 
-    table = Table(title="Validation suites")
-    for col in ("suite", "kind", "validates", "data", "caveat"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for s in all_suites().values():
         validates = ", ".join(f"{sid}.{m}" for sid, ms in s.metrics.items() for m in ms)
         where = str(s.folder) if s.folder else (s.source or "--data PATH")
-        table.add_row(s.name, s.kind, validates, where, s.caveat)
-    console.print(table)
+        rows.append([s.name, s.kind, validates, where, s.caveat])
+    cols = [Col("suite", keep=True), Col("kind", keep=True), Col("validates"), Col("data", drop=2), Col("caveat", drop=1)]
+    print_table(fitted_table(cols, rows, title="Validation suites"))

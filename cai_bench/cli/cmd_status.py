@@ -19,9 +19,7 @@ def status(
 ) -> None:
     """Show work done / in flight / waiting per checkpoint x task and per scorer, and the active workers."""
     from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
-    from rich.table import Table
-
-    from cai_bench.console import console
+    from cai_bench.console import Col, console, fitted_table, print_table
     from cai_bench.results import normalize_url, redact_url
 
     url = normalize_url(store, str(out))
@@ -30,23 +28,19 @@ def status(
         console.print(f"no work units in {escape(redact_url(url))} yet")
         return
     console.print(f"work in {escape(redact_url(url))} (units: chunks of prompts, batches of responses)")
-    table = Table()
-    for col in ("phase", "checkpoint/scorer", "task", "items", "units", "held", "waiting"):
-        table.add_column(col, justify="right" if col in ("items", "units", "held", "waiting") else "left",
-                         overflow="fold")
+    cols = [Col("phase", keep=True), Col("checkpoint/scorer", keep=True), Col("task", keep=True),
+            *(Col(c, keep=True, justify="right") for c in ("items", "units", "held", "waiting"))]
+    table = []
     for p in rows:
         name = p.label if p.kind == "generate" else (p.scorer_id or "")
-        table.add_row(p.kind, escape(name), escape(p.task_id or "-"), f"{p.items_done}/{p.items_total}",
+        table.append([p.kind, name, p.task_id or "-", f"{p.items_done}/{p.items_total}",
                       f"{p.units_done}/{p.units_done + p.units_claimed + p.units_pending}", str(p.units_claimed),
-                      str(p.units_pending))
-    console.print(table)
+                      str(p.units_pending)])
+    print_table(fitted_table(cols, table))
     if workers:
-        wt = Table(title="Workers holding units now")
-        for col in ("worker", "units held", "lease expires in (s)"):
-            wt.add_column(col)
-        for owner, n, left in workers:
-            wt.add_row(escape(owner), str(n), f"{left:.0f}" if left > 0 else "expired (others may take over)")
-        console.print(wt)
+        cols = [Col("worker", keep=True), Col("units held", keep=True), Col("lease expires in (s)")]
+        print_table(fitted_table(cols, [[owner, str(n), f"{left:.0f}" if left > 0 else "expired (others may take over)"]
+                                        for owner, n, left in workers], title="Workers holding units now"))
     if done_by:
         console.print("units done per worker: " + ", ".join(f"{escape(k or '?')}: {v}"
                                                             for k, v in sorted(done_by.items())))

@@ -13,6 +13,7 @@ import typer
 from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import LIST_FORMAT, ListFormat
 from cai_bench.console import console
 
 if TYPE_CHECKING:
@@ -49,34 +50,40 @@ def _items_status(hhh_path: Optional[Path]) -> tuple[str, str]:
         return "?", f"unreadable: {exc.message}"
 
 
-def _kind(t: "Task") -> str:
-    """The task's output_type, saying how a multiple_choice one is decided."""
-    return f"{t.output_type} (log-likelihood)" if t.is_multiple_choice else t.output_type
+def _kind_text(output_type: str) -> str:
+    """A task's output_type, saying how a multiple_choice one is decided."""
+    return f"{output_type} (log-likelihood)" if output_type == "multiple_choice" else output_type
 
 
 @tasks_app.command("list")
 def list_cmd(tdirs: Optional[List[Path]] = _TASK_DIRS, cdirs: Optional[List[Path]] = _CONST_DIRS,
-             hhh_path: Optional[Path] = _HHH_PATH) -> None:
+             hhh_path: Optional[Path] = _HHH_PATH, fmt: ListFormat = LIST_FORMAT) -> None:
     """List tasks (built-ins, --tasks-dir, $CAI_BENCH_PATH, $CAI_BENCH_HOME/tasks) with their kind
     (output_type). A multiple_choice task such as hhh_alignment reads its items from a data file that
     is not bundled: its location says where that was found."""
     from cai_bench.tasks import list_tasks
 
-    from cai_bench.console import Col, fitted_table
+    from cai_bench.console import Col, fitted_table, print_records, print_table
 
     status: tuple[str, str] | None = None
-    rows = []
+    records = []
     for t in list_tasks(_extra(tdirs, cdirs)):
         if t.is_multiple_choice:
             status = status or _items_status(hhh_path)
-            rows.append([t.id, t.constitution, t.culture, _kind(t), status[0], "yes", status[1]])
+            n, refs, where = (int(status[0]) if status[0].isdigit() else None), True, status[1]
         else:
-            rows.append([t.id, t.constitution, t.culture, _kind(t), str(len(t.prompts)),
-                         "yes" if t.has_references else "no", str(t.path or "")])
+            n, refs, where = len(t.prompts), t.has_references, str(t.path or "")
+        records.append(dict(id=t.id, constitution=t.constitution, culture=t.culture, kind=t.output_type,
+                            prompts=n, references=refs, location=where))
+    if fmt is not ListFormat.table:
+        print_records(records, fmt.value)
+        return
+    rows = [[r["id"], r["constitution"], r["culture"], _kind_text(r["kind"]), "?" if r["prompts"] is None
+             else str(r["prompts"]), "yes" if r["references"] else "no", r["location"]] for r in records]
     cols = [Col("id", keep=True), Col("constitution", keep=True), Col("culture", keep=True, drop=3),
             Col("kind", drop=4, min_text=10), Col("prompts", keep=True), Col("references", keep=True, drop=2),
             Col("location", drop=1, min_text=20)]
-    console.print(fitted_table(cols, rows))
+    print_table(fitted_table(cols, rows))
 
 
 @tasks_app.command("show")

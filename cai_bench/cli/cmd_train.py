@@ -77,13 +77,13 @@ def dpo(recipe: str = _RECIPE, set_: Optional[List[str]] = _SET, resume: bool = 
 @train_app.command("recipes")
 def recipes() -> None:
     """List the built-in recipes."""
-    from rich.table import Table
-
+    from cai_bench.console import Col, fitted_table, print_table
     from cai_bench.training import list_recipes, load_recipe
 
-    table = Table("name", "stage", "model", "hardware", "description")
-    table.columns[0].no_wrap = True
+    rows = []
     for name in list_recipes():
         r = load_recipe(name)
-        table.add_row(name, r.stage or "", r.model_name_or_path, "GPU" if r.gpu_recipe else "CPU ok", r.description)
-    console.print(table)
+        rows.append([name, r.stage or "", r.model_name_or_path, "GPU" if r.gpu_recipe else "CPU ok", r.description])
+    cols = [Col("name", keep=True), Col("stage", keep=True), Col("model", keep=True), Col("hardware", keep=True),
+            Col("description", min_text=20)]
+    print_table(fitted_table(cols, rows))

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import pandas as pd
-from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
-from rich.table import Table as RichTable
+from rich.text import Text
 
+from cai_bench.console import Col, fitted_table, print_table
+from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
 from cai_bench.reports import tables
+
+# Columns that hold ids (never wrapped or cut, on a terminal or in a pipe), and those that stay left-aligned.
+_IDS = ("checkpoint", "task", "culture", "metric", "scorer", "rank", "n", "pairs", "rows", "scored", "share", "na",
+        "unscored", "error", "coverage", "composite", "composite (0..1)")
+_LEFT = ("checkpoint", "task", "culture", "metric", "scorer", "most common reason")
+
+
+def _cols(headers: list[str]) -> list[Col]:
+    """Id and number columns are kept whole; the rest wrap at spaces, but a metric
+    column never narrower than its metric key (the header's first word)."""
+    return [Col(h, keep=h in _IDS, justify="left" if h in _LEFT else "right", min_text=len(h.split()[0]))
+            for h in headers]
+
+
+def _show(t: tables.Table, console, title: str, row_styles: list[str | None] | None = None) -> None:  # noqa: ANN001
+    """A display table printed through the one CLI table helper (ids whole, full width in a pipe)."""
+    rows = [[text for text, _ in row] for row in t.rows]
+    print_table(fitted_table(_cols(t.headers), rows, title=title, row_styles=row_styles, out=console), console)
 
 
 def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None,  # noqa: ANN001
@@ -22,14 +41,7 @@ def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | Non
     validity = validity if validity is not None else pd.DataFrame(columns=V.COLUMNS)
     flagged = V.flagged_keys(validity)
     for group in sorted(board["group"].unique()):
-        t = tables.leaderboard_table(board, group, flagged, scales)
-        rt = RichTable(title=f"Leaderboard: {escape(str(group))}", title_justify="left")
-        for h in t.headers:
-            rt.add_column(escape(h), justify="left" if h == "checkpoint" else "right",
-                          no_wrap=h == "checkpoint", overflow="fold")
-        for row in t.rows:
-            rt.add_row(*(escape(text) for text, _ in row))
-        console.print(rt)
+        _show(tables.leaderboard_table(board, group, flagged, scales), console, f"Leaderboard: {group}")
     if scales:
         console.print(escape(tables.composite_note(scales)), style="dim", highlight=False)
     print_validity(validity, console)
@@ -74,14 +86,10 @@ def print_task_leaderboard(task_board: pd.DataFrame, console) -> None:  # noqa: 
     """One compact table for all tasks: rank, n and composite per (task, checkpoint)."""
     if task_board.empty:
         return
-    rt = RichTable(title="By task", title_justify="left")
-    for h in ("task", "culture", "rank", "checkpoint", "n", "coverage", "composite"):
-        rt.add_column(h, justify="left" if h in ("task", "culture", "checkpoint") else "right")
-    for r in task_board.to_dict("records"):
-        rt.add_row(escape(str(r["group"])), escape(str(r["culture"])), tables.rank_cell(r["rank"])[0],
-                   escape(str(r["label"])), str(int(r["n"])), tables.fmt(float(r["coverage"]), 2),
-                   tables.fmt(r["composite"]))
-    console.print(rt)
+    headers = ["task", "culture", "rank", "checkpoint", "n", "coverage", "composite"]
+    rows = [[str(r["group"]), str(r["culture"]), tables.rank_cell(r["rank"])[0], str(r["label"]), str(int(r["n"])),
+             tables.fmt(float(r["coverage"]), 2), tables.fmt(r["composite"])] for r in task_board.to_dict("records")]
+    print_table(fitted_table(_cols(headers), rows, title="By task", out=console), console)
 
 
 def print_sample(df: pd.DataFrame, console, limit: int = 600) -> None:  # noqa: ANN001 - rich Console
@@ -104,14 +112,8 @@ def print_coverage(coverage: list, console, err_console=None) -> None:  # noqa: 
     """The scorer coverage table, and a loud warning per scorer that scored under half of its rows."""
     if not coverage:
         return
-    t = tables.coverage_table(coverage)
-    rt = RichTable(title="Scorer coverage", title_justify="left")
-    for h in t.headers:
-        rt.add_column(h, justify="left" if h in ("scorer", "most common reason") else "right",
-                      no_wrap=h == "scorer", overflow="fold")
-    for row, cov in zip(t.rows, coverage):
-        rt.add_row(*(escape(text) for text, _ in row), style="bold red" if cov.low else None)
-    console.print(rt)
+    _show(tables.coverage_table(coverage), console, "Scorer coverage",
+          row_styles=["bold red" if cov.low else None for cov in coverage])
     for cov in coverage:
         if cov.low:
             reason = f"; most common reason: {cov.reason_text()}" if cov.top_reason else ""
@@ -129,15 +131,7 @@ def print_deltas(deltas: pd.DataFrame, baseline: dict | None, console) -> None: 
                       f"baseline {escape(str(baseline['label']))}[/yellow]")
         return
     for group in sorted(deltas["group"].unique()):
-        t = tables.deltas_table(deltas, group)
-        rt = RichTable(title=f"Delta vs baseline {escape(str(baseline['label']))}: {escape(str(group))}",
-                       title_justify="left")
-        for h in t.headers:
-            rt.add_column(escape(h), justify="left" if h in ("checkpoint", "metric") else "right",
-                          no_wrap=h in ("checkpoint", "metric"))
-        for row in t.rows:
-            rt.add_row(*(escape(text) for text, _ in row))
-        console.print(rt)
+        _show(tables.deltas_table(deltas, group), console, f"Delta vs baseline {baseline['label']}: {group}")
 
 
 def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports.loop.LoopReport, rich Console
@@ -148,16 +142,16 @@ def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports
     colour = {"improved": "green", "regressed": "red"}
     for lr in loops:
         r = lr.record
-        t = RichTable(title=f"{escape(r.title)}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05, "
-                            f"{r.n_boot} resamples)", title_justify="left")
-        for col in ("culture", "task", "metric", "n", "base", "SFT", "DPO", "DPO-base", "p", "verdict"):
-            t.add_column(col)
+        cols = [Col("culture", keep=True), Col("task", keep=True), Col("metric", keep=True), Col("n"),
+                *(Col(x) for x in ("base", "SFT", "DPO", "DPO-base", "p", "verdict"))]
+        rows = []
         for row in lr.rows:
             d, v = row["dpo_vs_base"], row["verdict"]
-            t.add_row(escape(row["culture"]), escape(row["task"]), escape(row["metric"]), str(row["n"]),
-                      *(fmt(row[x]["mean"]) for x in ROLES), fmt(d["delta"]), fmt(d["p"]),
-                      f"[{colour[v]}]{v}[/{colour[v]}]" if v in colour else v)
-        console.print(t)
+            rows.append([row["culture"], row["task"], row["metric"], str(row["n"]),
+                         *(fmt(row[x]["mean"]) for x in ROLES), fmt(d["delta"]), fmt(d["p"]),
+                         Text(v, style=colour.get(v, ""))])
+        title = f"{r.title}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05, {r.n_boot} resamples)"
+        print_table(fitted_table(cols, rows, title=title, out=console), console)
         for x in lr.meanings:
             console.print(f"[dim]{escape(x)}[/dim]")
         for x in lr.no_verdict:

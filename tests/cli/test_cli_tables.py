@@ -17,10 +17,12 @@ def _at(width: int, *args: str) -> str:
 
 def test_listings_keep_ids_whole_at_80_columns():
     from cai_bench.constitutions import list_constitutions, load_constitution
+    from cai_bench.harness.scorers import scorer_class, scorer_ids
     from cai_bench.models import BUNDLED
     from cai_bench.tasks import list_tasks
 
     cases = {
+        ("scorers", "list"): [*scorer_ids(), *(m.name for s in scorer_ids() for m in scorer_class(s).metrics)],
         ("models", "list"): [f"bundled:{n}" for n in BUNDLED],
         ("constitutions", "list"): [c.id for c in list_constitutions()],
         ("constitutions", "show", "romania"): [p.id for p in load_constitution("romania").principles],
