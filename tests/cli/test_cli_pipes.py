@@ -55,7 +55,7 @@ def test_piped_scorers_list_greps_whole_ids_and_never_cuts():
             assert len(row) == 1, (sid, m.name, out)
             assert m.description in row[0]  # the whole description on the same line
     grep = [ln for ln in lines if "similarity" in ln]
-    assert grep and "cosine(response, reference) in MiniLM space" in grep[0]
+    assert grep and "closer to the reference answers (cosine of MiniLM embeddings)" in grep[0]
 
 
 def test_listings_as_json_and_csv_for_programs(tmp_path):
