@@ -68,10 +68,20 @@ class Ctx:
         self.stages: dict[str, dict[str, Any]] = {}  # name -> {seconds, cached} of this invocation
 
 
+def _task_content(spec: str | None) -> str | None:
+    """A task folder's files, or a built-in task's definition (prompts, expectations, analyses):
+    a new release of a built-in task redoes the loop on it."""
+    if not spec or Path(spec).exists():
+        return _file_hash(spec)
+    from cai_bench.tasks import load_task
+
+    return _hash(load_task(spec).model_dump(mode="json", exclude={"path"}))
+
+
 def _task_settings(cfg: PipelineConfig, c: dict) -> list:
     synth = ([c["synthesize"], cfg.synthesizer, c["seed"]] if cfg.synthesize is not None else [])
     return [FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
-            _file_hash(cfg.prompts), _file_hash(cfg.task), c["split"], *synth]
+            _file_hash(cfg.prompts), _task_content(cfg.task), c["split"], *synth]
 
 
 def _data_settings(cfg: PipelineConfig, c: dict) -> list:

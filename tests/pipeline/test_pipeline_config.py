@@ -182,3 +182,29 @@ def test_preflight_stops_a_culture_no_metric_can_judge_and_dry_run_writes_nothin
     res = CliRunner().invoke(app, ["pipeline", "--constitution", "south_africa", "--prompts", str(prompts), "--out",
                                    str(out), "--set", "eval.hhh=false"])
     assert res.exit_code == 2 and "--allow-no-verdict" in res.output and not out.exists()
+
+
+def test_a_changed_task_definition_redoes_the_loop(tmp_path, home) -> None:
+    """A task found by id (built-in or user) is keyed by its definition, not its name: a new
+    `analyses:` or edited prompts redo the task stage and what follows."""
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+    from cai_bench.pipeline.runner import stage_keys
+    from cai_bench.tasks import load_task
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"id": "p{i}", "prompt": "Question {i}?", "principle_id": "rule_of_law", '
+                               f'"reference": "An answer {i}."}}\n' for i in range(6)))
+    res = CliRunner().invoke(app, ["tasks", "new", "my_culture", "--constitution", "south_africa", "--prompts",
+                                   str(prompts)])
+    assert res.exit_code == 0, res.output
+    cfg = build_config({"task": "my_culture", "out": str(tmp_path / "run"), "data": {"source": "generate"}})
+    before = stage_keys(cfg)
+    folder = load_task("my_culture").path
+    task_yaml = (folder if folder.is_dir() else folder.parent) / "task.yaml"
+    task_yaml.write_text(task_yaml.read_text() + "analyses: [refusal]\n")
+    after = stage_keys(cfg)
+    assert all(before[s] != after[s] for s in before)
+    assert stage_keys(build_config({"task": "cai_south_africa"}))["task"] == \
+        stage_keys(build_config({"task": "cai_south_africa"}))["task"]  # stable
