@@ -32,6 +32,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from cai_bench.escape import _CONTROL, visible  # noqa: F401 - visible is re-exported
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -380,23 +382,9 @@ def _csv_value(v: Any) -> Any:
     return csv_cell(visible(v, lines=True)) if isinstance(v, str) else v
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x00, 0x20), 0x7f, *range(0x80, 0xa0)]}
-_CONTROL.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r"})
-_KEEP_LINES = {k: v for k, v in _CONTROL.items() if k not in (0x09, 0x0a)}
-# Bidirectional overrides and isolates can reorder what a terminal shows.
-for _cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)):
-    _CONTROL[_cp] = _KEEP_LINES[_cp] = f"\\u{_cp:04x}"
-
 # Characters JSON leaves raw (DEL, C1 controls, bidi overrides) that a terminal acts on:
 # written as \\u escapes, which only occur inside JSON strings and decode to the same text.
 _JSON_INERT = {cp: f"\\u{cp:04x}" for cp in _CONTROL if cp >= 0x7f}
-
-
-def visible(text: object, *, lines: bool = False) -> str:
-    """`text` with control characters made visible (`\\x1b`, `\\r`, `\\u202e`), so
-    that model output, prompts and names cannot move the cursor, recolour or
-    clear the terminal. `lines=True` keeps newlines and tabs (multi-line answers)."""
-    return str(text).translate(_KEEP_LINES if lines else _CONTROL)
 
 
 def safe(text: object, *, lines: bool = False) -> str:

@@ -33,9 +33,17 @@ def test_slugs_unique_stable_and_safe() -> None:
 
 @pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
 def test_csv_formula_cells_neutralised(cell: str) -> None:
-    assert csv_cell(cell) == "'" + cell
+    inert = "'" + cell.replace("\r", "\\r")  # a carriage return is also made visible
+    assert csv_cell(cell) == inert
     frame = csv_frame(pd.DataFrame({"label": [cell, "ok"], "value": [-0.5, 1.0]}))
-    assert frame["label"].tolist() == ["'" + cell, "ok"] and frame["value"].tolist() == [-0.5, 1.0]
+    assert frame["label"].tolist() == [inert, "ok"] and frame["value"].tolist() == [-0.5, 1.0]
+
+
+def test_control_characters_in_names_are_visible_in_csv_and_markdown() -> None:
+    """`cat leaderboard.md` or `.csv` must not clear the screen: ESC, bidi overrides shown as text."""
+    name = "tuned\x1b[2J\u202e"
+    assert csv_cell(name) == "tuned\\x1b[2J\\u202e" and "\x1b" not in md_text(name)
+    assert "\\x1b" in md_text(name) and "\u202e" not in md_text(name)
 
 
 def test_markdown_cells_are_literal() -> None:
