@@ -250,7 +250,8 @@ def bundled_root(cfg: PipelineConfig) -> Path:
 
 def hhh_source(cfg: PipelineConfig) -> str | None:
     """eval.hhh_path, else $CAI_BENCH_HHH_PATH, else the copy in the shared data folder the
-    bundled CAI data comes from (so an offline built-in run finds it), else the loader's cache/download."""
+    bundled CAI data comes from (so an offline built-in run finds it), else the loader's order (the
+    copy `cai-bench data fetch hhh` stored; never a download)."""
     from cai_bench.shared_data import find_shared
     from cai_bench.tasks import hhh
 
