@@ -115,13 +115,13 @@ def fetch_fix(ds: DataSet) -> str:
     would refuse): the user then knows to run it where the network is allowed."""
     var = offline_var()
     if var:
-        return f"run `{var}=0 {fetch_command(ds)}` where the network is allowed ({var}=1 here: downloads are off)"
+        return f"run `{var}=0 {fetch_command(ds)}` where the network is allowed (downloads are off here)"
     return f"run `{fetch_command(ds)}`"
 
 
 def missing_fix(ds: DataSet) -> str:
     """The fix for a missing fetchable data set, in one clause: the exact command, or a local copy."""
-    return fetch_fix(ds) + (f", or set {ds.env}=/path/to/{ds.file_name}" if ds.env else "")
+    return fetch_fix(ds) + (f", or set {ds.env} to a local copy" if ds.env else "")
 
 
 def locate(ds: DataSet, shared_dir: str | Path | None = None) -> Found | None:

@@ -38,7 +38,7 @@ from cai_bench import data
 from cai_bench.errors import UserError
 from cai_bench.io import read_jsonl
 from cai_bench.paths import atomic_write_text
-from cai_bench.shared_data import ENV as SHARED_ENV
+from cai_bench.shared_data import ENV as SHARED_ENV  # noqa: F401 - tests and callers name it as hhh.SHARED_ENV
 from cai_bench.tasks._outdir import output_dir
 
 TASK_ID = "hhh_alignment"
@@ -94,8 +94,8 @@ def _local(path: str | Path | None) -> tuple[Path, str] | None:
 
 
 def not_found_message() -> str:
-    return (f"{TASK_ID}: the HHH data ({FILE_NAME}) was not found. Fix: {data.missing_fix(DATA)} "
-            f"(or pass --hhh-path; or {SHARED_ENV} to a folder holding {SHARED_REL.as_posix()})")
+    return (f"{TASK_ID}: the HHH data ({FILE_NAME}) was not found. Fix: {data.fetch_fix(DATA)}, or pass "
+            f"--hhh-path / set {ENV_PATH} to a local copy")
 
 
 def find_hhh(path: str | Path | None = None) -> tuple[Path | None, str]:
