@@ -4,8 +4,9 @@ A data set lies, in the shared data folder's layout (`cai_bench.shared_data`), a
 a file, or a folder of `files`. It is looked for, first match wins: the variable naming
 a local copy (`env`), a shared data folder named by `$CAI_BENCH_SHARED_DATA`, the copy
 packaged with cai-bench, `../shared/data` beside the checkout, the copy `data fetch`
-stored under `$CAI_BENCH_HOME/data/`. A copy named explicitly (the variable, a config's
-folder) is used or an error, never passed over for another.
+stored under `$CAI_BENCH_HOME/data/`. A copy named explicitly (the variable; for the
+pipeline's CAI data, a config's data.bundled_dir: `bluedot_root`) is used or an error,
+never passed over for another.
 """
 
 from __future__ import annotations
@@ -63,14 +64,14 @@ class Found:
 _BLUEDOT_SOURCE = "bluedot_cai project (culture-specific CAI data; cai_bench/data/NOTICE)"
 
 REGISTRY: dict[str, DataSet] = {d.name: d for d in (
-    DataSet("bluedot_sa", "GPT-4o CAI rows (SFT critique/revision, preferences) of cai_south_africa; "
-            "the pipeline's data.source bundled", "bluedot_cai/sa", "MIT (upstream README)", _BLUEDOT_SOURCE,
+    DataSet("bluedot_sa", "GPT-4o CAI rows of cai_south_africa (SFT, preferences): pipeline data.source bundled",
+            "bluedot_cai/sa", "MIT (upstream README)", _BLUEDOT_SOURCE,
             files=("sft_dataset.json", "pref_dataset.json"), packaged=True),
-    DataSet("bluedot_ro", "GPT-4o CAI rows (SFT critique/revision, preferences) of cai_romania; "
-            "the pipeline's data.source bundled", "bluedot_cai/ro", "MIT (upstream README)", _BLUEDOT_SOURCE,
+    DataSet("bluedot_ro", "GPT-4o CAI rows of cai_romania (SFT, preferences): pipeline data.source bundled",
+            "bluedot_cai/ro", "MIT (upstream README)", _BLUEDOT_SOURCE,
             files=("sft_dataset.json", "pref_dataset.json"), packaged=True),
-    DataSet("hhh", "the CAI paper's 438 HHH items (tasks hhh_alignment, hhh_alignment_response)", HHH_REL,
-            "none stated upstream (not shipped; fetched by the user)",
+    DataSet("hhh", "the CAI paper's 438 HHH items: tasks hhh_alignment, hhh_alignment_response", HHH_REL,
+            "none stated upstream (not shipped)",
             f"github.com/anthropics/ConstitutionalHarmlessnessPaper (commit {HHH_COMMIT[:8]})",
             url=f"https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/{HHH_COMMIT}/"
                 "evals/438HHHEvaluations.jsonl",
@@ -124,10 +125,9 @@ def missing_fix(ds: DataSet) -> str:
     return fetch_fix(ds) + (f", or set {ds.env} to a local copy" if ds.env else "")
 
 
-def locate(ds: DataSet, shared_dir: str | Path | None = None) -> Found | None:
-    """Where `ds` is (see the module's order), or None. `shared_dir` (a config's data folder)
-    is the only shared folder looked at when given. A copy named by `ds.env` that is not there
-    is a one-line error, never passed over."""
+def locate(ds: DataSet) -> Found | None:
+    """Where `ds` is (see the module's order), or None. A copy named by `ds.env` that is not
+    there is a one-line error, never passed over."""
     given = os.environ.get(ds.env) if ds.env else None
     if given:
         path = Path(given).expanduser()
@@ -137,9 +137,6 @@ def locate(ds: DataSet, shared_dir: str | Path | None = None) -> Found | None:
             raise UserError(f"${ds.env} {given}: no such file ({ds.file_name}). Fix: point it at a copy, or unset "
                             f"it and {fetch_fix(ds)}")
         return Found(path, f"${ds.env}")
-    if shared_dir:
-        path = find_shared(ds.rel, shared_dir)
-        return Found(path, "shared data folder") if path and _complete(path, ds) else None
     if os.environ.get(SHARED_ENV):
         path = find_shared(ds.rel)
         if path and _complete(path, ds):
