@@ -110,9 +110,10 @@ def find_hhh(path: str | Path | None = None) -> tuple[Path | None, str]:
     return None, not_found_message()
 
 
-def hhh_path(path: str | Path | None = None) -> Path:
+def hhh_path(path: str | Path | None = None, *, download: bool = False) -> Path:
     """The local data file (see `_local`); never downloads: a missing file is one line that
-    names `cai-bench data fetch hhh`."""
+    names `cai-bench data fetch hhh`. `download` is accepted for callers of the older
+    signature and changes nothing: fetching is explicit."""
     found = _local(path)
     if found is None:
         raise UserError(not_found_message())
@@ -149,8 +150,10 @@ def parse_hhh(path: Path) -> list[HHHItem]:
     return items
 
 
-def load_hhh(path: str | Path | None = None, *, limit: int | None = None, seed: int = 0) -> list[HHHItem]:
-    """The HHH items (all 438, or a seeded sample of `limit`, kept in file order)."""
+def load_hhh(path: str | Path | None = None, *, limit: int | None = None, seed: int = 0,
+             download: bool = False) -> list[HHHItem]:
+    """The HHH items (all 438, or a seeded sample of `limit`, kept in file order); `download`
+    as for `hhh_path` (no effect)."""
     items = parse_hhh(hhh_path(path))
     if limit is not None and limit < len(items):
         keep = set(random.Random(seed).sample(range(len(items)), limit))
