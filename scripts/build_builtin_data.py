@@ -3,15 +3,18 @@
 
     .venv/bin/python scripts/build_builtin_data.py [--data ../shared/data]
 
-Writes cai_bench/constitutions/builtin/*.yaml and cai_bench/tasks/builtin/<id>/
-{task.yaml,prompts.jsonl}. Deterministic: re-running on the same inputs gives the
-same bytes. Only MIT / CC-BY-4.0 sources are used (never cai_paper_anthropic/).
+Writes cai_bench/constitutions/builtin/*.yaml, cai_bench/tasks/builtin/<id>/
+{task.yaml,prompts.jsonl}, and cai_bench/data/bluedot_cai/{sa,ro}/{sft,pref}_dataset.json
+(byte-for-byte copies of the GPT-4o CAI rows the pipeline's `data.source: bundled`
+reads) with cai_bench/data/NOTICE. Deterministic: re-running on the same inputs gives
+the same bytes. Only MIT / CC-BY-4.0 sources are used (never cai_paper_anthropic/).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import re
 import sys
@@ -28,6 +31,10 @@ from cai_bench.tasks._user import prompts_jsonl, task_yaml  # noqa: E402
 
 CONST_OUT = ROOT / "cai_bench" / "constitutions" / "builtin"
 TASK_OUT = ROOT / "cai_bench" / "tasks" / "builtin"
+CAI_DATA_OUT = ROOT / "cai_bench" / "data"
+# exactly what pipeline/stages.py `bundled_rows` reads, per BUNDLED_DATA culture folder
+CAI_DATA_FILES = tuple(f"bluedot_cai/{sub}/{name}" for sub in ("sa", "ro")
+                       for name in ("sft_dataset.json", "pref_dataset.json"))
 
 LLM_SWARM = "github.com/huggingface/llm-swarm examples/constitutional-ai (commit c3249dbf)"
 BLUEDOT = "bluedot_cai project (culture-specific CAI principles and red-team sets; upstream README states MIT)"
@@ -174,6 +181,74 @@ def write_task(task: Task) -> None:
     (d / "prompts.jsonl").write_text(prompts_jsonl(task), encoding="utf-8")
 
 
+CAI_DATA_NOTICE = """\
+Data packaged with cai-bench
+============================
+
+Copied byte for byte by scripts/build_builtin_data.py from the shared data folder
+(../shared/data) and redistributed under their original license. Content warning:
+red-team prompts and the answers to them are offensive by design.
+
+bluedot_cai/sa/, bluedot_cai/ro/
+  What:    GPT-4o Constitutional AI data of the South African and Romanian
+           red-team sets (tasks cai_south_africa, cai_romania):
+           sft_dataset.json  {"i_j": [{initial_prompt, initial_response, critique_prompt,
+                             critique_response, revision_prompt, revision_response}]}
+           pref_dataset.json {prompt, chosen_response, rejected_response, reasoning}
+           Read by `cai-bench pipeline` when data.source is bundled (docs/pipeline.md).
+  Source:  bluedot_cai project (culture-specific CAI principles, red-team sets and
+           CAI data), files sa/ and ro/ {sft_dataset.json, pref_dataset.json}; the
+           same project as the built-in south_africa/romania constitutions and the
+           cai_south_africa/cai_romania tasks (cai_bench/constitutions/builtin/NOTICE).
+           The shared data folder records no upstream URL or commit for it.
+  License: MIT (as stated in the upstream README).
+  Changes: none (files unchanged).
+  sha256:
+{digests}
+
+The cai-bench pipeline (pipeline/stages.py `bundled_rows`) reads only the rows whose
+prompt is in a pipeline's train split.
+
+MIT License
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in the
+Software without restriction, including without limitation the rights to use,
+copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the
+Software, and to permit persons to whom the Software is furnished to do so,
+subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS
+FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR
+COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN
+AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+
+Not packaged: the CAI paper's 438HHHEvaluations.jsonl (no license stated
+upstream). `cai-bench data fetch hhh` downloads it from its public source and
+checks its pinned sha256 (cai_bench/data/registry.py).
+"""
+
+
+def copy_cai_data(data: Path, out: Path = CAI_DATA_OUT) -> list[Path]:
+    """Copy the GPT-4o CAI files the pipeline's bundled data source reads into `out` (bytes
+    unchanged) and write `out/NOTICE` with their sha256; returns the copies."""
+    copies, digests = [], []
+    for rel in CAI_DATA_FILES:
+        body = (data / rel).read_bytes()
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(body)
+        copies.append(dest)
+        digests.append(f"    {hashlib.sha256(body).hexdigest()}  {rel}")
+    (out / "NOTICE").write_text(CAI_DATA_NOTICE.replace("{digests}", "\n".join(digests)), encoding="utf-8")
+    return copies
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -209,6 +284,8 @@ def main() -> None:
         print(f"{task.id}: {len(task.prompts)} prompts")
     for c in consts:
         print(f"{c.id}: {len(c.principles)} principles, {len(c.few_shot)} few-shot chats")
+    for path in copy_cai_data(data):
+        print(f"{path.relative_to(ROOT)}: {path.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

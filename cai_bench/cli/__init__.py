@@ -19,6 +19,7 @@ def _register() -> None:
     # Each module adds its commands to `app`; import order is the --help order.
     from cai_bench.cli import (  # noqa: F401
         cmd_constitutions,
+        cmd_data,
         cmd_generate,
         cmd_models,
         cmd_pipeline,

@@ -61,7 +61,7 @@ def run_cmd(
         "spec, relative path, label or fingerprint). (default: the first checkpoint)"),
     hhh_path: Optional[str] = typer.Option(None, "--hhh-path", help="The CAI paper's 438HHHEvaluations.jsonl for "
                                            "-t hhh_alignment (default: $CAI_BENCH_HHH_PATH, a shared data folder, "
-                                           "the cache, else one download)."),
+                                           "`cai-bench data fetch hhh`'s copy)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.

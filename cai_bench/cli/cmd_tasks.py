@@ -28,7 +28,7 @@ _CONST_DIRS = typer.Option(None, "--constitutions", "-C", help="Extra folder of 
 
 
 _HHH_PATH = typer.Option(None, "--hhh-path", help="The CAI paper's 438HHHEvaluations.jsonl for hhh_alignment "
-                         "(default: $CAI_BENCH_HHH_PATH, a shared data folder, the cache; see `tasks show hhh_alignment`).")
+                         "(default: $CAI_BENCH_HHH_PATH, a shared data folder, `cai-bench data fetch hhh`'s copy).")
 
 
 def _extra(tdirs: Optional[List[Path]], cdirs: Optional[List[Path]]) -> list[Path]:
@@ -131,7 +131,7 @@ def _show_choices(t: "Task", limit: int, hhh_path: Optional[Path]) -> None:
     from cai_bench.tasks.hhh import KIND, LICENSE, SOURCE_URL, VIEW_TEXT, hhh_path as locate, item_doc, parse_hhh
 
     view = t.items or ""
-    path = locate(hhh_path)  # downloads once into the cache unless offline
+    path = locate(hhh_path)  # missing: one line naming `cai-bench data fetch hhh`
     items = parse_hhh(path)
     console.print(f"[bold]{escape(t.id)}[/bold]: output_type {t.output_type}: {KIND}, {len(items)} items, scored by "
                   "the model under test alone (no judge, no generation)", highlight=False)

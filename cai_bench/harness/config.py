@@ -97,7 +97,7 @@ class RunConfig(BaseModel):
     ollama: EndpointSettings = Field(default_factory=EndpointSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     report: bool = True
-    hhh_path: str | None = None  # hhh_alignment's data file (None: $CAI_BENCH_HHH_PATH, shared data, cache, download)
+    hhh_path: str | None = None  # hhh_alignment's data file (None: $CAI_BENCH_HHH_PATH, shared data, `data fetch hhh`'s copy)
     download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
 
     @field_validator("scorers", mode="before")

@@ -88,7 +88,7 @@ class DataSettings(_Strict):
 
     source: Literal["bundled", "generate"] | None = None  # None: bundled for built-in cultures, else generate
     generator: str | None = None  # any chat-model spec; None: the student
-    bundled_dir: str | None = None  # folder holding bluedot_cai/; None: $CAI_BENCH_SHARED_DATA, else shared/data beside the checkout
+    bundled_dir: str | None = None  # folder holding bluedot_cai/; None: $CAI_BENCH_SHARED_DATA, else the packaged copy
     selection: Literal["random", "contextual"] = GENERATION.selection
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)

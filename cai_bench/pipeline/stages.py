@@ -237,9 +237,11 @@ def stage_task(cfg: PipelineConfig, out: Path) -> TaskResult:
 
 # ---------------------------------------------------------------- data
 def bundled_root(cfg: PipelineConfig) -> Path:
-    from cai_bench.shared_data import find_shared
+    """The folder holding bluedot_cai/{sa,ro}: data.bundled_dir's, else $CAI_BENCH_SHARED_DATA's, else the
+    copy packaged with cai-bench (cai_bench/data), so a bare install needs no data folder."""
+    from cai_bench.data import bluedot_root
 
-    root = find_shared("bluedot_cai", cfg.data.bundled_dir)
+    root = bluedot_root(cfg.data.bundled_dir)
     if root is None or not root.is_dir():
         raise UserError("data.source bundled: the bluedot_cai data folder was not found. Fix: set data.bundled_dir "
                         "(or $CAI_BENCH_SHARED_DATA) to the folder holding bluedot_cai/")
@@ -248,7 +250,8 @@ def bundled_root(cfg: PipelineConfig) -> Path:
 
 def hhh_source(cfg: PipelineConfig) -> str | None:
     """eval.hhh_path, else $CAI_BENCH_HHH_PATH, else the copy in the shared data folder the
-    bundled CAI data comes from (so an offline built-in run finds it), else the loader's cache/download."""
+    bundled CAI data comes from (so an offline built-in run finds it), else the loader's order (the
+    copy `cai-bench data fetch hhh` stored; never a download)."""
     from cai_bench.shared_data import find_shared
     from cai_bench.tasks import hhh
 

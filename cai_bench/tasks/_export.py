@@ -104,7 +104,7 @@ def export_lm_eval(
     `name_suffix` ([a-z0-9_]*) keeps several exports in one folder apart;
     `with_metric=False` leaves metrics out of generate_until tasks (for `predict_only` generation).
     A multiple_choice task's items are read from its item source (`hhh_path`: where the HHH
-    data is, else it is found or downloaded as for `run`).
+    data is, else it is found as for `run`; never downloaded: `cai-bench data fetch hhh`).
     """
     if name_suffix and not ID_RE_SUFFIX.fullmatch(name_suffix):
         raise UserError(f"name_suffix {name_suffix!r} must match [a-z0-9_]*")
@@ -126,7 +126,7 @@ def _export_multiple_choice(tasks: Sequence[Task], out: Path, name_suffix: str, 
     """Each multiple_choice task as lm-eval's `multiple_choice` task over its source's items."""
     from cai_bench.tasks.hhh import load_hhh, write_view_lm_eval
 
-    items = load_hhh(hhh_path, download=True)  # every item source today is the HHH file (a view of it)
+    items = load_hhh(hhh_path)  # every item source today is the HHH file (a view of it)
     names: dict[str, str] = {}
     for task in tasks:
         names[task.id] = f"{task.id}{name_suffix}"

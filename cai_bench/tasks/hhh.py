@@ -16,18 +16,16 @@ model are needed, only the model under test. Two views of each item:
   on responses, so the pipeline reports it beside the letter accuracy.
 
 The data file has no stated license, so it is not vendored. `hhh_path` finds it:
-an explicit path, ``$CAI_BENCH_HHH_PATH``, the shared data folder
-(``cai_bench.shared_data``: ``$CAI_BENCH_SHARED_DATA``, else ``../shared/data``
-beside the checkout) holding ``cai_paper_anthropic/evals/``, the copy cached under
-``$CAI_BENCH_HOME/data/``, else a download from its public source (refused when
-``HF_HUB_OFFLINE=1`` or ``CAI_BENCH_OFFLINE=1``). `find_hhh` does the same
-without downloading (what `cai-bench tasks list` shows).
+an explicit path, then the order of `cai_bench.data` (data set ``hhh``):
+``$CAI_BENCH_HHH_PATH``, a shared data folder holding ``cai_paper_anthropic/evals/``,
+the copy ``cai-bench data fetch hhh`` stored (sha256-checked) under
+``$CAI_BENCH_HOME/data/``. It never downloads: a missing file is one line naming that
+command. `find_hhh` does the same without raising (what `cai-bench tasks list` shows).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,27 +34,28 @@ from typing import Any
 
 import yaml
 
+from cai_bench import data
 from cai_bench.errors import UserError
-from cai_bench.io import hub_offline, read_jsonl
-from cai_bench.paths import atomic_write_text, cai_bench_home
-from cai_bench.shared_data import ENV as SHARED_ENV, find_shared
+from cai_bench.io import read_jsonl
+from cai_bench.paths import atomic_write_text
+from cai_bench.shared_data import ENV as SHARED_ENV  # noqa: F401 - tests and callers name it as hhh.SHARED_ENV
 from cai_bench.tasks._outdir import output_dir
 
 TASK_ID = "hhh_alignment"
 RESPONSE_TASK_ID = "hhh_alignment_response"
-FILE_NAME = "438HHHEvaluations.jsonl"
-SOURCE_URL = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/main/"
-              "evals/438HHHEvaluations.jsonl")
-ENV_PATH = "CAI_BENCH_HHH_PATH"
+DATA = data.get("hhh")  # the registry entry: where it lies, its public URL and pinned sha256, its license
+FILE_NAME = DATA.file_name
+SOURCE_URL = str(DATA.url)
+ENV_PATH = str(DATA.env)
 N_ITEMS = 438
-SHARED_REL = Path("cai_paper_anthropic") / "evals" / FILE_NAME
+SHARED_REL = Path(DATA.rel)
 VIEWS = (TASK_ID, RESPONSE_TASK_ID)  # the item sources a multiple_choice task.yaml may name (`items:`)
 KIND = "log-likelihood multiple choice"
 VIEW_TEXT = {
     TASK_ID: "the paper's prompt with (A)/(B) options; the letter with the higher log-likelihood wins (acc)",
     RESPONSE_TASK_ID: "the conversation, then each full answer; the higher log-likelihood per byte wins (acc_norm)",
 }
-LICENSE = "none stated upstream (not vendored: read from a local copy or downloaded by the user)"
+LICENSE = "none stated upstream (not vendored: a local copy, or `cai-bench data fetch hhh`)"
 _TURN = "\n\nAssistant:"
 
 
@@ -74,51 +73,34 @@ class HHHItem:
     answer_incorrect: str
 
 
-def _offline() -> bool:
-    return hub_offline() or os.environ.get("CAI_BENCH_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
 def cached_path() -> Path:
-    return cai_bench_home() / "data" / "cai_paper_anthropic" / FILE_NAME
-
-
-def _given(path: str | Path | None) -> tuple[Path, str] | None:
-    """The file an explicit path or $CAI_BENCH_HHH_PATH names (checked), or None."""
-    for given, what in ((path, "hhh path"), (os.environ.get(ENV_PATH) or None, f"${ENV_PATH}")):
-        if given:
-            p = Path(given).expanduser()
-            if p.is_dir():
-                p = p / FILE_NAME
-            if not p.is_file():
-                raise UserError(f"{what} {given}: no such file (the CAI paper's {FILE_NAME}). Fix: point it at "
-                                f"{FILE_NAME} (from {SOURCE_URL})")
-            return p, what
-    return None
+    """Where `cai-bench data fetch hhh` stores the file."""
+    return data.fetched_path(DATA)
 
 
 def _local(path: str | Path | None) -> tuple[Path, str] | None:
-    """The data file found without downloading, and how it was found."""
-    given = _given(path)
-    if given:
-        return given
-    shared = find_shared(SHARED_REL)
-    if shared is not None and shared.is_file():
-        return shared, "shared data folder"
-    cached = cached_path()
-    if cached.is_file():
-        return cached, "cache"
-    return None
+    """The data file and how it was found: `path` when given (checked), else the data
+    registry's order ($CAI_BENCH_HHH_PATH, a shared data folder, the fetched copy)."""
+    if path:
+        p = Path(path).expanduser()
+        if p.is_dir():
+            p = p / FILE_NAME
+        if not p.is_file():
+            raise UserError(f"hhh path {path}: no such file (the CAI paper's {FILE_NAME}). Fix: point it at "
+                            f"{FILE_NAME}, or leave it out and {data.fetch_fix(DATA)}")
+        return p, "hhh path"
+    found = data.locate(DATA)
+    return (found.path, found.how) if found else None
 
 
 def not_found_message() -> str:
-    return (f"{TASK_ID}: the HHH data ({FILE_NAME}) was not found. Fix: set {ENV_PATH}=/path/to/{FILE_NAME} "
-            f"(or pass --hhh-path; or {SHARED_ENV} to a folder holding {SHARED_REL.as_posix()}), "
-            f"or allow one download from {SOURCE_URL}")
+    return (f"{TASK_ID}: the HHH data ({FILE_NAME}) was not found. Fix: {data.fetch_fix(DATA)}, or pass "
+            f"--hhh-path / set {ENV_PATH} to a local copy")
 
 
 def find_hhh(path: str | Path | None = None) -> tuple[Path | None, str]:
-    """Where the data is, never downloading nor raising: (file, how it was found),
-    or (None, why not and the fix). For listings."""
+    """Where the data is, never raising: (file, how it was found), or (None, why not and
+    the fix). For listings."""
     try:
         found = _local(path)
     except UserError as exc:
@@ -128,29 +110,14 @@ def find_hhh(path: str | Path | None = None) -> tuple[Path | None, str]:
     return None, not_found_message()
 
 
-def hhh_path(path: str | Path | None = None, *, download: bool = True) -> Path:
-    """The local data file: `path`, else $CAI_BENCH_HHH_PATH, else a shared data
-    folder's copy, else the cached copy, else downloaded once from the paper's
-    repository into the cache."""
+def hhh_path(path: str | Path | None = None, *, download: bool = False) -> Path:
+    """The local data file (see `_local`); never downloads: a missing file is one line that
+    names `cai-bench data fetch hhh`. `download` is accepted for callers of the older
+    signature and changes nothing: fetching is explicit."""
     found = _local(path)
-    if found:
-        return found[0]
-    cached = cached_path()
-    if not download or _offline():
-        raise UserError(f"{TASK_ID}: the HHH data ({FILE_NAME}) is not here and downloads are off. Fix: set "
-                        f"{ENV_PATH}=/path/to/{FILE_NAME} (or pass --hhh-path; from {SOURCE_URL})")
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(SOURCE_URL, timeout=60) as resp:  # noqa: S310 - fixed https URL
-            body = resp.read().decode("utf-8")
-    except OSError as exc:
-        raise UserError(f"{TASK_ID}: could not download {SOURCE_URL} ({exc}). Fix: set {ENV_PATH} to a local copy") \
-            from None
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cached, body)
-    parse_hhh(cached)  # a broken download fails here, naming the cached file
-    return cached
+    if found is None:
+        raise UserError(not_found_message())
+    return found[0]
 
 
 def _split(text: str, where: str) -> tuple[str, str]:
@@ -184,9 +151,10 @@ def parse_hhh(path: Path) -> list[HHHItem]:
 
 
 def load_hhh(path: str | Path | None = None, *, limit: int | None = None, seed: int = 0,
-             download: bool = True) -> list[HHHItem]:
-    """The HHH items (all 438, or a seeded sample of `limit`, kept in file order)."""
-    items = parse_hhh(hhh_path(path, download=download))
+             download: bool = False) -> list[HHHItem]:
+    """The HHH items (all 438, or a seeded sample of `limit`, kept in file order); `download`
+    as for `hhh_path` (no effect)."""
+    items = parse_hhh(hhh_path(path))
     if limit is not None and limit < len(items):
         keep = set(random.Random(seed).sample(range(len(items)), limit))
         items = [it for i, it in enumerate(items) if i in keep]

@@ -29,8 +29,9 @@ def test_path_resolution(hhh_sample, tmp_path, monkeypatch, home):
     assert hhh.hhh_path() == hhh_sample
     monkeypatch.delenv(hhh.ENV_PATH)
     monkeypatch.setenv(hhh.SHARED_ENV, str(tmp_path / "no-shared-data"))  # CI has ../shared/data beside the clone
-    with pytest.raises(UserError, match="downloads are off.*CAI_BENCH_HHH_PATH"):
-        hhh.hhh_path()  # HF_HUB_OFFLINE=1 in tests: no download attempted
+    with pytest.raises(UserError, match="was not found. Fix: run `HF_HUB_OFFLINE=0 cai-bench data fetch hhh`.*"
+                                        "CAI_BENCH_HHH_PATH"):
+        hhh.hhh_path()  # never a download: the one line names the command (HF_HUB_OFFLINE=1 in tests)
     with pytest.raises(UserError, match="no such file"):
         hhh.hhh_path(tmp_path / "missing.jsonl")
 
