@@ -156,8 +156,12 @@ def preflight(cfg: PipelineConfig) -> Preflight:
 
 
 def require_verdicts(pre: Preflight, *, allow: bool) -> list[str]:
-    """Stop (one line) when the culture under test could get no verdict, unless `allow`; warnings otherwise."""
+    """Stop (one line) when the HHH data is missing, or when the culture under test could get no
+    verdict unless `allow`; warnings otherwise."""
     blind = [t for t in pre.tasks if not t.judged]
+    missing_hhh = [t for t in blind if t.role == "HHH"]
+    if missing_hhh:  # the eval would stop there, after training: say it now
+        raise UserError(f"eval.hhh: {missing_hhh[0].problems[0]} (or --set eval.hhh=false to evaluate without HHH)")
     warnings = [f"{t.role} {t.task}: no verdict possible ({'; '.join(t.problems) or 'no metric applies'})"
                 for t in blind]
     if any(t.role == "culture under test" for t in blind) and not allow:

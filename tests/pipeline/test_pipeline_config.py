@@ -208,3 +208,20 @@ def test_a_changed_task_definition_redoes_the_loop(tmp_path, home) -> None:
     assert all(before[s] != after[s] for s in before)
     assert stage_keys(build_config({"task": "cai_south_africa"}))["task"] == \
         stage_keys(build_config({"task": "cai_south_africa"}))["task"]  # stable
+
+
+def test_missing_hhh_data_stops_before_training(tmp_path, home, monkeypatch) -> None:
+    """Without the HHH file the eval would stop after training: the pre-flight says so first, with the fix."""
+    import pytest
+
+    from cai_bench.console import console
+    from cai_bench.errors import UserError
+    from cai_bench.pipeline.runner import run_pipeline
+
+    monkeypatch.setenv("CAI_BENCH_SHARED_DATA", str(tmp_path / "nothing"))
+    monkeypatch.delenv("CAI_BENCH_HHH_PATH", raising=False)
+    out = tmp_path / "run"
+    cfg = build_config({"task": "cai_south_africa", "out": str(out), "eval": {"tasks": []}})
+    with pytest.raises(UserError, match=r"eval\.hhh: .*cai-bench data fetch hhh.*eval\.hhh=false"):
+        run_pipeline(cfg, console)
+    assert not out.exists()
