@@ -78,7 +78,7 @@ def generate_cmd(
     def on_progress(done: int, total: int) -> None:
         if not bar:
             progress.start()
-            bar.append(progress.add_task("generating", total=total))
+            bar.append(progress.add_task("generating (model calls: 3 per prompt)", total=total))
         progress.update(bar[0], completed=done, total=total)
 
     try:
