@@ -187,7 +187,9 @@ def test_signal_mid_generation_marks_run_interrupted(tmp_path: Path, smollm2_dir
     cmd = [*CAI_BENCH, "run", "--checkpoint", str(smollm2_dir), "--task", "cai_south_africa", "--limit", "8",
            "--chunk-size", "2", "--batch-size", "2", "--max-new-tokens", "16", "--scorer", "similarity",
            "--out", str(out), "--no-report"]
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a background job started without job control inherits SIGINT ignored: give the child Python's default
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     n = 0
     deadline = time.monotonic() + 300
     try:
