@@ -4,10 +4,6 @@ line on stderr and its exit code, never a traceback."""
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Optional
 
 import click
@@ -17,47 +13,22 @@ from typer.core import TyperGroup
 
 from cai_bench import __version__
 from cai_bench.console import configure, err_console
+from cai_bench.cli._signals import sigterm_as_interrupt
 from cai_bench.errors import UserError
 from cai_bench.redact import redact_text
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler, `kill`, a container stop) raised where the process is, so the
-    same clean-up as Ctrl-C runs (`finally` blocks, the run marked `interrupted`) instead of
-    the process dying with a `running` run left for the liveness reaper."""
-
-    signum = signal.SIGTERM
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into `_Terminated` while a command runs (main thread only: Python
-    installs signal handlers there alone); the previous handler comes back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _CaiBenchGroup(TyperGroup):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():  # SIGTERM: the clean-up of Ctrl-C, then exit 143
                 return super().invoke(ctx)
         except UserError as exc:
             err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; finished work is kept, re-run to continue")
-            raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None  # 130 Ctrl-C, 143 SIGTERM
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
