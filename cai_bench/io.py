@@ -9,8 +9,11 @@ everywhere: one line naming the file, the place and the reason (exit code 2).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import types
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,11 +179,76 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_error(err: Mapping[str, Any]) -> str:
-    """The reason of one pydantic error, worded for a user."""
+def _flat(tp: Any) -> list[Any]:
+    """`tp` with Optional/Union/Annotated unwrapped into its alternatives."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _flat(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [x for arg in typing.get_args(tp) for x in _flat(arg)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def known_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """The field names (and validation aliases) a user may write at `loc[:-1]`
+    inside `model`: the candidates for a "did you mean" on an unknown field at
+    `loc`. Walks nested models, lists, dicts and unions; empty when the place
+    is not a model."""
+    here: list[Any] = [model]
+    for part in loc[:-1]:
+        alts = [t for tp in here for t in _flat(tp)]
+        models = [t for t in alts if _is_model(t)]
+        named = [t.model_fields[part].annotation for t in models if isinstance(part, str) and part in t.model_fields]
+        if named:
+            here = named
+        elif any(isinstance(part, str) and t.__name__ == part for t in models):  # a union member's tag
+            here = [t for t in models if t.__name__ == part]
+        else:  # a list index or a dict key: step into the containers' items
+            here = [typing.get_args(t)[-1] for t in alts
+                    if typing.get_origin(t) in (list, tuple, set, frozenset, dict) and typing.get_args(t)]
+    names: list[str] = []
+    for t in (t for tp in here for t in _flat(tp) if _is_model(t)):
+        for name, info in t.model_fields.items():
+            alias = info.validation_alias
+            choices = getattr(alias, "choices", [alias] if isinstance(alias, str) else [])
+            names += [name, *(c for c in choices if isinstance(c, str)), *([info.alias] if info.alias else [])]
+    return list(dict.fromkeys(names))
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """` (did you mean X?)` for the closest candidate to a misspelt `word`, or ""."""
+    close = difflib.get_close_matches(word, [c for c in candidates if c != word], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def model_named(title: str) -> type[BaseModel] | None:
+    """The one imported pydantic model class called `title` (a ValidationError's
+    `title` is the validated model's name), or None when none or several are: it
+    lets the error formatter suggest field names without every caller passing
+    its model."""
+    found: list[type[BaseModel]] = []
+    todo = list(BaseModel.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__name__ == title and cls not in found:
+            found.append(cls)
+    return found[0] if len(found) == 1 else None
+
+
+def describe_error(err: Mapping[str, Any], model: type[BaseModel] | None = None) -> str:
+    """The reason of one pydantic error, worded for a user; an unknown field of
+    `model` gets the closest known name."""
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        return "unknown field"
+        loc = tuple(err.get("loc", ()))
+        if model is None or not loc:
+            return "unknown field"
+        return "unknown field" + did_you_mean(str(loc[-1]), known_fields(model, loc))
     if kind == "missing":
         return "missing required field"
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
@@ -197,12 +265,16 @@ def validation_problems(path: Path | str, exc: ValidationError, data: Any = None
     located YAML `data`, else `line` (a JSONL record's line), else is left out.
     `prefix` is prepended to each field path (a record inside a list);
     `aliases` maps a model field back to the name the user wrote."""
-    return [problem_line(path, err, data, line=line, prefix=prefix, aliases=aliases) for err in exc.errors()]
+    model = model_named(exc.title)
+    return [problem_line(path, err, data, line=line, prefix=prefix, aliases=aliases, model=model)
+            for err in exc.errors()]
 
 
 def problem_line(path: Path | str, err: Mapping[str, Any], data: Any = None, *, line: int | None = None,
-                 prefix: Sequence[Any] = (), aliases: Mapping[str, str] | None = None) -> str:
-    """One pydantic error (an item of `exc.errors()`) as `file:line: field: reason`."""
+                 prefix: Sequence[Any] = (), aliases: Mapping[str, str] | None = None,
+                 model: type[BaseModel] | None = None) -> str:
+    """One pydantic error (an item of `exc.errors()`) as `file:line: field: reason`;
+    `model` (the validated class) lets an unknown field name its closest known one."""
     loc = tuple(err["loc"])
     if aliases and loc and loc[0] in aliases:
         loc = (aliases[loc[0]], *loc[1:])
@@ -211,7 +283,7 @@ def problem_line(path: Path | str, err: Mapping[str, Any], data: Any = None, *, 
     at = line_of(data, full) if data is not None else None
     at = at or line
     where = f"{path}:{at}" if at else str(path)
-    return f"{where}: {field}: {describe_error(err)}"
+    return f"{where}: {field}: {describe_error(err, model)}"
 
 
 def format_validation(path: Path | str, exc: ValidationError, data: Any = None, **kw: Any) -> str:

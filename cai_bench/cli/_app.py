@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from cai_bench import __version__
 from cai_bench.console import configure, err_console
+from cai_bench.cli._signals import sigterm_as_interrupt
 from cai_bench.errors import UserError
 from cai_bench.redact import redact_text
 
@@ -21,7 +22,8 @@ from cai_bench.redact import redact_text
 class _CaiBenchGroup(TyperGroup):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():  # SIGTERM: the clean-up of Ctrl-C, then exit 143
+                return super().invoke(ctx)
         except UserError as exc:
             err_console.print(f"[bold red]error:[/bold red] {escape(redact_text(exc.message))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None

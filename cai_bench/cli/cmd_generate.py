@@ -78,7 +78,7 @@ def generate_cmd(
     def on_progress(done: int, total: int) -> None:
         if not bar:
             progress.start()
-            bar.append(progress.add_task("generating", total=total))
+            bar.append(progress.add_task("generating (model calls: 3 per prompt)", total=total))
         progress.update(bar[0], completed=done, total=total)
 
     try:
@@ -158,13 +158,13 @@ def _register_synthesize() -> None:
 
         try:
             result = synthesize_task(cfg, on_progress=on_progress)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if bar:
                 progress.stop()
             items, principles = kept_in_journal(cfg)
             err_console.print(f"[yellow]interrupted[/yellow]: kept {items} prompts for {principles} principles in "
                               f"{escape(str(journal_path(cfg)))}; run the same command again to continue")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + getattr(exc, "signum", 2)) from None  # 130 Ctrl-C, 143 SIGTERM
         finally:
             if bar:
                 progress.stop()

@@ -103,10 +103,16 @@ def record_hash(item: PromptItem, principle, context: list[dict], revision_suffi
                    "context": context, "revision_suffix": revision_suffix})
 
 
+STEPS = 3  # model calls per prompt: response, critique, revision
+
+
 def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
-              cfg: GenerateConfig, generator: str, context: list[dict]) -> tuple[list[CAIRecord], list[dict]]:
+              cfg: GenerateConfig, generator: str, context: list[dict],
+              on_step: Callable[[int], None] | None = None) -> tuple[list[CAIRecord], list[dict]]:
     """Run the three steps for a chunk of prompts, each step as one batched call.
-    Returns the finished records and, for prompts that failed, `{id, step, error}`."""
+    Returns the finished records and, for prompts that failed, `{id, step, error}`.
+    `on_step(len(items))` after each step (a failed prompt's skipped steps count as
+    done), so a progress bar moves per batch, not once per three batches."""
     params = GenParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     failures: list[dict] = []
 
@@ -118,6 +124,8 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
                 ok[i] = reply
             else:
                 failures.append({"id": items[i].id, "step": name, "error": reply.error})
+        if on_step:
+            on_step(len(items))
         return ok
 
     principles = [constitution.principle(choices[it.id].principle_id) for it in items]
@@ -195,7 +203,10 @@ def stats(records: Sequence[CAIRecord]) -> tuple[dict[str, int], dict[str, int]]
 
 def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator: dict | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> GenerateResult:
-    """Generate (or finish) the data set in `cfg.out` and write its splits."""
+    """Generate (or finish) the data set in `cfg.out` and write its splits.
+    `on_progress(done, total)` counts model calls (`STEPS` per prompt still to
+    do), reported after every batched call: one chunk is three calls, minutes
+    each for a local model on a CPU."""
     from cai_bench.constitutions import load_constitution
 
     constitution = load_constitution(cfg.constitution)
@@ -228,17 +239,23 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
 
             backend = open_checkpoint(ckpt if ckpt is not None else cfg.model, cfg.chat_options())
         chunk = max(1, cfg.batch_size)
+        total = STEPS * len(todo)
+        calls = [0]
+
+        def on_step(n: int) -> None:
+            calls[0] += n
+            if on_progress:
+                on_progress(calls[0], total)
+
         if on_progress:
-            on_progress(0, len(todo))
+            on_progress(0, total)
         try:
             with RecordWriter(records_path) as writer:
                 for start in range(0, len(todo), chunk):
                     records, failed = run_chunk(backend, todo[start:start + chunk], choices, constitution, cfg,
-                                                generator["spec"], context)
+                                                generator["spec"], context, on_step)
                     writer.write(records)
                     failures += failed
-                    if on_progress:
-                        on_progress(min(start + chunk, len(todo)), len(todo))
         finally:
             if own:
                 backend.close()

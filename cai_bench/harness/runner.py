@@ -305,6 +305,9 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
         result.scored = sum(s.scored for s in result.scorers)
         result.scores_reused = sum(s.reused for s in result.scorers)
         status = "finished"
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI turns it: stopped, not broken; a re-run continues
+        status = "interrupted"
+        raise
     finally:
         store.finish_run(run_id, status)
         store.close()

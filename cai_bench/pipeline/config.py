@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.defaults import GENERATION, SYNTHESIS
 from cai_bench.errors import UserError
+from cai_bench.io import did_you_mean, known_fields
 
 PROFILES: dict[str, dict[str, Any]] = {
     # the bundled SmolLM2 as student; bundled GPT-4o data for built-in cultures; small sizes
@@ -196,6 +197,8 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
             top = str(e["loc"][0]) if e["loc"] else ""
             where = f"{source}:{lines[top]}" if lines and top in lines else source
             msg = {"extra_forbidden": "unknown field", "missing": "required field missing"}.get(e["type"], e["msg"])
+            if e["type"] == "extra_forbidden" and e["loc"]:
+                msg += did_you_mean(str(e["loc"][-1]), known_fields(PipelineConfig, e["loc"]))
             parts.append(f"{where}: {loc}: {msg}")
         raise UserError("; ".join(parts)) from None
 

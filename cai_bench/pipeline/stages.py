@@ -310,7 +310,8 @@ def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: A
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
                           keep_truncated=False)
-    bar = progress.add_task(f"generate CAI data with {cfg.generator}", total=task.train) if progress else None
+    bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * task.train)
+           if progress else None)
     generate(gcfg, on_progress=(lambda done, total: progress.update(bar, completed=done, total=total))
              if progress else None)
     rows = []

@@ -146,6 +146,7 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = [problem_line(f"--set {given[str(e['loc'][0])]!r}", e) if e["loc"] and str(e["loc"][0]) in given
-                    else problem_line(path, e, located, aliases=written) for e in exc.errors()]
+        problems = [problem_line(f"--set {given[str(e['loc'][0])]!r}", e, model=Recipe)
+                    if e["loc"] and str(e["loc"][0]) in given
+                    else problem_line(path, e, located, aliases=written, model=Recipe) for e in exc.errors()]
         raise UserError(join_problems(problems)) from None

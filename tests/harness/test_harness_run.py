@@ -175,3 +175,44 @@ def test_done_when_command(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Leaderboard" in res.stdout and (tmp_path / "cai-bench-out" / "leaderboard.csv").is_file()
     assert "By task" in res.stdout  # the (task, checkpoint) level too
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_generation_marks_run_interrupted(tmp_path: Path, smollm2_dir: Path,
+                                                      cli_env: dict[str, str], sig: signal.Signals) -> None:
+    """Ctrl-C (or a scheduler's SIGTERM) mid-run: exit 130 / 143, the run is `interrupted`, not `failed`,
+    and `report --list-configs` says so."""
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    cmd = [*CAI_BENCH, "run", "--checkpoint", str(smollm2_dir), "--task", "cai_south_africa", "--limit", "8",
+           "--chunk-size", "2", "--batch-size", "2", "--max-new-tokens", "16", "--scorer", "similarity",
+           "--out", str(out), "--no-report"]
+    # a background job started without job control inherits SIGINT ignored: give the child Python's default
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    n = 0
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    n = _rows(db, "select count(*) from generations")[0][0]
+                except sqlite3.OperationalError:  # tables not created yet
+                    n = 0
+                if n >= 1:
+                    break
+            time.sleep(0.05)
+        os.kill(proc.pid, sig)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode()
+    assert 1 <= n < 8, f"signal did not land mid-generation (n={n}): {err[-2000:]}"
+    assert rc == 128 + sig, err[-2000:]
+    assert "interrupted" in err
+    assert _rows(db, "select status from runs") == [("interrupted",)]
+    res = CliRunner().invoke(app, ["report", "--out", str(out), "--list-configs"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "interrupted" in res.output and "failed" not in res.output
