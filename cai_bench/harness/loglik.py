@@ -31,7 +31,7 @@ from cai_bench.harness.scorers.base import MetricSpec, ScoreRow
 from cai_bench.hashing import digest
 from cai_bench.harness.scoring import ScorerStatus
 from cai_bench.results import Store, Unit
-from cai_bench.tasks.hhh import SOURCE_URL, TASK_ID, HHHItem, item_doc, load_hhh
+from cai_bench.tasks.hhh import TASK_ID, HHHItem, item_doc, load_hhh
 
 if TYPE_CHECKING:
     from cai_bench.harness.config import RunConfig
@@ -56,8 +56,15 @@ def gen_config(view: str) -> dict[str, Any]:
     return {"method": "loglikelihood", "task": view, "rule": DECIDED_BY[view], "backend": "lm-eval hf"}
 
 
+# The data's source as the scorer config named it when HHH scores were first stored: part of
+# SCORER_HASH, so it stays this string (the download URL is now pinned to a commit: tasks.hhh.SOURCE_URL,
+# the same file by its checksum) and stored HHH scores keep being reused.
+SOURCE_IN_HASH = ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/main/"
+                  "evals/438HHHEvaluations.jsonl")
+
+
 def scorer_config() -> dict[str, Any]:
-    return {"method": "loglikelihood", "rules": DECIDED_BY, "source": SOURCE_URL}
+    return {"method": "loglikelihood", "rules": DECIDED_BY, "source": SOURCE_IN_HASH}
 
 
 SCORER_HASH = _h(scorer_config())
