@@ -202,21 +202,15 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
 def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The raw mapping of a pipeline YAML and its top-level key lines; relative
     paths in it resolve against the file's folder."""
-    import yaml
+    from cai_bench.io import Located, load_yaml, plain
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read pipeline config ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a pipeline config must be a mapping (task:, profile:, out:, ...)")
-    lines = {k.value: k.start_mark.line + 1 for k, _ in getattr(node, "value", []) if hasattr(k, "value")}
+    data = load_yaml(path)  # the one input layer: UTF-8, line numbers, bounded aliases
+    if data is None:
+        data = Located({}, {}, 1)
+    if not isinstance(data, Located):
+        raise UserError(f"{path}:1: a pipeline config must be a mapping (task:, profile:, out:, ...)")
+    raw, lines = plain(data), {k: v for k, v in data.lines.items() if isinstance(k, str)}
     base = path.resolve().parent
     for key in ("constitution", "prompts", "out", "task"):
         v = raw.get(key)
