@@ -406,6 +406,45 @@ def validate_rows(path: Path | str, rows: Sequence[tuple[int, dict]], model: typ
     return out
 
 
+# ---------------------------------------------------------------- model text into the store
+
+
+ANSWER_BYTES_PER_TOKEN = 64  # generous: a token is 3-4 bytes of UTF-8 on average, at most a few dozen
+MIN_ANSWER_BYTES = 64 * 1024
+ANSWER_MARKER = "[cai-bench: "  # opens the note `clean_text` appends to a text it changed (docs/reliability.md)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # no UTF-8 store (nor PostgreSQL TEXT) can hold these
+
+
+def answer_byte_cap(max_new_tokens: int | None) -> int:
+    """The most UTF-8 bytes of one model answer kept: 64 per token of the
+    generation limit, at least 64 KiB. A server may send far more than it was
+    asked for (a 50 MB answer to max_new_tokens 256); the rest is noise that
+    would bloat the store and every report built from it."""
+    return max(MIN_ANSWER_BYTES, ANSWER_BYTES_PER_TOKEN * (max_new_tokens or 0))
+
+
+def clean_text(text: str, max_bytes: int) -> tuple[str, str | None]:
+    """Model text made storable: each lone surrogate and NUL becomes U+FFFD,
+    and the text is cut at a character boundary within `max_bytes` UTF-8 bytes.
+    Returns the text and what was done (None when nothing); a changed text ends
+    with a line `[cai-bench: answer ...]` saying so, so the change is visible
+    wherever the text goes (reports, exports) and never mistaken for the model's."""
+    notes: list[str] = []
+    bad = len(_UNSTORABLE.findall(text))
+    if bad:
+        text = _UNSTORABLE.sub("\ufffd", text)
+        notes.append(f"{bad:,} code point{'s' if bad != 1 else ''} that cannot be stored "
+                     "(lone surrogates, NUL) replaced by U+FFFD")
+    data = text.encode("utf-8")
+    if len(data) > max_bytes:
+        text = data[:max_bytes].decode("utf-8", "ignore")
+        notes.append(f"truncated to {max_bytes:,} of {len(data):,} bytes")
+    if not notes:
+        return text, None
+    note = "; ".join(notes)
+    return f"{text}\n{ANSWER_MARKER}answer {note}]", note
+
+
 # ---------------------------------------------------------------- hub
 
 
