@@ -210,3 +210,68 @@ def test_constitutions_import_size_bound_is_quick(tmp_path: Path, home: Path) ->
     started = time.monotonic()
     _import(src, tmp_path, r"huge\.json: 4,000,044 bytes; a list of principles to import is at most 1,048,576 bytes")
     assert time.monotonic() - started < 5
+
+
+# ---------------------------------------------------------------- 5. one namespace of ids
+
+
+def test_new_tasks_and_imports_may_not_take_a_builtin_or_taken_id(tmp_path: Path, home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: both exited 0, and then every listing and run failed with "defined twice"."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "1", "prompt": "hello"}\n')
+    for tid in ("xstest", "hhh_alignment", "cai_south_africa"):
+        _one_error(["tasks", "new", tid, "-c", "south_africa", "-p", str(prompts)],
+                   rf"error: task id '{tid}' is built in; choose another id")
+    principles = tmp_path / "list.txt"
+    principles.write_text("Be kind.\n")
+    _one_error(["constitutions", "import", str(principles), "--id", "south_africa", "--name", "SA"],
+               r"constitution id 'south_africa' is built in \(.*builtin/south_africa\.yaml\); choose another --id")
+    assert not any(home.rglob("*.yaml"))
+    # an id another folder on the search path already holds
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("CAI_BENCH_PATH", str(shared))
+    (shared / "mine").mkdir(parents=True)
+    (shared / "mine" / "task.yaml").write_text("id: mine\nconstitution: grok\n")
+    (shared / "mine" / "prompts.jsonl").write_text('{"id": "1", "prompt": "x"}\n')
+    (shared / "kenya.yaml").write_text(GOOD_CONSTITUTION.format(cid="kenya"))
+    _one_error(["tasks", "new", "mine", "-c", "south_africa", "-p", str(prompts)],
+               r"task id 'mine' is already defined \(.*shared/mine\); choose another id")
+    _one_error(["constitutions", "import", str(principles), "--id", "kenya", "--name", "K"],
+               r"constitution id 'kenya' is already defined \(.*shared/kenya\.yaml\); choose another --id")
+    # the file being replaced (--force) is not a clash with itself
+    code, _ = _cli("constitutions", "import", str(principles), "--id", "kenya", "--name", "K",
+                   "--out", str(shared / "kenya.yaml"), "--force")
+    assert code == 0
+
+
+def test_a_clash_dropped_into_a_search_folder_is_one_warning_not_a_crash_of_every_command(
+        tmp_path: Path, home: Path) -> None:
+    (home / "constitutions").mkdir()
+    dropped = home / "constitutions" / "sa.yaml"
+    dropped.write_text(GOOD_CONSTITUTION.format(cid="south_africa"))
+    folder = home / "tasks" / "xstest_copy"
+    folder.mkdir(parents=True)
+    (folder / "task.yaml").write_text("id: xstest\nconstitution: grok\n")
+    (folder / "prompts.jsonl").write_text('{"id": "1", "prompt": "x"}\n')
+    for args, clash in ((["tasks", "list"], f"builtin/xstest and {folder}"),
+                        (["constitutions", "list"], f"builtin/south_africa.yaml and {dropped}")):
+        code, lines = _cli(*args)
+        assert code == 0, lines  # before: exit 2, "defined twice", nothing listed
+        assert len([ln for ln in lines if clash in ln]) == 1, lines  # one line naming both
+        assert any("cai_romania" in ln or "romania" in ln for ln in lines)  # the others are listed
+    code, lines = _cli("tasks", "show", "cai_romania")  # other ids work (before: "defined twice")
+    assert code == 0, lines
+    # the built-in id means the built-in: it is never shadowed (the warning is given once per process)
+    code, lines = _cli("constitutions", "show", "south_africa")
+    assert code == 0 and "22 principles" in " ".join(lines), lines
+    code, lines = _cli("tasks", "show", "xstest")
+    assert code == 0 and "450 prompts" in " ".join(lines), lines
+    # two user files with one id: asking for it is the error naming both
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "k.yaml").write_text(GOOD_CONSTITUTION.format(cid="kenya"))
+    (home / "constitutions" / "k.yaml").write_text(GOOD_CONSTITUTION.format(cid="kenya").replace("Test", "Other"))
+    _one_error(["constitutions", "show", "kenya", "--constitutions", str(other)],
+               rf"constitution id 'kenya' is defined twice, differently: {other / 'k.yaml'} and "
+               rf"{home / 'constitutions' / 'k.yaml'}; rename one")
