@@ -37,15 +37,15 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         # otherwise become part of the first column name)
         text = read_text(path)
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        if not reader.fieldnames:
-            raise UserError(f"{path}: empty CSV (no header row)")
-        try:
+        try:  # the header row is parsed by `fieldnames`: a bad quote there is a csv.Error too
+            if not reader.fieldnames:
+                raise UserError(f"{path}: empty CSV (no header row)")
             for row in reader:
                 if None in row:
                     raise UserError(f"{path}:{reader.line_num}: more values than header columns")
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise UserError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
+            raise UserError(f"{path}:{max(reader.line_num, 1)}: invalid CSV: {exc}") from None
     elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         yield from read_jsonl(path, what="prompts")
     else:
