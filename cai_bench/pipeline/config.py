@@ -182,7 +182,7 @@ def _merge(base: dict, over: dict) -> dict:
 def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines: dict | None = None) -> PipelineConfig:
     """Profile defaults under `raw`, validated; errors name source, line and field."""
     profile = raw.get("profile", "cpu-small")
-    if profile not in PROFILES:
+    if not isinstance(profile, str) or profile not in PROFILES:
         where = f"{source}:{lines['profile']}" if lines and "profile" in lines else source
         raise UserError(f"{where}: profile: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     data = _merge(PROFILES[profile], raw)
@@ -202,7 +202,7 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
 def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The raw mapping of a pipeline YAML and its top-level key lines; relative
     paths in it resolve against the file's folder."""
-    from cai_bench.io import Located, load_yaml, plain
+    from cai_bench.io import Located, expand_user, is_dir, is_file, load_yaml, plain
 
     path = Path(path)
     data = load_yaml(path)  # the one input layer: UTF-8, line numbers, bounded aliases
@@ -215,6 +215,6 @@ def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     for key in ("constitution", "prompts", "out", "task"):
         v = raw.get(key)
         if isinstance(v, str) and (key == "out" or "/" in v or v.endswith((".yaml", ".yml", ".jsonl", ".csv"))):
-            if not Path(v).expanduser().is_absolute() and (key == "out" or (base / v).exists()):
+            if not expand_user(v).is_absolute() and (key == "out" or is_file(base / v) or is_dir(base / v)):
                 raw[key] = str(base / v)
     return raw, lines
