@@ -52,6 +52,31 @@ def read_text(path: Path | str) -> str:
     return text.removeprefix("\ufeff")
 
 
+def is_dir(path: Path | str) -> bool:
+    """`Path.is_dir` for a path a user typed: False, not an OSError, for a name
+    too long for the file system or one with a NUL byte."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def expand_user(path: Path | str) -> Path:
+    """`Path.expanduser` for a path a user typed: `~nobody/x` (no such user) stays as written."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
+def is_file(path: Path | str) -> bool:
+    """`Path.is_file` for a path a user typed (see `is_dir`)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------- YAML
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from cai_bench.constitutions._schema import ID_RE, Constitution
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, load_yaml, plain, validation_problems
+from cai_bench.io import expand_user, format_validation, is_file, load_yaml, plain, validation_problems
 from cai_bench.paths import cai_bench_home, search_path_entries
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -173,14 +173,14 @@ def check_new_id(cid: str, dest: Path) -> None:
 
 def looks_like_path(s: str) -> bool:
     """True when `s` names a constitution file rather than an id."""
-    return s.endswith(_SUFFIXES) or "/" in s or "\\" in s or s.startswith(".") or Path(s).is_file()
+    return s.endswith(_SUFFIXES) or "/" in s or "\\" in s or s.startswith(".") or is_file(s)
 
 
 def load_constitution(id_or_path: str, extra_dirs: Sequence[Path] = ()) -> Constitution:
     """A constitution by id (searched) or by YAML file path."""
     s = str(id_or_path)
     if looks_like_path(s):
-        return parse_constitution(Path(s).expanduser())
+        return parse_constitution(expand_user(s))
     if not ID_RE.fullmatch(s):
         raise UserError(f"constitution id {s!r} must match [a-z0-9_]+ (or give a .yaml file path)")
     found, clashes = _scan(extra_dirs)

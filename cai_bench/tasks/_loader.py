@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from cai_bench.constitutions import ID_RE, Constitution, load_constitution, parse_constitution
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, line_of, load_yaml, plain, read_jsonl, validate_rows
+from cai_bench.io import expand_user, format_validation, is_dir, is_file, line_of, load_yaml, plain, read_jsonl, validate_rows
 from cai_bench.paths import cai_bench_home, search_path_entries
 from cai_bench.tasks._schema import PromptRecord, Task
 
@@ -220,7 +220,7 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
     that id even when the current folder has a subfolder of the same name (an
     output folder, say); such a folder is used only when no task has the id."""
     s = str(id_or_dir)
-    if "/" in s or "\\" in s or s.startswith(".") or (Path(s).is_dir() and not ID_RE.fullmatch(s)):
+    if "/" in s or "\\" in s or s.startswith(".") or (is_dir(s) and not ID_RE.fullmatch(s)):
         return _load_folder(s, extra_dirs)
     if not ID_RE.fullmatch(s):
         raise UserError(f"task id {s!r} must match [a-z0-9_]+ (or give a task folder path)")
@@ -234,14 +234,14 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
     for folder, exc in broken.items():
         if s in (declared_id(folder), folder.name):
             raise exc
-    if (Path(s) / TASK_FILE).is_file():
+    if is_file(Path(s) / TASK_FILE):
         return _load_folder(s, extra_dirs)
     raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
 
 
 def _load_folder(s: str, extra_dirs: Sequence[Path]) -> Task:
-    p = Path(s).expanduser()
-    if not p.is_dir():
+    p = expand_user(s)
+    if not is_dir(p):
         raise UserError(f"{s}: task folder not found")
     return _load(p, extra_dirs)
 
