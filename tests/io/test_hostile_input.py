@@ -275,3 +275,32 @@ def test_a_clash_dropped_into_a_search_folder_is_one_warning_not_a_crash_of_ever
     _one_error(["constitutions", "show", "kenya", "--constitutions", str(other)],
                rf"constitution id 'kenya' is defined twice, differently: {other / 'k.yaml'} and "
                rf"{home / 'constitutions' / 'k.yaml'}; rename one")
+
+
+# ---------------------------------------------------------------- found by the fuzz test
+
+
+@pytest.mark.parametrize("name, text, pattern", [
+    ("p.csv", '"\\ud800"id,prompt\n1,Hello?\n', r"p\.csv:1: invalid CSV: ',' expected after '\"'"),
+])
+def test_fuzz_finds_prompt_files(tmp_path: Path, home: Path, name: str, text: str, pattern: str) -> None:
+    f = tmp_path / name
+    f.write_text(text)
+    _one_error(["tasks", "new", "fuzzed", "-c", "south_africa", "-p", str(f)], pattern)
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("checkpoints: [openai:m]\ntasks: [cai_south_africa]\nscorers: true\n", r"run\.yaml:3: scorers: Input should be a valid list"),
+    ("checkpoints: ['~nobody_here/x']\ntasks: [cai_south_africa]\n", r"run\.yaml:1: checkpoints\.0: .*not a usable path"),
+    ("checkpoints: [openai:m]\ntasks: ['" + "9" * 400 + "']\n", r"run\.yaml:2: tasks\.0: .*unknown task"),
+])
+def test_fuzz_finds_run_configs(tmp_path: Path, home: Path, text: str, pattern: str) -> None:
+    f = tmp_path / "run.yaml"
+    f.write_text(text)
+    _one_error(["run", str(f), "--out", str(tmp_path / "out"), "--no-report"], pattern)
+
+
+def test_fuzz_finds_pipeline_profile(tmp_path: Path, home: Path) -> None:
+    f = tmp_path / "pipeline.yaml"
+    f.write_text("profile: []\ntask: cai_south_africa\n")
+    _one_error(["pipeline", str(f)], r"pipeline\.yaml:1: profile: unknown profile \[\]")
