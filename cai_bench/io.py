@@ -304,11 +304,21 @@ def problem_line(path: Path | str, err: Mapping[str, Any], data: Any = None, *, 
     if aliases and loc and loc[0] in aliases:
         loc = (aliases[loc[0]], *loc[1:])
     full = (*prefix, *loc)
-    field = ".".join(str(p) for p in full) or "(top level)"
+    field = field_path(full)
     at = line_of(data, full) if data is not None else None
     at = at or line
     where = f"{path}:{at}" if at else str(path)
     return f"{where}: {field}: {describe_error(err)}"
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    """A field's dotted path for an error; a key that is empty or holds spaces or
+    control characters (a key a file made up) is quoted, so the error stays one readable line."""
+    def one(part: Any) -> str:
+        text = str(part)
+        return text if text and text.isprintable() and not any(c.isspace() for c in text) else repr(text)
+
+    return ".".join(one(p) for p in parts) or "(top level)"
 
 
 def format_validation(path: Path | str, exc: ValidationError, data: Any = None, **kw: Any) -> str:

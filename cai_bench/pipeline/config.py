@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.defaults import GENERATION, SYNTHESIS
 from cai_bench.errors import UserError
+from cai_bench.io import field_path
 
 PROFILES: dict[str, dict[str, Any]] = {
     # the bundled SmolLM2 as student; bundled GPT-4o data for built-in cultures; small sizes
@@ -191,7 +192,7 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
     except ValidationError as exc:
         parts = []
         for e in exc.errors():
-            loc = ".".join(map(str, e["loc"])) or "(config)"
+            loc = field_path(e["loc"]) if e["loc"] else "(config)"
             top = str(e["loc"][0]) if e["loc"] else ""
             where = f"{source}:{lines[top]}" if lines and top in lines else source
             msg = {"extra_forbidden": "unknown field", "missing": "required field missing"}.get(e["type"], e["msg"])
