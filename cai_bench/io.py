@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +27,9 @@ from cai_bench.errors import UserError
 M = TypeVar("M", bound=BaseModel)
 
 MAX_PROBLEMS = 20  # enough to fix a file in one pass, short enough for one line
+MAX_DEPTH = 100  # nesting of an input file; real ones stay under 10, and deeper ones exhaust the stack later
+MAX_ALIAS_NODES = 100_000  # nodes YAML aliases may add beyond the file's own ("billion laughs" adds 9**9)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone UTF-16 half: JSON/YAML `\\ud800` escapes make one
 
 
 # ---------------------------------------------------------------- text
@@ -49,6 +53,31 @@ def read_text(path: Path | str) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not valid UTF-8 (byte {exc.start})") from None
     return text.removeprefix("\ufeff")
+
+
+def is_dir(path: Path | str) -> bool:
+    """`Path.is_dir` for a path a user typed: False, not an OSError, for a name
+    too long for the file system or one with a NUL byte."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def expand_user(path: Path | str) -> Path:
+    """`Path.expanduser` for a path a user typed: `~nobody/x` (no such user) stays as written."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
+def is_file(path: Path | str) -> bool:
+    """`Path.is_file` for a path a user typed (see `is_dir`)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------- YAML
@@ -77,10 +106,15 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> Located:
-    loader.flatten_mapping(node)  # YAML merge keys (<<) as SafeLoader does
+    """A Located mapping. Keys merged in by `<<: *base` may be overridden by keys
+    written in the mapping (YAML's merge rule); a key written twice is an error."""
+    written = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+    loader.flatten_mapping(node)  # YAML merge keys (<<) as SafeLoader does: merged pairs first
+    merged = len(node.value) - written
     mapping: dict = {}
     lines: dict = {}
-    for key_node, value_node in node.value:
+    seen: set = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
@@ -88,8 +122,10 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
             raise yaml.constructor.ConstructorError(
                 None, None, f"unhashable key {key!r}", key_node.start_mark
             ) from None
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        if i >= merged:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     return Located(mapping, lines, node.start_mark.line + 1)
@@ -104,10 +140,62 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text with located mappings; a syntax error is `source:line: invalid YAML: reason`."""
+def _check_nodes(root: yaml.Node, source: str) -> None:
+    """Refuse, before anything is built, a YAML graph whose aliases expand past
+    MAX_ALIAS_NODES nodes beyond the file's own, that nests deeper than MAX_DEPTH,
+    that refers to itself, or that holds a lone surrogate: building such a
+    document copies every alias (memory without bound) or crashes later."""
+    memo: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    active: set[int] = set()
+
+    def walk(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in memo:
+            size, height = memo[key]
+        elif key in active:
+            raise UserError(f"{source}:{node.start_mark.line + 1}: invalid YAML: an alias refers to itself")
+        elif isinstance(node, yaml.ScalarNode):
+            if (bad := _SURROGATE.search(node.value)) is not None:
+                raise UserError(f"{source}:{node.start_mark.line + 1}: lone UTF-16 surrogate "
+                                f"U+{ord(bad.group()):04X} (not a character; fix the \\u escape)")
+            size, height = memo[key] = (1, 1)
+        else:
+            active.add(key)
+            kids = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+            size, height = 1, 1
+            for kid in kids:
+                s, h = walk(kid, depth + 1)
+                size, height = size + s, max(height, h + 1)
+            active.discard(key)
+            memo[key] = (size, height)
+        if depth + height > MAX_DEPTH:
+            raise UserError(f"{source}:{node.start_mark.line + 1}: invalid YAML: nested deeper than {MAX_DEPTH} levels")
+        return size, height
+
+    total, _ = walk(root, 0)
+    if total - len(memo) > MAX_ALIAS_NODES:
+        raise UserError(f"{source}: invalid YAML: aliases expand to {total:,} nodes from {len(memo):,} written "
+                        f"(at most {MAX_ALIAS_NODES:,} added by aliases; an alias bomb?)")
+
+
+def _load_checked(text: str, loader_cls: type[yaml.SafeLoader], source: str) -> Any:
+    """`yaml.load` with `_check_nodes` between composing and constructing."""
+    loader = loader_cls(text)
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text with located mappings; a syntax error is `source:line: invalid YAML: reason`.
+    Anchors, aliases and merge keys (`<<: *base`) work, within MAX_ALIAS_NODES and MAX_DEPTH."""
+    try:
+        return _load_checked(text, _LineLoader, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}" if mark else ""
@@ -117,6 +205,15 @@ def parse_yaml(text: str, source: str) -> Any:
         raise UserError(f"{source}{where}: invalid YAML: {reason}{extra}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise UserError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def safe_yaml(text: str, source: str) -> Any:
+    """Plain `yaml.safe_load` data (no line bookkeeping) under the same bounds as
+    `parse_yaml`, for YAML that is not a file (a `--set` value); YAML errors propagate."""
+    try:
+        return _load_checked(text, yaml.SafeLoader, source)
     except RecursionError:
         raise UserError(f"{source}: invalid YAML: nested too deeply") from None
 
@@ -279,11 +376,21 @@ def problem_line(path: Path | str, err: Mapping[str, Any], data: Any = None, *, 
     if aliases and loc and loc[0] in aliases:
         loc = (aliases[loc[0]], *loc[1:])
     full = (*prefix, *loc)
-    field = ".".join(str(p) for p in full) or "(top level)"
+    field = field_path(full)
     at = line_of(data, full) if data is not None else None
     at = at or line
     where = f"{path}:{at}" if at else str(path)
     return f"{where}: {field}: {describe_error(err, model)}"
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    """A field's dotted path for an error; a key that is empty or holds spaces or
+    control characters (a key a file made up) is quoted, so the error stays one readable line."""
+    def one(part: Any) -> str:
+        text = str(part)
+        return text if text and text.isprintable() and not any(c.isspace() for c in text) else repr(text)
+
+    return ".".join(one(p) for p in parts) or "(top level)"
 
 
 def format_validation(path: Path | str, exc: ValidationError, data: Any = None, **kw: Any) -> str:
@@ -303,6 +410,52 @@ def validate(model: type[M], data: Any, path: Path | str, **kw: Any) -> M:
         return model.model_validate(plain(data))
     except ValidationError as exc:
         raise UserError(format_validation(path, exc, data, **kw)) from None
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a decoded JSON value cannot be input, or None: nesting deeper than
+    MAX_DEPTH, or a lone surrogate (a `\\ud800` escape), which no UTF-8 file,
+    store or terminal can hold and so crashes whoever writes it next."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if (bad := _SURROGATE.search(node)) is not None:
+                return f"lone UTF-16 surrogate U+{ord(bad.group()):04X} (not a character; fix the \\u escape)"
+            continue
+        if depth > MAX_DEPTH and isinstance(node, (dict, list)):
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(node, dict):
+            stack.extend((x, depth + 1) for kv in node.items() for x in kv)
+        elif isinstance(node, list):
+            stack.extend((x, depth + 1) for x in node)
+    return None
+
+
+def parse_json(text: str, source: str) -> Any:
+    """A whole-file JSON value, or a UserError `source:line: reason` (syntax,
+    nesting, lone surrogate)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise UserError(f"{source}: invalid JSON: nested deeper than {MAX_DEPTH} levels") from None
+    problem = json_problem(value)
+    if problem is None:
+        return value
+    if "surrogate" in problem:
+        raise UserError(f"{source}:{_escape_line(text)}: {problem}")
+    raise UserError(f"{source}: invalid JSON: {problem}")
+
+
+def _escape_line(text: str) -> int:
+    """The line of the first `\\uD800`-`\\uDFFF` escape (where a lone surrogate was written)."""
+    m = re.search(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}", text)
+    return text.count("\n", 0, m.start()) + 1 if m else 1
 
 
 # ---------------------------------------------------------------- JSONL
@@ -328,7 +481,9 @@ def read_jsonl(path: Path | str, *, what: str = "records", allow_empty: bool = F
         except RecursionError:
             problems.append(f"{path}:{n}: invalid JSON: nested too deeply")
         else:
-            if isinstance(obj, dict) or not objects:
+            if (problem := json_problem(obj)) is not None:
+                problems.append(f"{path}:{n}: {problem}")
+            elif isinstance(obj, dict) or not objects:
                 rows.append((n, obj))
             else:
                 problems.append(f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}")
@@ -358,6 +513,45 @@ def validate_rows(path: Path | str, rows: Sequence[tuple[int, dict]], model: typ
     return out
 
 
+# ---------------------------------------------------------------- model text into the store
+
+
+ANSWER_BYTES_PER_TOKEN = 64  # generous: a token is 3-4 bytes of UTF-8 on average, at most a few dozen
+MIN_ANSWER_BYTES = 64 * 1024
+ANSWER_MARKER = "[cai-bench: "  # opens the note `clean_text` appends to a text it changed (docs/reliability.md)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # no UTF-8 store (nor PostgreSQL TEXT) can hold these
+
+
+def answer_byte_cap(max_new_tokens: int | None) -> int:
+    """The most UTF-8 bytes of one model answer kept: 64 per token of the
+    generation limit, at least 64 KiB. A server may send far more than it was
+    asked for (a 50 MB answer to max_new_tokens 256); the rest is noise that
+    would bloat the store and every report built from it."""
+    return max(MIN_ANSWER_BYTES, ANSWER_BYTES_PER_TOKEN * (max_new_tokens or 0))
+
+
+def clean_text(text: str, max_bytes: int) -> tuple[str, str | None]:
+    """Model text made storable: each lone surrogate and NUL becomes U+FFFD,
+    and the text is cut at a character boundary within `max_bytes` UTF-8 bytes.
+    Returns the text and what was done (None when nothing); a changed text ends
+    with a line `[cai-bench: answer ...]` saying so, so the change is visible
+    wherever the text goes (reports, exports) and never mistaken for the model's."""
+    notes: list[str] = []
+    bad = len(_UNSTORABLE.findall(text))
+    if bad:
+        text = _UNSTORABLE.sub("\ufffd", text)
+        notes.append(f"{bad:,} code point{'s' if bad != 1 else ''} that cannot be stored "
+                     "(lone surrogates, NUL) replaced by U+FFFD")
+    data = text.encode("utf-8")
+    if len(data) > max_bytes:
+        text = data[:max_bytes].decode("utf-8", "ignore")
+        notes.append(f"truncated to {max_bytes:,} of {len(data):,} bytes")
+    if not notes:
+        return text, None
+    note = "; ".join(notes)
+    return f"{text}\n{ANSWER_MARKER}answer {note}]", note
+
+
 # ---------------------------------------------------------------- hub
 
 
@@ -383,7 +577,7 @@ def parse_assignment(item: str, flag: str = "--set", *, form: str = "KEY=VALUE",
     text = raw.strip()
     flow = text.startswith(("{", "["))
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = safe_yaml(text, f"{flag} {item!r}") if text else ""
     except yaml.YAMLError as exc:
         if flow:
             reason = str(getattr(exc, "problem", None) or exc).splitlines()[0]

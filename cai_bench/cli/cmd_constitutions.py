@@ -96,7 +96,7 @@ def import_cmd(
 ) -> None:
     """Turn a list of principles into a constitution file: ids and titles derived,
     "choose the response that ..." rephrased as principles; edit it, then `validate`."""
-    from cai_bench.constitutions import validate_files
+    from cai_bench.constitutions import check_new_id, validate_files
     from cai_bench.constitutions.importer import build_constitution, dump_constitution
     from cai_bench.errors import UserError
     from cai_bench.paths import atomic_write_text, cai_bench_home
@@ -105,6 +105,7 @@ def import_cmd(
     dest = out or cai_bench_home() / "constitutions" / f"{cid}.yaml"
     if dest.exists() and not force:
         raise UserError(f"{dest} exists; pass --force to replace it, or --out another file")
+    check_new_id(cid, dest)
     atomic_write_text(dest, dump_constitution(c))
     problems = validate_files([dest])
     if problems:  # never expected: the model validated before writing

@@ -4,6 +4,8 @@ read through `cai_bench.io`, the one input layer tasks and configs use too."""
 
 from cai_bench.constitutions._loader import (
     BUILTIN_DIR,
+    check_new_id,
+    is_builtin,
     list_constitutions,
     load_constitution,
     looks_like_path,
@@ -22,6 +24,8 @@ __all__ = [
     "Constitution",
     "Principle",
     "check_id",
+    "check_new_id",
+    "is_builtin",
     "list_constitutions",
     "load_constitution",
     "looks_like_path",

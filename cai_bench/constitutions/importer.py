@@ -12,7 +12,6 @@ when the list has them.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from cai_bench.constitutions._schema import Constitution
 from cai_bench.constitutions._template import render_requests
 from cai_bench.errors import UserError
+from cai_bench.io import parse_json, parse_yaml, plain, read_text
 
 _TITLE_WORDS = 7
 _LEAD = re.compile(r"^(?:CritiqueRequest|RevisionRequest|Critique|Revision)\s*:\s*", re.I)
@@ -116,71 +116,127 @@ def _slug(title: str, taken: set[str]) -> str:
     return pid
 
 
+MAX_IMPORT_BYTES = 1 << 20  # published lists are a few KB (the CAI paper's, llm-swarm's: under 20 KB)
+MAX_TEXT_CHARS = 10_000  # one principle, critique or revision request: a paragraph, not a document
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text(value: Any, where: str, field: str, *, required: bool = False) -> str:
+    """One text field of an item, checked: a string (a number is taken as its
+    text), no control characters, at most MAX_TEXT_CHARS, non-blank when
+    `required`. Anything else is a UserError naming the item and the field."""
+    if value is None or value == "":
+        if required:
+            raise UserError(f"{where}: {field}: empty (a principle needs text)")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UserError(f"{where}: {field}: expected a text, got {_kind(value)}")
+    text = str(value)
+    if len(text) > MAX_TEXT_CHARS:
+        raise UserError(f"{where}: {field}: {len(text):,} characters; at most {MAX_TEXT_CHARS:,} per text "
+                        "(a principle is a paragraph)")
+    if (bad := _CONTROL.search(text)) is not None:
+        raise UserError(f"{where}: {field}: control character U+{ord(bad.group()):04X} (a binary file?)")
+    if required and not text.strip():
+        raise UserError(f"{where}: {field}: empty (a principle needs text)")
+    return text
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: "true/false"}.get(type(value), type(value).__name__)
+
+
+def _few_shot(chats: Any, path: Path) -> list[list[dict]]:
+    """llm-swarm's `system_chat`: a list of chats, each a list of {role, content}."""
+    if chats is None:
+        return []
+    if not isinstance(chats, list):
+        raise UserError(f"{path}: system_chat: expected a list of chats, got {_kind(chats)}")
+    out: list[list[dict]] = []
+    for i, chat in enumerate(chats, start=1):
+        if not isinstance(chat, list) or not all(isinstance(m, dict) for m in chat):
+            raise UserError(f"{path}: system_chat {i}: expected a list of {{role, content}} messages")
+        out.append(chat)
+    return out
+
+
 def _items(data: Any, path: Path) -> tuple[list[dict[str, str]], list[list[dict]]]:
-    """Principles as {description} or {critique, revision[, key]} dicts, plus few-shot chats."""
+    """Principles as {description} or {critique, revision[, key]} dicts, plus few-shot chats.
+    Every text is checked by `_text`, so a wrongly shaped list fails here, naming the item."""
     few_shot: list[list[dict]] = []
     if isinstance(data, dict) and "constitutions" in data:  # llm-swarm: {constitutions: [{critic, revision}], system_chat}
-        few_shot = [c for c in data.get("system_chat") or [] if isinstance(c, list)]
+        few_shot = _few_shot(data.get("system_chat"), path)
         data = data["constitutions"]
     if isinstance(data, dict) and "principles" in data:
         data = data["principles"]
     if isinstance(data, dict):  # the CAI paper's {harmful0: {prompt: [critique], edit_request}}
         out = []
         for key, v in data.items():
+            where = f"{path}: entry {key!r}"
             if isinstance(v, dict) and ("prompt" in v or "edit_request" in v):
                 prompt = v.get("prompt")
                 critique = prompt[0] if isinstance(prompt, list) and prompt else prompt
-                out.append({"key": str(key), "critique": _clean(critique or ""),
-                            "revision": _clean(v.get("edit_request") or "")})
+                item = {"key": str(key), "critique": _clean(_text(critique, where, "prompt")),
+                        "revision": _clean(_text(v.get("edit_request"), where, "edit_request"))}
+                if not (item["critique"] or item["revision"]):
+                    raise UserError(f"{where}: prompt and edit_request: empty (a principle needs text)")
+                out.append(item)
             elif isinstance(v, str):
-                out.append({"key": str(key), "description": v})
+                out.append({"key": str(key), "description": _text(v, where, "text", required=True)})
             else:
-                raise UserError(f"{path}: entry {key!r}: expected a text or {{prompt, edit_request}}")
+                raise UserError(f"{where}: expected a text or {{prompt, edit_request}}, got {_kind(v)}")
         return out, few_shot
     if not isinstance(data, list):
-        raise UserError(f"{path}: expected a list of principles (texts, or {{critic, revision}} pairs)")
+        raise UserError(f"{path}: expected a list of principles (texts, or {{critic, revision}} pairs), "
+                        f"got {_kind(data)}")
     out = []
     for i, v in enumerate(data, start=1):
+        where = f"{path}: item {i}"
         if isinstance(v, str):
-            out.append({"description": v})
+            out.append({"description": _text(v, where, "text", required=True)})
         elif isinstance(v, dict):
-            critique = v.get("critique") or v.get("critic")
-            desc = v.get("description") or v.get("principle") or v.get("text")
-            if critique or v.get("revision"):
-                out.append({"critique": _clean(critique or ""), "revision": _clean(v.get("revision") or ""),
-                            **({"title": str(v["title"])} if v.get("title") else {}),
-                            **({"description": str(desc)} if desc else {})})
-            elif desc:
-                out.append({"description": str(desc), **({"title": str(v["title"])} if v.get("title") else {})})
+            critique = _clean(_text(v.get("critique") or v.get("critic"), where, "critique"))
+            revision = _clean(_text(v.get("revision"), where, "revision"))
+            desc = _text(v.get("description") or v.get("principle") or v.get("text"), where, "description")
+            title = _text(v.get("title"), where, "title").strip()
+            if critique or revision:
+                out.append({"critique": critique, "revision": revision,
+                            **({"title": title} if title else {}), **({"description": desc} if desc.strip() else {})})
+            elif desc.strip():
+                out.append({"description": desc, **({"title": title} if title else {})})
             else:
-                raise UserError(f"{path}: item {i}: expected a text, or a mapping with description or critic/revision")
+                raise UserError(f"{where}: expected a text, or a mapping with description or critic/revision "
+                                "(all empty here)")
         else:
-            raise UserError(f"{path}: item {i}: expected a text or a mapping, got {type(v).__name__}")
+            raise UserError(f"{where}: expected a text or a mapping, got {_kind(v)}")
     return out, few_shot
 
 
 def read_list(path: Path) -> tuple[list[dict[str, str]], list[list[dict]]]:
-    """The principles in a JSON, YAML or text file (one per non-empty line; `#` comments)."""
+    """The principles in a JSON, YAML or text file (one per non-empty line; `#` comments),
+    read through the one input layer (UTF-8, bounded size, nesting and aliases)."""
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_text names the problem
+    if size > MAX_IMPORT_BYTES:
+        raise UserError(f"{path}: {size:,} bytes; a list of principles to import is at most "
+                        f"{MAX_IMPORT_BYTES:,} bytes")
+    raw = read_text(path)
+    if "\x00" in raw:
+        raise UserError(f"{path}:{raw.count(chr(10), 0, raw.index(chr(0))) + 1}: NUL byte; "
+                        "expected a JSON, YAML or text file (a binary file?)")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data: Any = json.loads(raw)
-        except ValueError as exc:
-            raise UserError(f"{path}: invalid JSON ({exc})") from None
+        data: Any = parse_json(raw, str(path))
     elif suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: invalid YAML: {exc}") from None
+        data = plain(parse_yaml(raw, str(path)))
     else:
-        data = [ln.strip() for ln in raw.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        data = []
+        for n, ln in enumerate(raw.splitlines(), start=1):
+            if ln.strip() and not ln.lstrip().startswith("#"):
+                data.append(_text(ln.strip(), f"{path}:{n}", "text", required=True))
     items, few_shot = _items(data, path)
     if not items:
         raise UserError(f"{path}: no principles found")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cai_bench.errors import UserError
-from cai_bench.io import read_jsonl, read_text
+from cai_bench.io import parse_json, read_jsonl, read_text
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,7 @@ def load_prompts_file(path: Path) -> list[PromptItem]:
         raw = read_text(path)
         items = [PromptItem(_auto_id(line.strip()), line.strip()) for line in raw.splitlines() if line.strip()]
     elif path.suffix == ".json":
-        try:
-            data = json.loads(read_text(path))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        data = parse_json(read_text(path), str(path))  # syntax, nesting and lone surrogates named
         if not isinstance(data, list):
             raise UserError(f"{path}:1: (top level): expected a JSON list of prompts")
         items = [_from_obj(o, f"{path}: item {i}") for i, o in enumerate(data)]

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.errors import UserError
 from cai_bench.hashing import digest
-from cai_bench.io import format_validation, line_of, load_yaml_mapping, parse_assignment, plain, set_path
+from cai_bench.io import expand_user, format_validation, is_dir, line_of, load_yaml_mapping, parse_assignment, plain, set_path
 from cai_bench.models.vllm_server import VllmSettings  # noqa: F401 - generation.vllm; re-exported
 
 DEFAULT_OUT = "cai-bench-out"
@@ -103,7 +103,11 @@ class RunConfig(BaseModel):
     @field_validator("scorers", mode="before")
     @classmethod
     def _scorers(cls, v: Any) -> Any:
-        return [_scorer_entry(x) for x in (v or [])]
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)):
+            return v or []  # pydantic names the field ("Input should be a valid list"), never a TypeError
+        return [_scorer_entry(x) for x in v]
 
     def public_json(self) -> str:
         """The config as stored in the runs table: no secrets (URLs' userinfo and
@@ -312,7 +316,7 @@ def expand_checkpoints(specs: list[str]) -> list[str]:
     out: list[str] = []
     for spec in specs:
         if any(ch in spec for ch in "*?[") and ":" not in spec.split("/")[0]:
-            matches = sorted(m for m in glob.glob(str(Path(spec).expanduser())) if Path(m).is_dir())
+            matches = sorted(m for m in glob.glob(str(expand_user(spec))) if is_dir(m))
             if not matches:
                 raise UserError(f"checkpoint pattern {spec!r} matches no directory")
             out.extend(matches)

@@ -113,10 +113,14 @@ def parse_spec(text: str) -> CheckpointSpec:
         if scheme == "openai":
             return OpenAISpec(rest)
         return OllamaSpec(rest)
-    path = Path(raw).expanduser()
-    if path.is_dir():
+    try:  # `~nobody/x` (no such user), a name too long for the file system, a NUL: user input, not a crash
+        path = Path(raw).expanduser()
+        is_dir, exists = path.is_dir(), path.exists()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise UserError(f"checkpoint spec {raw[:80]!r}: not a usable path ({exc})") from None
+    if is_dir:
         return LocalSpec(path.resolve())
-    if path.exists():
+    if exists:
         raise UserError(f"checkpoint spec {raw!r}: is a file; a local checkpoint must be a directory")
     hint = f" (did you mean hf:{raw}?)" if _HF_ID.match(raw) else ""
     raise UserError(f"checkpoint spec {raw!r}: no such directory{hint}; expected {_forms()} or an existing directory")

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.defaults import GENERATION, SYNTHESIS
 from cai_bench.errors import UserError
-from cai_bench.io import did_you_mean, known_fields
+from cai_bench.io import did_you_mean, field_path, known_fields
 
 PROFILES: dict[str, dict[str, Any]] = {
     # the bundled SmolLM2 as student; bundled GPT-4o data for built-in cultures; small sizes
@@ -184,7 +184,7 @@ def _merge(base: dict, over: dict) -> dict:
 def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines: dict | None = None) -> PipelineConfig:
     """Profile defaults under `raw`, validated; errors name source, line and field."""
     profile = raw.get("profile", "cpu-small")
-    if profile not in PROFILES:
+    if not isinstance(profile, str) or profile not in PROFILES:
         where = f"{source}:{lines['profile']}" if lines and "profile" in lines else source
         raise UserError(f"{where}: profile: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     data = _merge(PROFILES[profile], raw)
@@ -193,7 +193,7 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
     except ValidationError as exc:
         parts = []
         for e in exc.errors():
-            loc = ".".join(map(str, e["loc"])) or "(config)"
+            loc = field_path(e["loc"]) if e["loc"] else "(config)"
             top = str(e["loc"][0]) if e["loc"] else ""
             where = f"{source}:{lines[top]}" if lines and top in lines else source
             msg = {"extra_forbidden": "unknown field", "missing": "required field missing"}.get(e["type"], e["msg"])
@@ -206,25 +206,19 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
 def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The raw mapping of a pipeline YAML and its top-level key lines; relative
     paths in it resolve against the file's folder."""
-    import yaml
+    from cai_bench.io import Located, expand_user, is_dir, is_file, load_yaml, plain
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read pipeline config ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a pipeline config must be a mapping (task:, profile:, out:, ...)")
-    lines = {k.value: k.start_mark.line + 1 for k, _ in getattr(node, "value", []) if hasattr(k, "value")}
+    data = load_yaml(path)  # the one input layer: UTF-8, line numbers, bounded aliases
+    if data is None:
+        data = Located({}, {}, 1)
+    if not isinstance(data, Located):
+        raise UserError(f"{path}:1: a pipeline config must be a mapping (task:, profile:, out:, ...)")
+    raw, lines = plain(data), {k: v for k, v in data.lines.items() if isinstance(k, str)}
     base = path.resolve().parent
     for key in ("constitution", "prompts", "out", "task"):
         v = raw.get(key)
         if isinstance(v, str) and (key == "out" or "/" in v or v.endswith((".yaml", ".yml", ".jsonl", ".csv"))):
-            if not Path(v).expanduser().is_absolute() and (key == "out" or (base / v).exists()):
+            if not expand_user(v).is_absolute() and (key == "out" or is_file(base / v) or is_dir(base / v)):
                 raw[key] = str(base / v)
     return raw, lines

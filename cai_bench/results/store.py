@@ -11,6 +11,7 @@ dialect's `insert ... on conflict` differs, picked in `_insert`.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
+from cai_bench.io import MIN_ANSWER_BYTES, answer_byte_cap, clean_text
 from cai_bench.redact import redact_json, redact_obj, redact_text
 from cai_bench.results import schema as S
 from cai_bench.results.engine import open_engine
+
+log = logging.getLogger("cai_bench.results")
 
 _IN_CHUNK = 500  # keep IN (...) lists well under SQLite's variable limit
 
@@ -264,7 +268,8 @@ class Store:
         removes the error row."""
         if not rows:
             return 0
-        values = _unit_rows(unit, run_id, [(pid, {"error": redact_text(err)}) for pid, err in rows])
+        values = _unit_rows(unit, run_id, [(pid, {"error": redact_text(clean_text(err, MIN_ANSWER_BYTES)[0])})
+                                           for pid, err in rows])
         with self.engine.begin() as conn:
             ins = _insert(conn, S.generation_errors)
             conn.execute(ins.on_conflict_do_update(
@@ -284,10 +289,23 @@ class Store:
 
     def insert_generations(self, run_id: str, unit: Unit, rows: Sequence[tuple[str, str, float | None]]) -> int:
         """One chunk of (prompt_id, response, seconds) in one transaction; rows
-        already stored are left alone. Returns how many were new."""
+        already stored are left alone. Returns how many were new.
+
+        This is where every model answer enters the store, so hostile model text is
+        made storable here (`io.clean_text`): lone surrogates and NUL become U+FFFD
+        (one of them used to fail the whole chunk, and the same chunk again on every
+        re-run) and an answer past `io.answer_byte_cap` of the unit's max_new_tokens
+        is cut; either way the answer ends with a `[cai-bench: answer ...]` line."""
         if not rows:
             return 0
-        values = _unit_rows(unit, run_id, [(pid, {"response": resp, "seconds": secs}) for pid, resp, secs in rows])
+        cap = answer_byte_cap(self._max_new_tokens(unit.gen_hash))
+        cleaned = []
+        for pid, resp, secs in rows:
+            resp, note = clean_text(resp, cap)
+            if note:
+                log.warning("answer to prompt %s of task %s: %s", pid, unit.task_id, note)
+            cleaned.append((pid, {"response": resp, "seconds": secs}))
+        values = _unit_rows(unit, run_id, cleaned)
         with self.engine.begin() as conn:
             res = conn.execute(_insert(conn, S.generations).on_conflict_do_nothing(
                 index_elements=["fingerprint", "task_id", "prompt_id", "input_hash", "gen_hash"])
@@ -295,6 +313,17 @@ class Store:
             new = len(res.all())  # RETURNING yields the rows really inserted; rowcount is -1 on psycopg
             conn.execute(delete(S.generation_errors).where(*self._error_scope(unit, [r[0] for r in rows])))
         return new
+
+    def _max_new_tokens(self, gen_hash: str) -> int | None:
+        """The generation limit a unit's answers were asked under (its stored gen config), if known."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(S.gen_configs.c.config_json)
+                               .where(S.gen_configs.c.gen_hash == gen_hash)).scalar()
+        try:
+            value = json.loads(raw).get("max_new_tokens") if raw else None
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     # -- loops ----------------------------------------------------------------
     def put_loop(self, record: Any) -> None:
@@ -485,7 +514,7 @@ class Store:
         ch = content_hashes or {}
         values = [{"generation_id": gid, "scorer_id": scorer_id, "scorer_hash": scorer_hash,
                    "content_hash": ch.get(gid, ""), "metric": r.metric,
-                   "value": r.value, "status": r.status, "error": redact_text(r.error) if r.error else r.error,
+                   "value": r.value, "status": r.status, "error": clean_text(redact_text(r.error), MIN_ANSWER_BYTES)[0] if r.error else r.error,
                    "detail_json": json.dumps(r.detail, sort_keys=True, default=str) if r.detail else None,
                    "run_id": run_id, "created_at": created} for gid, r in rows]
         with self.engine.begin() as conn:

@@ -2,9 +2,13 @@
 culture?, description, source, license, output_type?, generation, analyses?, prompts: prompts.jsonl)
 and its prompts as jsonl (a `multiple_choice` task names an item source, `items:`, instead); an optional `constitution.yaml` beside it is the task's own
 constitution. Search order: built-ins, `extra_dirs`, `$CAI_BENCH_PATH`, then
-`$CAI_BENCH_HOME/tasks`. The same task id in two folders is an error naming both.
-A broken task folder is skipped with a warning when listing, so one bad user
-task cannot hide the others; asking for it by id or folder raises its error.
+`$CAI_BENCH_HOME/tasks`. Task ids are one namespace: `tasks new` refuses a
+built-in id or one another folder holds; a clash met anyway (a folder dropped
+into a search folder) is one warning naming both folders, and the first in
+search order is used: a built-in is never shadowed. Only asking for an id that
+two user folders define differently is an error. A broken task folder is skipped with a
+warning when listing, so one bad user task cannot hide the others; asking for
+it by id or folder raises its error.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pydantic import ValidationError
 
 from cai_bench.constitutions import ID_RE, Constitution, load_constitution, parse_constitution
 from cai_bench.errors import UserError
-from cai_bench.io import format_validation, line_of, load_yaml, plain, read_jsonl, validate_rows
+from cai_bench.io import expand_user, format_validation, is_dir, is_file, line_of, load_yaml, plain, read_jsonl, validate_rows
 from cai_bench.paths import cai_bench_home, search_path_entries
 from cai_bench.tasks._schema import MULTIPLE_CHOICE, PromptRecord, Task
 
@@ -150,7 +154,7 @@ def _load(folder: Path, extra_dirs: Sequence[Path]) -> Task:
     return _cached(str(folder), stamp, tuple(str(e) for e in extra_dirs)).model_copy(deep=True)
 
 
-def _declared_id(folder: Path) -> str:
+def declared_id(folder: Path) -> str:
     """The id a (possibly broken) task folder claims, else its folder name."""
     try:
         data = load_yaml(folder / TASK_FILE)
@@ -160,16 +164,51 @@ def _declared_id(folder: Path) -> str:
     return tid if isinstance(tid, str) else folder.name
 
 
-def _scan(extra_dirs: Sequence[Path], only: str | None = None) -> tuple[dict[str, Task], dict[Path, UserError]]:
-    """Loadable tasks by id, and each broken folder with its error (kept apart so
-    one bad folder does not stop the rest from loading). `only`: just the folders
-    that claim that id (or are named so), so that finding one task does not load
-    every other task's prompts (a 100k-prompt user task made `tasks show` of any
-    other task 6x slower)."""
+def is_builtin_folder(folder: Path | None) -> bool:
+    """Whether `folder` is a task shipped with cai-bench."""
+    return folder is not None and Path(folder).resolve().parent == BUILTIN_DIR
+
+
+def builtin_task_ids() -> set[str]:
+    """The ids of the built-in tasks (folders and the HHH evaluation), which no user task may take."""
+    from cai_bench.tasks.hhh import RESPONSE_TASK_ID, TASK_ID
+
+    ids = {TASK_ID, RESPONSE_TASK_ID}
+    for folder in sorted(BUILTIN_DIR.iterdir()):
+        if (folder / TASK_FILE).is_file():
+            ids.add(declared_id(folder))
+    return ids
+
+
+_warned: set[tuple[str, str, str]] = set()  # clashes already reported in this process
+
+
+def _clash_message(tid: str, first: Path | None, other: Path | None) -> str:
+    return f"task id {tid!r} is defined twice, differently: {first} and {other}"
+
+
+def _warn_clash(tid: str, first: Path | None, other: Path | None) -> None:
+    key = (tid, str(first), str(other))
+    if key not in _warned:
+        _warned.add(key)
+        fix = f"built-in ids cannot be redefined; rename {other}" if is_builtin_folder(first) else \
+            f"rename one; listed: {first}"
+        log.warning("%s (%s)", _clash_message(tid, first, other), fix)
+
+
+def _scan(extra_dirs: Sequence[Path], only: str | None = None,
+          ) -> tuple[dict[str, Task], dict[Path, UserError], dict[str, Path]]:
+    """Loadable tasks by id (the first in search order wins), each broken folder
+    with its error, and each id defined again differently with that other folder
+    (kept apart so one bad or clashing folder does not stop the rest from loading).
+    `only`: just the folders that claim that id (or are named so), so that finding one
+    task does not load every other task's prompts (a 100k-prompt user task made
+    `tasks show` of any other task 6x slower)."""
     found: dict[str, Task] = {}
     broken: dict[Path, UserError] = {}
+    clashes: dict[str, Path] = {}
     for folder in task_folders(extra_dirs):
-        if only is not None and only not in (folder.name, _declared_id(folder)):
+        if only is not None and only not in (folder.name, declared_id(folder)):
             continue
         try:
             t = _load(folder, extra_dirs)
@@ -179,9 +218,9 @@ def _scan(extra_dirs: Sequence[Path], only: str | None = None) -> tuple[dict[str
         prev = found.get(t.id)
         if prev is None:
             found[t.id] = t
-        elif prev.model_dump() != t.model_dump():
-            raise UserError(f"task id {t.id!r} is defined twice, differently: {prev.path} and {folder}; rename one")
-    return found, broken
+        elif t.id not in clashes and prev.model_dump() != t.model_dump():
+            clashes[t.id] = folder
+    return found, broken, clashes
 
 
 def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
@@ -189,25 +228,29 @@ def load_task(id_or_dir: str, extra_dirs: Sequence[Path] = ()) -> Task:
     that id even when the current folder has a subfolder of the same name (an
     output folder, say); such a folder is used only when no task has the id."""
     s = str(id_or_dir)
-    if "/" in s or "\\" in s or s.startswith(".") or (Path(s).is_dir() and not ID_RE.fullmatch(s)):
+    if "/" in s or "\\" in s or s.startswith(".") or (is_dir(s) and not ID_RE.fullmatch(s)):
         return _load_folder(s, extra_dirs)
     if not ID_RE.fullmatch(s):
         raise UserError(f"task id {s!r} must match [a-z0-9_]+ (or give a task folder path)")
-    found, broken = _scan(extra_dirs, only=s)
+    found, broken, clashes = _scan(extra_dirs, only=s)
+    if s in clashes:
+        if not is_builtin_folder(found[s].path):  # two user folders: which one is meant is the user's call
+            raise UserError(f"{_clash_message(s, found[s].path, clashes[s])}; rename one")
+        _warn_clash(s, found[s].path, clashes[s])  # a built-in is never shadowed
     if s in found:
         return found[s]
     for folder, exc in broken.items():
-        if s in (_declared_id(folder), folder.name):
+        if s in (declared_id(folder), folder.name):
             raise exc
-    if (Path(s) / TASK_FILE).is_file():
+    if is_file(Path(s) / TASK_FILE):
         return _load_folder(s, extra_dirs)
-    found, _ = _scan(extra_dirs)  # the known ids, for the message
+    found, _, _ = _scan(extra_dirs)  # the known ids, for the message
     raise UserError(f"unknown task {s!r}; known: {', '.join(sorted(found)) or 'none'}")
 
 
 def _load_folder(s: str, extra_dirs: Sequence[Path]) -> Task:
-    p = Path(s).expanduser()
-    if not p.is_dir():
+    p = expand_user(s)
+    if not is_dir(p):
         raise UserError(f"{s}: task folder not found")
     return _load(p, extra_dirs)
 
@@ -215,7 +258,9 @@ def _load_folder(s: str, extra_dirs: Sequence[Path]) -> Task:
 def list_tasks(extra_dirs: Sequence[Path] = ()) -> list[Task]:
     """Every loadable task on the search path, built-ins first; each broken
     folder is skipped with a warning naming its file and the reason."""
-    found, broken = _scan(extra_dirs)
+    found, broken, clashes = _scan(extra_dirs)
     for folder, exc in broken.items():
-        log.warning("skipped task %r: %s", _declared_id(folder), exc.message)
+        log.warning("skipped task %r: %s", declared_id(folder), exc.message)
+    for tid, other in clashes.items():
+        _warn_clash(tid, found[tid].path, other)
     return list(found.values())

@@ -19,7 +19,15 @@ from cai_bench.constitutions import load_constitution, parse_constitution
 from cai_bench.errors import UserError
 from cai_bench.io import join_problems, read_jsonl, read_text, validation_problems
 from cai_bench.paths import atomic_directory, cai_bench_home
-from cai_bench.tasks._loader import CONSTITUTION_FILE, PROMPTS_FILE, TASK_FILE, check_principles
+from cai_bench.tasks._loader import (
+    CONSTITUTION_FILE,
+    PROMPTS_FILE,
+    TASK_FILE,
+    declared_id,
+    builtin_task_ids,
+    check_principles,
+    task_folders,
+)
 from cai_bench.tasks._schema import GENERATE_UNTIL, PromptRecord, Task
 
 
@@ -29,15 +37,15 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         # otherwise become part of the first column name)
         text = read_text(path)
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        if not reader.fieldnames:
-            raise UserError(f"{path}: empty CSV (no header row)")
-        try:
+        try:  # the header row is parsed by `fieldnames`: a bad quote there is a csv.Error too
+            if not reader.fieldnames:
+                raise UserError(f"{path}: empty CSV (no header row)")
             for row in reader:
                 if None in row:
                     raise UserError(f"{path}:{reader.line_num}: more values than header columns")
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise UserError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
+            raise UserError(f"{path}:{max(reader.line_num, 1)}: invalid CSV: {exc}") from None
     elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         yield from read_jsonl(path, what="prompts")
     else:
@@ -156,6 +164,18 @@ def _check_no_clash(constitution, root: Path) -> None:
             )
 
 
+def _check_task_id_free(tid: str, target: Path, root: Path) -> None:
+    """Refuse a task id that is built in or that another folder on the search
+    path holds: once written, every listing and run would meet the clash.
+    `target` (the folder --force replaces) does not count."""
+    if tid in builtin_task_ids():
+        raise UserError(f"task id {tid!r} is built in; choose another id")
+    here = target.resolve()
+    for folder in task_folders([root]):
+        if folder.resolve() != here and declared_id(folder) == tid:
+            raise UserError(f"task id {tid!r} is already defined ({folder}); choose another id")
+
+
 def _check_root(root: Path) -> None:
     """Fail early, in one line, when the task root cannot be a folder (it, or a
     folder above it, is a file) instead of a traceback from mkdir later."""
@@ -216,6 +236,7 @@ def write_user_task(
     target = root / task.id
     if target.exists() and not overwrite:
         raise UserError(f"{target}: task {task.id!r} already exists (use --force to replace it)")
+    _check_task_id_free(task.id, target, root)
     try:
         _place(task, target, ctext)
     except OSError as exc:
