@@ -254,8 +254,9 @@ def test_a_clash_dropped_into_a_search_folder_is_one_warning_not_a_crash_of_ever
     folder.mkdir(parents=True)
     (folder / "task.yaml").write_text("id: xstest\nconstitution: grok\n")
     (folder / "prompts.jsonl").write_text('{"id": "1", "prompt": "x"}\n')
-    for args, clash in ((["tasks", "list"], f"builtin/xstest and {folder}"),
-                        (["constitutions", "list"], f"builtin/south_africa.yaml and {dropped}")):
+    # constitutions first: `tasks list` loads constitutions too, and each clash is reported once per process
+    for args, clash in ((["constitutions", "list"], f"builtin/south_africa.yaml and {dropped}"),
+                        (["tasks", "list"], f"builtin/xstest and {folder}")):
         code, lines = _cli(*args)
         assert code == 0, lines  # before: exit 2, "defined twice", nothing listed
         assert len([ln for ln in lines if clash in ln]) == 1, lines  # one line naming both
