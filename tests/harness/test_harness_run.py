@@ -126,26 +126,37 @@ def test_peft_adapter_dir_is_a_checkpoint(tmp_path: Path, smollm2_dir: Path) -> 
     assert "sft/checkpoint-1" in page and "Leaderboard: RO" in page and "Leaderboard: ZA" in page
 
 
+def _eight_prompt_run(model: Path, out: Path) -> list[str]:
+    """8 prompts committed two at a time: a signal lands between chunks."""
+    return [*CAI_BENCH, "run", "--checkpoint", str(model), "--task", "cai_south_africa", "--limit", "8",
+            "--chunk-size", "2", "--batch-size", "2", "--max-new-tokens", "16", "--scorer", "similarity",
+            "--out", str(out), "--no-report"]
+
+
+def _first_rows(db: Path, proc: subprocess.Popen) -> int:
+    """Stored generations once the first chunk is committed (or the process ended, or 300 s passed)."""
+    n = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                n = _rows(db, "select count(*) from generations")[0][0]
+            except sqlite3.OperationalError:  # tables not created yet
+                n = 0
+            if n >= 1:
+                break
+        time.sleep(0.05)
+    return n
+
+
 def test_sigkill_mid_generation_then_rerun_stores_each_once(tmp_path: Path, smollm2_dir: Path,
                                                              cli_env: dict[str, str]) -> None:
     out = tmp_path / "out"
     db = out / "results.sqlite"
-    cmd = [*CAI_BENCH, "run", "--checkpoint", str(smollm2_dir), "--task", "cai_south_africa", "--limit", "8",
-           "--chunk-size", "2", "--batch-size", "2", "--max-new-tokens", "16", "--scorer", "similarity",
-           "--out", str(out), "--no-report"]
+    cmd = _eight_prompt_run(smollm2_dir, out)
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    n = 0
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    n = _rows(db, "select count(*) from generations")[0][0]
-                except sqlite3.OperationalError:  # tables not created yet
-                    n = 0
-                if n >= 1:
-                    break
-            time.sleep(0.05)
+        n = _first_rows(db, proc)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -184,24 +195,12 @@ def test_signal_mid_generation_marks_run_interrupted(tmp_path: Path, smollm2_dir
     and `report --list-configs` says so."""
     out = tmp_path / "out"
     db = out / "results.sqlite"
-    cmd = [*CAI_BENCH, "run", "--checkpoint", str(smollm2_dir), "--task", "cai_south_africa", "--limit", "8",
-           "--chunk-size", "2", "--batch-size", "2", "--max-new-tokens", "16", "--scorer", "similarity",
-           "--out", str(out), "--no-report"]
+    cmd = _eight_prompt_run(smollm2_dir, out)
     # a background job started without job control inherits SIGINT ignored: give the child Python's default
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    n = 0
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    n = _rows(db, "select count(*) from generations")[0][0]
-                except sqlite3.OperationalError:  # tables not created yet
-                    n = 0
-                if n >= 1:
-                    break
-            time.sleep(0.05)
+        n = _first_rows(db, proc)
         os.kill(proc.pid, sig)
         rc = proc.wait(timeout=120)
     finally:
