@@ -132,7 +132,8 @@ class Row:
         errs = [x for x in lines if x.startswith(("error", "Error", "warning", "WARNING", "│ Invalid", "Invalid"))]
         plain = [x for x in lines if x[0] not in "┏┃┡│└╭╰━─"]
         text = (errs or plain or [""])[0 if errs else -1].strip(" │")
-        text = text.replace(str(work) + "/", "").replace(str(work), "")
+        for prefix in (str(work) + "/", str(work), str(ROOT) + "/"):
+            text = text.replace(prefix, "")
         return text if len(text) <= 110 else text[:107] + "..."
 
 
