@@ -69,7 +69,9 @@ def configure(level: int) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         # libraries' tqdm bars: redrawn with \r, a log gets one endless line of frames; ours say the same
         os.environ.setdefault("TQDM_DISABLE", "1" if level < 0 or not err_console.is_terminal else "0")
-        for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx", "bitsandbytes"):
+        # matplotlib: "Could not save font_manager cache" on a full or read-only disk is not the user's business
+        for name in ("lm_eval", "lm-eval", "datasets", "transformers", "sentence_transformers", "httpx", "bitsandbytes",
+                     "matplotlib"):
             logging.getLogger(name).setLevel(logging.ERROR if level <= 0 else logging.INFO)
     # libraries' FutureWarnings speak to their callers (us), not to a user; -v shows them
     warnings.filterwarnings("ignore" if level <= 0 else "default", category=FutureWarning)

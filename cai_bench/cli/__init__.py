@@ -37,5 +37,30 @@ _register()
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console-script entry point."""
-    sys.exit(app(args=argv, prog_name="cai-bench"))
+    """Console-script entry point. A bad flag or flag value is one line naming the
+    flag and the fix (`--help`), exit 2, like every other bad input; Click's usage box
+    is kept for a command line that names no command."""
+    from typer import Abort, Exit
+
+    try:  # this Typer carries its own copy of Click
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # a Typer on the click package
+        from click.exceptions import NoArgsIsHelpError, UsageError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="cai-bench", standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(app(args=args, prog_name="cai-bench"))
+    except UsageError as exc:
+        from cai_bench.console import err_console, visible
+
+        where = exc.ctx.command_path if exc.ctx is not None else "cai-bench"
+        err_console.print(f"error: {visible(exc.format_message())} (see `{visible(where)} --help`)",
+                          markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exit as exc:
+        sys.exit(exc.exit_code)
+    except Abort:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
