@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from cai_bench.errors import UserError
@@ -67,11 +66,13 @@ def _read_entry_points() -> None:
     if _entry_points_read:
         return
     _entry_points_read = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        kind, _, engine = ep.name.partition(".")
+    from cai_bench.plugins import plugin_entry_points
+
+    for name, target, source in plugin_entry_points(ENTRY_POINT_GROUP):
+        kind, _, engine = name.partition(".")
         key = (kind, engine or ANY_ENGINE)
         if key not in _ENTRIES:
-            _ENTRIES[key] = Entry(ep.value, None, f"entry point {ep.value} ({ep.dist.name if ep.dist else 'unknown'})")
+            _ENTRIES[key] = Entry(target, None, source)
 
 
 def kinds() -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import TypeVar, Union
 
 from cai_bench.errors import UserError
@@ -85,10 +84,12 @@ def _read_entry_points() -> None:
     if _entry_points_read:
         return
     _entry_points_read = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in SCORERS:
-            SCORERS[ep.name] = ep.value
-            _sources[ep.name] = f"entry point {ep.value} ({ep.dist.name if ep.dist else 'unknown'})"
+    from cai_bench.plugins import plugin_entry_points
+
+    for name, target, source in plugin_entry_points(ENTRY_POINT_GROUP):
+        if name not in SCORERS:
+            SCORERS[name] = target
+            _sources[name] = source
 
 
 def scorer_ids() -> list[str]:
