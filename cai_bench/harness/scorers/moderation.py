@@ -75,8 +75,11 @@ class ModerationScorer(Scorer):
             from cai_bench.errors import UserError
 
             raise UserError(f"scorer moderation: {reason}")
+        from cai_bench.models.chat.deadline import arm
+
+        http = arm(openai.DefaultHttpxClient(timeout=self.config.timeout), self.config.timeout)  # a total deadline
         self._client = openai.OpenAI(api_key=self._key(), base_url=self._base_url(), max_retries=0,
-                                     timeout=self.config.timeout)
+                                     timeout=self.config.timeout, http_client=http)
 
     def close(self) -> None:
         if self._client is not None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from cai_bench.errors import MissingDependency
 from cai_bench.models.chat._remote import run_batch
+from cai_bench.models.chat.deadline import arm
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
 from cai_bench.models.chat.retry import BadReply, RetryPolicy
 from cai_bench.models.chat.settings import Endpoint, ollama_endpoint, ollama_host
@@ -34,6 +35,7 @@ class OllamaChat(ServedModel):
         self.concurrency = concurrency
         self.retry = retry
         self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
+        arm(self.client._client, retry.timeout)  # the timeout bounds each whole request, not each read
 
     @classmethod
     def resolve(cls, model: str, base_url: str | None = None) -> Any:
@@ -63,7 +65,9 @@ class OllamaChat(ServedModel):
             return False, "the `ollama` package is not installed (pip install ollama)"
         host = ollama_endpoint(options.base_url).base_url
         try:
-            listed = ollama.Client(host=host, timeout=min(options.retry.timeout, 5.0)).list()
+            probe = ollama.Client(host=host, timeout=min(options.retry.timeout, 5.0))
+            arm(probe._client, min(options.retry.timeout, 5.0))
+            listed = probe.list()
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
             return False, f"Ollama server not reachable at {host} ({type(exc).__name__}); start `ollama serve`"
         names = {m.model for m in listed.models}
