@@ -178,17 +178,37 @@ class _Wait:
 
 
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "request",
-                      retryable: Callable[[BaseException], bool] = is_transient) -> T:
-    """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last."""
+                      retryable: Callable[[BaseException], bool] = is_transient, circuit: Any = None) -> T:
+    """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last.
+    With a `circuit` (`circuit.Circuit`), every attempt's outcome is recorded and an open
+    circuit raises `CircuitOpen` before the call, which is never retried."""
+    from cai_bench.models.chat.circuit import CircuitOpen
+
     attempts = max(1, policy.attempts)
 
     def _log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.info("%s failed (%s), attempt %d/%d; retrying", what, type(exc).__name__, state.attempt_number, attempts)
 
+    tried = [0]
+
+    def attempt() -> T:
+        if circuit is None:
+            return fn()
+        circuit.check()
+        tried[0] += 1
+        try:
+            out = fn()
+        except BaseException as exc:
+            circuit.record(exc, retry=tried[0] > 1)
+            raise
+        circuit.record(None)
+        return out
+
     retrying = Retrying(stop=stop_after_attempt(attempts), wait=_Wait(policy.initial_wait, policy.max_wait),
-                        retry=retry_if_exception(retryable), before_sleep=_log, reraise=True)
-    return retrying(fn)
+                        retry=retry_if_exception(lambda e: not isinstance(e, CircuitOpen) and retryable(e)),
+                        before_sleep=_log, reraise=True)
+    return retrying(attempt)
 
 
 def redact(text: Any, *secrets: str | None) -> str:
