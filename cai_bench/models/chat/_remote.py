@@ -29,9 +29,11 @@ def run_batch(one: Callable[[Conversation], Completion], batch: Sequence[Convers
             return Completion.failed(fatal[0])
         try:
             return call_with_retries(lambda: one(conv), policy, what=f"{name} request", circuit=circuit)
-        except CircuitOpen as exc:
-            return Completion.failed(str(exc))
         except Exception as exc:  # noqa: BLE001 - sorted below: per-prompt error or endpoint fault
+            if isinstance(exc, CircuitOpen):  # the endpoint stopped answering; if it never did, it is down
+                if circuit is None or circuit.cause is None or not is_unreachable(circuit.cause):
+                    return Completion.failed(str(exc))
+                exc = circuit.cause
             reason = describe(exc, endpoint.api_key)
             if is_unreachable(exc):
                 fatal.append(f"{name}: cannot reach {endpoint.base_url} ({reason})")

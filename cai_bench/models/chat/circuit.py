@@ -44,7 +44,8 @@ class Circuit:
         self.failures = 0  # consecutive timeouts / failed connections
         self.retried = False  # ... and one of them was a retry
         self.skipped = 0  # requests failed fast since the circuit opened
-        self.last: str | None = None  # the error that opened it
+        self.last: str | None = None  # the error that opened it, described
+        self.cause: BaseException | None = None  # ... and itself (an unreachable endpoint is an EndpointError)
         self._lock = threading.Lock()
 
     @property
@@ -77,7 +78,7 @@ class Circuit:
             self.retried = self.retried or retry
             if self.last is not None or self.failures < self.threshold or not self.retried:
                 return
-            self.last = describe(exc, limit=200)
+            self.last, self.cause = describe(exc, limit=200), exc
         log.warning("%s: %d timeouts or failed connections in a row; its remaining requests fail fast",
                     self.name, self.threshold)
         with _opened_lock:
