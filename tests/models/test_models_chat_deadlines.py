@@ -261,4 +261,7 @@ def test_classifier_knows_unknown_wrappers_by_name_and_never_raises() -> None:
     wrapped.__cause__ = ReadTimeout("slow")
     assert is_transient(wrapped)
     assert is_transient(_Hostile()) is False  # classified, not raised
+    circuit = Circuit("x", threshold=1)
+    circuit.record(_Hostile(), retry=True)  # not counted, not raised
+    assert not circuit.is_open
     assert not is_transient(KeyError("x")) and not is_timeout_or_unreachable(ConnectionResetError())

@@ -66,7 +66,14 @@ class Circuit:
         raise CircuitOpen(self.reason)
 
     def record(self, exc: BaseException | None, *, retry: bool = False) -> None:
-        """The outcome of one attempt (None: a success); `retry`: it was not the request's first."""
+        """The outcome of one attempt (None: a success); `retry`: it was not the request's first.
+        Never raises: it runs while the attempt's own error propagates."""
+        try:
+            self._record(exc, retry)
+        except Exception:  # noqa: BLE001 - an exception object that cannot be inspected: not counted
+            log.debug("circuit %s: could not classify %r", self.name, exc, exc_info=True)
+
+    def _record(self, exc: BaseException | None, retry: bool) -> None:
         if exc is None or status_of(exc) is not None or isinstance(exc, BadReply):
             with self._lock:
                 self.failures, self.retried = 0, False
