@@ -229,6 +229,7 @@ class Loopback:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 64  # many clients connecting at once (retries after parallel timeouts)
 
             def handle_error(self, request: Any, client_address: Any) -> None:  # quiet on client hang-ups
                 pass

@@ -206,7 +206,7 @@ def test_eight_concurrent_timeouts_are_all_retried_in_a_fresh_process(tmp_path: 
         with Loopback() as lb:
             lb.hang(3.0, times=8)
             m = OpenAIChat("tiny", Endpoint("openai", lb.openai_url, "sk-x"), concurrency=8,
-                           retry=RetryPolicy(attempts=2, timeout=1.0, initial_wait=0.01, max_wait=0.05))
+                           retry=RetryPolicy(attempts=2, timeout=2.0, initial_wait=0.01, max_wait=0.05))
             out = m.chat([[{{"role": "user", "content": f"q{{i}}"}}] for i in range(8)], GenParams())
             print("OK", sum(c.ok for c in out), len(lb.chat_requests), [c.error for c in out if not c.ok])
     """)
@@ -227,7 +227,7 @@ def test_eight_concurrent_timeouts_in_run_are_all_stored(tmp_path: Path) -> None
         gen.fault_path = "/chat/completions"
         gen.hang(3.0, times=8)
         cfg = tmp_path / "run.yaml"
-        cfg.write_text(f"openai: {{base_url: '{gen.openai_url}', api_key: sk-x, timeout: 1, max_attempts: 2, "
+        cfg.write_text(f"openai: {{base_url: '{gen.openai_url}', api_key: sk-x, timeout: 2, max_attempts: 2, "
                        f"num_concurrent: 8}}\nscorers:\n  - {{id: moderation, base_url: '{gen.openai_url}', "
                        f"api_key: sk-x}}\n", encoding="utf-8")
         res = CliRunner().invoke(app, ["run", str(cfg), "-c", "openai:tiny", "-t", "cai_south_africa", "-n", "8",

@@ -22,17 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from cai_bench.models.chat.retry import BadReply, describe, is_timeout_or_unreachable, status_of
+from cai_bench.models.chat.retry import BadReply, CircuitOpen, describe, is_timeout_or_unreachable, status_of
 
 THRESHOLD = 4  # consecutive timeouts / failed connections (with a retry among them): one request's default 4 attempts
 log = logging.getLogger("cai_bench.chat")
 
 _opened: list["Circuit"] = []
 _opened_lock = threading.Lock()
-
-
-class CircuitOpen(Exception):
-    """The endpoint's circuit is open: this request was not sent."""
+__all__ = ["THRESHOLD", "Circuit", "CircuitOpen", "drain_opened"]
 
 
 class Circuit:

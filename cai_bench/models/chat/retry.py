@@ -41,6 +41,10 @@ class BadReply(Exception):
     """A 2xx reply that is not what the wire format promises (truncated or wrong-shaped JSON)."""
 
 
+class CircuitOpen(Exception):
+    """The endpoint's circuit is open (`circuit.Circuit`): this request was not sent."""
+
+
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status an `openai`, `ollama` or `httpx` error carries, if any."""
     for code in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
@@ -182,8 +186,6 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "
     """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last.
     With a `circuit` (`circuit.Circuit`), every attempt's outcome is recorded and an open
     circuit raises `CircuitOpen` before the call, which is never retried."""
-    from cai_bench.models.chat.circuit import CircuitOpen
-
     attempts = max(1, policy.attempts)
 
     def _log(state: RetryCallState) -> None:
