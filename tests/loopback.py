@@ -8,7 +8,9 @@ makes a chat reply's text). A test injects faults for the next requests, in
 order: `ok()` (a normal answer), `fail(429, retry_after=...)`, `fail(500)`, `fail(503)`, `hang(s)` (past
 the client's timeout), `reset()` (TCP RST), `cut()` (connection closed
 mid-body), `truncated()` (a 200 whose JSON stops mid-object), `wrong_schema()`
-(a 200 of the wrong shape), `empty()` (a reply with no content), or any
+(a 200 of the wrong shape), `empty()` (a reply with no content), `drip(s)` (the
+headers at once, then the body one byte every `s` seconds), `silent()` (read the
+request, never answer, hold the connection until `close()`), or any
 `reply(...)`/`raw(...)`; or it sets `handler` to compute replies. Every request
 is recorded in `requests` (method, path, lower-cased headers, parsed body).
 `files` maps GET paths to bytes, for tests of downloads.
@@ -34,7 +36,8 @@ class Reply:
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     delay: float = 0.0
-    action: str = "send"  # send | reset | cut
+    action: str = "send"  # send | reset | cut | drip | silent
+    drip: float = 1.0  # action drip: seconds between the body's bytes
 
 
 @dataclass
@@ -155,6 +158,7 @@ class Loopback:
         self.fault_path: str | None = None  # set: queued steps apply only to paths ending so
         self.files: dict[str, bytes] = {}  # GET path -> body: a plain file server (downloads)
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # releases `silent` and `drip` handlers on close()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -187,6 +191,10 @@ class Loopback:
                         self.connection.close()
                         self.close_connection = True
                         return
+                    if reply.action == "silent":  # the request was read; never a byte back
+                        outer._closing.wait()
+                        self.close_connection = True
+                        return
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
@@ -196,6 +204,15 @@ class Loopback:
                         self.wfile.write(reply.body[: len(reply.body) // 2])
                         self.wfile.flush()
                         self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                        return
+                    if reply.action == "drip":  # headers now, then the body a byte at a time
+                        self.wfile.flush()
+                        for i in range(len(reply.body)):
+                            if outer._closing.wait(reply.drip):
+                                break
+                            self.wfile.write(reply.body[i:i + 1])
+                            self.wfile.flush()
                         self.close_connection = True
                         return
                     self.wfile.write(reply.body)
@@ -212,6 +229,7 @@ class Loopback:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 64  # many clients connecting at once (retries after parallel timeouts)
 
             def handle_error(self, request: Any, client_address: Any) -> None:  # quiet on client hang-ups
                 pass
@@ -291,6 +309,15 @@ class Loopback:
         """Answer normally, but only after `seconds` (longer than the client's timeout)."""
         self._push(lambda req: Reply(**{**vars(self.answer(req)), "delay": seconds}), times)
 
+    def drip(self, seconds: float = 1.0, times: int = 1) -> None:
+        """The status and headers at once, then the normal body one byte every `seconds`
+        (a per-read timeout never fires: only a total deadline ends it)."""
+        self._push(lambda req: Reply(**{**vars(self.answer(req)), "action": "drip", "drip": seconds}), times)
+
+    def silent(self, times: int = 1) -> None:
+        """Read the request and never answer (a server that hangs for good)."""
+        self._push(Reply(action="silent"), times)
+
     def reset(self, times: int = 1) -> None:
         """Drop the connection with a TCP RST before any reply."""
         self._push(Reply(action="reset"), times)
@@ -325,6 +352,7 @@ class Loopback:
         return [r for r in self.requests if r.path in ("/v1/chat/completions", "/api/chat")]
 
     def close(self) -> None:
+        self._closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

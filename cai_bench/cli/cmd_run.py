@@ -111,6 +111,8 @@ def run_cmd(
         if not st.available:
             err_console.print(f"[yellow]scorer {escape(st.id)} unavailable:[/yellow] {escape(redact_text(st.reason))}")
     err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
+    for line in result.circuits:  # an endpoint that stopped answering: what was skipped and why
+        err_console.print(f"[yellow]{escape(redact_text(line))}[/yellow]", highlight=False)
     if baseline is not None and config is not None:
         baseline = relative_to_config(baseline, config.resolve().parent)
     if baseline is None and len(result.fingerprints) > 1:

@@ -38,6 +38,7 @@ class RunResult:
     seconds: float = 0.0
     worker: str = ""  # this process's lease owner id
     units_done: list[str] = field(default_factory=list)  # keys of the work units this worker did
+    circuits: list[str] = field(default_factory=list)  # endpoints that stopped answering: what was skipped, why
 
     def summary_line(self) -> str:
         return (f"reused from store: {self.generations_reused} responses, {self.scores_reused} scored responses; "

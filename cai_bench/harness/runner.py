@@ -280,8 +280,10 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     from cai_bench import __version__
     from cai_bench.console import make_progress
     from cai_bench.harness.scoring import prepare_scorers
+    from cai_bench.models.chat.circuit import drain_opened
 
     started = time.perf_counter()
+    drain_opened()  # circuits opened by an earlier command in this process are not this run's
     prepared = prepare_scorers(cfg.scorers, download=cfg.download_models)  # unknown ids / bad settings fail before any work
     plan = make_plan(cfg)
     out_dir = Path(cfg.out).expanduser()
@@ -311,5 +313,6 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     finally:
         store.finish_run(run_id, status)
         store.close()
+        result.circuits = drain_opened()
     result.seconds = time.perf_counter() - started
     return result

@@ -5,7 +5,9 @@ Batches go to `moderations.create` with bounded concurrency. The client is made
 with `max_retries=0` and retries come from the chat layer's one policy
 (`cai_bench.models.chat.retry`: backoff + jitter, Retry-After honoured, bounded
 attempts; a 200 of the wrong shape is retried too), so a failed batch becomes
-error rows after a known number of tries and the run goes on. A batch the
+error rows after a known number of tries and the run goes on. Each request has a
+total deadline of `timeout` s (`chat.deadline`), and after a few timeouts in a row
+the rest of the run's batches fail fast (`chat.circuit`). A batch the
 server refuses for its content (400, 413, 422) is halved until the input at
 fault is alone: only its rows are errors. Endpoint and key come from `cai_bench.models.chat.settings`.
 """
@@ -18,8 +20,10 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
+from cai_bench.models.chat.circuit import Circuit, CircuitOpen
 from cai_bench.models.chat.retry import BadReply, RetryPolicy, call_with_retries, is_transient, redact, status_of
 from cai_bench.models.chat.settings import openai_api_key, openai_base_url
+from cai_bench.redact import redact_url
 from cai_bench.harness.scorers.registry import scorer
 
 
@@ -46,6 +50,7 @@ class ModerationScorer(Scorer):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._client = None
+        self._circuit: Circuit | None = None
 
     def _key(self) -> str | None:
         return openai_api_key(self.config.api_key.get_secret_value() if self.config.api_key is not None else None)
@@ -75,8 +80,12 @@ class ModerationScorer(Scorer):
             from cai_bench.errors import UserError
 
             raise UserError(f"scorer moderation: {reason}")
+        from cai_bench.models.chat.deadline import arm
+
+        http = arm(openai.DefaultHttpxClient(timeout=self.config.timeout), self.config.timeout)  # a total deadline
         self._client = openai.OpenAI(api_key=self._key(), base_url=self._base_url(), max_retries=0,
-                                     timeout=self.config.timeout)
+                                     timeout=self.config.timeout, http_client=http)
+        self._circuit = Circuit(f"moderation at {redact_url(self._base_url())}")  # stops a dead endpoint early
 
     def close(self) -> None:
         if self._client is not None:
@@ -103,8 +112,11 @@ class ModerationScorer(Scorer):
         try:
             policy = RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
                                  max_wait=cfg.max_wait)
-            items = call_with_retries(call, policy, what="moderation request", retryable=is_transient)
+            items = call_with_retries(call, policy, what="moderation request", retryable=is_transient,
+                                      circuit=self._circuit)
             return [row for x, item in zip(chunk, items) for row in self._rows(x.key, item)]
+        except CircuitOpen as exc:  # the endpoint stopped answering: error rows at once, a re-run retries
+            return [ScoreRow.failed(x.key, m.name, str(exc)) for x in chunk for m in self.metrics]
         except Exception as exc:  # after retries: error rows, the run goes on
             if len(chunk) > 1 and _input_refused(exc):  # one bad input must not fail the others: halve
                 half = len(chunk) // 2

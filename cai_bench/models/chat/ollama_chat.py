@@ -9,6 +9,9 @@ from typing import Any, ClassVar
 
 from cai_bench.errors import MissingDependency
 from cai_bench.models.chat._remote import run_batch
+from cai_bench.models.chat.circuit import Circuit
+from cai_bench.models.chat.deadline import arm
+from cai_bench.redact import redact_url
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
 from cai_bench.models.chat.retry import BadReply, RetryPolicy
 from cai_bench.models.chat.settings import Endpoint, ollama_endpoint, ollama_host
@@ -33,7 +36,9 @@ class OllamaChat(ServedModel):
         self.name = f"ollama:{model}"
         self.concurrency = concurrency
         self.retry = retry
+        self.circuit = Circuit(f"{self.name} at {redact_url(self.endpoint.base_url)}")  # stops a dead endpoint early
         self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
+        arm(self.client._client, retry.timeout)  # the timeout bounds each whole request, not each read
 
     @classmethod
     def resolve(cls, model: str, base_url: str | None = None) -> Any:
@@ -63,7 +68,9 @@ class OllamaChat(ServedModel):
             return False, "the `ollama` package is not installed (pip install ollama)"
         host = ollama_endpoint(options.base_url).base_url
         try:
-            listed = ollama.Client(host=host, timeout=min(options.retry.timeout, 5.0)).list()
+            probe = ollama.Client(host=host, timeout=min(options.retry.timeout, 5.0))
+            arm(probe._client, min(options.retry.timeout, 5.0))
+            listed = probe.list()
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
             return False, f"Ollama server not reachable at {host} ({type(exc).__name__}); start `ollama serve`"
         names = {m.model for m in listed.models}
@@ -88,7 +95,8 @@ class OllamaChat(ServedModel):
     def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
-                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency)
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
+                         circuit=self.circuit)
 
     def close(self) -> None:
         client = getattr(self.client, "_client", None)

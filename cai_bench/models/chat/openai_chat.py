@@ -3,7 +3,8 @@ through the official `openai` client, with structured output as
 `response_format: json_schema`.
 
 The client's own retries are off (`max_retries=0`): the shared policy in
-`retry` decides, so every remote path retries the same way.
+`retry` decides, so every remote path retries the same way; `deadline` makes
+the timeout bound each whole request, not each read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any, ClassVar
 
 from cai_bench.errors import MissingDependency, UserError
 from cai_bench.models.chat._remote import run_batch
+from cai_bench.models.chat.circuit import Circuit
+from cai_bench.models.chat.deadline import arm
+from cai_bench.redact import redact_url
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
 from cai_bench.models.chat.retry import BadReply, RetryPolicy
 from cai_bench.models.chat.settings import Endpoint, openai_base_url, openai_endpoint
@@ -40,9 +44,11 @@ class OpenAIChat(ServedModel):
         self.name = f"openai:{model}"
         self.concurrency = concurrency
         self.retry = retry
-        # local servers ignore the key, but the client insists on one
+        self.circuit = Circuit(f"{self.name} at {redact_url(self.endpoint.base_url)}")  # stops a dead endpoint early
+        # local servers ignore the key, but the client insists on one; `timeout` bounds each whole request
+        http = arm(openai.DefaultHttpxClient(timeout=retry.timeout), retry.timeout)
         self.client = openai.OpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key or "not-needed",
-                                    max_retries=0, timeout=retry.timeout)
+                                    max_retries=0, timeout=retry.timeout, http_client=http)
 
     @classmethod
     def resolve(cls, model: str, base_url: str | None = None) -> Any:
@@ -110,7 +116,8 @@ class OpenAIChat(ServedModel):
     def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
-                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency)
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
+                         circuit=self.circuit)
 
     def close(self) -> None:
         self.client.close()

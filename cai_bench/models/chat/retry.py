@@ -11,6 +11,7 @@ filter, a bad key): another try would get the same answer.
 from __future__ import annotations
 
 import email.utils
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,10 @@ class BadReply(Exception):
     """A 2xx reply that is not what the wire format promises (truncated or wrong-shaped JSON)."""
 
 
+class CircuitOpen(Exception):
+    """The endpoint's circuit is open (`circuit.Circuit`): this request was not sent."""
+
+
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status an `openai`, `ollama` or `httpx` error carries, if any."""
     for code in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
@@ -48,21 +53,56 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
+def _load_http_modules() -> tuple[Any, ...]:
+    """`httpx` (the `ollama` client's) and `httpx2` (the `openai` SDK's), whichever is
+    installed, imported once here at module import: importing httpx for the first
+    time from several worker threads at once gave `partially initialized module
+    'httpx'` errors that replaced the timeout being classified."""
+    mods = []
+    for name in ("httpx", "httpx2"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:  # pragma: no cover - each client brings its own
+            pass
+    return tuple(mods)
+
+
+_HTTP = _load_http_modules()
+_TRANSPORT_TYPES: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError) + tuple(
+    t for m in _HTTP for t in (m.TransportError, m.TimeoutException))
+_TIMEOUT_TYPES: tuple[type[BaseException], ...] = (TimeoutError,) + tuple(m.TimeoutException for m in _HTTP)
+_CONNECT_TYPES: tuple[type[BaseException], ...] = (ConnectionRefusedError,) + tuple(m.ConnectError for m in _HTTP)
+_TRANSPORT_NAMES = frozenset({"APIConnectionError", "APITimeoutError", "ConnectError", "ConnectTimeout",
+                              "ReadTimeout", "WriteTimeout", "PoolTimeout", "ReadError", "WriteError",
+                              "RemoteProtocolError", "TimeoutException", "TransportError"})
+
+
+def _chain(exc: BaseException, depth: int = 6) -> list[BaseException]:
+    """`exc` and the errors it wraps (cause, else context), without looping."""
+    out: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(out) < depth and all(e is not o for o in out):
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
 def _transport_error(exc: BaseException) -> bool:
-    """Timeouts, refused/reset connections, a server that hung up mid-reply."""
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - both clients bring httpx
-        httpx = None  # type: ignore[assignment]
-    chain: list[BaseException] = [exc]
-    if exc.__cause__ is not None:
-        chain.append(exc.__cause__)
-    for e in chain:
-        if isinstance(e, (TimeoutError, ConnectionError)):
+    """Timeouts, refused/reset connections, a server that hung up mid-reply: by class
+    (httpx, httpx2, builtins), else by the class name of any error in the chain, so a
+    client's wrapper class this module does not import is still recognised."""
+    return any(isinstance(e, _TRANSPORT_TYPES) or any(c.__name__ in _TRANSPORT_NAMES for c in type(e).__mro__)
+               for e in _chain(exc))
+
+
+def is_timeout_or_unreachable(exc: BaseException) -> bool:
+    """A timeout (the total deadline included) or a connection that could not be made:
+    what the circuit breaker counts. A reset or an HTTP error proves the server is there."""
+    for e in _chain(exc):
+        if isinstance(e, _TIMEOUT_TYPES + _CONNECT_TYPES) or type(e) is ConnectionError:  # ollama's "cannot connect"
             return True
-        if httpx is not None and isinstance(e, (httpx.TransportError, httpx.TimeoutException)):
-            return True
-        if type(e).__name__ in ("APIConnectionError", "APITimeoutError"):  # openai's wrappers
+        if type(e).__name__ in ("APITimeoutError", "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout",
+                                "PoolTimeout"):
             return True
     return False
 
@@ -70,22 +110,20 @@ def _transport_error(exc: BaseException) -> bool:
 def is_unreachable(exc: BaseException) -> bool:
     """True when no connection could be made at all (nothing listens there, bad host):
     the whole endpoint is down, not one request."""
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover
-        return isinstance(exc, ConnectionRefusedError)
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (httpx.ConnectError, ConnectionRefusedError)):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(isinstance(e, _CONNECT_TYPES) for e in _chain(exc, depth=16))
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth another try: 408/409/429/5xx, transport faults, malformed replies."""
+    """Worth another try: 408/409/429/5xx, transport faults, malformed replies. Never
+    raises: an error while classifying would replace the error being classified."""
+    try:
+        return _is_transient(exc)
+    except Exception:  # noqa: BLE001 - an odd exception object: not worth a retry, keep the original error
+        log.debug("could not classify %r", exc, exc_info=True)
+        return False
+
+
+def _is_transient(exc: BaseException) -> bool:
     code = status_of(exc)
     if code is not None:
         return code in RETRY_STATUS or code >= 500
@@ -144,17 +182,35 @@ class _Wait:
 
 
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "request",
-                      retryable: Callable[[BaseException], bool] = is_transient) -> T:
-    """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last."""
+                      retryable: Callable[[BaseException], bool] = is_transient, circuit: Any = None) -> T:
+    """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last.
+    With a `circuit` (`circuit.Circuit`), every attempt's outcome is recorded and an open
+    circuit raises `CircuitOpen` before the call, which is never retried."""
     attempts = max(1, policy.attempts)
 
     def _log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.info("%s failed (%s), attempt %d/%d; retrying", what, type(exc).__name__, state.attempt_number, attempts)
 
+    tried = [0]
+
+    def attempt() -> T:
+        if circuit is None:
+            return fn()
+        circuit.check()
+        tried[0] += 1
+        try:
+            out = fn()
+        except BaseException as exc:
+            circuit.record(exc, retry=tried[0] > 1)
+            raise
+        circuit.record(None)
+        return out
+
     retrying = Retrying(stop=stop_after_attempt(attempts), wait=_Wait(policy.initial_wait, policy.max_wait),
-                        retry=retry_if_exception(retryable), before_sleep=_log, reraise=True)
-    return retrying(fn)
+                        retry=retry_if_exception(lambda e: not isinstance(e, CircuitOpen) and retryable(e)),
+                        before_sleep=_log, reraise=True)
+    return retrying(attempt)
 
 
 def redact(text: Any, *secrets: str | None) -> str:
