@@ -40,9 +40,10 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow tests
 
 # The slow tests CI runs by default (real SmolLM2 generation, lm-eval CLI, 4-bit SFT -> DPO, the cpu-small
-# pipeline with reduced sizes): about 17 min.
+# pipeline with reduced sizes; a clone in an empty folder through set-up, demo and the loop to SFT, ~3 min): about 20 min.
 SLOW_CI := tests/generation/test_generation_hf.py tests/harness/test_harness_run.py \
-	tests/tasks/test_tasks_export.py tests/training/test_training_slow.py tests/pipeline/test_pipeline_slow.py
+	tests/tasks/test_tasks_export.py tests/training/test_training_slow.py tests/pipeline/test_pipeline_slow.py \
+	tests/test_stranger_clone.py
 
 test-slow-ci: setup
 	$(BIN)/python -m pytest -q -m slow $(SLOW_CI)
