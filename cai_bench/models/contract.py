@@ -94,7 +94,9 @@ class ServedModel:
 
     @classmethod
     def open(cls, model: str, options: "ChatOptions") -> Any:
-        raise NotImplementedError(f"{cls.__qualname__}.open")
+        """Each served backend supplies this (the class docstring); reaching the base is a backend bug."""
+        raise NotImplementedError(f"{cls.__qualname__} is a served backend without `open(model, options)`: "
+                                  "a backend subclassing ServedModel must define it")
 
     @classmethod
     def available(cls, model: str, options: "ChatOptions") -> tuple[bool, str]:

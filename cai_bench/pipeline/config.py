@@ -168,6 +168,15 @@ class PipelineConfig(_Strict):
             return None
         return self.synthesize.generator or self.generator
 
+    def eval_scorer_ids(self) -> list[str]:
+        """The eval's scorer ids, read as `run` reads `scorers:` (an id, or a mapping with `id`)."""
+        from cai_bench.harness.config import RunConfig, format_validation
+
+        try:
+            return [e.id for e in RunConfig(scorers=list(self.eval.scorers)).scorers]
+        except ValidationError as exc:
+            raise UserError(format_validation("eval.scorers", exc)) from None
+
     def regression_tasks(self) -> list[str]:
         if self.eval.tasks is not None:
             return list(self.eval.tasks)

@@ -62,15 +62,6 @@ class Preflight:
         return out
 
 
-def _scorer_ids(cfg: PipelineConfig) -> list[str]:
-    ids = []
-    for entry in cfg.eval.scorers:
-        sid = entry if isinstance(entry, str) else (entry.get("id") if isinstance(entry, dict) else None)
-        if sid:
-            ids.append(str(sid))
-    return ids
-
-
 def _check_task(task: Any, role: str, scorer_ids: list[str]) -> TaskCheck:
     from cai_bench.harness.scorers import scorer_class
 
@@ -120,7 +111,7 @@ def preflight(cfg: PipelineConfig) -> Preflight:
     from cai_bench.pipeline.stages import hhh_source, load_source_task, stratified_split
     from cai_bench.tasks import load_task
 
-    scorers = _scorer_ids(cfg)
+    scorers = cfg.eval_scorer_ids()
     checks: list[TaskCheck] = []
     train_n = cfg.split.max_train or 0
     eval_prompts = 0

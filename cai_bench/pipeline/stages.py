@@ -557,11 +557,10 @@ def metric_meanings(cfg: PipelineConfig) -> dict[str, str]:
     from cai_bench.harness.scorers import scorer_class
 
     out: dict[str, str] = {}
-    for entry in cfg.eval.scorers:
-        sid = entry if isinstance(entry, str) else (entry.get("id") if isinstance(entry, dict) else None)
+    for sid in cfg.eval_scorer_ids():
         try:
-            metrics = scorer_class(str(sid)).metrics
-        except Exception:  # noqa: BLE001 - an unknown scorer has failed the eval already; no words for it here
+            metrics = scorer_class(sid).metrics
+        except (UserError, ImportError):  # an unknown or uninstalled scorer failed the eval already; no words
             continue
         out.update({f"{sid}.{m.name}": m.description for m in metrics if m.description})
     if cfg.eval.hhh:
