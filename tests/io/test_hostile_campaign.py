@@ -4,23 +4,14 @@ processes, each row exit 2 in one line, no traceback, no hang, nothing written."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_hostile.py"
+from benchmark_module import load_benchmark
 
-
-def _load_bench():  # noqa: ANN202 - the benchmark module
-    spec = importlib.util.spec_from_file_location("bench_hostile", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_hostile"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_cheapest_hostile_cases_pass_through_the_benchmark_runner(tmp_path: Path) -> None:
-    bench = _load_bench()
+    bench = load_benchmark("bench_hostile")
     rows = bench.campaign(["alias_bomb", "surrogate", "import"], tmp_path, cap=60.0)
     assert len(rows) == 6 + 2 + 6
     for r in rows:

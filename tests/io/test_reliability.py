@@ -4,27 +4,20 @@ the loopback fault server behind every remote path, then the same command again.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 from pathlib import Path
 
 import pytest
+from benchmark_module import load_benchmark
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_reliability.py"
 
 
-def _load_bench():  # noqa: ANN202 - the benchmark module
-    spec = importlib.util.spec_from_file_location("bench_reliability", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_reliability"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
 def bench(smollm2_dir, tmp_path_factory):  # noqa: ANN001, ANN201 - the loaded benchmark module
-    mod = _load_bench()
+    mod = load_benchmark("bench_reliability")
     mod.tiny = mod.tiny_model(tmp_path_factory.mktemp("tiny") / "m")
     return mod
 
@@ -62,7 +55,7 @@ def test_every_remote_path_records_faults_and_a_rerun_fills_them(tmp_path: Path,
     sys.path.insert(0, str(BENCH.parent))
     import reliability_faults as rf
 
-    finish = _load_bench().finish
+    finish = load_benchmark("bench_reliability").finish
     paths = [p for p in rf.PATHS if not p.startswith("synthesize")]
     kinds = rf.FAULTS
     results = []
