@@ -7,7 +7,7 @@ hash), a score by (generation, scorer, scorer-config hash, prompt content hash,
 metric). `prompts` keeps every version of a prompt; `current` marks the one the
 last run registered, and only rows made from current versions are reported.
 
-Schema version 3 (`meta`; `loops` was added within it: opening an older store creates it); older versions (1: no `meta` table; 2:
+Schema version 3 (`meta`; `loops` and `experiments` were added within it: opening an older store creates them); older versions (1: no `meta` table; 2:
 `generation_errors` without the input hash) are migrated by
 `migrations.ensure_schema`. Integer ids use AUTOINCREMENT on SQLite (sequences
 on PostgreSQL), so an id is never handed out twice, even after deletions.
@@ -185,6 +185,15 @@ loops = Table(  # one row per `cai-bench pipeline` output folder: what `report` 
     Column("title", Text, nullable=False),
     Column("updated_at", String(40), nullable=False),
     Column("record_json", Text, nullable=False),  # results.loops.LoopRecord as JSON
+)
+
+experiments = Table(  # one row per `cai-bench experiment` output folder: its axes, variants and their loops
+    "experiments",
+    metadata,
+    Column("experiment_id", String(64), primary_key=True),  # hash of the experiment's resolved output folder
+    Column("title", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("record_json", Text, nullable=False),  # results.experiments.ExperimentRecord as JSON
 )
 
 Index("ix_scores_scorer", scores.c.scorer_id, scores.c.scorer_hash)

@@ -336,6 +336,17 @@ class Store:
                                                    set_={k: ins.excluded[k] for k in ("title", "updated_at",
                                                                                        "record_json")}), [row])
 
+    # -- experiments ----------------------------------------------------------
+    def put_experiment(self, record: Any) -> None:
+        """Record (or replace) an experiment: a `results.experiments.ExperimentRecord`."""
+        with self.engine.begin() as conn:
+            ins = _insert(conn, S.experiments)
+            row = {"experiment_id": record.experiment_id, "title": record.title, "updated_at": now(),
+                   "record_json": redact_json(record.to_json())}
+            conn.execute(ins.on_conflict_do_update(index_elements=["experiment_id"],
+                                                   set_={k: ins.excluded[k] for k in ("title", "updated_at",
+                                                                                       "record_json")}), [row])
+
     # -- scores ---------------------------------------------------------------
     def upsert_scorer_metrics(self, scorer_id: str, scorer_hash: str, metrics: Sequence[Any],
                               config: dict[str, Any]) -> None:
