@@ -70,6 +70,13 @@ class Recipe(BaseModel):
     packing: bool = False
     beta: float = Field(0.1, gt=0, description="DPO temperature")
     loss_type: str = "sigmoid"
+    precompute_ref_log_probs: bool = Field(
+        False, description="DPO: compute the reference's log-probs once per data set (cached beside the output) "
+                           "instead of running the reference at every step")
+    precompute_ref_batch_size: int | None = Field(None, gt=0, description="pairs per reference batch; "
+                                                  "None: per_device_train_batch_size")
+    ref_log_probs_cache_dir: str | None = Field(None, description="where the precomputed reference log-probs "
+                                                "go; None: <output_dir>/ref_logps")
     bf16: bool | None = Field(None, description="None: use bf16 where the GPU supports it")
     fp16: bool = False
     seed: int = 42

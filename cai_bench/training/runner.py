@@ -316,6 +316,26 @@ def _match_ref_adapter_dtype(model: Any) -> None:
             ref.data = ref.data.to(src.dtype)
 
 
+def _precompute_reference(trainer, recipe: Recipe, start: _Start, prec: Precision, out: Path) -> list:
+    """The reference's log-probs once per data set (cached by content), so DPO steps skip its forward pass."""
+    from cai_bench.training.ref_logps import CACHE_SUBDIR, use_precomputed
+
+    precision = {"device": prec.device, "torch_dtype": prec.torch_dtype, "compute_dtype": prec.compute_dtype,
+                 "bf16": prec.bf16, "fp16": prec.fp16, "load_in_4bit": recipe.load_in_4bit,
+                 "bnb_4bit_quant_type": recipe.bnb_4bit_quant_type, "nested_quant": recipe.use_bnb_nested_quant,
+                 "attn_implementation": recipe.attn_implementation}
+    libraries = {k: v for k, v in _library_versions().items() if k != "cai-bench"}
+    cache_dir = Path(recipe.ref_log_probs_cache_dir).expanduser() if recipe.ref_log_probs_cache_dir \
+        else out / CACHE_SUBDIR
+    done = use_precomputed(trainer, base_fingerprint=start.base_fingerprint, precision=precision,
+                           libraries=libraries, cache_dir=cache_dir, batch_size=recipe.precompute_ref_batch_size,
+                           with_eval=trainer.args.eval_strategy != "no")
+    for r in done:
+        log.info("reference log-probs (%s, %d pairs): %s in %.1f s (%s)", r.split, r.rows,
+                    "reused" if r.reused else "computed", r.seconds, r.file)
+    return done
+
+
 def _final_metrics(history: list[dict], train_output) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     for entry in history:
@@ -393,9 +413,12 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
             log.warning("step %d is not a multiple of logging_steps=%d: the first loss logged after it averages "
                         "fewer steps than an uninterrupted run's (the weights are the same); a save_steps that "
                         "logging_steps divides avoids this", step, recipe.logging_steps)
+    ref_logps: list[dict] = []
     if last and resume and recipe.max_steps > 0 and step >= recipe.max_steps:
         result = _restore_finished(trainer, last)  # the Trainer would run one step past max_steps
     else:
+        if stage == "dpo" and recipe.precompute_ref_log_probs:
+            ref_logps = [r.as_dict() for r in _precompute_reference(trainer, recipe, start, prec, out)]
         result = trainer.train(resume_from_checkpoint=last if resume else None)
     metrics = _final_metrics(trainer.state.log_history, result)
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -421,6 +444,8 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
 
     meta = _metadata(stage, recipe, start, mix, prec, metrics, trainer.state.log_history,
                      resumed_from=last if resume else None, merged=merge, recipe_source=recipe_source)
+    if stage == "dpo":
+        meta["ref_log_probs"] = {"precomputed": recipe.precompute_ref_log_probs, "splits": ref_logps}
     atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=2, default=str) + "\n")
     trainer.accelerator.wait_for_everyone()
     return TrainResult(out, stage, metrics, last if resume else None, meta)
