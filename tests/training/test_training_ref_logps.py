@@ -63,11 +63,16 @@ def test_precompute_gives_today_s_first_step_and_adapter(tiny_sft_adapter, cai_d
     assert Path(split["file"]).parent == tmp_path / "on" / "ref_logps" and Path(split["file"]).is_file()
     assert off.metadata["ref_log_probs"] == {"precomputed": False, "splits": []}
     assert not (tmp_path / "off" / "ref_logps").exists()
-    assert _max_diff(_adapter(on), _adapter(off)) < 1e-3
+    # the gradients match exactly: a no-grad forward in eval mode before training made bitsandbytes
+    # repack its CPU weights and the backward lose the base layers' path (grad norm 37 instead of 43)
+    norms = [[e["grad_norm"] for e in r.metadata["log_history"] if "grad_norm" in e] for r in (on, off)]
+    assert norms[0] == norms[1]
+    print("max |adapter difference| precompute vs per-step reference:", _max_diff(_adapter(on), _adapter(off)))
+    assert _max_diff(_adapter(on), _adapter(off)) < 1e-6
     for k in ("rewards/chosen", "rewards/rejected"):
         a = [e[k] for e in on.metadata["log_history"] if k in e]
         b = [e[k] for e in off.metadata["log_history"] if k in e]
-        assert a == pytest.approx(b, abs=1e-3)
+        assert a == pytest.approx(b, abs=1e-5)
 
 
 def test_a_resumed_run_reuses_the_cache_and_matches_the_straight_run(tiny_sft_adapter, cai_dataset, tmp_path):
@@ -86,17 +91,17 @@ def test_a_resumed_run_reuses_the_cache_and_matches_the_straight_run(tiny_sft_ad
 
 def test_a_rerun_reuses_the_cache_unless_data_reference_or_lengths_change(tiny_base, tiny_sft_adapter, cai_dataset,
                                                                          tmp_path):
-    shared = f"ref_log_probs_cache_dir={tmp_path / 'cache'}"
-    first = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "a", shared)))[0]
+    shared = [f"ref_log_probs_cache_dir={tmp_path / 'cache'}", "max_steps=1", "save_steps=1"]
+    first = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "a", *shared)))[0]
     # settings that do not touch the reference: same key, file reused
-    again = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "b", shared, "learning_rate=1e-3",
-                                         "max_steps=2", "seed=7", "per_device_train_batch_size=4")))[0]
+    again = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "b", *shared, "learning_rate=1e-3",
+                                         "beta=0.5", "seed=7", "per_device_train_batch_size=4")))[0]
     assert again["reused"] and again["key"] == first["key"] and again["file"] == first["file"]
     # the data, the reference and the max length do
-    fewer = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "c", shared,
+    fewer = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "c", *shared,
                                          "max_train_samples=6")))[0]
-    base = _splits(train("dpo", _recipe(tiny_base, cai_dataset, tmp_path / "d", shared)))[0]
-    shorter = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "e", shared,
+    base = _splits(train("dpo", _recipe(tiny_base, cai_dataset, tmp_path / "d", *shared)))[0]
+    shorter = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / "e", *shared,
                                            "max_length=48")))[0]
     keys = {first["key"], fewer["key"], base["key"], shorter["key"]}
     assert len(keys) == 4 and not any(s["reused"] for s in (fewer, base, shorter))
