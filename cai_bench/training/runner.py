@@ -3,7 +3,8 @@
 DPO from an SFT adapter loads the base once, wraps it with the SFT adapter as
 the trainable policy, and lets TRL keep a frozen copy of that adapter as the
 reference ("ref" adapter, cast to the policy's dtype): the reference is the SFT
-model, with no second copy of the base weights in memory.
+model, with no second copy of the base weights in memory. With `precompute_ref_log_probs`
+the reference runs once over the data set before the first step (ref_logps.py), not in every step.
 """
 
 from __future__ import annotations
