@@ -181,9 +181,14 @@ def attach(trainer: Any, dataset: Any, split: str, cache_dir: Path, key: str, ba
 
 
 def use_precomputed(trainer: Any, *, base_fingerprint: str, precision: dict[str, Any], libraries: dict[str, str],
-                    cache_dir: Path, batch_size: int | None, with_eval: bool) -> list[RefLogps]:
-    """Give a built DPOTrainer precomputed reference log-probs (train, and eval when it will run)
-    and switch its loss to read them instead of running the reference at every step."""
+                    cache_dir: Path, batch_size: int | None) -> list[RefLogps]:
+    """Give a built DPOTrainer precomputed reference log-probs for its train split and switch its
+    training loss to read them instead of running the reference at every step.
+
+    Evaluation keeps the per-step reference: it runs in eval mode, where bitsandbytes' CPU
+    inference kernel gives the policy slightly different log-probs than the train-mode ones
+    precomputed here (eval loss 0.689 instead of ln 2 for an unchanged policy on the tiny model);
+    run beside the policy, the reference goes through the same kernel, as before."""
     if not hasattr(trainer, "precompute_ref_logps") or not hasattr(trainer, "compute_ref_log_probs"):
         from cai_bench.errors import UserError
 
@@ -192,20 +197,21 @@ def use_precomputed(trainer: Any, *, base_fingerprint: str, precision: dict[str,
                         "or set precompute_ref_log_probs: false")
     args = trainer.args
     reference = reference_fingerprint(trainer.model, base_fingerprint)
-    common = dict(reference=reference, max_length=args.max_length, truncation_mode=args.truncation_mode,
-                  ld_alpha=getattr(args, "ld_alpha", None), precision=precision, libraries=libraries)
+    key = cache_key(data=data_hash(trainer.train_dataset), reference=reference, max_length=args.max_length,
+                    truncation_mode=args.truncation_mode, ld_alpha=getattr(args, "ld_alpha", None),
+                    precision=precision, libraries=libraries)
     meta = {"reference": reference, "base_fingerprint": base_fingerprint, "max_length": args.max_length}
-    done = []
-    splits = [("train", trainer.train_dataset, batch_size or args.per_device_train_batch_size)]
-    if with_eval and trainer.eval_dataset is not None and not isinstance(trainer.eval_dataset, dict):
-        splits.append(("eval", trainer.eval_dataset, batch_size or args.per_device_eval_batch_size))
-    for split, ds, bs in splits:
-        key = cache_key(data=data_hash(ds), **common)
-        ds, rec = attach(trainer, ds, split, cache_dir, key, bs, meta)
-        if split == "train":
-            trainer.train_dataset = ds
-        else:
-            trainer.eval_dataset = ds
-        done.append(rec)
+    trainer.train_dataset, rec = attach(trainer, trainer.train_dataset, "train", cache_dir, key,
+                                        batch_size or args.per_device_train_batch_size, meta)
     trainer.precompute_ref_logps = True  # TRL's _compute_loss now reads the columns
-    return done
+    evaluate = trainer.evaluate
+
+    def evaluate_with_the_reference(*a: Any, **k: Any) -> Any:
+        trainer.precompute_ref_logps = False
+        try:
+            return evaluate(*a, **k)
+        finally:
+            trainer.precompute_ref_logps = True
+
+    trainer.evaluate = evaluate_with_the_reference
+    return [rec]

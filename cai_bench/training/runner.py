@@ -329,8 +329,7 @@ def _precompute_reference(trainer, recipe: Recipe, start: _Start, prec: Precisio
     cache_dir = Path(recipe.ref_log_probs_cache_dir).expanduser() if recipe.ref_log_probs_cache_dir \
         else out / CACHE_SUBDIR
     done = use_precomputed(trainer, base_fingerprint=start.base_fingerprint, precision=precision,
-                           libraries=libraries, cache_dir=cache_dir, batch_size=recipe.precompute_ref_batch_size,
-                           with_eval=trainer.args.eval_strategy != "no")
+                           libraries=libraries, cache_dir=cache_dir, batch_size=recipe.precompute_ref_batch_size)
     for r in done:
         log.info("reference log-probs (%s, %d pairs): %s in %.1f s (%s)", r.split, r.rows,
                     "reused" if r.reused else "computed", r.seconds, r.file)

@@ -122,3 +122,16 @@ def test_a_torn_cache_file_is_recomputed(tiny_sft_adapter, cai_dataset, tmp_path
     again = _splits(train("dpo", _recipe(tiny_sft_adapter, cai_dataset, out, "max_steps=1", "save_steps=1")))[0]
     assert not again["reused"] and again["key"] == first["key"]
     assert load_file(first["file"])["chosen"].numel() == 8
+
+
+def test_evaluation_keeps_the_per_step_reference(tiny_sft_adapter, cai_dataset, tmp_path):
+    """Eval runs in eval mode, where bitsandbytes' CPU kernel gives other log-probs than the train-mode
+    precompute: a precomputed eval reference read 0.689 instead of ln 2 for the unchanged policy."""
+    def run(name: str, *extra: str):
+        return train("dpo", _recipe(tiny_sft_adapter, cai_dataset, tmp_path / name, "dataset_splits=[train, test]",
+                                    "eval_strategy=steps", "eval_steps=1", "max_steps=1", "save_steps=1", *extra))
+
+    on, off = run("on"), run("off", "precompute_ref_log_probs=false")
+    assert [(s["split"], s["rows"]) for s in _splits(on)] == [("train", 8)]
+    evals = [[e["eval_loss"] for e in r.metadata["log_history"] if "eval_loss" in e] for r in (on, off)]
+    assert evals[0] == evals[1] == [pytest.approx(math.log(2), abs=1e-4)]
