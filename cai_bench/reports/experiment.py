@@ -201,6 +201,7 @@ def _stopped(record: ExperimentRecord, loops: dict[str, LoopRecord]) -> list[dic
 class _Comparer:
     def __init__(self, cells: _Cells, seed: int, n_boot: int, experiment: str) -> None:
         self.cells, self.seed, self.n_boot, self.experiment = cells, seed, n_boot, experiment
+        self.unpaired: list[str] = []  # whole-task comparisons with no prompt answered by every checkpoint
 
     def estimate(self, mat: np.ndarray, key: tuple) -> tuple[float, float, float, float]:
         """(mean, lo, hi, p) of a seeds x prompts matrix."""
@@ -210,10 +211,11 @@ class _Comparer:
                 seeds: list[Any], principle: str | None = None) -> dict[str, Any] | None:
         """`a` vs `b`: (name, fingerprints per seed); paired on the prompts all of them answered."""
         fps = [*a[1], *b[1]]
-        if not all(fps):
-            return None
-        wide = self.cells.matrix(task, metric, fps, principle)
+        wide = self.cells.matrix(task, metric, fps, principle) if all(fps) else pd.DataFrame()
         if len(wide) == 0:
+            if principle is None:
+                self.unpaired.append(f"{a[0]} vs {b[0]} on {task} {metric}: no prompt with a score of every "
+                                     "checkpoint in the store")
             return None
         d = np.vstack([wide[x].to_numpy(float) - wide[y].to_numpy(float) for x, y in zip(a[1], b[1])])
         key = (self.experiment, task, metric, principle or "", a[0], b[0])  # same pair, same draws in any table
@@ -313,6 +315,7 @@ def experiment_report(df: pd.DataFrame, extras: StoreExtras, record: ExperimentR
     rows += _ablations(cmp, conds, axes, notes)
     transfer_rows, transfer = _transfer(cmp, conds) if TASK_AXIS in axes else ([], {})
     rows += transfer_rows
+    notes += list(dict.fromkeys(cmp.unpaired))
     correct(rows, method)
     if transfer:
         _fill_transfer(transfer, transfer_rows)
