@@ -25,7 +25,8 @@ def report(
     fmt: str = typer.Option("html,md,csv", "--format", help="Comma-separated: html, md, csv, parquet."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     n_boot: int = typer.Option(N_BOOT, "--n-boot", min=MIN_N_BOOT, help="Bootstrap resamples (a pipeline's loop "
-                               "section keeps the pipeline's own eval.n_boot and seed)."),
+                               "section keeps the pipeline's own eval.n_boot and seed, an experiment's section "
+                               "its variants' eval.n_boot and its seed)."),
     correction: Optional[str] = typer.Option(
         None, "--correction", help="Multiple-comparison correction of an experiment's comparisons: holm or bh "
         "(Benjamini-Hochberg); default: the one the experiment recorded (holm unless it chose bh)."),
