@@ -127,8 +127,15 @@ def parts(rep: ExperimentReport) -> list[Part]:
 def _reason(rep: ExperimentReport, name: str) -> str:
     for s in rep.stopped:
         if s["variant"] == name:
-            return s["reason"]
+            return str(s["reason"]) + gate_text(s.get("gate"))
     return ""
+
+
+def gate_text(gate: dict[str, Any] | None) -> str:
+    """The quality gate's figures in words (`; gate: sft kept 3/40, prefs kept 2/40`), or nothing."""
+    parts = [f"{k} kept {v['kept']}/{v['total']}" for k, v in sorted((gate or {}).items())
+             if isinstance(v, dict) and "kept" in v and "total" in v]
+    return f"; gate: {', '.join(parts)}" if parts else ""
 
 
 def behaviour_table(rep: ExperimentReport) -> Table:

@@ -168,6 +168,24 @@ def test_ablation_shows_what_removing_a_principle_does_and_gate_variants_get_the
     assert not rep.seed_axis and all(r["holds_in_seeds"] == "" for r in rep.comparisons)
 
 
+def test_a_comparison_without_shared_scores_is_named_not_dropped(ablation) -> None:
+    """A finished variant whose DPO has no score in the store: its comparisons are listed
+    under "Not compared" with the reason, and the others still get verdicts."""
+    from cai_bench.results.experiments import VariantRecord
+
+    df, extras = load_results_with_extras(ablation)
+    record = load_experiments(ablation)[0]
+    loops = load_loops(ablation)
+    ghost = ES.loop("ghost", "za_heldout", "sft_all", "dpo_never_scored", Path("/nowhere"))
+    record.variants.append(VariantRecord("data.drop_principles=[pc]", {"data.drop_principles": ["pc"]},
+                                         loop_id=ghost.loop_id, status="done"))
+    rep = experiment_report(df, extras, record, [*loops, ghost])
+    assert any(n.startswith("data.drop_principles=[pc]: DPO vs data.drop_principles=[pc]: base on za_heldout "
+                            "similarity.cosine: no prompt") for n in rep.notes)
+    assert _row(rep, "ablation", "data.drop_principles=[pa]: DPO", "data.drop_principles=[]: DPO", "za_heldout",
+                principle="pa")["verdict"] == "regressed"
+
+
 def test_bh_is_an_option_named_in_the_rows(ablation) -> None:
     rep = _report(ablation, "bh")
     assert rep.method_name == "Benjamini-Hochberg" and {r["method"] for r in rep.comparisons} == {"Benjamini-Hochberg"}
@@ -192,6 +210,7 @@ def test_report_writes_the_experiment_files_and_regenerates_them_byte_for_byte(a
     md = (report / "experiment.md").read_text()
     assert "Principle ablations: similarity.cosine" in md and "Holm" in md and "min_kept_fraction 0.5" in md
     assert "![data.drop_principles](plots/experiment_data.drop_principles-" in md
+    assert "gate: sft kept 3/40" in md
     data = json.loads((report / "experiment.json").read_text())
     assert data["correction"] == "holm" and len(data["comparisons"]) == len(rows)
     html = (report / "index.html").read_text()
