@@ -181,10 +181,15 @@ def conditions(record: ExperimentRecord, loops: dict[str, LoopRecord]) -> list[C
         cond.variants.append(v)
     for cond in groups.values():
         done = [v for v in cond.variants if v.status == "done" and v.loop_id in loops]
-        done.sort(key=lambda v: (str(v.values.get(SEED_AXIS)), v.name))
+        order = [json.dumps(s, default=str) for s in record.axes.get(SEED_AXIS, [])]  # the file's seed order
+        done.sort(key=lambda v: (_position(order, json.dumps(v.values.get(SEED_AXIS), default=str)), v.name))
         cond.loops = [loops[v.loop_id] for v in done]  # type: ignore[index]
         cond.seeds = [v.values.get(SEED_AXIS) for v in done]
     return list(groups.values())
+
+
+def _position(order: list[str], item: str) -> int:
+    return order.index(item) if item in order else len(order)
 
 
 def _stopped(record: ExperimentRecord, loops: dict[str, LoopRecord]) -> list[dict[str, Any]]:
