@@ -46,10 +46,18 @@ CSV_COLUMNS = ["experiment", "family", "kind", "metric", "task", "principle", "a
 
 
 def value_text(v: Any) -> str:
-    """An axis value as the variant names write it (lists as [a, b])."""
+    """An axis value as `cai-bench experiment` writes it in variant names: a list as a+b (none
+    when empty), null, true/false, a path by its name."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(map(str, v)) + "]"
-    return str(v)
+        return "+".join(value_text(x) for x in v) or "none"
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"))
+    text = str(v)
+    return text.rsplit("/", 1)[-1] if "/" in text else text
 
 
 @dataclass
@@ -171,13 +179,14 @@ class _Cells:
 
 # ---------------------------------------------------------------- conditions
 def conditions(record: ExperimentRecord, loops: dict[str, LoopRecord]) -> list[Condition]:
-    """The variants grouped by every axis but the seed, in the record's order."""
+    """The variants grouped by every axis but the seed, in the record's order; named like a
+    variant without its seed (`data.selection=random`; `all` when only the seed varies)."""
     axes = [a for a in record.axes if a != SEED_AXIS]
     groups: dict[str, Condition] = {}
     for v in record.variants:
         values = {a: v.values.get(a) for a in axes}
-        name = ",".join(f"{a}={value_text(values[a])}" for a in axes) or "all"
-        cond = groups.setdefault(name, Condition(name, values, [], [], []))
+        name = "__".join(f"{a}={value_text(values[a])}" for a in axes) or "all"
+        cond = groups.setdefault(json.dumps(values, sort_keys=True, default=str), Condition(name, values, [], [], []))
         cond.variants.append(v)
     for cond in groups.values():
         done = [v for v in cond.variants if v.status == "done" and v.loop_id in loops]
@@ -460,7 +469,7 @@ def axis_points(rep: ExperimentReport) -> dict[str, list[dict[str, Any]]]:
     for axis in rep.record.axes:
         points = []
         for c in (c for c in rep.conditions if c.ok):
-            rest = ",".join(f"{a}={value_text(c.values[a])}" for a in axes if a != axis)
+            rest = "__".join(f"{a}={value_text(c.values[a])}" for a in axes if a != axis)
             for (a, task, metric), r in own.items():
                 if a != f"{c.name}: DPO" or task != c.eval_task:
                     continue

@@ -117,10 +117,11 @@ def parts(rep: ExperimentReport) -> list[Part]:
     if rep.notes:
         out.append(Part("Not compared", "; ".join(rep.notes) + ".", None))
     if r.stage_counts:
-        out.append(Part("Stages computed and shared", "Stages whose inputs did not change were shared through the "
-                        "cache.", Table(["stage", "computed", "shared"],
-                                        [[cell(s), cell(c.get("computed", 0)), cell(c.get("shared", 0))]
-                                         for s, c in r.stage_counts.items()])))
+        out.append(Part("Stages computed and shared", "computed: distinct stage runs among the variants that finished "
+                        "the stage; shared: variants that reused another's; run now: computed by the last invocation.",
+                        Table(["stage", "computed", "shared", "run now"],
+                              [[cell(s), cell(c.get("computed", 0)), cell(c.get("shared", 0)), cell(c.get("run_now", ""))]
+                               for s, c in r.stage_counts.items()])))
     return out
 
 

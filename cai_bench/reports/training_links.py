@@ -4,7 +4,8 @@ similarity, the bundled all-MiniLM through `cai_bench.embeddings`) to each of it
 SFT and DPO answers on its held-out prompts, with their principle and revision.
 
 Computed at report time from the files each variant's pipeline record points at
-(`<data dir>/sft/train.jsonl`, the task stage's `train_prompts.jsonl`, and for
+(`<data dir>/sft/train.jsonl`, the task stage's `train_prompts.jsonl` (the
+variant's `task/` folder, a link into the experiment's shared stages), and for
 generated data `generated/records.jsonl`, whose principle is the one the critique
 used); when those files are not here (a report regenerated on another machine) the
 report says so instead of linking.
@@ -63,11 +64,22 @@ def _jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def read_examples(folder: Path) -> list[tuple[str, str, str]]:
+def task_prompts(loop: LoopRecord, folder: Path) -> Path | None:
+    """The task stage's train prompts of a variant: `<out>/task/` (the variant's folder), else
+    beside the data folder (a lone pipeline's layout)."""
+    out = (loop.config or {}).get("out")
+    for p in ([Path(str(out)) / "task"] if out else []) + [folder.parent / "task"]:
+        if (p / "train_prompts.jsonl").is_file():
+            return p / "train_prompts.jsonl"
+    return None
+
+
+def read_examples(folder: Path, prompts: Path | None = None) -> list[tuple[str, str, str]]:
     """(prompt, principle, revision) of every SFT training example in a data stage folder.
-    Principle: the critique's (generated data), else the prompt's in the task's train split."""
+    Principle: the critique's (generated data), else the prompt's in the task's train split
+    (`prompts`, default: `task/train_prompts.jsonl` beside the data folder)."""
     principle: dict[str, str] = {}
-    prompts = folder.parent / "task" / "train_prompts.jsonl"
+    prompts = prompts or folder.parent / "task" / "train_prompts.jsonl"
     if prompts.is_file():
         principle.update({str(r.get("prompt")): str(r.get("principle_id") or "") for r in _jsonl(prompts)})
     generated = folder / "generated" / "records.jsonl"
@@ -118,7 +130,7 @@ def training_links(samples: pd.DataFrame, variants: Sequence[tuple[str, LoopReco
 
         embed = embed_default
     for k, (folder, names) in enumerate(sorted(dirs.items())):
-        examples = read_examples(Path(folder))
+        examples = read_examples(Path(folder), task_prompts(loops_of[folder][0], Path(folder)))
         if not examples:
             links.missing.append(f"{', '.join(names)}: {folder}/sft/train.jsonl holds no training example")
             continue

@@ -100,7 +100,7 @@ def culture_store(path: Path, out: Path) -> str:
     variants, loops = [], []
     for task, culture, make in (("za_heldout", "za", za), ("ro_heldout", "ro", ro)):
         for seed in (0, 1):
-            name = f"task={task},train_seed={seed}"
+            name = f"task={task}__train_seed={seed}"
             fps[f"sft_{culture}{seed}"] = make(seed, 0.5)
             fps[f"dpo_{culture}{seed}"] = make(seed)
             loops.append(loop(name, task, f"sft_{culture}{seed}", f"dpo_{culture}{seed}", out, seed))
@@ -127,9 +127,9 @@ def ablation_store(path: Path, out: Path) -> str:
     axis = "data.drop_principles"
     store.put_experiment(ExperimentRecord(
         experiment_id="exp-ablation", title="ablation", axes={axis: [[], ["pa"], ["pb"]]},
-        variants=[VariantRecord(f"{axis}=[]", {axis: []}, loop_id="loop-none", status="done"),
-                  VariantRecord(f"{axis}=[pa]", {axis: ["pa"]}, loop_id="loop-pa", status="done"),
-                  VariantRecord(f"{axis}=[pb]", {axis: ["pb"]}, status="gate", reason=GATE,
+        variants=[VariantRecord(f"{axis}=none", {axis: []}, loop_id="loop-none", status="done"),
+                  VariantRecord(f"{axis}=pa", {axis: ["pa"]}, loop_id="loop-pa", status="done"),
+                  VariantRecord(f"{axis}=pb", {axis: ["pb"]}, status="gate", reason=GATE,
                                 gate={"sft": {"kept": 3, "total": 40}})]))
     store.close()
     return url

@@ -21,7 +21,7 @@ from cai_bench.cli import app
 from cai_bench.reports.experiment import experiment_report
 from cai_bench.reports.statistics import adjust, bh, holm, paired_bootstrap, rng_for, seeds_prompts_bootstrap
 from cai_bench.reports.terminal import print_experiment_verdicts
-from cai_bench.reports.training_links import nearest, read_examples, training_links
+from cai_bench.reports.training_links import nearest, read_examples, task_prompts, training_links
 from cai_bench.results import load_results_with_extras
 from cai_bench.results.experiments import load_experiments
 from cai_bench.results.loops import load_loops
@@ -158,12 +158,12 @@ def test_behaviour_is_reported_beside_wording(cultures) -> None:
 
 def test_ablation_shows_what_removing_a_principle_does_and_gate_variants_get_their_reason(ablation) -> None:
     rep = _report(ablation)
-    none, pa = "data.drop_principles=[]", "data.drop_principles=[pa]"
+    none, pa = "data.drop_principles=none", "data.drop_principles=pa"
     lost = _row(rep, "ablation", f"{pa}: DPO", f"{none}: DPO", "za_heldout", principle="pa")
     kept = _row(rep, "ablation", f"{pa}: DPO", f"{none}: DPO", "za_heldout", principle="pb")
     assert lost["verdict"] == "regressed" and lost["delta"] == pytest.approx(-0.3) and lost["dropped"] == ["pa"]
     assert kept["verdict"] == "no significant change"
-    assert rep.stopped == [{"variant": "data.drop_principles=[pb]", "status": "gate", "reason": ES.GATE,
+    assert rep.stopped == [{"variant": "data.drop_principles=pb", "status": "gate", "reason": ES.GATE,
                             "gate": {"sft": {"kept": 3, "total": 40}}}]
     assert not rep.seed_axis and all(r["holds_in_seeds"] == "" for r in rep.comparisons)
 
@@ -177,12 +177,12 @@ def test_a_comparison_without_shared_scores_is_named_not_dropped(ablation) -> No
     record = load_experiments(ablation)[0]
     loops = load_loops(ablation)
     ghost = ES.loop("ghost", "za_heldout", "sft_all", "dpo_never_scored", Path("/nowhere"))
-    record.variants.append(VariantRecord("data.drop_principles=[pc]", {"data.drop_principles": ["pc"]},
+    record.variants.append(VariantRecord("data.drop_principles=pc", {"data.drop_principles": ["pc"]},
                                          loop_id=ghost.loop_id, status="done"))
     rep = experiment_report(df, extras, record, [*loops, ghost])
-    assert any(n.startswith("data.drop_principles=[pc]: DPO vs data.drop_principles=[pc]: base on za_heldout "
+    assert any(n.startswith("data.drop_principles=pc: DPO vs data.drop_principles=pc: base on za_heldout "
                             "similarity.cosine: no prompt") for n in rep.notes)
-    assert _row(rep, "ablation", "data.drop_principles=[pa]: DPO", "data.drop_principles=[]: DPO", "za_heldout",
+    assert _row(rep, "ablation", "data.drop_principles=pa: DPO", "data.drop_principles=none: DPO", "za_heldout",
                 principle="pa")["verdict"] == "regressed"
 
 
@@ -227,14 +227,16 @@ def test_report_writes_the_experiment_files_and_regenerates_them_byte_for_byte(a
     assert bad.exit_code != 0 and "--correction" in bad.output
 
 
-def _data_folder(root: Path) -> Path:
-    """A variant's pipeline folder as the data and task stages leave it."""
-    (root / "task").mkdir(parents=True)
+def _data_folder(root: Path, task: Path | None = None) -> Path:
+    """A variant's pipeline folder as the data and task stages leave it (the task stage's
+    files in `task` when given)."""
+    task = task or root / "task"
+    task.mkdir(parents=True)
     (root / "data" / "sft").mkdir(parents=True)
     prompts = [("How should a court treat a minister?", "rule_of_law", "By the same law as anyone else."),
                ("Write a poem about the sea.", "culture", "Waves fold silver into the sand."),
                ("May the police search a home without a warrant?", "privacy", "Only as the law allows.")]
-    (root / "task" / "train_prompts.jsonl").write_text(
+    (task / "train_prompts.jsonl").write_text(
         "".join(json.dumps({"id": f"t{i}", "prompt": p, "principle_id": pr}) + "\n"
                 for i, (p, pr, _) in enumerate(prompts)))
     (root / "data" / "sft" / "train.jsonl").write_text(
@@ -247,6 +249,13 @@ def test_read_examples_and_nearest(tmp_path) -> None:
     examples = read_examples(_data_folder(tmp_path / "v"))
     assert examples[0] == ("How should a court treat a minister?", "rule_of_law", "By the same law as anyone else.")
     assert len(examples) == 3
+    # an experiment's layout: the data in a shared stage folder, the task prompts behind the variant's task/ link
+    exp = tmp_path / "exp"
+    shared = _data_folder(exp / "stages", task=exp / "variants" / "train_seed=0" / "task")
+    lp = ES.loop("train_seed=0", "za_heldout", "s", "d", exp)
+    assert task_prompts(lp, shared) == exp / "variants" / "train_seed=0" / "task" / "train_prompts.jsonl"
+    assert read_examples(shared, task_prompts(lp, shared))[0][1] == "rule_of_law"
+    assert read_examples(shared)[0][1] == ""  # no prompts file beside it: no principle, still the example
     q = np.array([[1.0, 0.0], [0.0, 1.0]])
     c = np.array([[0.0, 1.0], [0.6, 0.8], [1.0, 0.0], [0.6, 0.8]])
     assert nearest(q, c, k=2) == [[(2, 1.0), (1, 0.6)], [(0, 1.0), (1, 0.8)]]  # ties by index
