@@ -176,8 +176,9 @@ def _add_experiments(data: ReportData, df: pd.DataFrame, records: list, loops: l
         if rep.transfer.get("cells"):
             t = rep.transfer
             data.experiment_plots[names["transfer"]] = plots.transfer_heatmap(t["rows"], t["cols"], t["cells"])
-    variants = [(f"{rep.record.title}: {c.name}" if several else c.name, lp) for rep in data.experiments
-                for c in rep.conditions for lp in c.loops]
+    names = {v.loop_id: v.name for rep in data.experiments for v in rep.record.variants}
+    variants = [(f"{rep.record.title}: {names[lp.loop_id]}" if several else names[lp.loop_id], lp)
+                for rep in data.experiments for c in rep.conditions for lp in c.loops]
     seen: set[str] = set()
     variants = [(n, lp) for n, lp in variants if not (lp.loop_id in seen or seen.add(lp.loop_id))]
     data.training = training_links(data.samples, variants)
