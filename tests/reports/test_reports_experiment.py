@@ -288,3 +288,20 @@ def test_training_links_find_the_training_prompt_behind_an_answer(tmp_path) -> N
     (examples,) = links.sets.values()
     first = next(e for e in examples if e.anchor == anchor)
     assert first.principle == "rule_of_law" and first.revision == "By the same law as anyone else." and sim > 0.3
+
+
+def test_hostile_names_stay_text_in_markdown_and_the_terminal(ablation) -> None:
+    from cai_bench.reports.markdown import render_experiment_markdown
+
+    df, extras = load_results_with_extras(ablation)
+    record = load_experiments(ablation)[0]
+    record.title = "t|itle\x1b[2J"
+    record.variants[2].reason = "gate | failed\nsecond line \x1b[31m"
+    rep = experiment_report(df, extras, record, load_loops(ablation))
+    md = render_experiment_markdown([rep], [{}], {})
+    assert "\x1b" not in md
+    row = [ln for ln in md.splitlines() if ln.startswith("| data.drop_principles=pb ")]
+    assert len(row) == 1 and len(row[0].replace("\\|", "").strip("|").split("|")) == 4
+    buf = io.StringIO()
+    print_experiment_verdicts([rep], Console(file=buf, width=300, force_terminal=False))
+    assert "\x1b" not in buf.getvalue() and "\\x1b" in buf.getvalue()
