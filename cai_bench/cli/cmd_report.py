@@ -59,8 +59,10 @@ def report(
     if correction is not None and correction not in ("holm", "bh"):
         raise UserError(f"--correction: {correction!r} is not holm or bh")
     # rows stored before scorers/tasks declared roles get today's declarations, in memory (nothing written)
+    from cai_bench.embeddings import embed  # loaded only if an experiment's training data is here to link
+
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late_declarations(url),
-                   correction=correction)
+                   correction=correction, embed=embed)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
         print_leaderboard(data.board, console, data.validity, scales=data.scales)

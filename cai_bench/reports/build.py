@@ -3,7 +3,10 @@ HTML, Markdown and CSV writers only format."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 import pandas as pd
 
@@ -97,11 +100,14 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
-          loops: list | None = None, experiments: list | None = None, correction: str | None = None) -> ReportData:
+          loops: list | None = None, experiments: list | None = None, correction: str | None = None,
+          embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
     `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
     `experiments`: its `results.experiments.ExperimentRecord`s (each gets its comparison section,
-    corrected by `correction` or the method the experiment recorded)."""
+    corrected by `correction` or the method the experiment recorded); `embed` (e.g.
+    `cai_bench.embeddings.embed`, passed in so that reports never import model code) links
+    each variant's held-out answers to its nearest training prompts in the sample browser."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -144,7 +150,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
             data.plots[f"means_{slug(c)}.png"] = plots.metric_means(board, c)
             data.plots[f"distributions_{slug(c)}.png"] = plots.distributions(df, c)
     if experiments:
-        _add_experiments(data, df, experiments, loops or [], correction, with_plots)
+        _add_experiments(data, df, experiments, loops or [], correction, with_plots, embed)
     if data.loops:  # beside pipeline.md, which links them, whatever the formats
         from cai_bench.reports.loop import loop_curves_name
         from cai_bench.reports.plots import training_curves
@@ -157,7 +163,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
 
 
 def _add_experiments(data: ReportData, df: pd.DataFrame, records: list, loops: list, correction: str | None,
-                     with_plots: bool) -> None:
+                     with_plots: bool, embed: Callable[[Sequence[str]], np.ndarray] | None) -> None:
     """The experiment sections, their plots and (for the sample browser) the links from
     each variant's held-out answers to its training data."""
     from cai_bench.reports.experiment import axis_points, experiment_reports, experiment_plot_names
@@ -181,4 +187,4 @@ def _add_experiments(data: ReportData, df: pd.DataFrame, records: list, loops: l
                 for rep in data.experiments for c in rep.conditions for lp in c.loops]
     seen: set[str] = set()
     variants = [(n, lp) for n, lp in variants if not (lp.loop_id in seen or seen.add(lp.loop_id))]
-    data.training = training_links(data.samples, variants)
+    data.training = training_links(data.samples, variants, embed)

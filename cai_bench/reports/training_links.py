@@ -9,6 +9,10 @@ variant's `task/` folder, a link into the experiment's shared stages), and for
 generated data `generated/records.jsonl`, whose principle is the one the critique
 used); when those files are not here (a report regenerated on another machine) the
 report says so instead of linking.
+
+The embedder is passed in (`cai_bench.embeddings.embed`, by `cai-bench report`):
+the reports package never imports model code, so it still reads a store on a
+machine without torch, where the page says the answers were not linked.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cai_bench.errors import MissingDependency
 from cai_bench.results.loops import LoopRecord
 
 TOP_K = 3
@@ -107,9 +112,14 @@ def nearest(queries: np.ndarray, candidates: np.ndarray, k: int = TOP_K) -> list
     return out
 
 
+NO_EMBEDDER = ("answers not linked to training prompts: this report was written without the sentence embedder "
+               "(`cai-bench report` links them where sentence-transformers is installed)")
+
+
 def training_links(samples: pd.DataFrame, variants: Sequence[tuple[str, LoopRecord]],
-                   embed: Embed | None = None) -> TrainingLinks:
-    """Links for the SFT and DPO answers of each (variant name, its loop) on its held-out task."""
+                   embed: Embed | None) -> TrainingLinks:
+    """Links for the SFT and DPO answers of each (variant name, its loop) on its held-out task;
+    `embed` maps texts to L2-normalised rows (None: nothing linked, and the page says why)."""
     links = TrainingLinks()
     dirs: dict[str, list[str]] = {}
     loops_of: dict[str, list[LoopRecord]] = {}
@@ -126,9 +136,19 @@ def training_links(samples: pd.DataFrame, variants: Sequence[tuple[str, LoopReco
     if not dirs:
         return links
     if embed is None:
-        from cai_bench.embeddings import embed as embed_default
+        links.missing.append(NO_EMBEDDER)
+        return links
+    try:
+        return _link(links, dirs, loops_of, samples, embed)
+    except MissingDependency as exc:  # no sentence-transformers here: the report still writes
+        links.missing.append(f"answers not linked to training prompts: {exc}")
+        links.links.clear()
+        links.sets.clear()
+        return links
 
-        embed = embed_default
+
+def _link(links: TrainingLinks, dirs: dict[str, list[str]], loops_of: dict[str, list[LoopRecord]],
+          samples: pd.DataFrame, embed: Embed) -> TrainingLinks:
     for k, (folder, names) in enumerate(sorted(dirs.items())):
         examples = read_examples(Path(folder), task_prompts(loops_of[folder][0], Path(folder)))
         if not examples:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cai_bench.bootstrap_settings import N_BOOT
@@ -137,9 +138,10 @@ def _experiment_files(data: ReportData, formats: Sequence[str], put) -> None:  #
 
 def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
             seed: int = 0, n_boot: int = N_BOOT, late: LateDeclarations | None = None,
-            correction: str | None = None) -> ReportData:
+            correction: str | None = None, embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ReportData:
     """Load the store and compute everything the report shows (plots only for html).
-    `correction` (holm, bh) overrides the method each experiment recorded.
+    `correction` (holm, bh) overrides the method each experiment recorded; `embed`
+    (`cai_bench.embeddings.embed`) links experiment answers to training prompts.
 
     Raises `UserError` when the store is missing or holds no scores."""
     formats = check_formats(formats)
@@ -153,14 +155,15 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
                  validity=load_validity(store_url, df), loops=load_loops(store_url),
-                 experiments=load_experiments(store_url), correction=correction)
+                 experiments=load_experiments(store_url), correction=correction, embed=embed)
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,
                  formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = N_BOOT,
-                 late: LateDeclarations | None = None, correction: str | None = None) -> Path:
+                 late: LateDeclarations | None = None, correction: str | None = None,
+                 embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> Path:
     """Rebuild `<out_dir>/report/` (and `<out_dir>/leaderboard.csv`) from the store alone."""
     formats = check_formats(formats)
     data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late,
-                   correction=correction)
+                   correction=correction, embed=embed)
     return write_files(data, out_dir, formats, seed=seed, n_boot=n_boot)

@@ -269,6 +269,20 @@ def test_training_links_say_when_the_files_are_not_here(cultures) -> None:
     assert links.links == {} and "training data not found" in links.missing[0]
 
 
+def test_training_links_without_an_embedder_say_so(tmp_path) -> None:
+    """The reports package gets the embedder from its caller; without one nothing is linked, in words."""
+    from cai_bench.reports.training_links import NO_EMBEDDER
+
+    folder = _data_folder(tmp_path / "v")
+    lp = ES.loop("v", "za_heldout", "s", "d", tmp_path)
+    lp.provenance = {"sft": {"data": {"dir": str(folder)}}}
+    import pandas as pd
+
+    samples = pd.DataFrame(columns=["fingerprint", "task_id", "prompt_id", "prompt", "response"])
+    links = training_links(samples, [("v", lp)], None)
+    assert links.missing == [NO_EMBEDDER] and links.links == {}
+
+
 @pytest.mark.slow
 def test_training_links_find_the_training_prompt_behind_an_answer(tmp_path) -> None:
     """Real all-MiniLM: an answer about a minister and the courts links first to the
@@ -283,7 +297,9 @@ def test_training_links_find_the_training_prompt_behind_an_answer(tmp_path) -> N
     samples = pd.DataFrame([{"fingerprint": "d", "task_id": "held", "prompt_id": "q1",
                              "prompt": "Is a minister above the courts?",
                              "response": "No minister is above the law; the courts judge them like anyone."}])
-    links = training_links(samples, [("v", loop)])
+    from cai_bench.embeddings import embed
+
+    links = training_links(samples, [("v", loop)], embed)
     (anchor, sim), *_ = links.links[("d", "held", "q1")]
     (examples,) = links.sets.values()
     first = next(e for e in examples if e.anchor == anchor)
