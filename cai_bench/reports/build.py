@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import pandas as pd
 
 from cai_bench.bootstrap_settings import N_BOOT
