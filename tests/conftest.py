@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# pytest-xdist's workers inherit COLUMNS=80 / LINES=24 from execnet: the suite runs as a pipe would (tables at
+# their full width; tests that want a terminal width set COLUMNS themselves)
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 
