@@ -149,4 +149,14 @@ def agreement_table(frame: pd.DataFrame) -> Any:
                          "rows with 2+ verdicts", "members"], rows)
 
 
-__all__ = ["agreement_frame", "agreement_table", "alpha", "alpha_ci", "load_panel_rows", "verdict_matrix"]
+def self_grading_names(configs: list[dict[str, Any]]) -> list[str]:
+    """`scorer (hash)` of each compared scorer config that was allowed to grade its own model."""
+    def allowed(settings: dict[str, Any]) -> bool:  # the stored identity, or plain settings
+        inner = settings.get("settings") if isinstance(settings.get("settings"), dict) else settings
+        return bool(inner.get("allow_self_grading"))
+
+    return [f"{c['name']} ({str(c['hash'])[:12]})" for c in configs
+            if c.get("kind") == "scorer" and allowed(c.get("settings") or {})]
+
+
+__all__ = ["self_grading_names", "agreement_frame", "agreement_table", "alpha", "alpha_ci", "load_panel_rows", "verdict_matrix"]

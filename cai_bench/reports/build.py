@@ -45,6 +45,7 @@ class ReportData:
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
     loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
     loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.agreement.agreement_frame
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -94,9 +95,10 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
-          loops: list | None = None) -> ReportData:
+          loops: list | None = None, panel_rows: pd.DataFrame | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
-    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section)."""
+    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
+    `panel_rows`: judge panels' rows with their members' verdicts (`reports.agreement.load_panel_rows`)."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -126,6 +128,10 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         validity=validity_frame(df, validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
+    if panel_rows is not None and not panel_rows.empty:
+        from cai_bench.reports.agreement import agreement_frame
+
+        data.agreement = agreement_frame(panel_rows, df, seed=seed, n_boot=n_boot)
     if loops:
         from cai_bench.reports.loop import loop_reports
 

@@ -9,6 +9,7 @@ import math
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cai_bench.reports import tables
+from cai_bench.reports.agreement import agreement_table, self_grading_names
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
 
@@ -76,6 +77,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         composite_note=tables.composite_note(data.scales),
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         configs=tables.configs_table(data.extras.configs),
+        agreement=agreement_table(data.agreement) if not data.agreement.empty else None,
+        self_grading=self_grading_names(data.extras.configs),
         left_out=tables.left_out_table(data.extras.left_out),
         checkpoints=tables.checkpoints_table(data.extras.checkpoints),
         prompt_coverage=tables.principle_coverage_table(data.extras.principle_coverage),
