@@ -55,7 +55,8 @@ def report(
     data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late_declarations(url))
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
-        print_leaderboard(data.board, console, data.validity, scales=data.scales)
+        print_leaderboard(data.board, console, data.validity, scales=data.scales,
+                          culture_validity=data.culture_validity)
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
         print_comparison(data.extras, console)

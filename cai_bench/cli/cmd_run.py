@@ -160,7 +160,8 @@ def _report(result: "RunResult", console: "Console", *, seed: int, n_boot: int,
         return None
     print_sample(data.samples, console)
     report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=n_boot)
-    print_leaderboard(data.board, console, data.validity, scales=data.scales)
+    print_leaderboard(data.board, console, data.validity, scales=data.scales,
+                          culture_validity=data.culture_validity)
     print_task_leaderboard(data.task_board, console)
     print_deltas(data.deltas, data.baseline, console)
     print_comparison(data.extras, console)

@@ -14,7 +14,7 @@ from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.names import slug  # noqa: F401 - writers and html take it from here
 from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
-from cai_bench.reports.validity import validity_frame
+from cai_bench.reports.validity import culture_frame, validity_frame
 
 WORST_PER_CULTURE = 10
 WEAKEST_PRINCIPLES = 3
@@ -46,6 +46,7 @@ class ReportData:
     loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
     loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.agreement.agreement_frame
+    culture_validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.culture_frame
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -95,10 +96,12 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
-          loops: list | None = None, panel_rows: pd.DataFrame | None = None) -> ReportData:
+          loops: list | None = None, panel_rows: pd.DataFrame | None = None,
+          culture_validity: dict | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
     `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
-    `panel_rows`: judge panels' rows with their members' verdicts (`reports.agreement.load_panel_rows`)."""
+    `panel_rows`: judge panels' rows with their members' verdicts (`reports.agreement.load_panel_rows`);
+    `culture_validity`: {(scorer, hash, metric, culture): Validity} (`reports.validity.load_culture_validity`)."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -125,7 +128,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
         metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df), scales=statistics.metric_scales(df),
-        validity=validity_frame(df, validity or {}),
+        validity=validity_frame(df, validity or {}), culture_validity=culture_frame(df, culture_validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
     if panel_rows is not None and not panel_rows.empty:

@@ -50,7 +50,10 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             })
         cultures.append({
             "name": c, "slug": s,
-            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity), data.scales),
+            "leaderboard": tables.leaderboard_table(
+                data.board, c, V.flagged_keys(data.validity) | V.culture_marks(data.culture_validity, c)[0],
+                data.scales, V.culture_marks(data.culture_validity, c)[1]),
+            "culture_note": V.culture_note(data.culture_validity, c),
             "validity": V.validity_table(data.validity, V.board_keys(data.board, c)),
             "validity_warnings": V.warnings(V.for_keys(data.validity, V.board_keys(data.board, c))),
             "deltas": tables.deltas_table(data.deltas, c),

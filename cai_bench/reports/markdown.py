@@ -16,8 +16,12 @@ def render_markdown(data: ReportData) -> str:
     flagged = V.flagged_keys(data.validity)
     for c in data.cultures:
         keys = V.board_keys(data.board, c)
+        chance, unvalidated = V.culture_marks(data.culture_validity, c)
+        note = V.culture_note(data.culture_validity, c)
         out += [f"## {tables._md_escape(c)}", "",
-                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged, data.scales)),
+                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged | chance, data.scales,
+                                                            unvalidated)),
+                *([tables._md_escape(note), ""] if note else []),
                 "Scorer validity (`cai-bench scorers validate`):", "",
                 tables.to_markdown(V.validity_table(data.validity, keys))]
         out += [f"**{tables._md_escape(w)}**\n" for w in V.warnings(V.for_keys(data.validity, keys))]

@@ -124,12 +124,12 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
     from cai_bench.reports.agreement import load_panel_rows
-    from cai_bench.reports.validity import load_validity
+    from cai_bench.reports.validity import load_culture_validity, load_validity
     from cai_bench.results.loops import load_loops
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
                  validity=load_validity(store_url, df), loops=load_loops(store_url),
-                 panel_rows=load_panel_rows(store_url, df))
+                 panel_rows=load_panel_rows(store_url, df), culture_validity=load_culture_validity(store_url, df))
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,
