@@ -276,6 +276,7 @@ def _stsb_original(path: Path) -> list[dict]:
 
 
 REDTEAM_LANGUAGE = "en"  # both culture red-team sets are written in English
+BUILTIN_TASKS = Path(__file__).resolve().parents[1] / "tasks" / "builtin"  # the packaged culture tasks' files
 
 
 def load_redteam_pairs(task_ids: tuple[str, ...]) -> Callable[[list[Path]], list[Pair]]:
@@ -285,18 +286,21 @@ def load_redteam_pairs(task_ids: tuple[str, ...]) -> Callable[[list[Path]], list
     ride along as columns a validation can be split by (`--by culture`)."""
 
     def load(_paths: list[Path]) -> list[Pair]:
-        from cai_bench.tasks import load_task
+        from cai_bench.io import load_yaml_mapping, plain
 
         out = []
-        for tid in task_ids:
-            task = load_task(tid)
-            for p in task.prompts:
-                if not (p.reference and p.rejected):
-                    raise UserError(f"task {tid}: prompt {p.id} lacks its correct (reference) or incorrect "
-                                    f"(rejected) answer")
-                out.append(Pair(f"{tid}:{p.id}", p.prompt, p.reference, p.rejected,
-                                {"culture": task.culture, "language": REDTEAM_LANGUAGE, "task_id": tid,
-                                 "constitution_id": task.constitution, "principle_id": p.principle_id or ""}))
+        for tid in task_ids:  # the packaged files, read as files: tasks/ is a layer above this one
+            folder = BUILTIN_TASKS / tid
+            task = plain(load_yaml_mapping(folder / "task.yaml", "id, constitution, culture, prompts"))
+            for p in _jsonl(folder / str(task.get("prompts", "prompts.jsonl"))):
+                where = f"{folder / 'prompts.jsonl'}:{p['_line']}"
+                if not all(isinstance(p.get(k), str) and p.get(k) for k in ("id", "prompt", "reference", "rejected")):
+                    raise UserError(f"{where}: a red-team pair needs id, prompt, reference (the correct answer) "
+                                    f"and rejected (the incorrect one)")
+                out.append(Pair(f"{tid}:{p['id']}", p["prompt"], p["reference"], p["rejected"],
+                                {"culture": str(task["culture"]), "language": REDTEAM_LANGUAGE, "task_id": tid,
+                                 "constitution_id": str(task["constitution"]),
+                                 "principle_id": str(p.get("principle_id") or "")}))
         return out
 
     return load

@@ -22,6 +22,7 @@ report reads for the panel's agreement (`reports.agreement`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,30 +189,8 @@ class PanelScorer(Scorer):
         return f"PanelScorer({self.id!r}, members={self.labels!r})"
 
     def score(self, batch: list[ScoreInput]) -> list[ScoreRow]:
-        from cai_bench.harness.scoring import score_inputs
-
         local = sum(1 for m in self.members if not m.remote)
-        got: list[dict[tuple[str, str], ScoreRow]] = []
-        for m in self.members:
-            rows: dict[tuple[str, str], ScoreRow] = {}
-
-            def keep(_part: list[ScoreInput], part_rows: list[ScoreRow], _rows: dict = rows) -> None:
-                _rows.update({(r.key, r.metric): r for r in part_rows})
-
-            try:
-                m.ensure_loaded()
-            except UserError as exc:  # one member cannot load: its rows are errors, the panel decides
-                rows.update({(x.key, s.name): ScoreRow.failed(x.key, s.name, f"could not load: {exc.message}")
-                             for x in batch for s in m.metrics})
-            else:
-                try:
-                    score_inputs(m, batch, len(batch) or 1, keep)
-                except UserError as exc:  # as a load failure: this member's rows are errors
-                    rows.update({(x.key, s.name): ScoreRow.failed(x.key, s.name, exc.message)
-                                 for x in batch for s in m.metrics})
-                if local > 1 and not m.remote:
-                    m.close()
-            got.append(rows)
+        got = [_member_rows(m, batch, close=local > 1 and not m.remote) for m in self.members]
         out = []
         for x in batch:
             for spec in self.metrics:
@@ -227,18 +206,32 @@ class PanelScorer(Scorer):
         return out
 
 
+def _member_rows(member: Scorer, batch: list[ScoreInput], *, close: bool) -> dict[tuple[str, str], ScoreRow]:
+    """{(key, metric): row} of one member; a member that cannot load or raises gives error
+    rows (the panel decides with the others), as the harness does for a lone scorer."""
+    try:
+        member.ensure_loaded()
+        rows = member.score(batch)
+    except Exception as exc:  # noqa: BLE001 - recorded per row, the panel goes on
+        why = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        rows = [ScoreRow.failed(x.key, s.name, why[:500]) for x in batch for s in member.metrics]
+    finally:
+        if close and member.is_loaded:
+            member.close()
+    return {(r.key, r.metric): r for r in rows}
+
+
 def _shape(m: MetricSpec) -> str:
     kind = "yes/no" if m.is_binary else "a score"
     return f"{kind} on [{m.lo}, {m.hi}] ({m.direction} is better)"
 
 
-def build_panel(head_id: str, settings: dict[str, Any]) -> PanelScorer:
-    """The panel an entry with `panel:` stands for; members built by the registry."""
+def build_panel(head: type[Scorer], settings: dict[str, Any],
+                build_scorer: Callable[[str, dict[str, Any]], Scorer]) -> PanelScorer:
+    """The panel an entry with `panel:` stands for; `build_scorer` (the registry's) builds each member."""
     from pydantic import ValidationError
 
-    from cai_bench.harness.scorers.registry import build_scorer, scorer_class
-
-    head = scorer_class(head_id)
+    head_id = head.id
     members = []
     for i, (sid, cfg) in enumerate(member_settings(head_id, settings)):
         try:

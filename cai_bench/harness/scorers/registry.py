@@ -132,7 +132,7 @@ def build_scorer(scorer_id: str, config: dict | None = None) -> Scorer:
     if config and "panel" in config:
         from cai_bench.harness.scorers.panel import build_panel
 
-        return build_panel(scorer_id, dict(config))
+        return build_panel(scorer_class(scorer_id), dict(config), build_scorer)
     cls = scorer_class(scorer_id)
     try:
         return cls(config or {})
