@@ -83,6 +83,7 @@ def test_a_parse_failure_does_not_shrink_the_panel():
     row = aggregate("k", SCORE, [v("a", 8.0), v("b", None, "error", "HTTP 500"), v("c", None, "unscored")])
     assert row.status == "error" and "b: error (HTTP 500)" in row.error
     assert aggregate("k", SCORE, [v("a", None, "na", "no reference")] * 2).status == "na"
+    assert aggregate("k", SCORE, []).status == "na"  # a head metric no member produces
 
 
 def test_panel_of_two_served_judges_and_a_classifier(loopback, wire):

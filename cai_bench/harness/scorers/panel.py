@@ -107,7 +107,9 @@ def aggregate(key: str, spec: MetricSpec, verdicts: list[MemberVerdict]) -> Scor
     detail: dict[str, Any] = {"panel": {"aggregate": "majority" if spec.is_binary else "mean",
                                         "members": [v.as_json() for v in verdicts]}}
     valid = [v for v in verdicts if v.status == "ok" and v.value is not None]
-    if n and all(v.status == "na" for v in verdicts):
+    if not n:
+        return ScoreRow.na(key, spec.name, "no member of the panel produces this metric")
+    if all(v.status == "na" for v in verdicts):
         return ScoreRow(key, spec.name, None, "na", None, {**detail, "reason": verdicts[0].reason or "n/a"})
     need = n // 2 + 1
     if len(valid) < need:
