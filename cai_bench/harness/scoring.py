@@ -148,11 +148,11 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
             log.info("%s", line)  # the CLI prints it once, from the status
         skip = {r.fingerprint for r in refused}
         units = [u for u in all_units if u.fingerprint not in skip]
-        if not units:
-            continue
         n_metrics = len(scorer.metrics)
         store.upsert_scorer_metrics(scorer.id, scorer.config_hash, scorer.metrics,
                                     {**scorer.config.public_dict(), "identity": scorer.identity()})
+        if not units:  # refused for every checkpoint in scope
+            continue
         if force:
             store.delete_scores(units, scorer.id, scorer.config_hash)
         pending, status.reused = store.pending_scores(units, scorer.id, scorer.config_hash, n_metrics)
