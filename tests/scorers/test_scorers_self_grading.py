@@ -81,5 +81,7 @@ def test_run_refuses_self_grading_with_one_line_and_the_flag_records_it(tmp_path
     assert "refused for checkpoint" not in result.output
     with eng.connect() as c:
         assert c.execute(sa.text("select count(*) from scores where status='ok'")).scalar_one() == 8
-        cfg = json.loads(c.execute(sa.text("select config_json from scorer_metrics limit 1")).scalar_one())
-    assert cfg["allow_self_grading"] is True and cfg["identity"]["settings"]["allow_self_grading"] is True
+        cfgs = [json.loads(x) for x in c.execute(sa.text("select distinct config_json from scorer_metrics")).scalars()]
+    refused, allowed = sorted(cfgs, key=lambda c: c["allow_self_grading"])  # both configs are recorded
+    assert refused["allow_self_grading"] is False and "allow_self_grading" not in refused["identity"]["settings"]
+    assert allowed["allow_self_grading"] is True and allowed["identity"]["settings"]["allow_self_grading"] is True
