@@ -85,3 +85,7 @@ def test_run_refuses_self_grading_with_one_line_and_the_flag_records_it(tmp_path
     refused, allowed = sorted(cfgs, key=lambda c: c["allow_self_grading"])  # both configs are recorded
     assert refused["allow_self_grading"] is False and "allow_self_grading" not in refused["identity"]["settings"]
     assert allowed["allow_self_grading"] is True and allowed["identity"]["settings"]["allow_self_grading"] is True
+    result = CliRunner().invoke(app, ["report", "-o", str(out), "--format", "md", "--n-boot", "20", "--no-show"])
+    assert result.exit_code == 0, result.output
+    md = (out / "report" / "leaderboard.md").read_text()
+    assert "**Self-grading allowed** (`allow_self_grading: true`): judge \\(" in md
