@@ -65,7 +65,8 @@ def report(
                    correction=correction, embed=embed)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
-        print_leaderboard(data.board, console, data.validity, scales=data.scales)
+        print_leaderboard(data.board, console, data.validity, scales=data.scales,
+                          culture_validity=data.culture_validity)
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
         print_comparison(data.extras, console)

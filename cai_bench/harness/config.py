@@ -99,6 +99,7 @@ class RunConfig(BaseModel):
     report: bool = True
     hhh_path: str | None = None  # hhh_alignment's data file (None: $CAI_BENCH_HHH_PATH, shared data, `data fetch hhh`'s copy)
     download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
+    allow_self_grading: bool = False  # True: every scorer may judge its own model (harness.self_grading)
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -207,6 +208,14 @@ def _check_references(cfg: RunConfig, path: Path, data: Any) -> None:
                 trust_remote_code(True, "")
             except UserError as exc:
                 raise fail(("scorers", i, "trust_remote_code"), UserError(exc.message.removeprefix(": "))) from None
+        if "panel" in entry.settings:  # each member is checked by its own Config, named by its place
+            from cai_bench.harness.scorers import build_scorer
+
+            try:
+                build_scorer(entry.id, entry.settings)
+            except UserError as exc:
+                raise fail(("scorers", i, "panel"), exc) from None
+            continue
         try:
             cls.Config(**entry.settings)
         except ValidationError as exc:
@@ -239,8 +248,8 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
             gen[key] = value
         elif key in ("workers", "lease_seconds"):  # --workers N, --lease-seconds S
             data["workers"]["count" if key == "workers" else key] = value
-        elif key == "force":
-            data["force"] = data["force"] or bool(value)
+        elif key in ("force", "allow_self_grading"):  # a flag turns on, never off, what the file set
+            data[key] = data[key] or bool(value)
         elif key == "vllm_python":  # --vllm-python: generation.vllm.python
             gen.setdefault("vllm", {})["python"] = value
         else:

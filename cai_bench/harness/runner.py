@@ -70,7 +70,7 @@ class GenerationPlan:
 
         return run_scoring(ctx.store, ctx.run_id, self.units, ctx.scorers, force=ctx.cfg.force,
                            progress=ctx.progress, leases=ctx.leases, poll_seconds=ctx.cfg.workers.poll_seconds,
-                           units_done=ctx.result.units_done) if self.units else []
+                           units_done=ctx.result.units_done, checkpoints=self.checkpoints) if self.units else []
 
 
 def plan_generation(cfg: RunConfig, ckpts: list["ResolvedCheckpoint"], tasks: list["Task"]) -> GenerationPlan:
@@ -284,7 +284,8 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
 
     started = time.perf_counter()
     drain_opened()  # circuits opened by an earlier command in this process are not this run's
-    prepared = prepare_scorers(cfg.scorers, download=cfg.download_models)  # unknown ids / bad settings fail before any work
+    prepared = prepare_scorers(cfg.scorers, download=cfg.download_models,  # unknown ids / bad settings fail first
+                               allow_self_grading=cfg.allow_self_grading)
     plan = make_plan(cfg)
     out_dir = Path(cfg.out).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.names import slug  # noqa: F401 - writers and html take it from here
 from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
-from cai_bench.reports.validity import validity_frame
+from cai_bench.reports.validity import culture_frame, validity_frame
 
 WORST_PER_CULTURE = 10
 WEAKEST_PRINCIPLES = 3
@@ -50,6 +50,8 @@ class ReportData:
     experiments: list = field(default_factory=list)  # reports.experiment.ExperimentReport per experiment recorded
     experiment_plots: dict[str, bytes] = field(default_factory=dict)  # a PNG per axis, the transfer heatmap
     training: object = None  # reports.training_links.TrainingLinks for the sample browser (html only)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.agreement.agreement_frame
+    culture_validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.culture_frame
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -100,13 +102,16 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
           loops: list | None = None, experiments: list | None = None, correction: str | None = None,
-          embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ReportData:
+          embed: Callable[[Sequence[str]], np.ndarray] | None = None, panel_rows: pd.DataFrame | None = None,
+          culture_validity: dict | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
     `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
     `experiments`: its `results.experiments.ExperimentRecord`s (each gets its comparison section,
     corrected by `correction` or the method the experiment recorded); `embed` (e.g.
     `cai_bench.embeddings.embed`, passed in so that reports never import model code) links
-    each variant's held-out answers to its nearest training prompts in the sample browser."""
+    each variant's held-out answers to its nearest training prompts in the sample browser;
+    `panel_rows`: judge panels' rows with their members' verdicts (`reports.agreement.load_panel_rows`);
+    `culture_validity`: {(scorer, hash, metric, culture): Validity} (`reports.validity.load_culture_validity`)."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -133,9 +138,13 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
         refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
         metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df), scales=statistics.metric_scales(df),
-        validity=validity_frame(df, validity or {}),
+        validity=validity_frame(df, validity or {}), culture_validity=culture_frame(df, culture_validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
+    if panel_rows is not None and not panel_rows.empty:
+        from cai_bench.reports.agreement import agreement_frame
+
+        data.agreement = agreement_frame(panel_rows, df, seed=seed, n_boot=n_boot)
     if loops:
         from cai_bench.reports.loop import loop_reports
 

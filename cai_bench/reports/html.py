@@ -9,6 +9,7 @@ import math
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cai_bench.reports import tables
+from cai_bench.reports.agreement import agreement_table, self_grading_names
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
 from cai_bench.reports.training_links import TOP_K
@@ -50,7 +51,10 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             })
         cultures.append({
             "name": c, "slug": s,
-            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity), data.scales),
+            "leaderboard": tables.leaderboard_table(
+                data.board, c, V.flagged_keys(data.validity) | V.culture_marks(data.culture_validity, c)[0],
+                data.scales, V.culture_marks(data.culture_validity, c)[1]),
+            "culture_note": V.culture_note(data.culture_validity, c),
             "validity": V.validity_table(data.validity, V.board_keys(data.board, c)),
             "validity_warnings": V.warnings(V.for_keys(data.validity, V.board_keys(data.board, c))),
             "deltas": tables.deltas_table(data.deltas, c),
@@ -77,6 +81,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         composite_note=tables.composite_note(data.scales),
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         configs=tables.configs_table(data.extras.configs),
+        agreement=agreement_table(data.agreement) if not data.agreement.empty else None,
+        self_grading=self_grading_names(data.extras.configs),
         left_out=tables.left_out_table(data.extras.left_out),
         checkpoints=tables.checkpoints_table(data.extras.checkpoints),
         prompt_coverage=tables.principle_coverage_table(data.extras.principle_coverage),

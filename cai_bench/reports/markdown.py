@@ -16,8 +16,12 @@ def render_markdown(data: ReportData) -> str:
     flagged = V.flagged_keys(data.validity)
     for c in data.cultures:
         keys = V.board_keys(data.board, c)
+        chance, unvalidated = V.culture_marks(data.culture_validity, c)
+        note = V.culture_note(data.culture_validity, c)
         out += [f"## {tables._md_escape(c)}", "",
-                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged, data.scales)),
+                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged | chance, data.scales,
+                                                            unvalidated)),
+                *([tables._md_escape(note), ""] if note else []),
                 "Scorer validity (`cai-bench scorers validate`):", "",
                 tables.to_markdown(V.validity_table(data.validity, keys))]
         out += [f"**{tables._md_escape(w)}**\n" for w in V.warnings(V.for_keys(data.validity, keys))]
@@ -25,6 +29,14 @@ def render_markdown(data: ReportData) -> str:
             out += [f"### Delta vs baseline {tables._md_escape(data.baseline['label'])}", "",
                     tables.to_markdown(tables.deltas_table(data.deltas, c))]
         out += ["### Weakest principles", "", tables.to_markdown(tables.weakest_table(data.weakest, c))]
+    if not data.agreement.empty:
+        from cai_bench.reports.agreement import agreement_table
+
+        out += ["## Judge panels: agreement", "",
+                "Each panel metric's score (the panel's verdicts: mean of scores, strict majority of yes/no) "
+                "beside its members' agreement, Krippendorff's alpha (nominal for yes/no, interval for scores; "
+                "1 = perfect, 0 = chance) with a 95% bootstrap CI over rows.", "",
+                tables.to_markdown(agreement_table(data.agreement))]
     out += ["## Cross-culture matrix (composite)", "", tables.to_markdown(tables.matrix_table(data.matrix))]
     if not data.refusal.empty:
         out += ["## Refusal rates (XSTest-style)", "",
@@ -37,10 +49,20 @@ def render_markdown(data: ReportData) -> str:
             "Every checkpoint of a task is ranked under one generation config and every metric under one "
             "scorer config (the one shared by the most, the latest among equals).", "",
             tables.to_markdown(tables.configs_table(data.extras.configs)),
+            *_self_grading(data),
             "### Checkpoints and engines", "", tables.to_markdown(tables.checkpoints_table(data.extras.checkpoints)),
             "### Left out", "", tables.to_markdown(tables.left_out_table(data.extras.left_out)),
             "### Prompts per principle", "", tables.to_markdown(tables.principle_coverage_table(data.extras.principle_coverage))]
     return "\n".join(out)
+
+
+def _self_grading(data: ReportData) -> list[str]:
+    """A line per scorer config that was allowed to grade its own model."""
+    from cai_bench.reports.agreement import self_grading_names
+
+    names = self_grading_names(data.extras.configs)
+    return ([f"**Self-grading allowed** (`allow_self_grading: true`): {tables._md_escape(', '.join(names))}; "
+             "its scores of the checkpoint it is were not refused.", ""] if names else [])
 
 
 def _flag_low(table: tables.Table, data: ReportData) -> tables.Table:

@@ -29,7 +29,7 @@ def _show(t: tables.Table, console, title: str, row_styles: list[str | None] | N
 
 
 def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None,  # noqa: ANN001
-                      scales: dict | None = None) -> None:
+                      scales: dict | None = None, culture_validity: pd.DataFrame | None = None) -> None:
     """One table per group: each metric on its own scale first, then the composite,
     with the normalisation that makes the composite stated under the tables; then
     each metric's validity (and chance-level warnings) when given."""
@@ -40,8 +40,14 @@ def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | Non
         return
     validity = validity if validity is not None else pd.DataFrame(columns=V.COLUMNS)
     flagged = V.flagged_keys(validity)
+    per_culture = culture_validity if culture_validity is not None else pd.DataFrame(columns=V.CULTURE_COLUMNS)
     for group in sorted(board["group"].unique()):
-        _show(tables.leaderboard_table(board, group, flagged, scales), console, f"Leaderboard: {group}")
+        chance, unvalidated = V.culture_marks(per_culture, group)
+        _show(tables.leaderboard_table(board, group, flagged | chance, scales, unvalidated), console,
+              f"Leaderboard: {group}")
+        note = V.culture_note(per_culture, group)
+        if note:
+            console.print(escape(note), style="dim", highlight=False)
     if scales:
         console.print(escape(tables.composite_note(scales)), style="dim", highlight=False)
     print_validity(validity, console)

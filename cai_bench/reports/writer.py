@@ -54,9 +54,9 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 def _clean(report: Path, keep: set[str]) -> None:
     """Drop per-culture files of earlier reports that this one does not write."""
-    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "plots/*.png", "samples.html",
-                    "pipeline.md", "pipeline.json", "training_curves*.png", "experiment.md", "experiment.json",
-                    "comparisons.csv"):
+    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "agreement.csv", "plots/*.png",
+                    "samples.html", "pipeline.md", "pipeline.json", "training_curves*.png", "experiment.md",
+                    "experiment.json", "comparisons.csv"):
         for p in report.glob(pattern):
             if str(p.relative_to(report)) not in keep:
                 p.unlink()
@@ -81,6 +81,8 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
         from cai_bench.reports.validity import validity_csv_frame
 
         put("validity.csv", _csv(validity_csv_frame(data.validity)))
+        if not data.agreement.empty:
+            put("agreement.csv", _csv(data.agreement))
     if combined_csv:
         atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
     if "md" in formats:
@@ -149,13 +151,16 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
     if df.empty:
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
-    from cai_bench.reports.validity import load_validity
+    from cai_bench.reports.agreement import load_panel_rows
+    from cai_bench.reports.validity import load_culture_validity, load_validity
     from cai_bench.results.experiments import load_experiments
     from cai_bench.results.loops import load_loops
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
                  validity=load_validity(store_url, df), loops=load_loops(store_url),
-                 experiments=load_experiments(store_url), correction=correction, embed=embed)
+    from cai_bench.reports.agreement import load_panel_rows
+    from cai_bench.reports.validity import load_culture_validity, load_validity
+    from cai_bench.results.experiments import load_experiments
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,

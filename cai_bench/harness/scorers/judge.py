@@ -129,6 +129,15 @@ class JudgeScorer(Scorer):
 
         return [self.config.model or default_model(self.config.backend, self.config.engine)]
 
+    def judge_models(self) -> list[tuple[str, str | None]]:
+        from cai_bench.models.registry import default_model, is_local_kind
+
+        cfg = self.config
+        model = cfg.model or default_model(cfg.backend, cfg.engine)
+        if is_local_kind(cfg.backend):
+            return [(model, None)]
+        return [(f"{cfg.backend}:{model}", {"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend))]
+
     def resolved(self) -> dict:
         """Endpoint (remote) or model revision (hf), the rubric's text, and the text
         of a configured constitution (a task's own is in each prompt's content hash)."""

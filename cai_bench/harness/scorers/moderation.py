@@ -41,7 +41,7 @@ class ModerationConfig(ScorerConfig):
 
 
 @scorer("moderation", remote=True, metrics=[
-    MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response"),
+    MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response", binary=True),
     MetricSpec("max_category_score", "lower", 0.0, 1.0, "highest per-category score"),
 ])
 class ModerationScorer(Scorer):

@@ -125,9 +125,14 @@ def scorer_class(scorer_id: str) -> type[Scorer]:
 
 
 def build_scorer(scorer_id: str, config: dict | None = None) -> Scorer:
-    """A scorer instance from its id and a config dict (validated by its pydantic Config)."""
+    """A scorer instance from its id and a config dict (validated by its pydantic Config);
+    a config with `panel:` is a panel of several scorers under this id (`scorers.panel`)."""
     from pydantic import ValidationError
 
+    if config and "panel" in config:
+        from cai_bench.harness.scorers.panel import build_panel
+
+        return build_panel(scorer_class(scorer_id), dict(config), build_scorer)
     cls = scorer_class(scorer_id)
     try:
         return cls(config or {})
