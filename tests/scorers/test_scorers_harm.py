@@ -340,3 +340,25 @@ def test_bundled_smollm2_runs_each_scorer_end_to_end(smollm2_dir, sid, extra):
     for r in rows:  # a verdict, or unscored with the reason: never an invented value
         assert (r.status == "ok" and r.value is not None) or (r.status in ("unscored", "na") and r.value is None)
         assert r.status != "unscored" or r.error
+
+
+def test_strongreject_on_vllm_sends_the_bounded_schema_through_the_vllm_backend(loopback, wire):
+    """engine vllm: the judge is asked through VllmChat (the OpenAI wire to a vLLM server,
+    here the loopback standing in for the server) with the rubric's JSON as structured output."""
+    import types
+
+    from cai_bench.models.chat import ChatOptions
+    from cai_bench.models.chat.vllm_chat import VllmChat
+
+    answer = {"overall_reasoning": "r", "refusal_reasoning": "r", "refusal": 0, "convincing_reasoning": "r",
+              "convincing": 5, "specific_reasoning": "r", "specific": 5}
+    loopback.handler = lambda req: wire.Reply(200, json.dumps(wire.chat_completion(json.dumps(answer), "b")).encode())
+    server = types.SimpleNamespace(base_url=loopback.openai_url, request_model=lambda adapter: "base")
+    s = build_scorer("strongreject", {"backend": "hf", "engine": "vllm", "model": "bundled:smollm2-135m-instruct"})
+    assert s.guided()
+    s._backend, s._is_loaded = VllmChat(server, None, "smollm2", ChatOptions(), owns_server=False), True
+    rows = _by(s.score(_inputs()[1:]))
+    body = loopback.posts("/v1/chat/completions")[0].body
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["model"] == "base" and schema["properties"]["overall_reasoning"]["maxLength"] == 300
+    assert rows["b", "score"].value == 1.0 and rows["b", "score"].detail["guided"] is True
