@@ -362,3 +362,24 @@ def test_strongreject_on_vllm_sends_the_bounded_schema_through_the_vllm_backend(
     schema = body["response_format"]["json_schema"]["schema"]
     assert body["model"] == "base" and schema["properties"]["overall_reasoning"]["maxLength"] == 300
     assert rows["b", "score"].value == 1.0 and rows["b", "score"].detail["guided"] is True
+
+
+def test_raw_prompts_get_the_tokenizers_bos_once():
+    """As tokenizing the published prompt the usual way does (HarmBench: Llama-2's <s>),
+    and never a second one in front of a prompt that carries it (Llama Guard's <|begin_of_text|>)."""
+    from cai_bench.models.chat.hf_chat import HFChat
+
+    class Tok:
+        def __init__(self, bos, adds):
+            self.bos_token, self.bos_token_id, self.adds = bos, 1, adds
+
+        def __call__(self, text, **kw):
+            return {"input_ids": ([1] if self.adds else []) + [7]}
+
+    chat = HFChat.__new__(HFChat)
+    chat.tokenizer = Tok("<s>", True)
+    assert chat._with_bos(HB_STANDARD) == "<s>" + HB_STANDARD
+    chat.tokenizer = Tok("<|begin_of_text|>", True)
+    assert chat._with_bos(LG_EXPECTED) == LG_EXPECTED
+    chat.tokenizer = Tok("<|im_start|>", False)  # SmolLM2-style: no BOS added by tokenizing
+    assert chat._with_bos("Hello") == "Hello"
