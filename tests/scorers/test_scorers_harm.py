@@ -383,3 +383,9 @@ def test_raw_prompts_get_the_tokenizers_bos_once():
     assert chat._with_bos(LG_EXPECTED) == LG_EXPECTED
     chat.tokenizer = Tok("<|im_start|>", False)  # SmolLM2-style: no BOS added by tokenizing
     assert chat._with_bos("Hello") == "Hello"
+
+
+def test_a_blank_raw_answer_is_unscored_not_an_error(loopback, wire):
+    loopback.handler = lambda req: wire.Reply(200, json.dumps(_completion("\n", {"\n": -0.1})).encode())
+    rows = _remote("harmbench_cls", loopback).score(_inputs()[:1])
+    assert rows[0].status == "unscored" and "neither yes nor no" in rows[0].error

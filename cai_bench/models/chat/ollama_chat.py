@@ -95,6 +95,7 @@ class OllamaChat(ServedModel):
                           first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
 
     def _one_raw(self, prompt: str, params: GenParams) -> Completion:
+        """A blank continuation is an answer (its parser says unscored), not a failure."""
         options: dict[str, Any] = {"num_predict": params.max_new_tokens, "temperature": params.temperature,
                                    "top_p": params.top_p}
         if params.seed is not None:
@@ -104,8 +105,6 @@ class OllamaChat(ServedModel):
         text = getattr(resp, "response", None)
         if not isinstance(text, str):
             raise BadReply("the reply has no response")
-        if not text.strip():
-            return Completion.failed(f"empty reply (no response); done_reason {getattr(resp, 'done_reason', None)}")
         return Completion(text, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0,
                           first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
 

@@ -117,6 +117,8 @@ class OpenAIChat(ServedModel):
                           first_logprobs=_chat_first_logprobs(choice) if params.top_logprobs > 0 else None)
 
     def _one_raw(self, prompt: str, params: GenParams) -> Completion:
+        """A blank continuation is an answer here, not a failure: the classifier said
+        nothing parseable, which its parser reports (unscored), and a re-run would not change it."""
         kwargs: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": params.max_new_tokens,
                                   "temperature": params.temperature, "top_p": params.top_p}
         if params.seed is not None:
@@ -131,8 +133,6 @@ class OpenAIChat(ServedModel):
         text = getattr(choice, "text", None)
         if not isinstance(text, str):
             raise BadReply("the reply's choice has no text")
-        if not text.strip():
-            return Completion.failed(f"empty reply (no text); finish_reason {getattr(choice, 'finish_reason', None)}")
         usage = getattr(resp, "usage", None)
         first = None
         if params.top_logprobs > 0:
