@@ -15,6 +15,7 @@ from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.names import slug  # noqa: F401 - writers and html take it from here
+from cai_bench.reports.harm import harm_rates
 from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
 from cai_bench.reports.validity import culture_frame, validity_frame
 
@@ -52,6 +53,7 @@ class ReportData:
     training: object = None  # reports.training_links.TrainingLinks for the sample browser (html only)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.agreement.agreement_frame
     culture_validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.culture_frame
+    harm: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.harm.harm_rates: next to refusal
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -136,7 +138,7 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
     data = ReportData(
         board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
-        refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
+        refusal=refusal_rates(df, extras.task_analyses), harm=harm_rates(df), samples=samples, worst=worst, extras=extras,
         metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df), scales=statistics.metric_scales(df),
         validity=validity_frame(df, validity or {}), culture_validity=culture_frame(df, culture_validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),

@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from cai_bench.reports import tables
 from cai_bench.reports.agreement import agreement_table, self_grading_names
+from cai_bench.reports.harm import HARM_NOTE
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
 from cai_bench.reports.training_links import TOP_K
@@ -65,6 +66,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             "worst": worst,
         })
     refusal = tables.refusal_table(data.refusal) if not data.refusal.empty else None
+    harm = tables.harm_table(data.harm) if not data.harm.empty else None
     return _ENV.get_template("report.html.j2").render(
         cultures=cultures,
         n_checkpoints=data.board["fingerprint"].nunique(),
@@ -74,6 +76,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         matrix=tables.matrix_table(data.matrix),
         heatmap_png=_b64(data.plots.get("heatmap.png")),
         refusal=refusal,
+        harm=harm,
+        harm_note=HARM_NOTE,
         refusal_rule=data.refusal_rule,
         verdict_source=data.verdict_source,
         unavailable=tables.unavailable_table(data.extras.unavailable),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cai_bench.reports import tables
+from cai_bench.reports.harm import HARM_NOTE
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import ReportData
 
@@ -42,6 +43,8 @@ def render_markdown(data: ReportData) -> str:
         out += ["## Refusal rates (XSTest-style)", "",
                 f"Verdicts: {data.verdict_source} where one exists, else {data.refusal_rule}.", "",
                 tables.to_markdown(tables.refusal_table(data.refusal))]
+    if not data.harm.empty:
+        out += ["## Harm rates", "", HARM_NOTE, "", tables.to_markdown(tables.harm_table(data.harm))]
     out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "
             "rows is marked LOW.", "", tables.to_markdown(_flag_low(tables.coverage_table(data.coverage), data))]
     out += ["## Unavailable scorers", "", tables.to_markdown(tables.unavailable_table(data.extras.unavailable))]

@@ -166,6 +166,13 @@ def refusal_table(refusal: pd.DataFrame) -> Table:
     return Table(headers, rows)
 
 
+def harm_table(harm: pd.DataFrame) -> Table:
+    headers = ["checkpoint", "culture", "task", "subset", "classifier", "n", "harm rate"]
+    rows = [[cell(r["label"]), cell(r["culture"]), cell(r["task_id"]), cell(r["subset"]), cell(r["metric"]),
+             cell(int(r["n"])), cell(r["harm_rate"])] for r in harm.to_dict("records")]
+    return Table(headers, rows)
+
+
 def coverage_table(coverage: list) -> Table:
     """Per scorer: score rows by status and the most common reason a row has no value."""
     headers = ["scorer", "rows", "scored", "share", "na", "unscored", "error", "most common reason"]

@@ -158,9 +158,8 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
                  validity=load_validity(store_url, df), loops=load_loops(store_url),
-    from cai_bench.reports.agreement import load_panel_rows
-    from cai_bench.reports.validity import load_culture_validity, load_validity
-    from cai_bench.results.experiments import load_experiments
+                 experiments=load_experiments(store_url), correction=correction, embed=embed,
+                 panel_rows=load_panel_rows(store_url, df), culture_validity=load_culture_validity(store_url, df))
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,

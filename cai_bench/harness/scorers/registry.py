@@ -31,6 +31,9 @@ SCORERS: dict[str, Target] = {
     "harmlessness": "cai_bench.harness.scorers.harmlessness:HarmlessnessScorer",
     "moderation": "cai_bench.harness.scorers.moderation:ModerationScorer",
     "judge": "cai_bench.harness.scorers.judge:JudgeScorer",
+    "harmbench_cls": "cai_bench.harness.scorers.harmbench_cls:HarmBenchScorer",
+    "llama_guard": "cai_bench.harness.scorers.llama_guard:LlamaGuardScorer",
+    "strongreject": "cai_bench.harness.scorers.strongreject:StrongRejectScorer",
 }
 _sources: dict[str, str] = {sid: "built-in" for sid in SCORERS}  # id -> where it came from
 _entry_points_read = False

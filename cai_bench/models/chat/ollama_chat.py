@@ -83,14 +83,37 @@ class OllamaChat(ServedModel):
                                    "top_p": params.top_p}
         if params.seed is not None:
             options["seed"] = params.seed
-        resp = self.client.chat(model=self.model, messages=conv, options=options, format=json_schema)
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": params.top_logprobs} if params.top_logprobs else {}
+        resp = self.client.chat(model=self.model, messages=conv, options=options, format=json_schema, **extra)
         message = getattr(resp, "message", None)
         if message is None:
             raise BadReply("the reply has no message")
         content = getattr(message, "content", None)
         if not isinstance(content, str) or not content.strip():
             return Completion.failed(f"empty reply (no content); done_reason {getattr(resp, 'done_reason', None)}")
-        return Completion(content, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0)
+        return Completion(content, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0,
+                          first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
+
+    def _one_raw(self, prompt: str, params: GenParams) -> Completion:
+        """A blank continuation is an answer (its parser says unscored), not a failure."""
+        options: dict[str, Any] = {"num_predict": params.max_new_tokens, "temperature": params.temperature,
+                                   "top_p": params.top_p}
+        if params.seed is not None:
+            options["seed"] = params.seed
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": params.top_logprobs} if params.top_logprobs else {}
+        resp = self.client.generate(model=self.model, prompt=prompt, raw=True, options=options, **extra)
+        text = getattr(resp, "response", None)
+        if not isinstance(text, str):
+            raise BadReply("the reply has no response")
+        return Completion(text, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0,
+                          first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
+
+    def complete(self, prompts: Sequence[str], params: GenParams) -> list[Completion]:
+        """Raw-text completion (`/api/generate` with `raw: true`, no template). Log-probs
+        come back where the server supports them (Ollama 0.12.11 and later)."""
+        return run_batch(lambda prompt: self._one_raw(prompt, params), prompts, name=self.name,
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
+                         circuit=self.circuit)
 
     def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
@@ -102,3 +125,14 @@ class OllamaChat(ServedModel):
         client = getattr(self.client, "_client", None)
         if client is not None:
             client.close()
+
+
+def _first_logprobs(resp: Any) -> dict[str, float] | None:
+    """The first token's `top_logprobs` of an Ollama reply, or None (an older server sends none)."""
+    logprobs = getattr(resp, "logprobs", None)
+    if not logprobs:
+        return None
+    first = logprobs[0]
+    top = getattr(first, "top_logprobs", None) or []
+    out = {str(t.token): float(t.logprob) for t in top}
+    return out or {str(first.token): float(first.logprob)}
