@@ -124,6 +124,11 @@ def preflight(cfg: PipelineConfig) -> Preflight:
         checks.append(_check_task(task.model_copy(update={"prompts": held}), "culture under test", scorers))
     from cai_bench.harness.sample import sample_task
 
+    for spec in cfg.eval.whole_tasks:
+        if Path(spec).exists() or "/" not in spec:  # an experiment's other held-out parts exist once its task stages ran
+            t = load_task(spec)
+            eval_prompts += len(t.prompts)
+            checks.append(_check_task(t, "evaluated whole", scorers))
     for tid in cfg.regression_tasks():
         t = load_task(tid)
         chosen = set(sample_task(t, cfg.eval.limit, seed=cfg.seed).prompt_ids)  # the prompts the eval's run draws
