@@ -208,6 +208,9 @@ def load_experiment_file(path: Path, *, out: Path | None = None) -> ExperimentSp
     if title is not None and not isinstance(title, str):
         raise UserError(f"{path}:{data.lines['title']}: title: must be text")
     base = resolve_relative(plain(base_node), path.resolve().parent)
+    store = (base.get("eval") or {}).get("store") if isinstance(base.get("eval"), dict) else None
+    if isinstance(store, str) and "://" not in store and not Path(store).expanduser().is_absolute():
+        base["eval"]["store"] = str(path.resolve().parent / store)  # beside the file, as the other paths
     base_lines = {k: v for k, v in base_node.lines.items() if isinstance(k, str)}
     where = {str(k): f"{path}:{line}" for k, line in vary_node.lines.items()}
     where[""] = f"{path}:{data.lines['vary']}"

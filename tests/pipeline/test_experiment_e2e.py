@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from cai_bench.console import console
 from cai_bench.experiment import run_experiment
 from cai_bench.experiment.config import build_spec
@@ -67,7 +69,38 @@ def test_experiment_shares_stages_records_and_reruns(tiny_model, public_data, hh
     assert time.perf_counter() - started < 30
     assert all(c["run_now"] == 0 for c in again.stage_counts.values())
 
+    # killed in the second seed's DPO (started, not done): the re-run resumes that stage only
+    dpo_state = v1 / "dpo" / "stage.json"
+    dpo_state.write_text(json.dumps({"key": json.loads(dpo_state.read_text())["key"], "done": False}))
+    resumed = run_experiment(_spec(base, [0, 1], out), console)
+    assert {s: c["run_now"] for s, c in resumed.stage_counts.items()} == {
+        "task": 0, "data": 0, "sft": 0, "dpo": 1, "eval": 0, "report": 0}
+
     third = run_experiment(_spec(base, [0, 1, 2], out), console)  # a new seed: its own stages only
     assert {s: c["run_now"] for s, c in third.stage_counts.items()} == {
         "task": 0, "data": 0, "sft": 1, "dpo": 1, "eval": 1, "report": 1}
     assert third.stage_counts["data"] == {"computed": 1, "shared": 2, "run_now": 0}
+
+
+@pytest.mark.slow  # ~25 s of CPU (80 s wall beside other work): the default suite has the seed experiment
+def test_culture_axis_evaluates_every_checkpoint_on_every_culture(tiny_model, tmp_path, home, monkeypatch):
+    """Two cultures: each DPO checkpoint is evaluated on both held-out parts, whole (eval.limit is 1)."""
+    monkeypatch.delenv("CAI_BENCH_SHARED_DATA", raising=False)
+    from cai_bench.results.load import load_results
+
+    base = {"student": str(tiny_model), "split": {"max_train": 10, "max_eval": 3, "seed": 3},
+            "data": {"source": "bundled", "min_kept": 1, "min_kept_fraction": 0.0},  # the packaged copy (the samples lack RO rows)
+            "sft": {"recipe": "smollm2-135m-cpu-sft", "set": TRAIN}, "dpo": {"recipe": "smollm2-135m-cpu-dpo", "set": TRAIN},
+            "eval": {"tasks": [], "limit": 1, "max_new_tokens": 4, "batch_size": 4, "hhh": False, "n_boot": 200}}
+    spec = build_spec(base, {"task": ["cai_south_africa", "cai_romania"]}, where={}, source="test", base_lines=None,
+                      out=tmp_path / "exp")
+    record = run_experiment(spec, console)
+    assert [v.status for v in record.variants] == ["done", "done"]
+    assert record.stage_counts["task"] == {"computed": 2, "shared": 0, "run_now": 2}
+    df = load_results(spec.store)
+    held = {"cai_south_africa_heldout", "cai_romania_heldout"}
+    for v in spec.variants:
+        info = json.loads((v.cfg.out / "eval" / "stage.json").read_text())["info"]
+        assert set(info["tasks"]) == held
+        dpo = df[(df.fingerprint == info["fingerprints"]["dpo"]) & (df.scorer_id == "similarity")]
+        assert {t: dpo[dpo.task_id == t].prompt_id.nunique() for t in held} == {t: 3 for t in held}

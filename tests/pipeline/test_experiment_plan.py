@@ -139,6 +139,10 @@ def test_experiment_file_resolves_paths_and_names_its_options(tmp_path):
     assert spec.out == tmp_path / "runs" / "e" and spec.title == "seeds" and spec.correction == "bh"
     assert spec.config["vary"] == {"train_seed": [0, 1]}
     assert load_experiment_file(path, out=tmp_path / "other").out == tmp_path / "other"
+    path.write_text("base: {task: cai_south_africa, eval: {store: shared.sqlite}}\nvary: {train_seed: [0, 1]}\n")
+    spec = load_experiment_file(path, out=tmp_path / "e")
+    assert spec.store == f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    assert {v.cfg.eval.store for v in spec.variants} == {spec.store}
 
 
 def test_dry_runs_print_the_plan_and_write_nothing(tmp_path):
