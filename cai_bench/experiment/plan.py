@@ -129,17 +129,31 @@ def link_stages(spec: ExperimentSpec, vp: VariantPlan) -> None:
         link.symlink_to(os.path.relpath(sp.folder, vdir), target_is_directory=True)
 
 
-def add_estimates(plans: list[VariantPlan]) -> None:
+def add_estimates(spec: ExperimentSpec, plans: list[VariantPlan]) -> None:
     """The pre-flight's stage estimates (profile times measured on a 2-core CPU scaled to the sizes, or
-    the variant's last run), as `pipeline --dry-run` prints them."""
+    the variant's last run), as `pipeline --dry-run` prints them; an eval estimated from the profile also
+    pays for the other cultures' held-out parts (which do not exist before the task stages run)."""
     from cai_bench.errors import UserError
-    from cai_bench.pipeline.preflight import preflight
+    from cai_bench.pipeline.preflight import PROFILE_TIMES, preflight
 
+    held: dict[str, int] = {}  # held-out folder -> its prompts
+    scaled: list[VariantPlan] = []
     for vp in plans:
         try:
-            vp.estimates = preflight(vp.variant.cfg).estimates
+            pre = preflight(vp.variant.cfg)
         except UserError:
             vp.estimates = {}
+            continue
+        vp.estimates = dict(pre.estimates)
+        folder = shared_folder(spec.out, "task", stage_keys(vp.variant.cfg)["task"]) / "eval_task"
+        held[str(folder)] = sum(t.prompts for t in pre.tasks if t.role == "culture under test")
+        if pre.source.startswith("profile"):
+            scaled.append(vp)
+    for vp in scaled:
+        rec = PROFILE_TIMES[vp.variant.cfg.profile]
+        per_prompt = rec["seconds"]["eval_generate"] / rec["sizes"]["eval_prompts"]
+        extra = sum(held.get(t, 0) for t in vp.variant.cfg.eval.whole_tasks)
+        vp.estimates["eval"] = vp.estimates.get("eval", 0.0) + per_prompt * extra
 
 
 def plan_lines(spec: ExperimentSpec, plans: list[VariantPlan]) -> list[str]:

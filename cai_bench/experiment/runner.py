@@ -77,7 +77,7 @@ def run_experiment(spec: ExperimentSpec, console: Any, *, dry_run: bool = False)
     add_transfer_tasks(spec)
     plans = make_plan(spec)
     if dry_run:
-        add_estimates(plans)
+        add_estimates(spec, plans)
     for line in plan_lines(spec, plans):
         console.print(line, highlight=False, markup=False)
     if dry_run:
