@@ -129,6 +129,13 @@ def link_stages(spec: ExperimentSpec, vp: VariantPlan) -> None:
         link.symlink_to(os.path.relpath(sp.folder, vdir), target_is_directory=True)
 
 
+def _timed(vp: VariantPlan) -> set[str]:
+    try:
+        return set(json.loads((vp.dir / "timings.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
 def add_estimates(spec: ExperimentSpec, plans: list[VariantPlan]) -> None:
     """The pre-flight's stage estimates (profile times measured on a 2-core CPU scaled to the sizes, or
     the variant's last run), as `pipeline --dry-run` prints them; an eval estimated from the profile also
@@ -147,7 +154,7 @@ def add_estimates(spec: ExperimentSpec, plans: list[VariantPlan]) -> None:
         vp.estimates = dict(pre.estimates)
         folder = shared_folder(spec.out, "task", stage_keys(vp.variant.cfg)["task"]) / "eval_task"
         held[str(folder)] = sum(t.prompts for t in pre.tasks if t.role == "culture under test")
-        if pre.source.startswith("profile"):
+        if "eval" not in _timed(vp):  # an eval timed by a previous run already answered them
             scaled.append(vp)
     for vp in scaled:
         rec = PROFILE_TIMES[vp.variant.cfg.profile]

@@ -90,21 +90,27 @@ def _check_task(task: Any, role: str, scorer_ids: list[str]) -> TaskCheck:
 
 def _estimates(cfg: PipelineConfig, train: int, eval_prompts: int, hhh: int) -> tuple[dict[str, float], str]:
     previous = Path(cfg.out).expanduser() / "timings.json"
+    last: dict[str, float] = {}
     if previous.is_file():
         try:
-            return {k: float(v) for k, v in json.loads(previous.read_text()).items()}, f"last run in {previous}"
+            last = {k: float(v) for k, v in json.loads(previous.read_text()).items()}
         except (ValueError, AttributeError):
             pass
     rec = PROFILE_TIMES.get(cfg.profile)
     if rec is None:
-        return {}, f"no stage times recorded for profile {cfg.profile}"
+        return (last, f"last run in {previous}") if last else ({}, f"no stage times recorded for profile {cfg.profile}")
     sz, sec = rec["sizes"], rec["seconds"]
     data = sec["data"] if cfg.data_source == "bundled" else GENERATE_PER_PROMPT * train
     est = {"task": sec["task"], "data": data, "sft": sec["sft"] * train / sz["train"],
            "dpo": sec["dpo"] * train / sz["train"],
            "eval": sec["eval_generate"] * eval_prompts / sz["eval_prompts"] + sec["eval_hhh"] * hhh / sz["hhh"],
            "report": sec["report"]}
-    return est, f"profile {cfg.profile} as measured on a 2-core CPU, scaled to this run's sizes"
+    scaled = f"profile {cfg.profile} as measured on a 2-core CPU, scaled to this run's sizes"
+    if last:  # a run that stopped part-way (or an experiment's task stage run first) timed only some stages
+        rest = [k for k in est if k not in last]
+        est.update({k: v for k, v in last.items() if k in est})
+        return est, f"last run in {previous}" + (f"; {scaled} for {', '.join(rest)}" if rest else "")
+    return est, scaled
 
 
 def preflight(cfg: PipelineConfig) -> Preflight:

@@ -407,7 +407,7 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
               "prefs": _write_split(out, "prefs", pref_kept, seed=cfg.seed, test_size=cfg.data.test_size)}
     files = {f"{k}/{s}.jsonl": sha256_file(out / k / f"{s}.jsonl") for k in ("sft", "prefs") for s in ("train", "test")}
     info = {"constitution": task.constitution, "source": cfg.data_source, "generator": generator,
-            "dropped_principles": sorted(dropped), "splits": counts, "sha256": files, "quality": quality}
+            **({"dropped_principles": sorted(dropped)} if dropped else {}), "splits": counts, "sha256": files, "quality": quality}
     atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return DataResult(source=cfg.data_source, generator=generator, splits=counts, sha256=files,
                       kept={"sft": sft_q.kept, "prefs": pref_q.kept}, total={"sft": sft_q.total, "prefs": pref_q.total},
