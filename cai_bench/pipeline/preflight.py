@@ -8,7 +8,7 @@ whole plan and writes nothing.
 
 Estimates scale the stage times recorded with the profile (measured on this
 project's 2-core CPU; `PROFILE_TIMES`) by this run's sizes; a previous run in the
-same output folder (`timings.json`) is used instead where it exists.
+same output folder (`timings.json`) is used instead for the stages it timed.
 """
 
 from __future__ import annotations
