@@ -215,3 +215,15 @@ def test_a_variant_stopped_by_the_gate_is_recorded_and_the_others_run(public_dat
     assert [v.status for v in stored.variants] == ["gate", "gate"]
     assert stored.stage_counts["task"] == {"computed": 1, "shared": 1, "run_now": 1}
     assert stored.stage_counts["sft"] == {"computed": 0, "shared": 0, "run_now": 0}
+
+
+def test_estimates_fill_the_stages_a_last_run_did_not_time(tmp_path):
+    """An experiment runs each variant's task stage first: its timings.json then holds only `task`."""
+    from cai_bench.pipeline.preflight import preflight
+
+    cfg = build_config({**BASE, "out": str(tmp_path / "v"), "eval": {"hhh": False}})
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "timings.json").write_text(json.dumps({"task": 5.0}))
+    pre = preflight(cfg)
+    assert pre.estimates["task"] == 5.0 and pre.estimates["sft"] > 60 and pre.estimates["eval"] > 60
+    assert "for data, sft, dpo, eval, report" in pre.source
