@@ -3,8 +3,10 @@ HTML, Markdown and CSV writers only format."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from cai_bench.bootstrap_settings import N_BOOT
@@ -45,6 +47,9 @@ class ReportData:
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
     loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
     loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
+    experiments: list = field(default_factory=list)  # reports.experiment.ExperimentReport per experiment recorded
+    experiment_plots: dict[str, bytes] = field(default_factory=dict)  # a PNG per axis, the transfer heatmap
+    training: object = None  # reports.training_links.TrainingLinks for the sample browser (html only)
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -94,9 +99,14 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
-          loops: list | None = None) -> ReportData:
+          loops: list | None = None, experiments: list | None = None, correction: str | None = None,
+          embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
-    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section)."""
+    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
+    `experiments`: its `results.experiments.ExperimentRecord`s (each gets its comparison section,
+    corrected by `correction` or the method the experiment recorded); `embed` (e.g.
+    `cai_bench.embeddings.embed`, passed in so that reports never import model code) links
+    each variant's held-out answers to its nearest training prompts in the sample browser."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -138,6 +148,8 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         for c in data.cultures:
             data.plots[f"means_{slug(c)}.png"] = plots.metric_means(board, c)
             data.plots[f"distributions_{slug(c)}.png"] = plots.distributions(df, c)
+    if experiments:
+        _add_experiments(data, df, experiments, loops or [], correction, with_plots, embed)
     if data.loops:  # beside pipeline.md, which links them, whatever the formats
         from cai_bench.reports.loop import loop_curves_name
         from cai_bench.reports.plots import training_curves
@@ -147,3 +159,31 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
             if png is not None:
                 data.loop_plots[loop_curves_name(lr, len(data.loops) > 1)] = png
     return data
+
+
+def _add_experiments(data: ReportData, df: pd.DataFrame, records: list, loops: list, correction: str | None,
+                     with_plots: bool, embed: Callable[[Sequence[str]], np.ndarray] | None) -> None:
+    """The experiment sections, their plots and (for the sample browser) the links from
+    each variant's held-out answers to its training data."""
+    from cai_bench.reports.experiment import axis_points, experiment_reports, experiment_plot_names
+
+    data.experiments = experiment_reports(df, data.extras, records, loops, correction)
+    if not with_plots:
+        return
+    from cai_bench.reports import plots
+    from cai_bench.reports.training_links import training_links
+
+    several = len(data.experiments) > 1
+    for rep in data.experiments:
+        names = experiment_plot_names(rep, several)
+        for axis, points in axis_points(rep).items():
+            data.experiment_plots[names[axis]] = plots.axis_effects(points, axis)
+        if rep.transfer.get("cells"):
+            t = rep.transfer
+            data.experiment_plots[names["transfer"]] = plots.transfer_heatmap(t["rows"], t["cols"], t["cells"])
+    names = {v.loop_id: v.name for rep in data.experiments for v in rep.record.variants}
+    variants = [(f"{rep.record.title}: {names[lp.loop_id]}" if several else names[lp.loop_id], lp)
+                for rep in data.experiments for c in rep.conditions for lp in c.loops]
+    seen: set[str] = set()
+    variants = [(n, lp) for n, lp in variants if not (lp.loop_id in seen or seen.add(lp.loop_id))]
+    data.training = training_links(data.samples, variants, embed)

@@ -5,8 +5,10 @@ Per task and metric of the loop's eval: means with 95 % bootstrap CIs per
 checkpoint, paired deltas (SFT vs base, DPO vs SFT, DPO vs base) with p-values,
 and a verdict. "improved" or "regressed" when the paired bootstrap p < 0.05 and
 the mean delta goes the metric's better or worse way; otherwise "no significant
-change". Refusal rows (tasks declaring `analyses: [refusal]`) use the one refusal
-rule of every report (`reports.refusal.refusals`). A task or metric of the eval
+change". The p-values are uncorrected (each row its own test; the report
+says so); an experiment's comparisons are corrected (`reports.experiment`).
+Refusal rows (tasks declaring `analyses: [refusal]`) use the one refusal rule
+of every report (`reports.refusal.refusals`). A task or metric of the eval
 that gets no verdict is listed with the reason, never dropped without a word.
 
 Everything comes from the store: `cai-bench report` rebuilds the same section

@@ -77,6 +77,7 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
     lines += [f"| {role} | {e(str(r.specs.get(role, '')))} | {str(r.fingerprints.get(role, ''))[:16]} |"
               for role in ROLES]
     lines += ["", f"{h} Verdicts (DPO vs base, paired bootstrap, p < 0.05)", "",
+              "p-values are uncorrected: each row is its own test, not corrected for the number of rows (an experiment's comparisons are, in experiment.md).", "",
               f"Bootstrap: {r.n_boot} resamples, seed {r.seed}. Each metric measures what its scorer says "
               "(docs/scorers.md); refusal rows use scorer verdicts with role `refusal` where scored, else the "
               "string rule (docs/reports.md).", "",
@@ -129,3 +130,28 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
     lines += ["", f"{h} Provenance", "", "```json", json.dumps(r.provenance, indent=2, default=str), "```",
               "", f"{h} Config", "", "```json", json.dumps(r.config, indent=2, default=str), "```", ""]
     return lines
+
+
+def render_experiment_markdown(reports: list, plot_names: list[dict[str, str]], plots: dict[str, bytes]) -> str:
+    """`experiment.md`: every experiment recorded in the store (reports.experiment.ExperimentReport),
+    its tables (`experiment_tables.parts`) and plots (under plots/)."""
+    from cai_bench.reports.experiment_tables import parts
+
+    e = tables._md_escape
+    several = len(reports) > 1
+    lines = ["# Experiment report", ""]
+    for rep, names in zip(reports, plot_names):
+        if several:
+            lines += [f"## {e(rep.record.title)}", ""]
+        else:
+            lines += [f"Experiment: {e(rep.record.title)}", ""]
+        h = "###" if several else "##"
+        for part in parts(rep):
+            lines += [f"{h} {e(part.heading)}", "", e(part.note), ""]
+            if part.table is not None:
+                lines += [tables.to_markdown(part.table)]
+        shown = [(k, n) for k, n in names.items() if n in plots]
+        if shown:
+            lines += [f"{h} Plots", ""]
+            lines += [f"![{e(k)}](plots/{n})" for k, n in shown] + [""]
+    return "\n".join(lines)
