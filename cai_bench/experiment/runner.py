@@ -112,22 +112,27 @@ def run_experiment(spec: ExperimentSpec, console: Any, *, dry_run: bool = False)
         _put(spec.store, record)  # after each variant: a crash loses nothing
     record.stage_counts = stage_counts(plans, before)
     _put(spec.store, record)
-    report = write_experiment_report(spec, plans)
+    computed = any(c["run_now"] for c in record.stage_counts.values())
+    report = write_experiment_report(spec) if computed or not (spec.out / "report" / "experiment.md").is_file() \
+        else spec.out / "report"  # nothing new: the report stands (and no embedder is loaded)
     for line in closing_lines(record, time.perf_counter() - started, report):
         console.print(line, highlight=False, markup=False)
     return record
 
 
-def write_experiment_report(spec: ExperimentSpec, plans: list[VariantPlan]) -> Path | None:
+def write_experiment_report(spec: ExperimentSpec) -> Path | None:
     """The `reports` package's report of the shared store into <out>/report/ (what `cai-bench report --store`
-    writes); None when no variant reached its eval."""
+    writes: the experiment section, its answers linked to the training data by the sentence embedder);
+    None when no variant reached its eval."""
+    from cai_bench.embeddings import embed
     from cai_bench.harness.declarations import late_declarations
     from cai_bench.reports.writer import DEFAULT_FORMATS, prepare, write_files
+
     url = spec.store
     cfg = spec.variants[0].cfg
     try:
         data = prepare(url, formats=DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot,
-                       late=late_declarations(url))
+                       late=late_declarations(url), embed=embed)
     except UserError:  # no scores yet: every variant stopped before its eval
         return None
     return write_files(data, spec.out, DEFAULT_FORMATS, seed=cfg.seed, n_boot=cfg.eval.n_boot, combined_csv=False)
@@ -141,5 +146,6 @@ def closing_lines(record: Any, seconds: float, report: Path | None) -> list[str]
                  + ", ".join(f"{s} {c['computed']}/{c['shared']}/{c['run_now']}"
                              for s, c in record.stage_counts.items()))
     if report is not None:
-        lines.append(f"  report: {report / 'pipeline.md'} (regenerate: cai-bench report --store STORE)")
+        lines.append(f"  report: {report / 'experiment.md'} and {report / 'index.html'} (regenerate: cai-bench "
+                     "report --store <out>/results.sqlite)")
     return lines

@@ -60,7 +60,7 @@ def test_experiment_shares_stages_records_and_reruns(tiny_model, public_data, hh
     assert infos[1]["fingerprints"]["sft"] != infos[0]["fingerprints"]["sft"]
     stored = load_experiments(f"sqlite:///{out / 'results.sqlite'}")
     assert [e.title for e in stored] == [record.title] and stored[0].stage_counts == record.stage_counts
-    assert (out / "report" / "pipeline.md").is_file()
+    assert (out / "report" / "experiment.md").is_file() and (out / "report" / "pipeline.md").is_file()
     # each variant resumes alone from its pipeline_config.json
     assert json.loads((v1 / "pipeline_config.json").read_text())["train_seed"] == 1
 
