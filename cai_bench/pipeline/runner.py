@@ -36,6 +36,13 @@ FORMAT = "cai-bench-pipeline/1"
 # reusing every stored answer
 EVAL_FORMAT = "eval-into-store/2"
 GATE_FIELDS = frozenset({"min_kept_fraction", "min_kept", "allow_low_quality"})
+# settings added after pipelines were cached: hashed only when set, so existing stage keys stay as they were
+NEW_WHEN_SET = {"data": ("drop_principles",), "eval": ("whole_tasks",)}
+
+
+def _section(c: dict, name: str) -> dict:
+    """A config section as its stage key hashes it: a newer setting left at its default is not hashed."""
+    return {k: v for k, v in c[name].items() if not (k in NEW_WHEN_SET.get(name, ()) and not v)}
 
 
 def _hash(obj: Any) -> str:
@@ -88,7 +95,7 @@ def _data_settings(cfg: PipelineConfig, c: dict) -> list:
     # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
     # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap.
     # The eval sets are not inputs of the data: changing them re-checks leakage in the eval stage.
-    data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
+    data = {k: v for k, v in _section(c, "data").items() if k not in GATE_FIELDS}
     return [data, cfg.data_source, cfg.generator, c["seed"]]
 
 
@@ -137,11 +144,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("task", _run_task, S.TaskResult, (), None, _task_settings),
     Stage("data", _run_data, S.DataResult, ("task",), "task", _data_settings),
     Stage("sft", _run_sft, S.TrainResult, ("task", "data"), "data",
-          lambda cfg, c: [c["student"], c["sft"], _recipe_hash(cfg.sft.recipe)]),
+          lambda cfg, c: [c["student"], c["sft"], _recipe_hash(cfg.sft.recipe),
+                          *([] if c["train_seed"] is None else [{"train_seed": c["train_seed"]}])]),
     Stage("dpo", _run_dpo, S.TrainResult, ("task", "data", "sft"), "sft",
           lambda cfg, c: [c["dpo"], _recipe_hash(cfg.dpo.recipe)]),
     Stage("eval", _run_eval, S.EvalResult, ("task", "data", "sft", "dpo"), "dpo",
-          lambda cfg, c: [c["eval"], c["student"], EVAL_FORMAT], content_keyed=True),
+          lambda cfg, c: [_section(c, "eval"), c["student"], EVAL_FORMAT], content_keyed=True),
     Stage("report", _run_report, S.ReportResult, ("task", "data", "sft", "dpo", "eval"), "eval",
           lambda cfg, c: [c["eval"]["n_boot"], c["seed"]]),
 )
@@ -205,9 +213,14 @@ class PipelineRun:
             self.results[st.name] = result
             return result
         resume = bool(state and state.get("key") == key)
-        if state and not resume and sdir.exists() and not st.content_keyed:
+        if state and not resume and sdir.is_symlink():
+            sdir.unlink()  # a stage shared by an experiment (a link into <exp>/stages/): never wipe the shared copy
+        elif state and not resume and sdir.exists() and not st.content_keyed:
             shutil.rmtree(sdir)  # settings changed: redo from scratch
+        if sdir.is_symlink():
+            sdir = sdir.resolve()  # results name the shared folder, which keeps its content whatever links to it
         sdir.mkdir(parents=True, exist_ok=True)
+        state_file = sdir / "stage.json"
         atomic_write_text(state_file, json.dumps({"key": key, "done": False}) + "\n")
         self.console.print(f"[bold]{label}[/bold]{' (resuming)' if resume else ''}{self._eta(idx)}")
         started = time.perf_counter()
