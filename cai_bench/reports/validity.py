@@ -111,7 +111,9 @@ def culture_frame(df: pd.DataFrame, per_culture: dict[tuple[str, str, str, str],
     rows = []
     for sid, h, metric, culture in sorted(tuple(map(str, r)) for r in seen.itertuples(index=False)):
         v = per_culture.get((sid, h, metric, culture))
-        status = "not validated" if v is None else "chance" if v.flagged else "validated"
+        # too few valid verdicts to judge is no validation either
+        status = ("chance" if v is not None and v.flagged else
+                  "not validated" if v is None or v.verdict == "insufficient" else "validated")
         rows.append({"key": f"{sid}.{metric}", "scorer_id": sid, "scorer_hash": h, "metric": metric,
                      "culture": culture, "status": status,
                      "text": v.cell() if v is not None else f"{NOT_VALIDATED} for {culture}"})

@@ -28,6 +28,9 @@ def test_cells_are_flagged_for_the_culture_their_scorer_was_not_validated_or_at_
                  "2026-12-01T00:00:00"),
         pairwise("judge", "h_judge", "adherence", [5.0] * 20 + [1.0] * 20, [5.0] * 20 + [9.0] * 20,
                  "redteam-pairs[culture=RO][40/330]", "2026-12-01T00:00:00"),
+        # too few valid verdicts (a judge that never parsed) validates nothing
+        pairwise("harmlessness", "h_harmlessness", "harmless", [], [], "redteam-pairs-za[culture=ZA][40/220]",
+                 "2026-12-01T00:00:00"),
         # another config of the same scorer validates nothing here
         pairwise("similarity", "h_other", "cosine", [0.9] * 40, [0.1] * 40, "redteam-pairs-za[culture=ZA]",
                  "2026-12-01T00:00:00"),
@@ -38,6 +41,7 @@ def test_cells_are_flagged_for_the_culture_their_scorer_was_not_validated_or_at_
     assert cv.loc[("judge.adherence", "RO"), "status"] == "chance"
     assert cv.loc[("similarity.cosine", "ZA"), "status"] == "not validated"
     assert cv.loc[("judge.adherence", "xstest"), "status"] == "not validated"
+    assert cv.loc[("harmlessness.harmless", "ZA"), "status"] == "not validated"
     md = render_markdown(data)
     assert header_of(md, "ZA", "judge.adherence").startswith("judge.adherence \\(")  # validated for ZA: no mark
     assert header_of(md, "RO", "judge.adherence").startswith("judge.adherence ⚠")
