@@ -116,7 +116,12 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
 
 
 def batch_size_of(scorer: Scorer) -> int:
-    return int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    """Inputs per `score` call; a served scorer gets at least `concurrency` of them, so that
+    all its requests can be in flight at once (the judge's `batch_size` is for in-process models)."""
+    size = int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    if scorer.remote:
+        size = max(size, int(getattr(scorer.config, "concurrency", 1) or 1))
+    return size
 
 
 def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
@@ -182,6 +187,10 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                             if bar is not None:
                                 progress.advance(bar, len(part))
 
+                        if not scorer.remote:  # an in-process scorer model: threads for the free cores
+                            from cai_bench.cpu_threads import apply
+
+                            apply(f"scoring with {scorer.id}", min_interval=30.0)
                         try:
                             score_inputs(scorer, inputs, batch_size_of(scorer), save)
                         except BaseException:
