@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import STORE, TRUST_REMOTE_CODE
+from cai_bench.cli._options import STORE, THREADS, TRUST_REMOTE_CODE, use_threads
 from cai_bench.redact import redact_text
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def run_cmd(
                                            "-t hhh_alignment (default: $CAI_BENCH_HHH_PATH, a shared data folder, "
                                            "`cai-bench data fetch hhh`'s copy)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -73,6 +74,8 @@ def run_cmd(
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
+
+    use_threads(threads)
 
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,

@@ -128,6 +128,10 @@ def run_session(scorers: Sequence[Any], targets: Sequence[Target], *, metrics: S
             continue
         try:
             for t, wanted in plan:
+                if not getattr(scorer, "remote", False):  # an in-process scorer model: threads for the free cores
+                    from cai_bench.cpu_threads import apply
+
+                    apply(f"validating {scorer.id}", min_interval=30.0)
                 items = subsample(t.items, limit, seed)
                 name = t.name if limit is None or limit >= len(t.items) else f"{t.name}[{len(items)}/{len(t.items)}]"
                 out.validations += validate(scorer, items, t.kind, wanted, suite=name, positive_is=t.positive_is,

@@ -88,6 +88,10 @@ class HFChat:
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         import torch
 
+        if self.device == "cpu":  # threads for the cores other processes leave free (re-measured every 30 s)
+            from cai_bench.cpu_threads import apply
+
+            apply("generation", min_interval=30.0)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         texts = [self._render(c, prefill) for c in messages_batch]
