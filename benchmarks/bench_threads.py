@@ -3,8 +3,9 @@ chooses by measurement, alone and beside one busy process (a Python busy loop), 
 
 Every case is a fresh process (as a command would be): it loads bundled SmolLM2, warms up
 on one short prompt, then times one generation batch (8 prompts, 64 new tokens, greedy,
-`HFChat` as `generate` and the judge use it). "default" leaves torch as it starts (one
-thread per core); "chosen" calls `cpu_threads.apply()` first. OMP_NUM_THREADS is removed
+`HFChat` as `generate` and the judge use it). "default" keeps torch's count as it starts
+(one thread per core: `--threads` set to it, as before this choice existed); "chosen"
+lets `cpu_threads.apply()` measure and choose, as every command now does. OMP_NUM_THREADS is removed
 from every case's environment. Prints seconds per case, the thread counts, the load
 average before each case, and the ratios the targets are stated in:
 
@@ -41,6 +42,8 @@ def one_case(mode: str, prompts: int, tokens: int) -> dict:
     from cai_bench.models.chat.hf_chat import HFChat
 
     torch_default = torch.get_num_threads()
+    if mode == "default":  # today: torch's own count, whatever the CPU is doing (HFChat would choose otherwise)
+        cpu_threads.set_explicit(torch_default)
     choice = cpu_threads.apply("generation") if mode == "chosen" else None
     busy = choice.others_busy if choice is not None else cpu_threads.others_busy()  # what the other case saw
     model = HFChat(str(BUNDLED["smollm2-135m-instruct"].prepare()), batch_size=prompts, device="cpu")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,8 +64,9 @@ _state = _State()
 
 
 def set_explicit(threads: int | None) -> None:
-    """`--threads N` for this process (None: choose by measurement)."""
+    """`--threads N` for this process (None: choose by measurement); the next `apply` chooses anew."""
     _state.explicit = threads if threads and threads > 0 else None
+    _state.measured_at = 0.0
 
 
 def explicit_threads() -> int | None:
@@ -165,7 +165,9 @@ def apply(phase: str = "", *, min_interval: float = 0.0) -> ThreadChoice:
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     previous, _state.last = _state.last, choice
-    if previous is None or previous.threads != choice.threads:  # said once, and again when it changes
+    # a measured count is said once, and again when it changes; one the user gave goes unsaid
+    said = previous is not None and previous.source == "measured"
+    if choice.source == "measured" and (not said or previous.threads != choice.threads):  # type: ignore[union-attr]
         from cai_bench.console import err_console, quiet
 
         if not quiet():
@@ -178,10 +180,6 @@ def apply(phase: str = "", *, min_interval: float = 0.0) -> ThreadChoice:
 def last_choice() -> ThreadChoice | None:
     """The choice in force (None before the first `apply`)."""
     return _state.last
-
-
-def torch_loaded() -> bool:
-    return "torch" in sys.modules
 
 
 def running_now() -> int | None:

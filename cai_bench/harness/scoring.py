@@ -100,6 +100,10 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
     """Score `inputs` in batches; a batch that raises becomes error rows, and rows
     the scorer forgot become error rows too, so every input gets every metric."""
     metrics = [m.name for m in scorer.metrics]
+    if not scorer.remote:  # an in-process scorer model: torch threads for the cores others leave free
+        from cai_bench.cpu_threads import apply
+
+        apply(f"scoring with {scorer.id}", min_interval=30.0)
     for i in range(0, len(inputs), batch_size):
         batch = list(inputs[i:i + batch_size])
         try:
@@ -187,10 +191,6 @@ def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                             if bar is not None:
                                 progress.advance(bar, len(part))
 
-                        if not scorer.remote:  # an in-process scorer model: threads for the free cores
-                            from cai_bench.cpu_threads import apply
-
-                            apply(f"scoring with {scorer.id}", min_interval=30.0)
                         try:
                             score_inputs(scorer, inputs, batch_size_of(scorer), save)
                         except BaseException:
