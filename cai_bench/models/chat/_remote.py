@@ -4,6 +4,7 @@ error completions and endpoint-wide `EndpointError`s."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,7 @@ from cai_bench.models.chat.retry import RetryPolicy, call_with_retries, describe
 from cai_bench.models.chat.settings import Endpoint
 from cai_bench.models.chat.throttle import Throttle
 
+log = logging.getLogger("cai_bench.chat")
 ENDPOINT_STATUS = frozenset({401, 403, 404})  # bad key, no access, unknown model or path: nothing will work
 
 
@@ -46,12 +48,15 @@ def run_batch(one: Callable[[Conversation], Completion], batch: Sequence[Convers
 
     if not batch:
         return []
+    slowed = throttle.slowed if throttle is not None else 0
     workers = max(1, min(concurrency, len(batch)))
     if workers == 1:
         out = [guarded(c) for c in batch]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             out = list(pool.map(guarded, batch))
+    if throttle is not None and throttle.slowed > slowed:
+        log.info("%s", throttle.summary())
     if fatal:
         raise EndpointError(fatal[0])
     return out
