@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import THREADS, use_threads
 from cai_bench.console import console
 
 
@@ -37,11 +38,14 @@ def pipeline(
                                              "axes). The variants go under --out/variants/ (docs/experiments.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the pre-flight (what each eval task can be judged "
                                  "on, HHH data, estimated stage times) and the stage plan; write nothing."),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Run task split -> CAI data -> SFT -> DPO -> eval -> report; every stage cached and resumable."""
     from cai_bench.io import parse_assignment, set_path
     from cai_bench.pipeline import build_config, load_config_file
     from cai_bench.pipeline.runner import run_pipeline
+
+    use_threads(threads)
 
     raw, lines, source = ({}, {}, "pipeline options")
     if config is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import STORE, TRUST_REMOTE_CODE
+from cai_bench.cli._options import STORE, THREADS, TRUST_REMOTE_CODE, use_threads
 from cai_bench.redact import redact_text
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def run_cmd(
                                                  "adapter under test); recorded in each scorer's config and "
                                                  "shown in the report. (default: refused for that checkpoint)"),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -77,6 +78,8 @@ def run_cmd(
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
+
+    use_threads(threads)
 
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,

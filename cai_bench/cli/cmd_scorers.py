@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import LIST_FORMAT, SCORER_CONFIG, STORE, ListFormat
+from cai_bench.cli._options import LIST_FORMAT, SCORER_CONFIG, STORE, THREADS, ListFormat, use_threads
 
 scorers_app = typer.Typer(help="Scorers: list them with their metrics; validate them against human labels; "
                           "list validation suites.", no_args_is_help=True)
@@ -115,6 +115,7 @@ def validate_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
     fresh: bool = typer.Option(False, "--fresh", help="Score every answer again (default: answers this scorer "
                                "config already scored in an earlier, maybe interrupted, validation are reused)."),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Measure how far a scorer agrees with human labels: AUC, accuracy, kappa and the confusion matrix for
     binary labels; Spearman and Pearson for graded ones; pairwise accuracy for answer pairs; each with a
@@ -129,6 +130,8 @@ def validate_cmd(
     from cai_bench.harness.scoring import prepare_scorers
     from cai_bench.results import normalize_url, redact_url
     from cai_bench.validity import session
+
+    use_threads(threads)
     from cai_bench.validity import store as vstore
     from cai_bench.validity.display import validation_table
 

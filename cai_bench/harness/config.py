@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.hashing import digest
 from cai_bench.io import expand_user, format_validation, is_dir, line_of, load_yaml_mapping, parse_assignment, plain, set_path
@@ -63,7 +64,7 @@ class EndpointSettings(BaseModel):
 
     base_url: str | None = None
     api_key: str | None = None
-    num_concurrent: int = Field(default=1, ge=1)
+    num_concurrent: int = Field(default=CHAT.concurrency, ge=1)  # requests in flight; 429/503 lower it for a while
     timeout: float = Field(default=120.0, gt=0)  # seconds per request
     max_attempts: int = Field(default=4, ge=1, le=20)  # calls per prompt (408/429/5xx/timeouts retried)
 

@@ -104,6 +104,10 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
     """Score `inputs` in batches; a batch that raises becomes error rows, and rows
     the scorer forgot become error rows too, so every input gets every metric."""
     metrics = [m.name for m in scorer.metrics]
+    if not scorer.remote:  # an in-process scorer model: torch threads for the cores others leave free
+        from cai_bench.cpu_threads import apply
+
+        apply(f"scoring with {scorer.id}", min_interval=30.0)
     for i in range(0, len(inputs), batch_size):
         batch = list(inputs[i:i + batch_size])
         try:
@@ -120,7 +124,12 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
 
 
 def batch_size_of(scorer: Scorer) -> int:
-    return int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    """Inputs per `score` call; a served scorer gets at least `concurrency` of them, so that
+    all its requests can be in flight at once (the judge's `batch_size` is for in-process models)."""
+    size = int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    if scorer.remote:
+        size = max(size, int(getattr(scorer.config, "concurrency", 1) or 1))
+    return size
 
 
 def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],

@@ -266,7 +266,6 @@ def plan_lines(cfg: PipelineConfig) -> list[str]:
 def run_pipeline(cfg: PipelineConfig, console: Any, *, dry_run: bool = False) -> Any:
     """Every stage of `STAGES`; prints the loop's verdicts and returns its `reports.loop.LoopReport`
     (`dry_run`: the plan and the pre-flight, nothing written, None returned)."""
-    from cai_bench.cpu_threads import busy_cpu_hint
     from cai_bench.pipeline.preflight import preflight, require_verdicts
     from cai_bench.reports.terminal import print_loop_verdicts
     from cai_bench.reports.writer import prepare
@@ -285,8 +284,10 @@ def run_pipeline(cfg: PipelineConfig, console: Any, *, dry_run: bool = False) ->
     for w in require_verdicts(pre, allow=cfg.allow_no_verdict):
         console.print(f"[yellow]warning:[/yellow] {w}")
     p = PipelineRun(cfg, console)
-    if cfg.profile.startswith("cpu") and (hint := busy_cpu_hint()):
-        console.print(f"[yellow]note:[/yellow] {hint}")
+    if cfg.profile.startswith("cpu"):  # torch threads for the cores other processes leave free; each stage re-measures
+        from cai_bench.cpu_threads import apply
+
+        apply("the pipeline")
     p.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p.out / "pipeline_config.json", cfg.model_dump_json(indent=2) + "\n")
     for idx, st in enumerate(STAGES):

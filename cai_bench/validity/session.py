@@ -189,6 +189,10 @@ def run_session(scorers: Sequence[Any], targets: Sequence[Target], *, metrics: S
             continue
         try:
             for t, wanted in plan:
+                if not getattr(scorer, "remote", False):  # an in-process scorer model: threads for the free cores
+                    from cai_bench.cpu_threads import apply
+
+                    apply(f"validating {scorer.id}", min_interval=30.0)
                 items = subsample(t.items, limit, seed)
                 name = t.stored_name
                 name = name if limit is None or limit >= len(t.items) else f"{name}[{len(items)}/{len(t.items)}]"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.models.chat.retry import RetryPolicy
 
@@ -63,7 +64,7 @@ class ChatOptions:
 
     base_url: str | None = None  # OpenAI base URL or Ollama host; else settings (environment, default)
     api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 8  # parallel requests (remote)
+    concurrency: int = CHAT.concurrency  # requests in flight (served models)
     retry: RetryPolicy = RetryPolicy()
     batch_size: int = 16  # prompts per forward pass (in-process)
     device: str | None = None

@@ -107,6 +107,10 @@ class HFChat:
     def _batched(self, texts: list[str], params: GenParams) -> list[Completion]:
         import torch
 
+        if self.device == "cpu":  # threads for the cores other processes leave free (re-measured every 30 s)
+            from cai_bench.cpu_threads import apply
+
+            apply("generation", min_interval=30.0)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]

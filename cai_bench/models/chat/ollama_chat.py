@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import MissingDependency
 from cai_bench.models.chat._remote import run_batch
 from cai_bench.models.chat.circuit import Circuit
+from cai_bench.models.chat.throttle import Throttle
 from cai_bench.models.chat.deadline import arm
 from cai_bench.redact import redact_url
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
@@ -25,7 +27,7 @@ class OllamaChat(ServedModel):
     structured: ClassVar[bool] = True
     DEFAULT_MODEL: ClassVar[str] = "llama3.1:8b"
 
-    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = 4,
+    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = CHAT.concurrency,
                  retry: RetryPolicy = RetryPolicy()) -> None:
         try:
             import ollama
@@ -37,6 +39,7 @@ class OllamaChat(ServedModel):
         self.concurrency = concurrency
         self.retry = retry
         self.circuit = Circuit(f"{self.name} at {redact_url(self.endpoint.base_url)}")  # stops a dead endpoint early
+        self.throttle = Throttle(self.circuit.name, concurrency)  # 429/503 slow all its requests down
         self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
         arm(self.client._client, retry.timeout)  # the timeout bounds each whole request, not each read
 
@@ -119,7 +122,7 @@ class OllamaChat(ServedModel):
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
                          endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
-                         circuit=self.circuit)
+                         circuit=self.circuit, throttle=self.throttle)
 
     def close(self) -> None:
         client = getattr(self.client, "_client", None)

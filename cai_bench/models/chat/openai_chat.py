@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import MissingDependency, UserError
 from cai_bench.models.chat._remote import run_batch
 from cai_bench.models.chat.circuit import Circuit
+from cai_bench.models.chat.throttle import Throttle
 from cai_bench.models.chat.deadline import arm
 from cai_bench.redact import redact_url
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
@@ -30,7 +32,7 @@ class OpenAIChat(ServedModel):
     structured: ClassVar[bool] = True
     DEFAULT_MODEL: ClassVar[str] = "gpt-4o-mini"
 
-    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = 8,
+    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = CHAT.concurrency,
                  retry: RetryPolicy = RetryPolicy()) -> None:
         try:
             import openai
@@ -45,6 +47,7 @@ class OpenAIChat(ServedModel):
         self.concurrency = concurrency
         self.retry = retry
         self.circuit = Circuit(f"{self.name} at {redact_url(self.endpoint.base_url)}")  # stops a dead endpoint early
+        self.throttle = Throttle(self.circuit.name, concurrency)  # 429/503 slow all its requests down
         # local servers ignore the key, but the client insists on one; `timeout` bounds each whole request
         http = arm(openai.DefaultHttpxClient(timeout=retry.timeout), retry.timeout)
         self.client = openai.OpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key or "not-needed",
@@ -153,7 +156,7 @@ class OpenAIChat(ServedModel):
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
                          endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
-                         circuit=self.circuit)
+                         circuit=self.circuit, throttle=self.throttle)
 
     def close(self) -> None:
         self.client.close()
