@@ -89,3 +89,15 @@ def test_run_refuses_self_grading_with_one_line_and_the_flag_records_it(tmp_path
     assert result.exit_code == 0, result.output
     md = (out / "report" / "leaderboard.md").read_text()
     assert "**Self-grading allowed** (`allow_self_grading: true`): judge \\(" in md
+
+
+def test_the_published_harm_scorers_are_refused_for_their_own_model(tmp_path):
+    """A rubric judge (strongreject) or a classifier asked through the model contract is a judge too."""
+    judge_dir = _weights(tmp_path / "judge", b"judge weights")
+    lora = _adapter(tmp_path / "lora", judge_dir)
+    ckpts = [resolve_checkpoint(str(lora)), resolve_checkpoint("ollama:llama3.1:8b")]
+    for sid in ("strongreject", "harmbench_cls", "llama_guard"):
+        local = build_scorer(sid, {"backend": "hf", "model": str(judge_dir)})
+        assert [r.checkpoint for r in refusals(local, ckpts)] == ["lora"], sid
+        served = build_scorer(sid, {"backend": "ollama", "model": "llama3.1:8b"})
+        assert [r.judge for r in refusals(served, ckpts)] == ["ollama:llama3.1:8b"], sid

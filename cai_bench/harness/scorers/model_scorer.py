@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import Scorer, ScorerConfig
 from cai_bench.models.chat.retry import redact
@@ -31,7 +32,7 @@ class ModelScorerConfig(ScorerConfig):
     api_key: SecretStr | None = None  # openai; else $OPENAI_API_KEY; never stored or hashed
     temperature: float = Field(0.0, ge=0)
     seed: int = 0
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(CHAT.concurrency, ge=1, le=64)  # served backends: requests in flight
     batch_size: int = Field(4, ge=1)  # hf backend
     max_attempts: int = Field(4, ge=1, le=20)  # transport retries (429/5xx/timeouts)
     timeout: float = Field(120.0, gt=0)
@@ -121,6 +122,16 @@ class ModelScorer(Scorer):
 
     def hub_models(self) -> list[str]:
         return [] if self.remote else [self.model_name()]
+
+    def judge_models(self) -> list[tuple[str, str | None]]:
+        """The model asked, as a checkpoint would name it: a classifier or rubric judge must not grade
+        itself any more than the LLM judge (`harness.self_grading`)."""
+        from cai_bench.models.registry import is_local_kind
+
+        cfg = self.config
+        if is_local_kind(cfg.backend):
+            return [(self.model_name(), None)]
+        return [(f"{cfg.backend}:{self.model_name()}", {"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend))]
 
     def resolved(self) -> dict[str, Any]:
         """The model (with its revision where local, the endpoint where served) and the
