@@ -400,6 +400,11 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+    threads = None
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:  # one process: torch threads for the cores others leave free
+        from cai_bench.cpu_threads import apply
+
+        threads = apply(f"train {stage}")
     trainer, start, mix, prec, out = build_trainer(stage, recipe, output_dir=out)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -444,6 +449,8 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
 
     meta = _metadata(stage, recipe, start, mix, prec, metrics, trainer.state.log_history,
                      resumed_from=last if resume else None, merged=merge, recipe_source=recipe_source)
+    if threads is not None:
+        meta["threads"] = threads.as_dict()  # how many CPU threads trained it, and why
     if stage == "dpo":
         meta["ref_log_probs"] = {"precomputed": recipe.precompute_ref_log_probs, "splits": ref_logps}
     atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=2, default=str) + "\n")
