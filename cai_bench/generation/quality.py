@@ -12,6 +12,9 @@ in another language than the prompt. Each record gets its first failing reason:
   its first sentence is about "the response" / "the original answer" / "the
   critique" / "my revision" ("The response is most respectful of ...", "This
   revised answer avoids ..."), or at least a third of its sentences are;
+- ``copied_demonstration``: the revision repeats a few-shot demonstration shown to
+  the generator (half or more of its word 5-grams are in one demonstration): the
+  row would train on the demonstration's answer, not the generator's own;
 - ``identical``: the revision equals the initial answer (case/space ignored);
 - ``refusal_only``: a refusal with no content: it opens with a refusal phrase
   and has fewer than ``REFUSAL_MIN_WORDS`` (20) words, so it teaches nothing
@@ -30,17 +33,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cai_bench.errors import UserError
 from cai_bench.generation.cleaning import is_cut_off, normalize_for_compare
+from cai_bench.generation.demonstrations import copied_fraction
 
-REASONS = ("empty_initial", "empty", "truncated", "meta_commentary", "identical", "refusal_only",
-           "language_drift")
+REASONS = ("empty_initial", "empty", "truncated", "meta_commentary", "copied_demonstration", "identical",
+           "refusal_only", "language_drift")
 DEFAULT_MIN_KEPT_FRACTION = 0.5
 DEFAULT_MIN_KEPT = 16
 REFUSAL_MIN_WORDS = 20
+COPY_THRESHOLD = 0.5  # share of a revision's word 5-grams found in one demonstration
 
 _SUBJECT = (r"(?:the|this|that|my|your|our|its|an?)\s+(?:(?:original|initial|previous|above|earlier|first|new|"
             r"revised|rewritten|updated|improved|edited|assistant'?s?|ai'?s?|model'?s?|given|provided|following)\s+)*"
@@ -79,9 +84,13 @@ def is_meta_commentary(text: str) -> bool:
     return about * 3 >= len(sents)
 
 
+def opens_with_refusal(text: str) -> bool:
+    return bool(_REFUSAL.match(text.replace("\u2019", "'")))
+
+
 def is_refusal_only(text: str) -> bool:
     """A refusal phrase and too few words to carry any explanation."""
-    return bool(_REFUSAL.match(text.replace("\u2019", "'"))) and len(text.split()) < REFUSAL_MIN_WORDS
+    return opens_with_refusal(text) and len(text.split()) < REFUSAL_MIN_WORDS
 
 
 def _latin_share(text: str) -> float:
@@ -115,8 +124,10 @@ def is_language_drift(prompt: str, text: str) -> bool:
     return t_n >= 15 and t_share < 0.10
 
 
-def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None) -> str | None:
-    """The first reason (in REASONS order) this example is unfit for training, or None."""
+def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None,
+                   demonstrations: Sequence[str] = ()) -> str | None:
+    """The first reason (in REASONS order) this example is unfit for training, or None.
+    `demonstrations`: the texts of the few-shot demonstrations the generator was shown."""
     if not initial.strip():
         return "empty_initial"
     if not revision.strip():
@@ -125,6 +136,8 @@ def quality_reason(prompt: str, initial: str, revision: str, revision_finish: st
         return "truncated"
     if is_meta_commentary(revision):
         return "meta_commentary"
+    if demonstrations and copied_fraction(revision, demonstrations) >= COPY_THRESHOLD:
+        return "copied_demonstration"
     if normalize_for_compare(revision) == normalize_for_compare(initial):
         return "identical"
     if is_refusal_only(revision):
@@ -166,16 +179,17 @@ class QualityReport:
                 "initial_truncated": self.initial_truncated, "examples": self.examples}
 
 
-def assess(rows: Iterable[dict]) -> tuple[list[dict], QualityReport]:
+def assess(rows: Iterable[dict], demonstrations: Sequence[str] = ()) -> tuple[list[dict], QualityReport]:
     """Gate rows with keys prompt, init_response, revision_response and optional
-    finish_reasons / drop_reason (a cleaning drop reason wins); returns the kept rows."""
+    finish_reasons / drop_reason (a cleaning drop reason wins); returns the kept rows.
+    `demonstrations`: texts of the few-shot demonstrations the generator saw."""
     report = QualityReport()
     kept: list[dict] = []
     for row in rows:
         fin = row.get("finish_reasons") or {}
         reason = row.get("drop_reason") or quality_reason(
             row.get("prompt") or row.get("init_prompt") or "", row.get("init_response") or "",
-            row.get("revision_response") or "", fin.get("revision"))
+            row.get("revision_response") or "", fin.get("revision"), demonstrations)
         report.add(reason, row.get("revision_response") or "", fin.get("init"))
         if reason is None:
             kept.append(row)

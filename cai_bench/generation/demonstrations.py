@@ -1,0 +1,124 @@
+"""Few-shot critique -> revision demonstrations for a small generator.
+
+A 135M generator asked to "rewrite the response" for a new culture mostly writes
+about the response or runs past its token budget (issue 25: 0 of 64 kept). Shown
+one or two worked exchanges first -- a red-team prompt, a harmful answer, a
+critique and a short, direct revision, all from the GPT-4o CAI data that ships in
+the package (cai_bench/data/bluedot_cai, MIT, see its NOTICE) -- it answers in the
+same shape. The demonstrations come from the built-in cultures, so a new culture's
+rows are still the generator's own answers; `copied_fraction` lets the quality
+gate reject a revision that merely repeats a demonstration.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from cai_bench.errors import UserError
+
+DEMO_CULTURES = ("sa", "ro")  # folders under the packaged bluedot_cai/
+MAX_DEMO_WORDS = 70  # a demonstration's revision and initial answer: short, so the generator copies the length
+MAX_CRITIQUE_WORDS = 90
+DEMO_REVISION_REQUEST = "Produce a revised response according to your critique."
+COPY_NGRAM = 5  # word n-grams compared by `copied_fraction`
+_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """One worked exchange: prompt -> initial answer -> critique -> revision."""
+
+    prompt: str
+    initial: str
+    critique_request: str
+    critique: str
+    revision: str
+
+    def messages(self, revision_suffix: str) -> list[dict]:
+        """The exchange as chat turns, with the same revision suffix the real request gets."""
+        return [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.initial},
+                {"role": "user", "content": self.critique_request}, {"role": "assistant", "content": self.critique},
+                {"role": "user", "content": DEMO_REVISION_REQUEST + revision_suffix},
+                {"role": "assistant", "content": self.revision}]
+
+
+def _packaged_dir() -> Path:
+    from cai_bench.data import PACKAGED_ROOT
+
+    return PACKAGED_ROOT / "bluedot_cai"
+
+
+@lru_cache(maxsize=4)
+def _pool(root: str) -> tuple[Demonstration, ...]:
+    """Every short, complete exchange of the packaged GPT-4o SFT sets, in file order."""
+    out: list[Demonstration] = []
+    for culture in DEMO_CULTURES:
+        path = Path(root) / culture / "sft_dataset.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: the packaged demonstrations could not be read ({exc}); reinstall cai-bench "
+                            "or set data.demonstrations: 0") from None
+        for key in sorted(data):
+            for row in data[key]:
+                demo = Demonstration(row["initial_prompt"].strip(), row["initial_response"].strip(),
+                                     row["critique_prompt"].strip(), row["critique_response"].strip(),
+                                     row["revision_response"].strip())
+                if (len(demo.revision.split()) <= MAX_DEMO_WORDS and len(demo.initial.split()) <= MAX_DEMO_WORDS
+                        and len(demo.critique.split()) <= MAX_CRITIQUE_WORDS and demo.revision[-1:] in ".!?"):
+                    out.append(demo)
+    return tuple(out)
+
+
+def load_demonstrations(k: int, seed: int, root: Path | None = None) -> list[Demonstration]:
+    """`k` demonstrations drawn by `seed` from the packaged data (none for k = 0): one that
+    refuses and one that answers where k >= 2, so neither shape is the only one shown."""
+    if k <= 0:
+        return []
+    pool = _pool(str(root or _packaged_dir()))
+    rng = random.Random(f"demonstrations:{seed}")
+    refusing = [d for d in pool if _opens_with_refusal(d.revision)]
+    engaging = [d for d in pool if not _opens_with_refusal(d.revision)]
+    picks: list[Demonstration] = []
+    for i in range(k):
+        group = (refusing if i % 2 == 0 else engaging) or pool
+        choice = rng.choice([d for d in group if d not in picks] or group)
+        picks.append(choice)
+    return picks
+
+
+def _opens_with_refusal(text: str) -> bool:
+    from cai_bench.generation.quality import opens_with_refusal
+
+    return opens_with_refusal(text)
+
+
+def demonstration_messages(demos: list[Demonstration], revision_suffix: str) -> list[dict]:
+    msgs: list[dict] = []
+    for d in demos:
+        msgs.extend(d.messages(revision_suffix))
+    return msgs
+
+
+def demonstration_texts(demos: list[Demonstration]) -> list[str]:
+    """What a copied revision could repeat: each demonstration's initial answer and revision."""
+    return [t for d in demos for t in (d.initial, d.revision)]
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = [w.casefold() for w in _WORDS.findall(text)]
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def copied_fraction(text: str, sources: list[str] | tuple[str, ...], n: int = COPY_NGRAM) -> float:
+    """The largest share of `text`'s word n-grams found in any one source text (0 when
+    `text` is shorter than n words): 1.0 is a verbatim copy, a paraphrase stays low."""
+    grams = _ngrams(text, n)
+    if not grams:
+        return 0.0
+    return max((len(grams & _ngrams(s, n)) / len(grams) for s in sources), default=0.0)

@@ -1,0 +1,117 @@
+"""What lets a small generator write usable CAI data for a new culture (issue 25):
+few-shot demonstrations from the packaged GPT-4o data, the copy check that keeps
+their text out of the kept rows, and the seeded second pass that asks again for
+a revision the quality gate would drop. Served through the loopback server."""
+
+from __future__ import annotations
+
+import json
+
+from cai_bench.generation.demonstrations import (
+    DEMO_REVISION_REQUEST,
+    copied_fraction,
+    demonstration_messages,
+    demonstration_texts,
+    load_demonstrations,
+)
+from cai_bench.generation.pipeline import ANSWER_ONLY_SUFFIX, GenerateConfig, generate
+from cai_bench.generation.quality import assess, opens_with_refusal, quality_reason
+from loopback import Loopback
+
+PROMPT = "Write a message telling my tenants they must attend my party's rally or be evicted."
+GOOD = ("I can't help you threaten your tenants. Their housing cannot depend on how they vote, and such a message "
+        "could be an election offence. If you want support for your party, invite them to the rally and let them "
+        "choose freely.")
+META = "The response should not threaten the tenants. It respects their free choice at the rally and at the ballot box."
+
+
+def test_demonstrations_are_seeded_short_and_mixed():
+    a, b = load_demonstrations(2, seed=0), load_demonstrations(2, seed=0)
+    assert a == b and len(a) == 2
+    assert load_demonstrations(2, seed=1) != a
+    assert opens_with_refusal(a[0].revision) and not opens_with_refusal(a[1].revision)
+    assert all(len(d.revision.split()) <= 70 and d.revision.endswith((".", "!", "?")) for d in a)
+    assert load_demonstrations(0, seed=0) == []
+    msgs = demonstration_messages(a[:1], ANSWER_ONLY_SUFFIX)
+    assert [m["role"] for m in msgs] == ["user", "assistant"] * 3
+    assert msgs[4]["content"] == DEMO_REVISION_REQUEST + ANSWER_ONLY_SUFFIX and msgs[5]["content"] == a[0].revision
+
+
+def test_copy_check_rejects_a_demonstration_repeated():
+    demo = load_demonstrations(1, seed=0)[0]
+    texts = demonstration_texts([demo])
+    assert copied_fraction(demo.revision, texts) == 1.0
+    assert copied_fraction(GOOD, texts) < 0.2
+    # a copy with a new opening sentence is still a copy
+    copy = "Thank you for asking. " + demo.revision
+    assert quality_reason(PROMPT, "Sure, here it is.", copy, "stop", texts) == "copied_demonstration"
+    assert quality_reason(PROMPT, "Sure, here it is.", copy, "stop") is None  # no demonstrations shown: no check
+    assert quality_reason(PROMPT, "Sure, here it is.", GOOD, "stop", texts) is None
+    kept, report = assess([{"prompt": PROMPT, "init_response": "Sure.", "revision_response": copy},
+                           {"prompt": PROMPT, "init_response": "Sure.", "revision_response": GOOD}], texts)
+    assert len(kept) == 1 and report.as_dict()["dropped"]["copied_demonstration"] == 1
+
+
+def _revise_badly_when_greedy(body: dict) -> str:
+    """A generator whose greedy revision is meta-commentary and whose sampled one answers."""
+    last = body["messages"][-1]["content"]
+    if last.startswith("Identify specific ways"):
+        return "The response threatens the tenants and ignores free elections."
+    if last.startswith("Please rewrite"):
+        return META if not body.get("temperature") else GOOD
+    return "Sure: 'Attend the rally on Friday or find somewhere else to live.'"
+
+
+def _prompts(tmp_path, n: int):
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"{PROMPT} ({i})"}) + "\n" for i in range(n)))
+    return path
+
+
+def _cfg(tmp_path, name: str, **kw) -> GenerateConfig:
+    return GenerateConfig(constitution="examples/cultures/kenya/constitution.yaml", prompts=str(_prompts(tmp_path, 2)),
+                          model="openai:test-model", out=tmp_path / name, test_size=0.0, seed=5,
+                          revision_suffix=ANSWER_ONLY_SUFFIX, **kw)
+
+
+def test_second_pass_asks_again_seeded_and_bounded(tmp_path, monkeypatch):
+    with Loopback(_revise_badly_when_greedy) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        res = generate(_cfg(tmp_path, "retry", retries=2))
+        sampled = [r.body for r in server.chat_requests if r.body.get("temperature")]
+    recs = [json.loads(x) for x in (tmp_path / "retry" / "records.jsonl").read_text().splitlines()]
+    assert res.kept == 2 and all(r["revision_response"] == GOOD and r["revision_attempt"] == 1 for r in recs)
+    assert len(sampled) == 2 and {b["seed"] for b in sampled} == {6}  # one retry each, seed + attempt
+    info = json.loads((tmp_path / "retry" / "dataset_info.json").read_text())
+    assert info["retries"] == 2 and info["revision_attempts"] == {"1": 2}
+    # without the second pass the greedy meta-commentary stays, and the gate drops it
+    with Loopback(_revise_badly_when_greedy) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        generate(_cfg(tmp_path, "once"))
+        assert not any(r.body.get("temperature") for r in server.chat_requests)
+    rows = [json.loads(x) for x in (tmp_path / "once" / "records.jsonl").read_text().splitlines()]
+    assert [r["revision_attempt"] for r in rows] == [0, 0]
+    assert assess(rows)[1].as_dict()["dropped"]["meta_commentary"] == 2
+
+
+def test_second_pass_gives_up_after_its_budget(tmp_path, monkeypatch):
+    with Loopback(lambda body: META if body["messages"][-1]["content"].startswith("Please rewrite") else "Sure.") as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
+        generate(_cfg(tmp_path, "fail", retries=3))
+        rewrites = [r for r in s.chat_requests if r.body["messages"][-1]["content"].startswith("Please rewrite")]
+    assert len(rewrites) == 2 * (1 + 3)  # the greedy try and three retries per prompt, no more
+    recs = [json.loads(x) for x in (tmp_path / "fail" / "records.jsonl").read_text().splitlines()]
+    assert all(r["revision_response"] == META and r["revision_attempt"] == 0 for r in recs)
+
+
+def test_demonstrations_lead_every_conversation(tmp_path, monkeypatch):
+    demos = load_demonstrations(2, seed=5)
+    shown = demonstration_messages(demos, ANSWER_ONLY_SUFFIX)
+    with Loopback(_revise_badly_when_greedy) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        generate(_cfg(tmp_path, "demo", demonstrations=2))
+        for req in server.chat_requests:
+            msgs = req.body["messages"]
+            assert msgs[:len(shown)] == shown and msgs[len(shown)]["content"].startswith(PROMPT)
+    recs = [json.loads(x) for x in (tmp_path / "demo" / "records.jsonl").read_text().splitlines()]
+    assert all(r["prompt"].startswith(PROMPT) and demos[0].prompt not in json.dumps(r) for r in recs)
