@@ -23,7 +23,7 @@ from cai_bench.errors import UserError
 
 DEMO_CULTURES = ("sa", "ro")  # folders under the packaged bluedot_cai/
 MAX_DEMO_WORDS = 70  # a demonstration's revision and initial answer: short, so the generator copies the length
-MAX_CRITIQUE_WORDS = 90
+CRITIQUE_SENTENCES = 2  # a demonstration's critique is cut to its opening sentences: every shown token costs CPU time
 DEMO_REVISION_REQUEST = "Produce a revised response according to your critique."
 COPY_NGRAM = 5  # word n-grams compared by `copied_fraction`
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
@@ -67,12 +67,16 @@ def _pool(root: str) -> tuple[Demonstration, ...]:
         for key in sorted(data):
             for row in data[key]:
                 demo = Demonstration(row["initial_prompt"].strip(), row["initial_response"].strip(),
-                                     row["critique_prompt"].strip(), row["critique_response"].strip(),
+                                     row["critique_prompt"].strip(), _first_sentences(row["critique_response"]),
                                      row["revision_response"].strip())
                 if (len(demo.revision.split()) <= MAX_DEMO_WORDS and len(demo.initial.split()) <= MAX_DEMO_WORDS
-                        and len(demo.critique.split()) <= MAX_CRITIQUE_WORDS and demo.revision[-1:] in ".!?"):
+                        and demo.revision[-1:] in ".!?"):
                     out.append(demo)
     return tuple(out)
+
+
+def _first_sentences(text: str, n: int = CRITIQUE_SENTENCES) -> str:
+    return " ".join(re.split(r"(?<=[.!?])\s+", text.strip())[:n])
 
 
 def load_demonstrations(k: int, seed: int, root: Path | None = None) -> list[Demonstration]:

@@ -120,12 +120,14 @@ STEPS = 3  # model calls per prompt: response, critique, revision
 
 def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
               cfg: GenerateConfig, generator: str, context: list[dict],
-              on_step: Callable[[int], None] | None = None,
+              on_step: Callable[[int], None] | None = None, demos: Sequence[dict] = (),
               demo_texts: Sequence[str] = ()) -> tuple[list[CAIRecord], list[dict]]:
     """Run the three steps for a chunk of prompts, each step as one batched call.
     Returns the finished records and, for prompts that failed, `{id, step, error}`.
     `on_step(len(items))` after each step (a failed prompt's skipped steps count as
-    done), so a progress bar moves per batch, not once per three batches."""
+    done), so a progress bar moves per batch, not once per three batches. `demos`: the
+    demonstration turns shown before the revision request; `demo_texts` what the copy
+    check compares with."""
     params = GenParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     failures: list[dict] = []
 
@@ -150,8 +152,10 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
     crit = step("critique", list(convs), convs)
     crit_clean = {i: clean_text(c.text, revision=False, ascii_only=cfg.ascii) for i, c in crit.items()}
     rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
-    convs = {i: convs[i] + [{"role": "assistant", "content": crit_clean[i][0]},
-                            {"role": "user", "content": rev_prompts[i]}] for i in crit}
+    # the demonstrations lead the revision request only: the initial answer stays the generator's
+    # unguided one (the DPO "rejected" side), and the two earlier calls stay short
+    convs = {i: context + demos + convs[i][len(context):] + [{"role": "assistant", "content": crit_clean[i][0]},
+                                                             {"role": "user", "content": rev_prompts[i]}] for i in crit}
     rev = step("revision", list(convs), convs)
     rev_clean = {i: clean_text(c.text, revision=True, ascii_only=cfg.ascii) for i, c in rev.items()}
     attempts = second_pass(backend, cfg, items, convs, init_clean, rev, rev_clean, demo_texts)
@@ -180,7 +184,7 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
             finish_reasons={"init": init[i].finish_reason, "critic": crit[i].finish_reason,
                             "revision": rev[i].finish_reason},
             category=it.category,
-            content_hash=record_hash(it, principles[i], context, cfg.revision_suffix),
+            content_hash=record_hash(it, principles[i], [*context, *demos], cfg.revision_suffix),
             revision_attempt=attempts.get(i, 0),
         ))
     return records, failures
@@ -279,9 +283,9 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
     records_path = out / "records.jsonl"
     context = few_shot_messages(constitution) if cfg.few_shot else []
     demos = load_demonstrations(cfg.demonstrations, cfg.seed)
-    context = context + demonstration_messages(demos, cfg.revision_suffix)
+    demo_msgs = demonstration_messages(demos, cfg.revision_suffix)
     demo_texts = demonstration_texts(demos)
-    wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), context,
+    wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), [*context, *demo_msgs],
                                       cfg.revision_suffix) for it in items}
     done = {r.id for r in read_records(records_path) if r.content_hash == wanted_hash.get(r.id)}
     todo = [it for it in items if it.id not in done]
@@ -308,7 +312,7 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
             with RecordWriter(records_path) as writer:
                 for start in range(0, len(todo), chunk):
                     records, failed = run_chunk(backend, todo[start:start + chunk], choices, constitution, cfg,
-                                                generator["spec"], context, on_step, demo_texts)
+                                                generator["spec"], context, on_step, demo_msgs, demo_texts)
                     writer.write(records)
                     failures += failed
         finally:

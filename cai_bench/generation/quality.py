@@ -45,6 +45,10 @@ REASONS = ("empty_initial", "empty", "truncated", "meta_commentary", "copied_dem
 DEFAULT_MIN_KEPT_FRACTION = 0.5
 DEFAULT_MIN_KEPT = 16
 REFUSAL_MIN_WORDS = 20
+# The way through when a small in-process generator fails the gate: a served instruct model (pipeline flags).
+STRONGER_GENERATOR = ("a served instruct model as generator, e.g. --set data.generator=ollama:llama3.1:8b (an Ollama "
+                      "server at $OLLAMA_HOST) or --set data.generator=openai:MODEL with OPENAI_BASE_URL=http://HOST:PORT/v1 "
+                      "(any OpenAI-compatible server, e.g. vLLM); or more prompts")
 COPY_THRESHOLD = 0.5  # share of a revision's word 5-grams found in one demonstration
 
 _SUBJECT = (r"(?:the|this|that|my|your|our|its|an?)\s+(?:(?:original|initial|previous|above|earlier|first|new|"
@@ -202,9 +206,7 @@ def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_
     top = ", ".join(f"{r} {n}" for r, n in report.dropped.most_common(3)) or "none"
     if report.kept == 0:  # nothing to train on: no flag makes that trainable
         raise UserError(f"{where}: quality gate failed: kept 0/{report.total} (dropped: {top}); nothing to train on, "
-                        "so --allow-low-quality cannot override it. Fix: a stronger generator (an OpenAI-compatible or Ollama "
-                        "server: --set data.generator=openai:MODEL or ollama:MODEL), more max_new_tokens or more "
-                        "prompts")
+                        f"so --allow-low-quality cannot override it. Fix: {STRONGER_GENERATOR}")
     problems = []
     if report.kept_fraction < min_kept_fraction:
         problems.append(f"kept {report.kept}/{report.total} ({report.kept_fraction:.0%}) < {min_kept_fraction:.0%}")
@@ -212,8 +214,8 @@ def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_
         problems.append(f"kept {report.kept} < {min_kept} examples")
     if not problems:
         return []
-    msg = (f"{where}: quality gate failed: {'; '.join(problems)} (dropped: {top}). Fix: a stronger generator, more "
-           f"max_new_tokens or more prompts; or pass --allow-low-quality to train on it anyway")
+    msg = (f"{where}: quality gate failed: {'; '.join(problems)} (dropped: {top}). Fix: {STRONGER_GENERATOR}; or "
+           f"pass --allow-low-quality to train on it anyway")
     if not allow:
         raise UserError(msg)
     return [msg.replace("quality gate failed", "quality gate overridden (--allow-low-quality)")]

@@ -104,7 +104,7 @@ def test_second_pass_gives_up_after_its_budget(tmp_path, monkeypatch):
     assert all(r["revision_response"] == META and r["revision_attempt"] == 0 for r in recs)
 
 
-def test_demonstrations_lead_every_conversation(tmp_path, monkeypatch):
+def test_demonstrations_lead_the_revision_request(tmp_path, monkeypatch):
     demos = load_demonstrations(2, seed=5)
     shown = demonstration_messages(demos, ANSWER_ONLY_SUFFIX)
     with Loopback(_revise_badly_when_greedy) as server:
@@ -112,6 +112,22 @@ def test_demonstrations_lead_every_conversation(tmp_path, monkeypatch):
         generate(_cfg(tmp_path, "demo", demonstrations=2))
         for req in server.chat_requests:
             msgs = req.body["messages"]
-            assert msgs[:len(shown)] == shown and msgs[len(shown)]["content"].startswith(PROMPT)
+            if msgs[-1]["content"].startswith("Please rewrite"):  # the revision request: demonstrations first
+                assert msgs[:len(shown)] == shown and msgs[len(shown)]["content"].startswith(PROMPT)
+            else:  # the initial answer and the critique: the generator unguided
+                assert msgs[0]["content"].startswith(PROMPT)
     recs = [json.loads(x) for x in (tmp_path / "demo" / "records.jsonl").read_text().splitlines()]
     assert all(r["prompt"].startswith(PROMPT) and demos[0].prompt not in json.dumps(r) for r in recs)
+
+
+def test_gate_stop_names_the_generator_flag():
+    import pytest
+
+    from cai_bench.errors import UserError
+    from cai_bench.generation.quality import QualityReport, check_gate
+
+    report = QualityReport()
+    for reason in ("truncated", "truncated", None):
+        report.add(reason, "text")
+    with pytest.raises(UserError, match=r"--set data\.generator=ollama:llama3\.1:8b .*OPENAI_BASE_URL=.*--allow-low"):
+        check_gate(report, min_kept=1)
