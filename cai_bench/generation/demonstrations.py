@@ -1,13 +1,15 @@
-"""Few-shot critique -> revision demonstrations for a small generator.
+"""The answer-only revision request and its few-shot demonstrations, for a small generator.
 
-A 135M generator asked to "rewrite the response" for a new culture mostly writes
-about the response or runs past its token budget (issue 25: 0 of 64 kept). Shown
-one or two worked exchanges first -- a red-team prompt, a harmful answer, a
-critique and a short, direct revision, all from the GPT-4o CAI data that ships in
-the package (cai_bench/data/bluedot_cai, MIT, see its NOTICE) -- it answers in the
-same shape. The demonstrations come from the built-in cultures, so a new culture's
-rows are still the generator's own answers; `copied_fraction` lets the quality
-gate reject a revision that merely repeats a demonstration.
+A 135M generator asked, after its critique, to "rewrite the response" for a new
+culture mostly repeats its critique or runs past its token budget (issue 25: 0 of
+64 kept; with a suffix asking for the answer only, the kept rows still talked
+about the response). Asked instead in a fresh turn -- the principle, the request,
+"answer in at most four sentences, in a way that upholds the principle" -- and
+shown two worked examples first, it writes an answer of its own. The examples are
+red-team prompts with GPT-4o's revised answers from the data that ships in the
+package (cai_bench/data/bluedot_cai, MIT, see its NOTICE), from the built-in
+cultures, so a new culture's rows are still the generator's own answers;
+`copied_fraction` lets the quality gate reject a revision that repeats one.
 """
 
 from __future__ import annotations
@@ -24,26 +26,34 @@ from cai_bench.errors import UserError
 DEMO_CULTURES = ("sa", "ro")  # folders under the packaged bluedot_cai/
 MAX_DEMO_WORDS = 70  # a demonstration's revision and initial answer: short, so the generator copies the length
 CRITIQUE_SENTENCES = 2  # a demonstration's critique is cut to its opening sentences: every shown token costs CPU time
-DEMO_REVISION_REQUEST = "Produce a revised response according to your critique."
 COPY_NGRAM = 5  # word n-grams compared by `copied_fraction`
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+ANSWER_REQUEST = ("Principle: {principle}\n\nRequest: {prompt}\n\nAnswer the request in at most four sentences, in "
+                  "a way that upholds the principle. If the request asks for something the principle forbids, decline "
+                  "briefly, say why, and offer a better way to help. Write only the answer.")
+
+
+def answer_request(principle: str, prompt: str) -> str:
+    """The revision request of `answer_only`: a fresh turn naming the principle and the request."""
+    return ANSWER_REQUEST.format(principle=principle, prompt=prompt)
+
+
 @dataclass(frozen=True)
 class Demonstration:
-    """One worked exchange: prompt -> initial answer -> critique -> revision."""
+    """One worked exchange: prompt, initial answer, critique, and the revision that the
+    principle asks for (`principle`: its text, as the critique request quotes it)."""
 
     prompt: str
     initial: str
-    critique_request: str
+    principle: str
     critique: str
     revision: str
 
-    def messages(self, revision_suffix: str) -> list[dict]:
-        """The exchange as chat turns, with the same revision suffix the real request gets."""
-        return [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.initial},
-                {"role": "user", "content": self.critique_request}, {"role": "assistant", "content": self.critique},
-                {"role": "user", "content": DEMO_REVISION_REQUEST + revision_suffix},
+    def messages(self) -> list[dict]:
+        """The exchange as the answer-only request and its answer."""
+        return [{"role": "user", "content": answer_request(self.principle, self.prompt)},
                 {"role": "assistant", "content": self.revision}]
 
 
@@ -67,12 +77,18 @@ def _pool(root: str) -> tuple[Demonstration, ...]:
         for key in sorted(data):
             for row in data[key]:
                 demo = Demonstration(row["initial_prompt"].strip(), row["initial_response"].strip(),
-                                     row["critique_prompt"].strip(), _first_sentences(row["critique_response"]),
+                                     _quoted_principle(row["critique_prompt"]), _first_sentences(row["critique_response"]),
                                      row["revision_response"].strip())
                 if (len(demo.revision.split()) <= MAX_DEMO_WORDS and len(demo.initial.split()) <= MAX_DEMO_WORDS
                         and demo.revision[-1:] in ".!?"):
                     out.append(demo)
     return tuple(out)
+
+
+def _quoted_principle(critique_request: str) -> str:
+    """The principle a GPT-4o critique request quotes ("... with respect to this principle: '...'")."""
+    m = re.search(r"principle:?\s*'(.+)'", critique_request, re.S)
+    return (m.group(1) if m else critique_request).strip()
 
 
 def _first_sentences(text: str, n: int = CRITIQUE_SENTENCES) -> str:
@@ -102,10 +118,10 @@ def _opens_with_refusal(text: str) -> bool:
     return opens_with_refusal(text)
 
 
-def demonstration_messages(demos: list[Demonstration], revision_suffix: str) -> list[dict]:
+def demonstration_messages(demos: list[Demonstration]) -> list[dict]:
     msgs: list[dict] = []
     for d in demos:
-        msgs.extend(d.messages(revision_suffix))
+        msgs.extend(d.messages())
     return msgs
 
 

@@ -27,7 +27,13 @@ from cai_bench.errors import UserError
 from cai_bench.generation.chat_settings import ChatSettings
 from cai_bench.models.chat import ChatModel, GenParams
 from cai_bench.models.registry import is_local_kind
-from cai_bench.generation.demonstrations import demonstration_messages, demonstration_texts, load_demonstrations
+from cai_bench.generation.demonstrations import (
+    ANSWER_REQUEST,
+    answer_request,
+    demonstration_messages,
+    demonstration_texts,
+    load_demonstrations,
+)
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
 from cai_bench.generation.prompts import PromptItem, default_max_new_tokens, load_prompts
@@ -39,10 +45,6 @@ from cai_bench.paths import atomic_write_text
 log = logging.getLogger(__name__)
 
 REVISION_SUFFIX = " Do not provide meta-commentary; respond as the assistant would."
-# For a small generator: the revision request asks for the answer itself, short enough to end within the
-# token budget (the pipeline's data stage uses it; `generate --revision-suffix` can too).
-ANSWER_ONLY_SUFFIX = (" Reply with the new answer to my first message only, in at most four sentences, as you would "
-                      "say it to me. Do not mention the critique, the principle or the earlier response.")
 
 
 class GenerateConfig(ChatSettings):
@@ -64,7 +66,8 @@ class GenerateConfig(ChatSettings):
     revision_suffix: str = REVISION_SUFFIX
     keep_truncated: bool = False
     test_size: float = GENERATION.test_size
-    demonstrations: int = Field(0, ge=0)  # few-shot exchanges from the packaged GPT-4o data (demonstrations.py)
+    answer_only: bool = False  # the revision is asked in a fresh turn: principle + request, the answer only
+    demonstrations: int = Field(0, ge=0)  # worked answer-only examples from the packaged GPT-4o data, shown first
     retries: int = Field(0, ge=0)  # second pass: re-ask the revision of a row the quality gate drops, sampled
     retry_temperature: float = Field(0.7, gt=0.0)
 
@@ -76,7 +79,8 @@ class GenerateConfig(ChatSettings):
         greedy); "hf" adds nothing, so folders written before engines still match."""
         engine = {"engine": self.engine} if self.engine != "hf" and is_local_kind(generator.get("kind", "")) else {}
         # set only when used, so folders written before these settings still match
-        extra = {k: v for k, v in (("demonstrations", self.demonstrations), ("retries", self.retries)) if v}
+        extra = {k: v for k, v in (("answer_only", self.answer_only), ("demonstrations", self.demonstrations),
+                                   ("retries", self.retries)) if v}
         if self.retries:
             extra["retry_temperature"] = self.retry_temperature
         return {**engine, **extra, "constitution": constitution_id, "generator": generator.get("fingerprint"),
@@ -115,6 +119,15 @@ def record_hash(item: PromptItem, principle, context: list[dict], revision_suffi
                    "context": context, "revision_suffix": revision_suffix})
 
 
+def principle_text(principle) -> str:
+    return f"{principle.title}: {principle.description}" if principle.description else principle.title
+
+
+def revision_request_key(cfg: GenerateConfig) -> str:
+    """What the revision request is made from, for `record_hash`: the suffix, or the answer-only template."""
+    return f"answer_only:{ANSWER_REQUEST}" if cfg.answer_only else cfg.revision_suffix
+
+
 STEPS = 3  # model calls per prompt: response, critique, revision
 
 
@@ -151,11 +164,16 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
                             {"role": "user", "content": principles[i].critique}] for i in init}
     crit = step("critique", list(convs), convs)
     crit_clean = {i: clean_text(c.text, revision=False, ascii_only=cfg.ascii) for i, c in crit.items()}
-    rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
     # the demonstrations lead the revision request only: the initial answer stays the generator's
     # unguided one (the DPO "rejected" side), and the two earlier calls stay short
-    convs = {i: context + demos + convs[i][len(context):] + [{"role": "assistant", "content": crit_clean[i][0]},
-                                                             {"role": "user", "content": rev_prompts[i]}] for i in crit}
+    if cfg.answer_only:  # a fresh turn: a small model shown its critique mostly repeats it
+        rev_prompts = [answer_request(principle_text(p), it.prompt) for p, it in zip(principles, items)]
+        convs = {i: context + list(demos) + [{"role": "user", "content": rev_prompts[i]}] for i in crit}
+    else:
+        rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
+        convs = {i: context + list(demos) + convs[i][len(context):] + [
+            {"role": "assistant", "content": crit_clean[i][0]}, {"role": "user", "content": rev_prompts[i]}]
+            for i in crit}
     rev = step("revision", list(convs), convs)
     rev_clean = {i: clean_text(c.text, revision=True, ascii_only=cfg.ascii) for i, c in rev.items()}
     attempts = second_pass(backend, cfg, items, convs, init_clean, rev, rev_clean, demo_texts)
@@ -184,7 +202,7 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
             finish_reasons={"init": init[i].finish_reason, "critic": crit[i].finish_reason,
                             "revision": rev[i].finish_reason},
             category=it.category,
-            content_hash=record_hash(it, principles[i], [*context, *demos], cfg.revision_suffix),
+            content_hash=record_hash(it, principles[i], [*context, *demos], revision_request_key(cfg)),
             revision_attempt=attempts.get(i, 0),
         ))
     return records, failures
@@ -283,10 +301,10 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
     records_path = out / "records.jsonl"
     context = few_shot_messages(constitution) if cfg.few_shot else []
     demos = load_demonstrations(cfg.demonstrations, cfg.seed)
-    demo_msgs = demonstration_messages(demos, cfg.revision_suffix)
+    demo_msgs = demonstration_messages(demos)
     demo_texts = demonstration_texts(demos)
     wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), [*context, *demo_msgs],
-                                      cfg.revision_suffix) for it in items}
+                                      revision_request_key(cfg)) for it in items}
     done = {r.id for r in read_records(records_path) if r.content_hash == wanted_hash.get(r.id)}
     todo = [it for it in items if it.id not in done]
     log.info("%d prompts, %d already done, %d to generate", len(items), len(items) - len(todo), len(todo))
@@ -331,7 +349,7 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
         "few_shot": cfg.few_shot, "generation": {"max_new_tokens": cfg.max_new_tokens,
                                                  "temperature": cfg.temperature, "top_p": cfg.top_p},
         "revision_suffix": cfg.revision_suffix, "ascii": cfg.ascii, "keep_truncated": cfg.keep_truncated,
-        "demonstrations": len(demos), "retries": cfg.retries,
+        "answer_only": cfg.answer_only, "demonstrations": len(demos), "retries": cfg.retries,
         "revision_attempts": dict(Counter(str(r.revision_attempt) for r in records)),
         "counts": {"prompts": len(items), "generated": len(records), "kept": kept,
                    "dropped": len(records) - kept, "failed": len(failures)},

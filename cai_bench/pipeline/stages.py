@@ -304,15 +304,15 @@ def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict], principle_ids: 
 
 
 def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: Any) -> tuple[list[dict], list[dict], str]:
-    from cai_bench.generation.pipeline import ANSWER_ONLY_SUFFIX, REVISION_SUFFIX, GenerateConfig, generate
+    from cai_bench.generation.pipeline import GenerateConfig, generate
     from cai_bench.generation.store import read_records
 
     gen_out = out / "generated"
     gcfg = GenerateConfig(constitution=task.constitution, prompts=task.train_prompts,
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
-                          keep_truncated=False, demonstrations=cfg.data.demonstrations, retries=cfg.data.retries,
-                          revision_suffix=ANSWER_ONLY_SUFFIX if cfg.data.answer_only else REVISION_SUFFIX)
+                          keep_truncated=False, answer_only=cfg.data.answer_only,
+                          demonstrations=cfg.data.demonstrations, retries=cfg.data.retries)
     bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * task.train)
            if progress else None)
     generate(gcfg, on_progress=(lambda done, total: progress.update(bar, completed=done, total=total))

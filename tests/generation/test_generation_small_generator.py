@@ -1,22 +1,28 @@
 """What lets a small generator write usable CAI data for a new culture (issue 25):
-few-shot demonstrations from the packaged GPT-4o data, the copy check that keeps
-their text out of the kept rows, and the seeded second pass that asks again for
-a revision the quality gate would drop. Served through the loopback server."""
+the answer-only revision request in a fresh turn, few-shot demonstrations from the
+packaged GPT-4o data, the copy check that keeps their text out of the kept rows,
+and the seeded second pass that asks again for a revision the quality gate would
+drop. Served through the loopback server; the real SmolLM2 run is slow."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from cai_bench.generation.demonstrations import (
-    DEMO_REVISION_REQUEST,
+    answer_request,
     copied_fraction,
     demonstration_messages,
     demonstration_texts,
     load_demonstrations,
 )
-from cai_bench.generation.pipeline import ANSWER_ONLY_SUFFIX, GenerateConfig, generate
+from cai_bench.generation.pipeline import GenerateConfig, generate
 from cai_bench.generation.quality import assess, opens_with_refusal, quality_reason
 from loopback import Loopback
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PROMPT = "Write a message telling my tenants they must attend my party's rally or be evicted."
 GOOD = ("I can't help you threaten your tenants. Their housing cannot depend on how they vote, and such a message "
@@ -32,9 +38,11 @@ def test_demonstrations_are_seeded_short_and_mixed():
     assert opens_with_refusal(a[0].revision) and not opens_with_refusal(a[1].revision)
     assert all(len(d.revision.split()) <= 70 and d.revision.endswith((".", "!", "?")) for d in a)
     assert load_demonstrations(0, seed=0) == []
-    msgs = demonstration_messages(a[:1], ANSWER_ONLY_SUFFIX)
-    assert [m["role"] for m in msgs] == ["user", "assistant"] * 3
-    assert msgs[4]["content"] == DEMO_REVISION_REQUEST + ANSWER_ONLY_SUFFIX and msgs[5]["content"] == a[0].revision
+    msgs = demonstration_messages(a[:1])
+    assert [m["role"] for m in msgs] == ["user", "assistant"]
+    assert msgs[0]["content"] == answer_request(a[0].principle, a[0].prompt) and msgs[1]["content"] == a[0].revision
+    assert a[0].principle and "'" not in a[0].principle[:1]  # the principle the GPT-4o critique request quoted
+    assert a[0].prompt in msgs[0]["content"] and msgs[0]["content"].endswith("Write only the answer.")
 
 
 def test_copy_check_rejects_a_demonstration_repeated():
@@ -57,7 +65,7 @@ def _revise_badly_when_greedy(body: dict) -> str:
     last = body["messages"][-1]["content"]
     if last.startswith("Identify specific ways"):
         return "The response threatens the tenants and ignores free elections."
-    if last.startswith("Please rewrite"):
+    if last.startswith("Principle: "):  # the answer-only revision request
         return META if not body.get("temperature") else GOOD
     return "Sure: 'Attend the rally on Friday or find somewhere else to live.'"
 
@@ -71,7 +79,7 @@ def _prompts(tmp_path, n: int):
 def _cfg(tmp_path, name: str, **kw) -> GenerateConfig:
     return GenerateConfig(constitution="examples/cultures/kenya/constitution.yaml", prompts=str(_prompts(tmp_path, 2)),
                           model="openai:test-model", out=tmp_path / name, test_size=0.0, seed=5,
-                          revision_suffix=ANSWER_ONLY_SUFFIX, **kw)
+                          answer_only=True, **kw)
 
 
 def test_second_pass_asks_again_seeded_and_bounded(tmp_path, monkeypatch):
@@ -95,34 +103,37 @@ def test_second_pass_asks_again_seeded_and_bounded(tmp_path, monkeypatch):
 
 
 def test_second_pass_gives_up_after_its_budget(tmp_path, monkeypatch):
-    with Loopback(lambda body: META if body["messages"][-1]["content"].startswith("Please rewrite") else "Sure.") as s:
+    with Loopback(lambda body: META if body["messages"][-1]["content"].startswith("Principle: ") else "Sure.") as s:
         monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
         generate(_cfg(tmp_path, "fail", retries=3))
-        rewrites = [r for r in s.chat_requests if r.body["messages"][-1]["content"].startswith("Please rewrite")]
+        rewrites = [r for r in s.chat_requests if r.body["messages"][-1]["content"].startswith("Principle: ")]
     assert len(rewrites) == 2 * (1 + 3)  # the greedy try and three retries per prompt, no more
     recs = [json.loads(x) for x in (tmp_path / "fail" / "records.jsonl").read_text().splitlines()]
     assert all(r["revision_response"] == META and r["revision_attempt"] == 0 for r in recs)
 
 
-def test_demonstrations_lead_the_revision_request(tmp_path, monkeypatch):
+def test_answer_only_revision_is_a_fresh_turn_after_the_demonstrations(tmp_path, monkeypatch):
     demos = load_demonstrations(2, seed=5)
-    shown = demonstration_messages(demos, ANSWER_ONLY_SUFFIX)
+    shown = demonstration_messages(demos)
     with Loopback(_revise_badly_when_greedy) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
-        generate(_cfg(tmp_path, "demo", demonstrations=2))
+        generate(_cfg(tmp_path, "demo", demonstrations=2, retries=1))
         for req in server.chat_requests:
             msgs = req.body["messages"]
-            if msgs[-1]["content"].startswith("Please rewrite"):  # the revision request: demonstrations first
-                assert msgs[:len(shown)] == shown and msgs[len(shown)]["content"].startswith(PROMPT)
+            if msgs[-1]["content"].startswith("Principle: "):  # the revision: demonstrations, then one fresh turn
+                assert msgs[:-1] == shown
+                assert PROMPT in msgs[-1]["content"] and msgs[-1]["content"].count("Principle: ") == 1
+                assert "threatens the tenants" not in json.dumps(msgs)  # the critique is not shown
             else:  # the initial answer and the critique: the generator unguided
                 assert msgs[0]["content"].startswith(PROMPT)
     recs = [json.loads(x) for x in (tmp_path / "demo" / "records.jsonl").read_text().splitlines()]
+    assert all(r["revision_prompt"].startswith("Principle: ") and r["critic_response"] for r in recs)
     assert all(r["prompt"].startswith(PROMPT) and demos[0].prompt not in json.dumps(r) for r in recs)
+    info = json.loads((tmp_path / "demo" / "dataset_info.json").read_text())
+    assert info["answer_only"] is True and info["demonstrations"] == 2
 
 
 def test_gate_stop_names_the_generator_flag():
-    import pytest
-
     from cai_bench.errors import UserError
     from cai_bench.generation.quality import QualityReport, check_gate
 
@@ -131,3 +142,21 @@ def test_gate_stop_names_the_generator_flag():
         report.add(reason, "text")
     with pytest.raises(UserError, match=r"--set data\.generator=ollama:llama3\.1:8b .*OPENAI_BASE_URL=.*--allow-low"):
         check_gate(report, min_kept=1)
+
+
+@pytest.mark.slow
+def test_bundled_smollm2_writes_its_own_revisions(tmp_path, smollm2_dir):
+    """The real 135M generator with the cpu-small data settings on four Kenya prompts: every
+    row it keeps passes the unchanged gate and none copies a demonstration."""
+    lines = (ROOT / "examples/cultures/kenya/prompts.jsonl").read_text().splitlines()
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(lines[i] for i in (0, 20, 40, 70)) + "\n")
+    cfg = GenerateConfig(constitution=str(ROOT / "examples/cultures/kenya/constitution.yaml"), prompts=str(prompts),
+                         model="bundled:smollm2-135m-instruct", out=tmp_path / "gen", max_new_tokens=192,
+                         batch_size=4, test_size=0.0, answer_only=True, demonstrations=2, retries=2)
+    generate(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "gen" / "records.jsonl").read_text().splitlines()]
+    demos = demonstration_texts(load_demonstrations(2, cfg.seed))
+    kept, report = assess(rows, demos)
+    assert report.total == 4 and report.kept >= 1, report.as_dict()
+    assert all(copied_fraction(r["revision_response"], demos) < 0.5 for r in kept)
