@@ -8,6 +8,10 @@ in another language than the prompt. Each record gets its first failing reason:
 
 - ``empty`` / ``empty_initial``: nothing left after cleaning;
 - ``truncated``: the revision stopped at the token limit mid-sentence;
+- ``repetitive``: the revision loops: a run of 6 words recurs 3 or more times
+  ("The law is designed to ensure ... The law is designed to ensure ..."), which
+  a small generator does when it runs on to its token limit and which SFT would
+  learn;
 - ``meta_commentary``: the revision describes a response rather than being one:
   its first sentence is about "the response" / "the original answer" / "the
   critique" / "my revision" ("The response is most respectful of ...", "This
@@ -40,8 +44,8 @@ from cai_bench.errors import UserError
 from cai_bench.generation.cleaning import is_cut_off, normalize_for_compare
 from cai_bench.generation.demonstrations import copied_fraction
 
-REASONS = ("empty_initial", "empty", "truncated", "meta_commentary", "copied_demonstration", "identical",
-           "refusal_only", "language_drift")
+REASONS = ("empty_initial", "empty", "truncated", "repetitive", "meta_commentary", "copied_demonstration",
+           "identical", "refusal_only", "language_drift")
 DEFAULT_MIN_KEPT_FRACTION = 0.5
 DEFAULT_MIN_KEPT = 16
 REFUSAL_MIN_WORDS = 20
@@ -86,6 +90,16 @@ def is_meta_commentary(text: str) -> bool:
         return True
     about = sum(1 for s in sents if _META_OPEN.match(s) or _META_ANY.search(s))
     return about * 3 >= len(sents)
+
+
+REPEAT_NGRAM, REPEAT_TIMES = 6, 3
+
+
+def is_repetitive(text: str) -> bool:
+    """Some run of REPEAT_NGRAM words occurs REPEAT_TIMES or more times: a generation loop."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    grams = Counter(tuple(words[i:i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1))
+    return bool(grams) and max(grams.values()) >= REPEAT_TIMES
 
 
 def opens_with_refusal(text: str) -> bool:
@@ -138,6 +152,8 @@ def quality_reason(prompt: str, initial: str, revision: str, revision_finish: st
         return "empty"
     if is_cut_off(revision, revision_finish):
         return "truncated"
+    if is_repetitive(revision):
+        return "repetitive"
     if is_meta_commentary(revision):
         return "meta_commentary"
     if demonstrations and copied_fraction(revision, demonstrations) >= COPY_THRESHOLD:

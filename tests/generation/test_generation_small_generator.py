@@ -160,3 +160,12 @@ def test_bundled_smollm2_writes_its_own_revisions(tmp_path, smollm2_dir):
     kept, report = assess(rows, demos)
     assert report.total == 4 and report.kept >= 1, report.as_dict()
     assert all(copied_fraction(r["revision_response"], demos) < 0.5 for r in kept)
+
+
+def test_gate_drops_a_looping_revision():
+    from cai_bench.generation.quality import is_repetitive
+
+    loop = "The law protects workers. " + "The law is designed to ensure that all are treated equally. " * 3
+    assert is_repetitive(loop) and quality_reason(PROMPT, "Sure.", loop.strip(), "length") == "repetitive"
+    twice = "I'm unable to assist with that request. It would harm voters. I'm unable to assist with that request."
+    assert not is_repetitive(twice) and not is_repetitive(GOOD)
