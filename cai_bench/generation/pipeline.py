@@ -119,7 +119,8 @@ def record_hash(item: PromptItem, principle, context: list[dict], revision_suffi
                    "context": context, "revision_suffix": revision_suffix})
 
 
-def principle_text(principle) -> str:
+def principle_statement(principle) -> str:
+    """How the answer-only request names a principle: its title and description."""
     return f"{principle.title}: {principle.description}" if principle.description else principle.title
 
 
@@ -167,7 +168,7 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
     # the demonstrations lead the revision request only: the initial answer stays the generator's
     # unguided one (the DPO "rejected" side), and the two earlier calls stay short
     if cfg.answer_only:  # a fresh turn: a small model shown its critique mostly repeats it
-        rev_prompts = [answer_request(principle_text(p), it.prompt) for p, it in zip(principles, items)]
+        rev_prompts = [answer_request(principle_statement(p), it.prompt) for p, it in zip(principles, items)]
         convs = {i: context + list(demos) + [{"role": "user", "content": rev_prompts[i]}] for i in crit}
     else:
         rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
