@@ -20,13 +20,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cai_bench.defaults import GENERATION
 from cai_bench.errors import UserError
 from cai_bench.generation.chat_settings import ChatSettings
 from cai_bench.models.chat import ChatModel, GenParams
 from cai_bench.models.registry import is_local_kind
+from cai_bench.generation.demonstrations import (
+    ANSWER_REQUEST,
+    answer_request,
+    demonstration_messages,
+    demonstration_texts,
+    load_demonstrations,
+)
 from cai_bench.generation.cleaning import DROP_REASONS, TEXT_RULES, clean_text, drop_reason
 from cai_bench.generation.export import write_dataset
 from cai_bench.generation.prompts import PromptItem, default_max_new_tokens, load_prompts
@@ -59,6 +66,10 @@ class GenerateConfig(ChatSettings):
     revision_suffix: str = REVISION_SUFFIX
     keep_truncated: bool = False
     test_size: float = GENERATION.test_size
+    answer_only: bool = False  # the revision is asked in a fresh turn: principle + request, the answer only
+    demonstrations: int = Field(0, ge=0)  # worked answer-only examples from the packaged GPT-4o data, shown first
+    retries: int = Field(0, ge=0)  # second pass: re-ask the revision of a row the quality gate drops, sampled
+    retry_temperature: float = Field(0.7, gt=0.0)
 
     def identity(self, generator: dict, constitution_id: str) -> dict:
         """Settings that must match for a re-run to reuse finished records. The
@@ -67,7 +78,12 @@ class GenerateConfig(ChatSettings):
         engine of a local checkpoint is part of it (HF and vLLM answers differ even
         greedy); "hf" adds nothing, so folders written before engines still match."""
         engine = {"engine": self.engine} if self.engine != "hf" and is_local_kind(generator.get("kind", "")) else {}
-        return {**engine, "constitution": constitution_id, "generator": generator.get("fingerprint"),
+        # set only when used, so folders written before these settings still match
+        extra = {k: v for k, v in (("answer_only", self.answer_only), ("demonstrations", self.demonstrations),
+                                   ("retries", self.retries)) if v}
+        if self.retries:
+            extra["retry_temperature"] = self.retry_temperature
+        return {**engine, **extra, "constitution": constitution_id, "generator": generator.get("fingerprint"),
                 "endpoint": generator.get("endpoint"),
                 "selection": self.selection, "seed": self.seed, "top_k": self.top_k, "few_shot": self.few_shot,
                 "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
@@ -103,16 +119,29 @@ def record_hash(item: PromptItem, principle, context: list[dict], revision_suffi
                    "context": context, "revision_suffix": revision_suffix})
 
 
+def principle_statement(principle) -> str:
+    """How the answer-only request names a principle: its title and description."""
+    return f"{principle.title}: {principle.description}" if principle.description else principle.title
+
+
+def revision_request_key(cfg: GenerateConfig) -> str:
+    """What the revision request is made from, for `record_hash`: the suffix, or the answer-only template."""
+    return f"answer_only:{ANSWER_REQUEST}" if cfg.answer_only else cfg.revision_suffix
+
+
 STEPS = 3  # model calls per prompt: response, critique, revision
 
 
 def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str, Choice], constitution,
               cfg: GenerateConfig, generator: str, context: list[dict],
-              on_step: Callable[[int], None] | None = None) -> tuple[list[CAIRecord], list[dict]]:
+              on_step: Callable[[int], None] | None = None, demos: Sequence[dict] = (),
+              demo_texts: Sequence[str] = ()) -> tuple[list[CAIRecord], list[dict]]:
     """Run the three steps for a chunk of prompts, each step as one batched call.
     Returns the finished records and, for prompts that failed, `{id, step, error}`.
     `on_step(len(items))` after each step (a failed prompt's skipped steps count as
-    done), so a progress bar moves per batch, not once per three batches."""
+    done), so a progress bar moves per batch, not once per three batches. `demos`: the
+    demonstration turns shown before the revision request; `demo_texts` what the copy
+    check compares with."""
     params = GenParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     failures: list[dict] = []
 
@@ -136,17 +165,26 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
                             {"role": "user", "content": principles[i].critique}] for i in init}
     crit = step("critique", list(convs), convs)
     crit_clean = {i: clean_text(c.text, revision=False, ascii_only=cfg.ascii) for i, c in crit.items()}
-    rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
-    convs = {i: convs[i] + [{"role": "assistant", "content": crit_clean[i][0]},
-                            {"role": "user", "content": rev_prompts[i]}] for i in crit}
+    # the demonstrations lead the revision request only: the initial answer stays the generator's
+    # unguided one (the DPO "rejected" side), and the two earlier calls stay short
+    if cfg.answer_only:  # a fresh turn: a small model shown its critique mostly repeats it
+        rev_prompts = [answer_request(principle_statement(p), it.prompt) for p, it in zip(principles, items)]
+        convs = {i: context + list(demos) + [{"role": "user", "content": rev_prompts[i]}] for i in crit}
+    else:
+        rev_prompts = [p.revision + cfg.revision_suffix for p in principles]
+        convs = {i: context + list(demos) + convs[i][len(context):] + [
+            {"role": "assistant", "content": crit_clean[i][0]}, {"role": "user", "content": rev_prompts[i]}]
+            for i in crit}
     rev = step("revision", list(convs), convs)
+    rev_clean = {i: clean_text(c.text, revision=True, ascii_only=cfg.ascii) for i, c in rev.items()}
+    attempts = second_pass(backend, cfg, items, convs, init_clean, rev, rev_clean, demo_texts)
     records = []
     for i, it in enumerate(items):
         if i not in rev:
             continue
         init_text, init_rules = init_clean[i]
         crit_text, crit_rules = crit_clean[i]
-        rev_text, rev_rules = clean_text(rev[i].text, revision=True, ascii_only=cfg.ascii)
+        rev_text, rev_rules = rev_clean[i]
         reason = drop_reason(init_text, rev_text, rev[i].finish_reason)
         if reason == "truncated" and cfg.keep_truncated:
             reason = None
@@ -165,9 +203,46 @@ def run_chunk(backend: ChatModel, items: Sequence[PromptItem], choices: dict[str
             finish_reasons={"init": init[i].finish_reason, "critic": crit[i].finish_reason,
                             "revision": rev[i].finish_reason},
             category=it.category,
-            content_hash=record_hash(it, principles[i], context, cfg.revision_suffix),
+            content_hash=record_hash(it, principles[i], [*context, *demos], revision_request_key(cfg)),
+            revision_attempt=attempts.get(i, 0),
         ))
     return records, failures
+
+
+def second_pass(backend: ChatModel, cfg: GenerateConfig, items: Sequence[PromptItem], convs: dict[int, list[dict]],
+                init_clean: dict[int, tuple[str, list[str]]], rev: dict, rev_clean: dict[int, tuple[str, list[str]]],
+                demo_texts: Sequence[str]) -> dict[int, int]:
+    """Ask again, up to `cfg.retries` times, for the revisions the quality gate would drop.
+
+    Each retry samples (`retry_temperature`, seed `cfg.seed + attempt`) from the same
+    conversation, so it is reproducible; a row takes the first revision that passes and
+    keeps its greedy one when none does. `rev`/`rev_clean` are updated in place; returns
+    {row: the attempt its revision came from}."""
+    from cai_bench.generation.quality import quality_reason
+
+    def failing(i: int) -> bool:
+        text = rev_clean[i][0]
+        return quality_reason(items[i].prompt, init_clean[i][0], text, rev[i].finish_reason, demo_texts) is not None
+
+    attempts: dict[int, int] = {}
+    todo = [i for i in rev if failing(i)]
+    for attempt in range(1, cfg.retries + 1):
+        if not todo:
+            break
+        params = GenParams(cfg.max_new_tokens, cfg.retry_temperature, cfg.top_p, cfg.seed + attempt)
+        replies = backend.chat([convs[i] for i in todo], params)
+        still = []
+        for i, reply in zip(todo, replies):
+            if not reply.ok:
+                still.append(i)
+                continue
+            cleaned = clean_text(reply.text, revision=True, ascii_only=cfg.ascii)
+            if quality_reason(items[i].prompt, init_clean[i][0], cleaned[0], reply.finish_reason, demo_texts) is None:
+                rev[i], rev_clean[i], attempts[i] = reply, cleaned, attempt
+            else:
+                still.append(i)
+        todo = still
+    return attempts
 
 
 def generator_identity(ckpt) -> dict:
@@ -226,8 +301,11 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
                                 seed=cfg.seed, top_k=cfg.top_k)
     records_path = out / "records.jsonl"
     context = few_shot_messages(constitution) if cfg.few_shot else []
-    wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), context,
-                                      cfg.revision_suffix) for it in items}
+    demos = load_demonstrations(cfg.demonstrations, cfg.seed)
+    demo_msgs = demonstration_messages(demos)
+    demo_texts = demonstration_texts(demos)
+    wanted_hash = {it.id: record_hash(it, constitution.principle(choices[it.id].principle_id), [*context, *demo_msgs],
+                                      revision_request_key(cfg)) for it in items}
     done = {r.id for r in read_records(records_path) if r.content_hash == wanted_hash.get(r.id)}
     todo = [it for it in items if it.id not in done]
     log.info("%d prompts, %d already done, %d to generate", len(items), len(items) - len(todo), len(todo))
@@ -253,7 +331,7 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
             with RecordWriter(records_path) as writer:
                 for start in range(0, len(todo), chunk):
                     records, failed = run_chunk(backend, todo[start:start + chunk], choices, constitution, cfg,
-                                                generator["spec"], context, on_step)
+                                                generator["spec"], context, on_step, demo_msgs, demo_texts)
                     writer.write(records)
                     failures += failed
         finally:
@@ -272,6 +350,8 @@ def generate(cfg: GenerateConfig, *, backend: ChatModel | None = None, generator
         "few_shot": cfg.few_shot, "generation": {"max_new_tokens": cfg.max_new_tokens,
                                                  "temperature": cfg.temperature, "top_p": cfg.top_p},
         "revision_suffix": cfg.revision_suffix, "ascii": cfg.ascii, "keep_truncated": cfg.keep_truncated,
+        "answer_only": cfg.answer_only, "demonstrations": len(demos), "retries": cfg.retries,
+        "revision_attempts": dict(Counter(str(r.revision_attempt) for r in records)),
         "counts": {"prompts": len(items), "generated": len(records), "kept": kept,
                    "dropped": len(records) - kept, "failed": len(failures)},
         "cleaning": {"cleaned": cleaned, "dropped": dropped},

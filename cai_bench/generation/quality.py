@@ -8,10 +8,17 @@ in another language than the prompt. Each record gets its first failing reason:
 
 - ``empty`` / ``empty_initial``: nothing left after cleaning;
 - ``truncated``: the revision stopped at the token limit mid-sentence;
+- ``repetitive``: the revision loops: a run of 6 words recurs 3 or more times
+  ("The law is designed to ensure ... The law is designed to ensure ..."), which
+  a small generator does when it runs on to its token limit and which SFT would
+  learn;
 - ``meta_commentary``: the revision describes a response rather than being one:
   its first sentence is about "the response" / "the original answer" / "the
   critique" / "my revision" ("The response is most respectful of ...", "This
   revised answer avoids ..."), or at least a third of its sentences are;
+- ``copied_demonstration``: the revision repeats a few-shot demonstration shown to
+  the generator (half or more of its word 5-grams are in one demonstration): the
+  row would train on the demonstration's answer, not the generator's own;
 - ``identical``: the revision equals the initial answer (case/space ignored);
 - ``refusal_only``: a refusal with no content: it opens with a refusal phrase
   and has fewer than ``REFUSAL_MIN_WORDS`` (20) words, so it teaches nothing
@@ -30,17 +37,23 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cai_bench.errors import UserError
 from cai_bench.generation.cleaning import is_cut_off, normalize_for_compare
+from cai_bench.generation.demonstrations import copied_fraction
 
-REASONS = ("empty_initial", "empty", "truncated", "meta_commentary", "identical", "refusal_only",
-           "language_drift")
+REASONS = ("empty_initial", "empty", "truncated", "repetitive", "meta_commentary", "copied_demonstration",
+           "identical", "refusal_only", "language_drift")
 DEFAULT_MIN_KEPT_FRACTION = 0.5
 DEFAULT_MIN_KEPT = 16
 REFUSAL_MIN_WORDS = 20
+# The way through when a small in-process generator fails the gate: a served instruct model (pipeline flags).
+STRONGER_GENERATOR = ("a served instruct model as generator, e.g. --set data.generator=ollama:llama3.1:8b (an Ollama "
+                      "server at $OLLAMA_HOST) or --set data.generator=openai:MODEL with OPENAI_BASE_URL=http://HOST:PORT/v1 "
+                      "(any OpenAI-compatible server, e.g. vLLM); or more prompts")
+COPY_THRESHOLD = 0.5  # share of a revision's word 5-grams found in one demonstration
 
 _SUBJECT = (r"(?:the|this|that|my|your|our|its|an?)\s+(?:(?:original|initial|previous|above|earlier|first|new|"
             r"revised|rewritten|updated|improved|edited|assistant'?s?|ai'?s?|model'?s?|given|provided|following)\s+)*"
@@ -79,9 +92,23 @@ def is_meta_commentary(text: str) -> bool:
     return about * 3 >= len(sents)
 
 
+REPEAT_NGRAM, REPEAT_TIMES = 6, 3
+
+
+def is_repetitive(text: str) -> bool:
+    """Some run of REPEAT_NGRAM words occurs REPEAT_TIMES or more times: a generation loop."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    grams = Counter(tuple(words[i:i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1))
+    return bool(grams) and max(grams.values()) >= REPEAT_TIMES
+
+
+def opens_with_refusal(text: str) -> bool:
+    return bool(_REFUSAL.match(text.replace("\u2019", "'")))
+
+
 def is_refusal_only(text: str) -> bool:
     """A refusal phrase and too few words to carry any explanation."""
-    return bool(_REFUSAL.match(text.replace("\u2019", "'"))) and len(text.split()) < REFUSAL_MIN_WORDS
+    return opens_with_refusal(text) and len(text.split()) < REFUSAL_MIN_WORDS
 
 
 def _latin_share(text: str) -> float:
@@ -115,16 +142,22 @@ def is_language_drift(prompt: str, text: str) -> bool:
     return t_n >= 15 and t_share < 0.10
 
 
-def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None) -> str | None:
-    """The first reason (in REASONS order) this example is unfit for training, or None."""
+def quality_reason(prompt: str, initial: str, revision: str, revision_finish: str | None = None,
+                   demonstrations: Sequence[str] = ()) -> str | None:
+    """The first reason (in REASONS order) this example is unfit for training, or None.
+    `demonstrations`: the texts of the few-shot demonstrations the generator was shown."""
     if not initial.strip():
         return "empty_initial"
     if not revision.strip():
         return "empty"
     if is_cut_off(revision, revision_finish):
         return "truncated"
+    if is_repetitive(revision):
+        return "repetitive"
     if is_meta_commentary(revision):
         return "meta_commentary"
+    if demonstrations and copied_fraction(revision, demonstrations) >= COPY_THRESHOLD:
+        return "copied_demonstration"
     if normalize_for_compare(revision) == normalize_for_compare(initial):
         return "identical"
     if is_refusal_only(revision):
@@ -166,16 +199,17 @@ class QualityReport:
                 "initial_truncated": self.initial_truncated, "examples": self.examples}
 
 
-def assess(rows: Iterable[dict]) -> tuple[list[dict], QualityReport]:
+def assess(rows: Iterable[dict], demonstrations: Sequence[str] = ()) -> tuple[list[dict], QualityReport]:
     """Gate rows with keys prompt, init_response, revision_response and optional
-    finish_reasons / drop_reason (a cleaning drop reason wins); returns the kept rows."""
+    finish_reasons / drop_reason (a cleaning drop reason wins); returns the kept rows.
+    `demonstrations`: texts of the few-shot demonstrations the generator saw."""
     report = QualityReport()
     kept: list[dict] = []
     for row in rows:
         fin = row.get("finish_reasons") or {}
         reason = row.get("drop_reason") or quality_reason(
             row.get("prompt") or row.get("init_prompt") or "", row.get("init_response") or "",
-            row.get("revision_response") or "", fin.get("revision"))
+            row.get("revision_response") or "", fin.get("revision"), demonstrations)
         report.add(reason, row.get("revision_response") or "", fin.get("init"))
         if reason is None:
             kept.append(row)
@@ -188,9 +222,7 @@ def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_
     top = ", ".join(f"{r} {n}" for r, n in report.dropped.most_common(3)) or "none"
     if report.kept == 0:  # nothing to train on: no flag makes that trainable
         raise UserError(f"{where}: quality gate failed: kept 0/{report.total} (dropped: {top}); nothing to train on, "
-                        "so --allow-low-quality cannot override it. Fix: a stronger generator (an OpenAI-compatible or Ollama "
-                        "server: --set data.generator=openai:MODEL or ollama:MODEL), more max_new_tokens or more "
-                        "prompts")
+                        f"so --allow-low-quality cannot override it. Fix: {STRONGER_GENERATOR}")
     problems = []
     if report.kept_fraction < min_kept_fraction:
         problems.append(f"kept {report.kept}/{report.total} ({report.kept_fraction:.0%}) < {min_kept_fraction:.0%}")
@@ -198,8 +230,8 @@ def check_gate(report: QualityReport, *, min_kept_fraction: float = DEFAULT_MIN_
         problems.append(f"kept {report.kept} < {min_kept} examples")
     if not problems:
         return []
-    msg = (f"{where}: quality gate failed: {'; '.join(problems)} (dropped: {top}). Fix: a stronger generator, more "
-           f"max_new_tokens or more prompts; or pass --allow-low-quality to train on it anyway")
+    msg = (f"{where}: quality gate failed: {'; '.join(problems)} (dropped: {top}). Fix: {STRONGER_GENERATOR}; or "
+           f"pass --allow-low-quality to train on it anyway")
     if not allow:
         raise UserError(msg)
     return [msg.replace("quality gate failed", "quality gate overridden (--allow-low-quality)")]

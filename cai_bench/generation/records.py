@@ -31,6 +31,7 @@ class CAIRecord(BaseModel):
     finish_reasons: dict[str, str | None] = Field(default_factory=dict)
     category: str | None = None
     content_hash: str | None = None  # what it was made from (record_hash); a mismatch means generate anew
+    revision_attempt: int = 0  # 0: the greedy revision; n: the n-th sampled retry of the second pass
 
     def sft_row(self) -> dict:
         return {"messages": self.messages}

@@ -34,7 +34,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "student": "bundled:smollm2-135m-instruct",
         "split": {"max_train": 64, "max_eval": 32},
         # the CPU recipes train without a trainer eval split (eval_strategy no): every kept row trains
-        "data": {"max_new_tokens": 192, "test_size": 0.0},
+        # a new culture's data from the 135M generator: the revision asked in a fresh turn for the answer only,
+        # after two worked examples from the packaged GPT-4o data, and two sampled retries of a revision the
+        # gate drops (issue 25; docs/pipeline.md "A new culture offline")
+        "data": {"max_new_tokens": 192, "test_size": 0.0, "demonstrations": 2, "answer_only": True, "retries": 2},
         # the CPU recipes as re-tuned by the sweep in docs/pipeline.md (SFT lr 2e-4, DPO lr 5e-5 / beta 0.1,
         # 32 steps each: one epoch of 64 prompts at batch 2)
         "sft": {"recipe": "smollm2-135m-cpu-sft", "set": []},
@@ -94,6 +97,9 @@ class DataSettings(_Strict):
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
     test_size: float = Field(GENERATION.test_size, ge=0.0, lt=1.0)
+    demonstrations: int = Field(0, ge=0)  # few-shot exchanges from the packaged GPT-4o data (generate only)
+    answer_only: bool = False  # the revision is asked in a fresh turn (principle + request) for the answer only
+    retries: int = Field(0, ge=0)  # second pass: re-ask (sampled, seeded) a revision the quality gate drops
     min_kept_fraction: float = Field(0.5, ge=0.0, le=1.0)
     min_kept: int = Field(16, ge=0)
     allow_low_quality: bool = False

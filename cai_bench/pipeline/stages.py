@@ -147,8 +147,10 @@ def load_source_task(cfg: PipelineConfig, out: Path | None = None):
     bad = [p.id for p in prompts if p.principle_id and p.principle_id not in known]
     if bad:
         raise UserError(f"{cfg.prompts}: prompt(s) {bad[:5]} name a principle that {constitution.id!r} lacks")
+    # prompts that state `expect` are judged on it: refusal on the requests to refuse, over-refusal on the rest
+    analyses = ["refusal"] if any("expect" in p.model_fields_set for p in prompts) else []
     task = Task(id=f"{constitution.id}_prompts"[:60], constitution=constitution.id, culture=constitution.culture,
-                description=f"prompts from {cfg.prompts}", prompts=prompts)
+                description=f"prompts from {cfg.prompts}", prompts=prompts, analyses=analyses)
     return task, constitution
 
 
@@ -310,7 +312,8 @@ def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: A
     gcfg = GenerateConfig(constitution=task.constitution, prompts=train_prompts or task.train_prompts,
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
-                          keep_truncated=False)
+                          keep_truncated=False, answer_only=cfg.data.answer_only,
+                          demonstrations=cfg.data.demonstrations, retries=cfg.data.retries)
     n_prompts = len(read_jsonl(Path(train_prompts))) if train_prompts else task.train
     bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * n_prompts)
            if progress else None)
@@ -320,7 +323,8 @@ def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: A
     for r in read_records(gen_out / "records.jsonl"):
         rows.append({"id": r.id, "prompt": r.init_prompt, "init_response": r.init_response,
                      "critic_response": r.critic_response, "revision_response": r.revision_response,
-                     "principle_id": r.principle_id, "finish_reasons": r.finish_reasons, "drop_reason": r.drop_reason})
+                     "principle_id": r.principle_id, "finish_reasons": r.finish_reasons, "drop_reason": r.drop_reason,
+                     "revision_attempt": r.revision_attempt})
     return rows, [dict(r) for r in rows], cfg.generator
 
 
@@ -368,6 +372,7 @@ def eval_sets(cfg: PipelineConfig, task: TaskResult) -> dict[str, list[tuple[str
 
 
 def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any = None) -> DataResult:
+    from cai_bench.generation.demonstrations import demonstration_texts, load_demonstrations
     from cai_bench.generation.quality import assess, check_gate
     from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
@@ -389,8 +394,10 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
     if dropped:  # a generated row names the principle it was critiqued by: none of the dropped ones trains
         sft_rows = [r for r in sft_rows if r.get("principle_id") not in dropped]
         pref_rows = [r for r in pref_rows if r.get("principle_id") not in dropped]
-    sft_kept, sft_q = assess(sft_rows)
-    pref_kept, pref_q = assess(pref_rows)
+    demos = demonstration_texts(load_demonstrations(cfg.data.demonstrations, cfg.seed)) \
+        if cfg.data_source == "generate" else []  # the copy check: no kept row repeats what the generator was shown
+    sft_kept, sft_q = assess(sft_rows, demos)
+    pref_kept, pref_q = assess(pref_rows, demos)
     quality = {"sft": sft_q.as_dict(), "prefs": pref_q.as_dict(),
                "thresholds": {"min_kept_fraction": cfg.data.min_kept_fraction, "min_kept": cfg.data.min_kept}}
     atomic_write_text(out / "quality.json", json.dumps(quality, indent=2, ensure_ascii=False) + "\n")
