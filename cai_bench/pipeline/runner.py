@@ -36,6 +36,8 @@ FORMAT = "cai-bench-pipeline/1"
 # reusing every stored answer
 EVAL_FORMAT = "eval-into-store/2"
 GATE_FIELDS = frozenset({"min_kept_fraction", "min_kept", "allow_low_quality"})
+# data settings of the generate source that came after pipelines on bundled data were cached (not hashed for those)
+GENERATE_ONLY = frozenset({"demonstrations", "answer_only", "retries"})
 # settings added after pipelines were cached: hashed only when set, so existing stage keys stay as they were
 NEW_WHEN_SET = {"data": ("drop_principles",), "eval": ("whole_tasks",)}
 
@@ -96,6 +98,8 @@ def _data_settings(cfg: PipelineConfig, c: dict) -> list:
     # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap.
     # The eval sets are not inputs of the data: changing them re-checks leakage in the eval stage.
     data = {k: v for k, v in _section(c, "data").items() if k not in GATE_FIELDS}
+    if cfg.data_source == "bundled":  # how a model would write the data does not change the bundled rows
+        data = {k: v for k, v in data.items() if k not in GENERATE_ONLY}
     return [data, cfg.data_source, cfg.generator, c["seed"]]
 
 
