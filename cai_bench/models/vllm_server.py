@@ -24,6 +24,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,7 @@ class VllmServer:
     def __init__(self, model_dir: str, settings: VllmSettings | None = None, *,
                  adapters: dict[str, str] | None = None, seed: int = 0) -> None:
         settings = settings or VllmSettings()
+        self.settings = settings
         self.model_dir, self.adapters = model_dir, dict(adapters or {})
         self.python = vllm_python(settings.python)
         self.port = _free_port()
@@ -136,7 +139,7 @@ class VllmServer:
         if adapter is None:
             return BASE_NAME
         for name, path in self.adapters.items():
-            if path == adapter:
+            if path == adapter or _folder_key(path) == _folder_key(adapter):
                 return name
         raise KeyError(f"adapter {adapter} is not served by this vLLM server")
 
@@ -197,6 +200,41 @@ class VllmServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# cache of servers kept up by `keep_serving`, by base model folder: several runs borrow one server
+_KEPT: dict[str, VllmServer] = {}
+
+
+@contextmanager
+def keep_serving(server: VllmServer) -> Iterator[VllmServer]:
+    """Start `server` and keep it up until the block ends; meanwhile `kept_server`
+    hands it to every run that needs its base and adapters (the pipeline's eval
+    runs the held-out and the regression tasks as two runs: one server start, not two)."""
+    server.start()
+    key = _folder_key(server.model_dir)
+    _KEPT[key] = server
+    try:
+        yield server
+    finally:
+        if _KEPT.get(key) is server:
+            del _KEPT[key]
+        server.stop()
+
+
+def kept_server(model_dir: str, adapters: Iterable[str], settings: VllmSettings) -> VllmServer | None:
+    """The running server `keep_serving` keeps for this base with these settings and
+    every one of these adapter folders, else None (the caller starts its own)."""
+    server = _KEPT.get(_folder_key(model_dir))
+    if server is None or server.settings != settings or server.proc is None or server.proc.poll() is not None:
+        return None
+    return server if {_folder_key(a) for a in adapters} <= {_folder_key(a) for a in server.adapters.values()} else None
+
+
+def _folder_key(path: str) -> str:
+    """A folder as one string however it was spelled (relative, `..`, a symlink); a hub id as given."""
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path
 
 
 def _cuda_here() -> bool:
