@@ -153,3 +153,19 @@ def test_a_kept_server_is_borrowed_by_every_run_and_stopped_once(tmp_path: Path,
     assert len(starts) == 1  # one server start for both runs
     i = starts[0].index("--lora-modules")
     assert starts[0][i + 1:i + 3] == [f"sft={sft}", f"dpo={dpo}"] and "--enable-lora" in starts[0]
+
+
+def test_a_companion_that_does_not_import_is_found_and_a_working_one_is_kept(tmp_path: Path) -> None:
+    from cai_bench.models.vllm_install import broken_companions
+
+    site = tmp_path / "companions"
+    (site / "torchvision").mkdir(parents=True)  # as PyPI's CUDA build fails beside a CPU torch
+    (site / "torchvision" / "__init__.py").write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    (site / "torchaudio").mkdir()
+    (site / "torchaudio" / "__init__.py").write_text("")  # imports: kept
+    python = tmp_path / "python-companions"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    assert broken_companions(str(python)) == {
+        "torchvision": "RuntimeError: operator torchvision::nms does not exist"}  # torchcodec: not installed
