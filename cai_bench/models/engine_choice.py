@@ -24,6 +24,10 @@ from typing import Literal
 from cai_bench.errors import UserError
 
 Engine = Literal["hf", "vllm"]
+# On a CPU a server start (about 80 s for SmolLM2 on an idle 2-core machine) pays only for enough work: at
+# transformers' 112-147 tok/s there (batch 16-64) and vLLM about 2x that, the start is won back after
+# about 2 x 80 s of transformers' generation, ~20k new tokens. Less planned work stays on transformers.
+CPU_MIN_NEW_TOKENS = 20_000
 INSTALL_HINT = ("install it with `pip install -e '.[vllm]'` (or `make setup VLLM=1`), or point "
                 "generation.vllm.python / CAI_BENCH_VLLM_PYTHON at an environment that has it (docs/scale.md)")
 
@@ -75,10 +79,12 @@ def cpu_contended(seconds: float = 1.0, samples: int = 5) -> bool | None:
 
 
 def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None = None, cuda: bool | None = None,
-                  contended: bool | None = None, what: str = "eval.engine") -> EngineChoice:
+                  contended: bool | None = None, new_tokens: int | None = None,
+                  what: str = "eval.engine") -> EngineChoice:
     """`hf` and `vllm` as asked (`vllm` without vLLM is a user error); `auto`: vLLM where
-    installed and faster here (a GPU, or a CPU with nothing else runnable), else transformers.
-    `cuda`/`contended` default to looking at this machine."""
+    installed and faster here (a GPU; or a CPU with nothing else runnable and at least
+    CPU_MIN_NEW_TOKENS of planned work, `new_tokens`, None: unknown, so enough), else
+    transformers. `cuda`/`contended` default to looking at this machine."""
     if setting == "hf":
         return EngineChoice("hf", f"{what}: hf")
     installed = vllm_importable(python)
@@ -94,6 +100,9 @@ def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None 
         cuda = _cuda_here()
     if cuda:
         return EngineChoice("vllm", f"{what}: auto -> vllm (installed, CUDA GPU)")
+    if new_tokens is not None and new_tokens < CPU_MIN_NEW_TOKENS:
+        return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but on a CPU {new_tokens} planned new tokens "
+                                  f"do not pay for a server start; from {CPU_MIN_NEW_TOKENS})")
     if contended is None:
         contended = cpu_contended()
     if contended or contended is None:

@@ -43,9 +43,19 @@ def eval_vllm_settings(cfg: PipelineConfig) -> VllmSettings:
     return settings.model_copy(update={"dtype": checkpoint_dtype(ckpt.model)})
 
 
-def eval_engine(cfg: PipelineConfig, console=None) -> EngineChoice:
+def planned_new_tokens(cfg: PipelineConfig, held_out: int) -> int | None:
+    """At most how many tokens the eval generates (3 checkpoints x prompts x max_new_tokens);
+    None when a regression task is evaluated whole (its size is not known here)."""
+    others = cfg.regression_tasks()
+    if others and cfg.eval.limit is None:
+        return None
+    return 3 * (held_out + len(others) * (cfg.eval.limit or 0)) * cfg.eval.max_new_tokens
+
+
+def eval_engine(cfg: PipelineConfig, console=None, *, held_out: int | None = None) -> EngineChoice:
     """eval.engine resolved for this stage on this machine; the reason is printed."""
-    choice = choose_engine(cfg.eval.engine, python=cfg.eval.vllm.python)
+    tokens = planned_new_tokens(cfg, held_out) if held_out is not None else None
+    choice = choose_engine(cfg.eval.engine, python=cfg.eval.vllm.python, new_tokens=tokens)
     if console is not None:
         console.print(f"  {choice.reason}", highlight=False, markup=False)
     return choice

@@ -544,7 +544,7 @@ def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult
     ckpts = {"base": cfg.student, "sft": sft.output_dir, "dpo": dpo.output_dir}
     fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
     url = store_url(cfg, out)
-    engine = eval_engine(cfg, console).engine
+    engine = eval_engine(cfg, console, held_out=task.eval).engine
     gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
                              engine=engine, vllm=eval_vllm_settings(cfg))
     common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, store=url, seed=cfg.seed,

@@ -19,7 +19,7 @@ import pytest
 
 from cai_bench.errors import UserError
 from cai_bench.models import ResolvedCheckpoint
-from cai_bench.models.engine_choice import choose_engine, cpu_contended, vllm_importable
+from cai_bench.models.engine_choice import CPU_MIN_NEW_TOKENS, choose_engine, cpu_contended, vllm_importable
 from cai_bench.models.vllm_server import VllmServer, VllmSettings, keep_serving, kept_server
 
 STANDIN = '''
@@ -90,6 +90,11 @@ def test_auto_takes_vllm_on_a_gpu_or_an_idle_cpu_and_transformers_beside_other_w
     assert choose_engine("auto", python=with_vllm, cuda=False, contended=False).engine == "vllm"
     busy = choose_engine("auto", python=with_vllm, cuda=False, contended=True)
     assert busy.engine == "hf" and "other work" in busy.reason
+    small = choose_engine("auto", python=with_vllm, cuda=False, contended=False, new_tokens=CPU_MIN_NEW_TOKENS - 1)
+    assert small.engine == "hf" and "do not pay for a server start" in small.reason
+    assert choose_engine("auto", python=with_vllm, cuda=False, contended=False,
+                         new_tokens=CPU_MIN_NEW_TOKENS).engine == "vllm"
+    assert choose_engine("auto", python=with_vllm, cuda=True, new_tokens=10).engine == "vllm"
 
 
 def test_a_busy_process_is_measured_as_contention() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from cai_bench.errors import UserError
 from cai_bench.pipeline.config import build_config
-from cai_bench.pipeline.engine import checkpoint_dtype, eval_vllm_settings
+from cai_bench.pipeline.engine import checkpoint_dtype, eval_vllm_settings, planned_new_tokens
 from cai_bench.pipeline.runner import stage_keys
 
 
@@ -47,3 +47,9 @@ def test_vllm_computes_in_the_checkpoints_own_dtype(tmp_path: Path) -> None:
     cfg = _cfg(student=str(tmp_path))
     assert eval_vllm_settings(cfg).dtype == "bfloat16"
     assert eval_vllm_settings(_cfg(student=str(tmp_path), eval={"vllm": {"dtype": "float16"}})).dtype == "float16"
+
+
+def test_planned_work_counts_three_checkpoints_over_every_prompt() -> None:
+    cfg = _cfg()  # cpu-small: 96 new tokens, the other culture and xstest at 16 prompts each
+    assert planned_new_tokens(cfg, 32) == 3 * (32 + 2 * 16) * 96
+    assert planned_new_tokens(_cfg(eval={"limit": None}), 32) is None  # whole regression tasks: not known
