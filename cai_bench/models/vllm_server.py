@@ -212,10 +212,10 @@ _KEPT: dict[str, VllmServer] = {}
 
 @contextmanager
 def keep_serving(server: VllmServer) -> Iterator[VllmServer]:
-    """Start `server` and keep it up until the block ends; meanwhile `kept_server`
-    hands it to every run that needs its base and adapters (the pipeline's eval
-    runs the held-out and the regression tasks as two runs: one server start, not two)."""
-    server.start()
+    """Keep `server` for the block: `kept_server` hands it to every run that needs its
+    base and adapters (the pipeline's eval runs the held-out and the regression tasks
+    as two runs: one server start, not two). It starts at the first such request, so a
+    block whose answers are all stored already starts nothing; it stops when the block ends."""
     key = _folder_key(server.model_dir)
     _KEPT[key] = server
     try:
@@ -227,12 +227,16 @@ def keep_serving(server: VllmServer) -> Iterator[VllmServer]:
 
 
 def kept_server(model_dir: str, adapters: Iterable[str], settings: VllmSettings) -> VllmServer | None:
-    """The running server `keep_serving` keeps for this base with these settings and
-    every one of these adapter folders, else None (the caller starts its own)."""
+    """The server `keep_serving` keeps for this base with these settings and every one of
+    these adapter folders, started if it was not yet; else None (the caller starts its own)."""
     server = _KEPT.get(_folder_key(model_dir))
-    if server is None or server.settings != settings or server.proc is None or server.proc.poll() is not None:
+    if server is None or server.settings != settings:
         return None
-    return server if {_folder_key(a) for a in adapters} <= {_folder_key(a) for a in server.adapters.values()} else None
+    if not {_folder_key(a) for a in adapters} <= {_folder_key(a) for a in server.adapters.values()}:
+        return None
+    if server.proc is None:
+        server.start()
+    return server if server.proc is not None and server.proc.poll() is None else None
 
 
 def _folder_key(path: str) -> str:

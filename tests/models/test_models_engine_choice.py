@@ -127,6 +127,9 @@ def _adapter(path: Path) -> str:
 
 
 def test_a_kept_server_is_borrowed_by_every_run_and_stopped_once(tmp_path: Path, standin_vllm: Path) -> None:
+    with keep_serving(VllmServer(str(tmp_path), VllmSettings(python=sys.executable))) as unused:
+        pass
+    assert unused.proc is None and not standin_vllm.exists()  # never asked for: never started
     from cai_bench.harness.config import EndpointSettings, GenerationSettings
     from cai_bench.harness.generate import load_generator
     from cai_bench.models.chat import GenParams
@@ -140,6 +143,7 @@ def test_a_kept_server_is_borrowed_by_every_run_and_stopped_once(tmp_path: Path,
            for s, k, f, a in [(str(base), "hf", "B", None), (sft, "peft", "S", sft), (dpo, "peft", "D", dpo)]]
     gen = GenerationSettings(engine="vllm", vllm=settings, batch_size=2)
     with keep_serving(VllmServer(str(base), settings, adapters={"sft": sft, "dpo": dpo})) as server:
+        assert server.proc is None  # nothing started until a run needs it
         assert kept_server(str(base), [sft, dpo], settings) is server
         assert kept_server(str(base), [str(tmp_path / "other")], settings) is None  # not one of its adapters
         assert kept_server(str(base), [sft], VllmSettings(python=sys.executable, dtype="float32")) is None
