@@ -1,13 +1,20 @@
 """Which engine answers for local checkpoints when a config says `engine: auto`.
 
 vLLM is only worth its server start (about 80 s for SmolLM2 on an idle 2-core CPU,
-several minutes on a busy one) where it generates faster than transformers. On a
-GPU it does. On a CPU it did when the CPU was idle (1.7-2.2x at batch 16-64,
-docs/scale.md), but beside one busy process it was the slower one (same 32
-prompts: transformers on one thread 127 tok/s, vLLM 46-53): vLLM's CPU
-workers pin every core and wait on the one that is taken. So `auto` measures
-instead of trusting the name: vLLM where it is installed and either a GPU is
-there or the CPU has no other runnable work during a short look.
+2.5 min on a busy one) where it generates faster than transformers. On a GPU it
+does. On a CPU it depends on what else runs (docs/scale.md, measured):
+
+- idle: vLLM 1.7-2.2x faster at batch 16-64;
+- beside ONE busy process on 2 cores: vLLM slower (transformers on one thread
+  127 tok/s, vLLM 46-53): vLLM binds a thread to every core and waits on the
+  one that is taken, while one transformers thread runs on the free core;
+- on a CPU shared by many processes (load average 10-15 on 2 cores): vLLM
+  faster (the pipeline's eval: generation 0.57x, the stage 0.69x of
+  transformers'), as every process only gets its time share anyway.
+
+So `auto` looks instead of trusting the name: vLLM where it is installed and a
+GPU is there, or, on a CPU, where the planned work pays for the start and the
+other runnable work is not the "fewer busy processes than cores" case.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ from typing import Literal
 from cai_bench.errors import UserError
 
 Engine = Literal["hf", "vllm"]
-# On a CPU a server start (about 80 s for SmolLM2 on an idle 2-core machine) pays only for enough work: at
-# transformers' 112-147 tok/s there (batch 16-64) and vLLM about 2x that, the start is won back after
-# about 2 x 80 s of transformers' generation, ~20k new tokens. Less planned work stays on transformers.
-CPU_MIN_NEW_TOKENS = 20_000
+# On a CPU a server start pays only for enough work: idle, at transformers' 112-147 tok/s (batch 16-64) and
+# vLLM about 2x that, an 80 s start is won back after ~10k-20k new tokens; measured on a busy machine, the
+# pipeline's 18.4k planned tokens (cpu-small) took 0.57x of transformers' generation time start included.
+CPU_MIN_NEW_TOKENS = 10_000
 INSTALL_HINT = ("install it with `pip install -e '.[vllm]'` (or `make setup VLLM=1`), or point "
                 "generation.vllm.python / CAI_BENCH_VLLM_PYTHON at an environment that has it (docs/scale.md)")
 
@@ -60,11 +67,10 @@ def _same_python(python: str) -> bool:
         return False
 
 
-def cpu_contended(seconds: float = 1.0, samples: int = 5) -> bool | None:
-    """Whether other work is runnable on this CPU during a short look (Linux
-    /proc/loadavg, sampled `samples` times over `seconds`): most samples show at
-    least one other runnable process beside this one (a busy process always shows;
-    a blip of this process's own threads or a short command does not). None where unknown."""
+def other_runnable(seconds: float = 1.0, samples: int = 5) -> int | None:
+    """Other processes runnable on this CPU during a short look (Linux /proc/loadavg,
+    the median of `samples` looks over `seconds`: a busy process always shows; a blip
+    of this process's own threads or a short command does not). None where unknown."""
     from cai_bench.cpu_threads import running_now
 
     seen: list[int] = []
@@ -75,16 +81,17 @@ def cpu_contended(seconds: float = 1.0, samples: int = 5) -> bool | None:
         seen.append(n)
         if i + 1 < samples:
             time.sleep(seconds / max(samples - 1, 1))
-    return sorted(seen)[len(seen) // 2] > 0
+    return sorted(seen)[len(seen) // 2]
 
 
 def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None = None, cuda: bool | None = None,
-                  contended: bool | None = None, new_tokens: int | None = None,
+                  others: int | None = None, cores: int | None = None, new_tokens: int | None = None,
                   what: str = "eval.engine") -> EngineChoice:
     """`hf` and `vllm` as asked (`vllm` without vLLM is a user error); `auto`: vLLM where
-    installed and faster here (a GPU; or a CPU with nothing else runnable and at least
-    CPU_MIN_NEW_TOKENS of planned work, `new_tokens`, None: unknown, so enough), else
-    transformers. `cuda`/`contended` default to looking at this machine."""
+    installed and measured faster (a GPU; or a CPU, with at least CPU_MIN_NEW_TOKENS of
+    planned work, `new_tokens`, None: unknown, so enough, unless fewer other runnable
+    processes than cores are busy beside it), else transformers. `cuda`, `others`
+    (runnable processes besides this one) and `cores` default to looking at this machine."""
     if setting == "hf":
         return EngineChoice("hf", f"{what}: hf")
     installed = vllm_importable(python)
@@ -103,9 +110,14 @@ def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None 
     if new_tokens is not None and new_tokens < CPU_MIN_NEW_TOKENS:
         return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but on a CPU {new_tokens} planned new tokens "
                                   f"do not pay for a server start; from {CPU_MIN_NEW_TOKENS})")
-    if contended is None:
-        contended = cpu_contended()
-    if contended or contended is None:
-        return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but other work is running on this CPU, "
-                                  "where vLLM measured slower than transformers on one thread; docs/scale.md)")
-    return EngineChoice("vllm", f"{what}: auto -> vllm (installed; the CPU had no other runnable work)")
+    if others is None:
+        others = other_runnable()
+    cores = cores or os.cpu_count() or 1
+    if others is None:
+        return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but this CPU's load cannot be read)")
+    if 0 < others < cores:
+        return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but {others} busy process(es) beside this "
+                                  f"run on {cores} cores, where vLLM measured slower than transformers on one "
+                                  "thread; docs/scale.md)")
+    return EngineChoice("vllm", f"{what}: auto -> vllm (installed; {new_tokens or 'unknown'} planned new tokens, "
+                                f"{others} other runnable process(es) on {cores} cores)")

@@ -19,7 +19,7 @@ import pytest
 
 from cai_bench.errors import UserError
 from cai_bench.models import ResolvedCheckpoint
-from cai_bench.models.engine_choice import CPU_MIN_NEW_TOKENS, choose_engine, cpu_contended, vllm_importable
+from cai_bench.models.engine_choice import CPU_MIN_NEW_TOKENS, choose_engine, other_runnable, vllm_importable
 from cai_bench.models.vllm_server import VllmServer, VllmSettings, keep_serving, kept_server
 
 STANDIN = '''
@@ -78,21 +78,22 @@ def test_hf_is_taken_as_asked_and_vllm_without_vllm_is_a_user_error(tmp_path: Pa
     assert choose_engine("hf", python=without).engine == "hf"
     with pytest.raises(UserError, match=r"eval.engine: vllm, but vLLM is not installed.*pip install -e '\.\[vllm\]'"):
         choose_engine("vllm", python=without)
-    auto = choose_engine("auto", python=without, cuda=True, contended=False)
+    auto = choose_engine("auto", python=without, cuda=True, others=0)
     assert auto.engine == "hf" and "not installed" in auto.reason
 
 
-def test_auto_takes_vllm_on_a_gpu_or_an_idle_cpu_and_transformers_beside_other_work(tmp_path: Path) -> None:
+def test_auto_takes_vllm_on_a_gpu_or_a_cpu_unless_fewer_busy_processes_than_cores(tmp_path: Path) -> None:
     with_vllm = _python_with(tmp_path, vllm=True)
     assert vllm_importable(with_vllm) is True
     assert choose_engine("vllm", python=with_vllm).engine == "vllm"
-    assert choose_engine("auto", python=with_vllm, cuda=True, contended=True).engine == "vllm"
-    assert choose_engine("auto", python=with_vllm, cuda=False, contended=False).engine == "vllm"
-    busy = choose_engine("auto", python=with_vllm, cuda=False, contended=True)
-    assert busy.engine == "hf" and "other work" in busy.reason
-    small = choose_engine("auto", python=with_vllm, cuda=False, contended=False, new_tokens=CPU_MIN_NEW_TOKENS - 1)
+    assert choose_engine("auto", python=with_vllm, cuda=True, others=1, cores=2).engine == "vllm"
+    assert choose_engine("auto", python=with_vllm, cuda=False, others=0, cores=2).engine == "vllm"  # idle CPU
+    one_busy = choose_engine("auto", python=with_vllm, cuda=False, others=1, cores=2)
+    assert one_busy.engine == "hf" and "busy process" in one_busy.reason  # vLLM stalls on the taken core
+    assert choose_engine("auto", python=with_vllm, cuda=False, others=12, cores=2).engine == "vllm"  # time-shared
+    small = choose_engine("auto", python=with_vllm, cuda=False, others=0, new_tokens=CPU_MIN_NEW_TOKENS - 1)
     assert small.engine == "hf" and "do not pay for a server start" in small.reason
-    assert choose_engine("auto", python=with_vllm, cuda=False, contended=False,
+    assert choose_engine("auto", python=with_vllm, cuda=False, others=0,
                          new_tokens=CPU_MIN_NEW_TOKENS).engine == "vllm"
     assert choose_engine("auto", python=with_vllm, cuda=True, new_tokens=10).engine == "vllm"
 
@@ -100,7 +101,7 @@ def test_auto_takes_vllm_on_a_gpu_or_an_idle_cpu_and_transformers_beside_other_w
 def test_a_busy_process_is_measured_as_contention() -> None:
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        assert cpu_contended(seconds=1.0, samples=5) is True
+        assert (other_runnable(seconds=1.0, samples=5) or 0) >= 1
     finally:
         busy.kill()
         busy.wait()
