@@ -128,7 +128,7 @@ def _adapter(path: Path) -> str:
 
 
 def test_a_kept_server_is_borrowed_by_every_run_and_stopped_once(tmp_path: Path, standin_vllm: Path) -> None:
-    with keep_serving(VllmServer(str(tmp_path), VllmSettings(python=sys.executable))) as unused:
+    with keep_serving(VllmServer(str(tmp_path), VllmSettings(python=sys.executable, enforce_eager=True))) as unused:
         pass
     assert unused.proc is None and not standin_vllm.exists()  # never asked for: never started
     from cai_bench.harness.config import EndpointSettings, GenerationSettings
@@ -138,7 +138,7 @@ def test_a_kept_server_is_borrowed_by_every_run_and_stopped_once(tmp_path: Path,
     base = tmp_path / "base"
     base.mkdir()
     sft, dpo = _adapter(tmp_path / "sft"), _adapter(tmp_path / "dpo")
-    settings = VllmSettings(python=sys.executable, startup_timeout=60)
+    settings = VllmSettings(python=sys.executable, startup_timeout=60, enforce_eager=True)  # no torch import
     cks = [ResolvedCheckpoint(spec=s, kind=k, model=str(base), fingerprint=f, label=f, adapter=a,
                               metadata={"base_fingerprint": "B"} if a else {})
            for s, k, f, a in [(str(base), "hf", "B", None), (sft, "peft", "S", sft), (dpo, "peft", "D", dpo)]]
