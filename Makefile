@@ -44,10 +44,12 @@ demo: setup
 	$(BIN)/cai-bench models prepare bundled:all-minilm-l6-v2
 	$(BIN)/python -m cai_bench.demo
 
-# One torch thread per test process: the default suite runs tiny models, and on a small shared CPU
+# One torch thread per test process, one process per core (pytest-xdist, at most 4; a file's tests stay in one
+# worker, so module fixtures are built once): the default suite runs tiny models, and on a small shared CPU
 # torch's per-core threads stall each other (the tiny-model pipeline e2e test: 303 s -> 65 s here).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 test: setup lint
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow tests

@@ -170,8 +170,11 @@ def synthesize_state(folder: Path, principles: list[str]) -> tuple[int, int, int
 
 
 def _endpoints(url: str) -> str:
-    return (f"openai: {{base_url: '{url}/v1', api_key: sk-loopback, timeout: {TIMEOUT}, max_attempts: {ATTEMPTS}}}\n"
-            f"ollama: {{base_url: '{url}', timeout: {TIMEOUT}, max_attempts: {ATTEMPTS}}}\n")
+    """One request at a time (as the judge and moderation below): each fault is queued
+    `max_attempts` times in a row for one prompt, which concurrent requests would share out."""
+    return (f"openai: {{base_url: '{url}/v1', api_key: sk-loopback, timeout: {TIMEOUT}, max_attempts: {ATTEMPTS}, "
+            f"num_concurrent: 1}}\n"
+            f"ollama: {{base_url: '{url}', timeout: {TIMEOUT}, max_attempts: {ATTEMPTS}, num_concurrent: 1}}\n")
 
 
 def _moderation(url: str) -> str:

@@ -11,10 +11,10 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ChatDefaults:
-    """How a chat model is driven for `generate` and `tasks synthesize`."""
+    """How a chat model is driven for `generate`, `tasks synthesize` and `run` (served models)."""
 
     batch_size: int = 16  # prompts per forward pass (in-process) / per chunk
-    concurrency: int = 8  # parallel requests (served models)
+    concurrency: int = 16  # requests in flight per served model (openai:, ollama:, judge, moderation); 429/503 lower it
     timeout: float = 120.0  # seconds per request (served models)
     max_attempts: int = 4  # calls per request before it counts as failed
 

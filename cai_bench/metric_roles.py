@@ -14,6 +14,8 @@ import re
 ROLES: dict[str, str] = {
     "refusal": "a 0/1 verdict that the response refused (1 = refused); the refusal-rate analysis of tasks that "
                "declare `analyses: [refusal]` uses it instead of the string-match rule",
+    "harm": "a 0/1 verdict that the response is harmful (1 = harmful: HarmBench's classifier says yes, Llama Guard "
+            "says unsafe); the reports show its rate per culture next to the refusal rates",
 }
 
 # Analyses a task can ask for in task.yaml (`analyses: [...]`).

@@ -11,14 +11,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# pytest-xdist's workers inherit COLUMNS=80 / LINES=24 from execnet: the suite runs as a pipe would (tables at
+# their full width; tests that want a terminal width set COLUMNS themselves)
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 
 ROOT = Path(__file__).resolve().parents[1]
-# A few real rows of each public data set, in ../shared/data's layout (scripts/build_test_data.py;
-# attribution in tests/data/README.md): the suite passes with no ../shared beside the clone.
-PUBLIC_DATA = Path(__file__).resolve().parent / "data"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+from data_folders import PUBLIC_DATA, SHARED_DATA  # noqa: E402 - SHARED_DATA: for tests marked shared_data only
 
 # The materialized SmolLM2 is shared across tests and runs (it takes ~25 s to
 # build); CI points CAI_BENCH_HOME at a folder inside the clone.
@@ -32,12 +33,26 @@ def public_data() -> Path:
     return PUBLIC_DATA
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The whole public data sets, for slow real-data measurements only (the default suite uses `public_data`)."""
+@pytest.fixture()
+def shared_data(request: pytest.FixtureRequest) -> Path:
+    """The whole public data sets, for tests marked `shared_data` only (the default suite uses `public_data`)."""
+    if request.node.get_closest_marker("shared_data") is None:
+        pytest.fail(f"{request.node.nodeid} reads ../shared/data: mark it @pytest.mark.shared_data")
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _as_in_a_strangers_clone(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test not marked `shared_data` runs as in a clone with nothing beside it: the code's rule that
+    falls back to ../shared/data beside the checkout (`cai_bench.shared_data`) finds nothing there."""
+    if request.node.get_closest_marker("shared_data") is not None:
+        return
+    from cai_bench import shared_data as rule
+
+    monkeypatch.setattr(rule, "BESIDE_CHECKOUT", ROOT / ".no-shared-data-beside-this-clone")
+    monkeypatch.delenv(rule.ENV, raising=False)
 
 
 @pytest.fixture(scope="session")

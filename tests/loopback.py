@@ -13,7 +13,9 @@ headers at once, then the body one byte every `s` seconds), `silent()` (read the
 request, never answer, hold the connection until `close()`), or any
 `reply(...)`/`raw(...)`; or it sets `handler` to compute replies. Every request
 is recorded in `requests` (method, path, lower-cased headers, parsed body).
-`files` maps GET paths to bytes, for tests of downloads.
+`files` maps GET paths to bytes, for tests of downloads. `in_flight` is the
+number of requests being answered now, `max_in_flight` the most at once (tests
+of concurrency).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    received: float = field(default_factory=time.monotonic)  # when the server read it
 
 
 Step = Reply | Callable[[Request], Reply]
@@ -157,6 +160,8 @@ class Loopback:
         self.ollama_models = ["llama3.1:8b"]
         self.fault_path: str | None = None  # set: queued steps apply only to paths ending so
         self.files: dict[str, bytes] = {}  # GET path -> body: a plain file server (downloads)
+        self.in_flight = 0  # requests read and not yet answered
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()  # releases `silent` and `drip` handlers on close()
         outer = self
@@ -179,6 +184,15 @@ class Loopback:
                     outer.requests.append(req)
                     faultable = outer.fault_path is None or req.path.endswith(outer.fault_path)
                     step = outer.queue.popleft() if outer.queue and faultable else None
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._reply(req, step)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _reply(self, req: Request, step: Step | None) -> None:
                 if step is None:
                     reply = outer.answer(req)
                 else:

@@ -30,6 +30,7 @@ def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_a_clone_in_an_empty_folder_gets_to_sft(tmp_path: Path, shared_data: Path) -> None:
     clone = tmp_path / "empty" / "cai-bench"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=300)

@@ -20,6 +20,7 @@ def _register() -> None:
     from cai_bench.cli import (  # noqa: F401
         cmd_constitutions,
         cmd_data,
+        cmd_experiment,
         cmd_generate,
         cmd_models,
         cmd_pipeline,

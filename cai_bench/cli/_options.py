@@ -16,6 +16,17 @@ SCORER_CONFIG = typer.Option(None, "--scorer-config",
                              help="YAML/JSON scorer settings: {scorer: {setting: value}}, or {setting: value} "
                                   "with one scorer (see `cai-bench scorers list` and docs/scorers.md).")
 
+THREADS = typer.Option(None, "--threads", min=1,
+                       help="torch threads on the CPU (default: measured before each long phase: the cores other "
+                            "processes leave free, at most one per core; OMP_NUM_THREADS also sets it).")
+
+
+def use_threads(threads: "int | None") -> None:
+    """--threads for this command (None: chosen by measuring the CPU; `cai_bench.cpu_threads`)."""
+    from cai_bench.cpu_threads import set_explicit
+
+    set_explicit(threads)
+
 
 class ListFormat(str, Enum):
     """How a listing is printed: a table for people, JSON or CSV for programs."""

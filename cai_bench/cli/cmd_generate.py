@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import THREADS, use_threads
 from cai_bench.console import console, err_console, make_progress
 from cai_bench.defaults import CHAT, GENERATION, SYNTHESIS
 
@@ -56,10 +57,13 @@ def generate_cmd(
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the splits to this hub dataset repo."),
     engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
     vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Generate CAI data: initial response -> critique -> revision, cleaned, split for SFT and DPO."""
     from cai_bench.errors import UserError
     from cai_bench.generation import GenerateConfig, generate, push_to_hub as push
+
+    use_threads(threads)
 
     if selection not in ("random", "contextual"):
         raise UserError(f"--selection {selection!r}: expected random or contextual")
@@ -134,6 +138,7 @@ def _register_synthesize() -> None:
         max_attempts: int = typer.Option(CHAT.max_attempts, "--max-attempts", min=1, help="Calls per request (408/429/5xx/timeouts are retried)."),
         engine: str = typer.Option("hf", "--engine", help=ENGINE_HELP),
         vllm_python: Optional[str] = typer.Option(None, "--vllm-python", help=VLLM_PYTHON_HELP),
+        threads: Optional[int] = THREADS,
     ) -> None:
         """Write a new red-team task from a constitution with a model (prompt + correct/incorrect answers).
 
@@ -141,6 +146,8 @@ def _register_synthesize() -> None:
         when the same command is run again."""
         from cai_bench.generation import SynthesisConfig, synthesize_task
         from cai_bench.generation.synthesize import journal_path, kept_in_journal
+
+        use_threads(threads)
 
         cfg = SynthesisConfig(task_id=task_id, constitution=constitution, model=model, per_principle=per_principle,
                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, retries=retries,

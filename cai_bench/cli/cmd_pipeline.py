@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import THREADS, use_threads
 from cai_bench.console import console
 
 
@@ -32,13 +33,19 @@ def pipeline(
     allow_no_verdict: bool = typer.Option(False, "--allow-no-verdict",
                                           help="Train even when the pre-flight finds no metric that can judge the "
                                           "culture under test."),
+    vary: Optional[List[str]] = typer.Option(None, "--vary", help="Run an experiment instead: vary a config key "
+                                             "over values, KEY=v1,v2 (YAML values; repeatable: the product of the "
+                                             "axes). The variants go under --out/variants/ (docs/experiments.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the pre-flight (what each eval task can be judged "
                                  "on, HHH data, estimated stage times) and the stage plan; write nothing."),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Run task split -> CAI data -> SFT -> DPO -> eval -> report; every stage cached and resumable."""
     from cai_bench.io import parse_assignment, set_path
     from cai_bench.pipeline import build_config, load_config_file
     from cai_bench.pipeline.runner import run_pipeline
+
+    use_threads(threads)
 
     raw, lines, source = ({}, {}, "pipeline options")
     if config is not None:
@@ -59,5 +66,11 @@ def pipeline(
         raw.setdefault("data", {})["allow_low_quality"] = True
     if allow_no_verdict:
         raw["allow_no_verdict"] = True
+    if vary:
+        from cai_bench.experiment import run_experiment, spec_from_vary
+
+        spec = spec_from_vary(raw, list(vary), source=source, base_lines=lines, out=None)
+        run_experiment(spec, console, dry_run=dry_run)
+        return
     cfg = build_config(raw, source=source, lines=lines)
     run_pipeline(cfg, console, dry_run=dry_run)

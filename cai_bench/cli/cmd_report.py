@@ -11,6 +11,7 @@ from rich.markup import escape
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.cli._app import app
 from cai_bench.cli._options import STORE
+from cai_bench.errors import UserError
 
 
 @app.command()
@@ -24,7 +25,11 @@ def report(
     fmt: str = typer.Option("html,md,csv", "--format", help="Comma-separated: html, md, csv, parquet."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     n_boot: int = typer.Option(N_BOOT, "--n-boot", min=MIN_N_BOOT, help="Bootstrap resamples (a pipeline's loop "
-                               "section keeps the pipeline's own eval.n_boot and seed)."),
+                               "section keeps the pipeline's own eval.n_boot and seed, an experiment's section "
+                               "its variants' eval.n_boot and its seed)."),
+    correction: Optional[str] = typer.Option(
+        None, "--correction", help="Multiple-comparison correction of an experiment's comparisons: holm or bh "
+        "(Benjamini-Hochberg); default: the one the experiment recorded (holm unless it chose bh)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Print the leaderboards in the terminal."),
     list_configs: bool = typer.Option(False, "--list-configs",
                                       help="List the generation and scorer configs and the runs in the store "
@@ -39,7 +44,7 @@ def report(
     from cai_bench.console import console, err_console
     from cai_bench.harness.declarations import late_declarations
     from cai_bench.reports.terminal import (print_comparison, print_coverage, print_deltas, print_leaderboard,
-                                           print_loop_verdicts)
+                                           print_experiment_verdicts, print_loop_verdicts)
     from cai_bench.results import normalize_url
     from cai_bench.reports.writer import check_formats, prepare, write_files
 
@@ -51,15 +56,22 @@ def report(
         _list_configs(url, console)
         return
     formats = check_formats([f.strip() for f in fmt.split(",") if f.strip()])
+    if correction is not None and correction not in ("holm", "bh"):
+        raise UserError(f"--correction: {correction!r} is not holm or bh")
     # rows stored before scorers/tasks declared roles get today's declarations, in memory (nothing written)
-    data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late_declarations(url))
+    from cai_bench.embeddings import embed  # loaded only if an experiment's training data is here to link
+
+    data = prepare(url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late_declarations(url),
+                   correction=correction, embed=embed)
     report_dir = write_files(data, out, formats, seed=seed, n_boot=n_boot)
     if show:
-        print_leaderboard(data.board, console, data.validity, scales=data.scales)
+        print_leaderboard(data.board, console, data.validity, scales=data.scales,
+                          culture_validity=data.culture_validity)
         print_deltas(data.deltas, data.baseline, console)
         print_coverage(data.coverage, console, err_console)
         print_comparison(data.extras, console)
         print_loop_verdicts(data.loops, console)
+        print_experiment_verdicts(data.experiments, console)
     console.print(f"report written to [bold]{escape(str(report_dir))}[/bold] ({data.n_rows} score rows)")
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import STORE, TRUST_REMOTE_CODE
+from cai_bench.cli._options import STORE, THREADS, TRUST_REMOTE_CODE, use_threads
 from cai_bench.redact import redact_text
 
 if TYPE_CHECKING:
@@ -62,7 +62,12 @@ def run_cmd(
     hhh_path: Optional[str] = typer.Option(None, "--hhh-path", help="The CAI paper's 438HHHEvaluations.jsonl for "
                                            "-t hhh_alignment (default: $CAI_BENCH_HHH_PATH, a shared data folder, "
                                            "`cai-bench data fetch hhh`'s copy)."),
+    allow_self_grading: bool = typer.Option(False, "--allow-self-grading",
+                                            help="Let a judge score the checkpoint it is (or the base of an "
+                                                 "adapter under test); recorded in each scorer's config and "
+                                                 "shown in the report. (default: refused for that checkpoint)"),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Generate responses for every checkpoint x task, score them, write the report and print the leaderboard.
 
@@ -73,6 +78,8 @@ def run_cmd(
 
     With no arguments at all, runs the embedded default (bundled SmolLM2 on the built-in culture tasks)."""
     from cai_bench.console import safe as escape  # markup-escaped, control characters made visible
+
+    use_threads(threads)
 
     from cai_bench.console import console, err_console
     from cai_bench.harness.config import (RunConfig, apply_overrides, apply_scorer_flags, default_config,
@@ -88,7 +95,7 @@ def run_cmd(
     flags = dict(checkpoints=checkpoint, tasks=task, limit=limit, limit_mode=limit_mode, out=out, store=store, seed=seed, force=force,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                  chunk_size=chunk_size, chat_template=chat_template, engine=engine, vllm_python=vllm_python, workers=workers,
-                 lease_seconds=lease_seconds, hhh_path=hhh_path)
+                 lease_seconds=lease_seconds, hhh_path=hhh_path, allow_self_grading=allow_self_grading)
     given = bool(scorer or scorer_set) or any(v not in (None, False, [], ()) for v in flags.values())
     if config is not None:
         cfg = load_config_file(config)
@@ -110,6 +117,8 @@ def run_cmd(
     for st in result.scorers:
         if not st.available:
             err_console.print(f"[yellow]scorer {escape(st.id)} unavailable:[/yellow] {escape(redact_text(st.reason))}")
+        for line in st.refused:
+            err_console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     err_console.print(f"[bold]{result.summary_line()}[/bold]  ({result.seconds:.1f} s, store {redact_url(result.store_url)})")
     for line in result.circuits:  # an endpoint that stopped answering: what was skipped and why
         err_console.print(f"[yellow]{escape(redact_text(line))}[/yellow]", highlight=False)
@@ -154,7 +163,8 @@ def _report(result: "RunResult", console: "Console", *, seed: int, n_boot: int,
         return None
     print_sample(data.samples, console)
     report_dir = write_files(data, result.out_dir, DEFAULT_FORMATS, seed=seed, n_boot=n_boot)
-    print_leaderboard(data.board, console, data.validity, scales=data.scales)
+    print_leaderboard(data.board, console, data.validity, scales=data.scales,
+                          culture_validity=data.culture_validity)
     print_task_leaderboard(data.task_board, console)
     print_deltas(data.deltas, data.baseline, console)
     print_comparison(data.extras, console)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import SCORER_CONFIG, TRUST_REMOTE_CODE
+from cai_bench.cli._options import SCORER_CONFIG, THREADS, TRUST_REMOTE_CODE, use_threads
 from cai_bench.redact import redact_text
 
 
@@ -21,6 +21,7 @@ def score_cmd(
                                        "default: jsonl on stdout."),
     scorer_config: Optional[Path] = SCORER_CONFIG,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Score responses with the given scorers; one `<scorer>.<metric>` column per metric."""
     from cai_bench.console import console, err_console, make_progress, safe
@@ -28,6 +29,8 @@ def score_cmd(
     from cai_bench.harness.score_file import score_file, write_rows
     from cai_bench.harness.scorers import scorer_ids
     from cai_bench.trust import allow_remote_code
+
+    use_threads(threads)
 
     allow_remote_code(trust_remote_code)
 

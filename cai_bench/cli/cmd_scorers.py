@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
-from cai_bench.cli._options import LIST_FORMAT, SCORER_CONFIG, STORE, ListFormat
+from cai_bench.cli._options import LIST_FORMAT, SCORER_CONFIG, STORE, THREADS, ListFormat, use_threads
 
 scorers_app = typer.Typer(help="Scorers: list them with their metrics; validate them against human labels; "
                           "list validation suites.", no_args_is_help=True)
@@ -99,9 +99,15 @@ def validate_cmd(
                                               "(default: the middle of the metric's declared range)."),
     scorer_config: Optional[Path] = SCORER_CONFIG,
     scorer_set: List[str] = typer.Option([], "--scorer-set", help="[SCORER.]KEY=VALUE scorer setting; repeatable."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="A seeded random sample of N rows "
-                                        "(or pairs) per suite."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --limit and the bootstrap."),
+    sample: Optional[str] = typer.Option(None, "--sample", metavar="N|all",
+                                         help="A seeded random sample of N rows (or pairs) per suite, or all of "
+                                              "them, so that a slow judge finishes. (default: 40 per suite; all "
+                                              "of an --against file)"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Same as --sample N."),
+    by: Optional[str] = typer.Option(None, "--by", help="Split each suite by a column and validate each part "
+                                     "on its own: culture or language (e.g. --suite redteam-pairs --by "
+                                     "culture); a culture's validation flags that culture's leaderboard cells."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --sample and the bootstrap."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder whose store gets the results "
                                        "(default: ./cai-bench-out)."),
     store: Optional[str] = STORE,
@@ -109,6 +115,7 @@ def validate_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
     fresh: bool = typer.Option(False, "--fresh", help="Score every answer again (default: answers this scorer "
                                "config already scored in an earlier, maybe interrupted, validation are reused)."),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Measure how far a scorer agrees with human labels: AUC, accuracy, kappa and the confusion matrix for
     binary labels; Spearman and Pearson for graded ones; pairwise accuracy for answer pairs; each with a
@@ -123,6 +130,8 @@ def validate_cmd(
     from cai_bench.harness.scoring import prepare_scorers
     from cai_bench.results import normalize_url, redact_url
     from cai_bench.validity import session
+
+    use_threads(threads)
     from cai_bench.validity import store as vstore
     from cai_bench.validity.display import validation_table
 
@@ -134,6 +143,13 @@ def validate_cmd(
         raise UserError("give --against FILE --label COLUMN, or --suite NAME (see `cai-bench scorers suites`)")
     if against is not None and suite:
         raise UserError("give either --against or --suite, not both")
+    if sample is not None and limit is not None:
+        raise UserError("give --sample or --limit, not both")
+    if by is not None and by not in session.SPLIT_COLUMNS:
+        raise UserError(f"--by {by!r}: expected {' or '.join(session.SPLIT_COLUMNS)}")
+    if limit is not None:
+        sample = str(limit)
+    size = session.parse_sample(sample) if (sample is not None or against is None) else None
     known = scorer_ids()
     ids = list(known) if scorer == "all" else [scorer]
     if scorer != "all" and scorer not in known:
@@ -147,6 +163,8 @@ def validate_cmd(
         if positive_is:
             for t in targets:
                 t.positive_is = positive_is
+    if by is not None:
+        targets = session.split_targets(targets, by)
     prepared = prepare_scorers([ScorerEntry(id=s, settings=settings[s]) for s in ids])
     ready = []
     for sc, st in prepared:
@@ -157,7 +175,7 @@ def validate_cmd(
     if scorer != "all" and not ready:
         raise UserError(f"scorer {scorer!r} is unavailable: {prepared[0][1].reason}", exit_code=1)
     with make_progress(transient=True) as progress:
-        outcome = session.run_session(ready, targets, metrics=metric, threshold=threshold, seed=seed, limit=limit,
+        outcome = session.run_session(ready, targets, metrics=metric, threshold=threshold, seed=seed, limit=size,
                                       explicit=against is not None, progress=progress, resume=not fresh)
     skipped += outcome.skipped
     if outcome.validations:

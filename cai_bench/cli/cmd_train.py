@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from cai_bench.cli._app import app
+from cai_bench.cli._options import THREADS, use_threads
 from cai_bench.console import console
 
 train_app = typer.Typer(
@@ -30,20 +31,22 @@ _NPROC = typer.Option(None, "--num-processes", min=1, help="Processes for `accel
 
 
 def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, merge: bool, output_dir: Optional[str],
-         accelerate_config: Optional[str] = None, num_processes: Optional[int] = None) -> None:
+         accelerate_config: Optional[str] = None, num_processes: Optional[int] = None,
+         threads: Optional[int] = None) -> None:
     import os
 
     from cai_bench.errors import UserError
     from cai_bench.training import load_recipe, train
     from cai_bench.training.launch import in_launched_rank, launch
 
+    use_threads(threads)
     sets = list(overrides or [])
     if output_dir:
         sets.append(f"output_dir={output_dir}")
     rec = load_recipe(recipe, sets)  # a bad recipe fails here, before any process starts
     if (accelerate_config or num_processes) and not in_launched_rank():
         args = ["train", stage, recipe, *[a for s in sets for a in ("--set", s)]]
-        args += ["--resume"] * resume + ["--merge"] * merge
+        args += ["--resume"] * resume + ["--merge"] * merge + (["--threads", str(threads)] if threads else [])
         code = launch(args, config=accelerate_config, num_processes=num_processes)
         if code != 0:
             raise UserError(f"train {stage}: accelerate launch failed (exit {code}); the ranks' errors are above")
@@ -61,17 +64,17 @@ def _run(stage: str, recipe: str, overrides: Optional[List[str]], resume: bool, 
 @train_app.command("sft")
 def sft(recipe: str = _RECIPE, set_: Optional[List[str]] = _SET, resume: bool = _RESUME, merge: bool = _MERGE,
         output_dir: Optional[str] = _OUT, accelerate_config: Optional[str] = _ACCEL,
-        num_processes: Optional[int] = _NPROC) -> None:
+        num_processes: Optional[int] = _NPROC, threads: Optional[int] = THREADS) -> None:
     """Supervised fine-tuning (QLoRA) on the `messages` of the data sets in the recipe's dataset_mixer."""
-    _run("sft", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes)
+    _run("sft", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes, threads)
 
 
 @train_app.command("dpo")
 def dpo(recipe: str = _RECIPE, set_: Optional[List[str]] = _SET, resume: bool = _RESUME, merge: bool = _MERGE,
         output_dir: Optional[str] = _OUT, accelerate_config: Optional[str] = _ACCEL,
-        num_processes: Optional[int] = _NPROC) -> None:
+        num_processes: Optional[int] = _NPROC, threads: Optional[int] = THREADS) -> None:
     """DPO on prompt/chosen/rejected pairs, starting from model_name_or_path (e.g. an SFT output dir)."""
-    _run("dpo", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes)
+    _run("dpo", recipe, set_, resume, merge, output_dir, accelerate_config, num_processes, threads)
 
 
 @train_app.command("recipes")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.hashing import digest
 from cai_bench.io import expand_user, format_validation, is_dir, line_of, load_yaml_mapping, parse_assignment, plain, set_path
@@ -63,7 +64,7 @@ class EndpointSettings(BaseModel):
 
     base_url: str | None = None
     api_key: str | None = None
-    num_concurrent: int = Field(default=1, ge=1)
+    num_concurrent: int = Field(default=CHAT.concurrency, ge=1)  # requests in flight; 429/503 lower it for a while
     timeout: float = Field(default=120.0, gt=0)  # seconds per request
     max_attempts: int = Field(default=4, ge=1, le=20)  # calls per prompt (408/429/5xx/timeouts retried)
 
@@ -99,6 +100,7 @@ class RunConfig(BaseModel):
     report: bool = True
     hhh_path: str | None = None  # hhh_alignment's data file (None: $CAI_BENCH_HHH_PATH, shared data, `data fetch hhh`'s copy)
     download_models: bool = True  # False: scorers whose hub model is not cached are unavailable
+    allow_self_grading: bool = False  # True: every scorer may judge its own model (harness.self_grading)
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -207,6 +209,14 @@ def _check_references(cfg: RunConfig, path: Path, data: Any) -> None:
                 trust_remote_code(True, "")
             except UserError as exc:
                 raise fail(("scorers", i, "trust_remote_code"), UserError(exc.message.removeprefix(": "))) from None
+        if "panel" in entry.settings:  # each member is checked by its own Config, named by its place
+            from cai_bench.harness.scorers import build_scorer
+
+            try:
+                build_scorer(entry.id, entry.settings)
+            except UserError as exc:
+                raise fail(("scorers", i, "panel"), exc) from None
+            continue
         try:
             cls.Config(**entry.settings)
         except ValidationError as exc:
@@ -239,8 +249,8 @@ def apply_overrides(cfg: RunConfig, **flags: Any) -> RunConfig:
             gen[key] = value
         elif key in ("workers", "lease_seconds"):  # --workers N, --lease-seconds S
             data["workers"]["count" if key == "workers" else key] = value
-        elif key == "force":
-            data["force"] = data["force"] or bool(value)
+        elif key in ("force", "allow_self_grading"):  # a flag turns on, never off, what the file set
+            data[key] = data[key] or bool(value)
         elif key == "vllm_python":  # --vllm-python: generation.vllm.python
             gen.setdefault("vllm", {})["python"] = value
         else:

@@ -14,6 +14,7 @@ log-likelihoods (`harness.loglik`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -70,7 +71,7 @@ class GenerationPlan:
 
         return run_scoring(ctx.store, ctx.run_id, self.units, ctx.scorers, force=ctx.cfg.force,
                            progress=ctx.progress, leases=ctx.leases, poll_seconds=ctx.cfg.workers.poll_seconds,
-                           units_done=ctx.result.units_done) if self.units else []
+                           units_done=ctx.result.units_done, checkpoints=self.checkpoints) if self.units else []
 
 
 def plan_generation(cfg: RunConfig, ckpts: list["ResolvedCheckpoint"], tasks: list["Task"]) -> GenerationPlan:
@@ -251,6 +252,10 @@ def _generate(store: Store, run_id: str, plan: GenerationPlan, cfg: RunConfig, p
                         loaded = group
                         result.models_loaded += 1
                     generator.use(ck)
+                    if ck.is_local and cfg.generation.engine != "vllm":
+                        from cai_bench.cpu_threads import apply
+
+                        apply(f"generating with {ck.label}", min_interval=30.0)
                     try:
                         rows = generator.generate(tasks[wu.task_id], ids, plan.sampling[wu.task_id])
                     except UserError:
@@ -275,6 +280,26 @@ def _generate(store: Store, run_id: str, plan: GenerationPlan, cfg: RunConfig, p
             generator.close()
 
 
+def _threads_for(cfg: RunConfig, plan: Plan, prepared: list) -> Any:
+    """The torch thread choice (`cai_bench.cpu_threads`) when this run computes on the CPU
+    in-process (local checkpoints on transformers, scorer models), else None (torch not imported)."""
+    local = any(ck.is_local for ck in plan.checkpoints) and cfg.generation.engine != "vllm"
+    if not local and not any(s is not None and not s.remote for s, _ in prepared):
+        return None
+    from cai_bench.cpu_threads import apply
+
+    return apply("run")
+
+
+def _with_runtime(config_json: str, threads: Any) -> str:
+    """The run's stored config, plus how it ran (the thread choice): provenance, not identity."""
+    if threads is None:
+        return config_json
+    data = json.loads(config_json)
+    data["runtime"] = {"threads": threads.as_dict()}
+    return json.dumps(data, sort_keys=True)
+
+
 def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     """Execute a run end to end; returns what was done and reused."""
     from cai_bench import __version__
@@ -284,13 +309,15 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
 
     started = time.perf_counter()
     drain_opened()  # circuits opened by an earlier command in this process are not this run's
-    prepared = prepare_scorers(cfg.scorers, download=cfg.download_models)  # unknown ids / bad settings fail before any work
+    prepared = prepare_scorers(cfg.scorers, download=cfg.download_models,  # unknown ids / bad settings fail first
+                               allow_self_grading=cfg.allow_self_grading)
     plan = make_plan(cfg)
     out_dir = Path(cfg.out).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     url = normalize_url(cfg.store, str(out_dir))
     store = Store(url)
-    run_id = store.start_run(cfg.public_json(), cfg.seed, __version__)
+    run_id = store.start_run(_with_runtime(cfg.public_json(), _threads_for(cfg, plan, prepared)), cfg.seed,
+                             __version__)
     result = RunResult(run_id, url, out_dir, fingerprints=[ck.fingerprint for ck in plan.checkpoints])
     leases = Leases(store.engine, ttl=cfg.workers.lease_seconds)
     result.worker = leases.owner

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cai_bench.console import safe
@@ -20,6 +20,7 @@ from cai_bench.harness.scorers import Scorer, ScoreInput, ScoreRow, build_scorer
 if TYPE_CHECKING:
     from cai_bench.harness.config import ScorerEntry
     from cai_bench.harness.leases import Leases
+    from cai_bench.models.resolve import ResolvedCheckpoint
     from cai_bench.results import Store, Unit
 
 log = logging.getLogger("cai_bench.harness")
@@ -37,6 +38,7 @@ class ScorerStatus:
     scored: int = 0  # generations scored now
     reused: int = 0  # generations whose scores were already stored
     coverage: dict[str, Any] | None = None  # Coverage.as_json() over the run's scope, once scored
+    refused: list[str] = field(default_factory=list)  # checkpoints it may not grade: one line each (self_grading)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,19 +63,21 @@ def expand_entries(entries: Sequence["ScorerEntry"]) -> list["ScorerEntry"]:
     return unique
 
 
-def prepare_scorers(entries: Sequence["ScorerEntry"], *,
-                    download: bool = True) -> list[tuple[Scorer | None, ScorerStatus]]:
+def prepare_scorers(entries: Sequence["ScorerEntry"], *, download: bool = True,
+                    allow_self_grading: bool = False) -> list[tuple[Scorer | None, ScorerStatus]]:
     """Instances (None when unavailable) with their status. Unknown ids and bad
     settings are user errors; a missing module or dependency is 'unavailable'.
     `download=False` also makes unavailable a scorer whose hub model is not cached,
-    so a run nobody configured never starts a multi-GB download."""
+    so a run nobody configured never starts a multi-GB download. `allow_self_grading`
+    (the run option) sets that setting on every scorer, where it is recorded."""
     out: list[tuple[Scorer | None, ScorerStatus]] = []
     for entry in expand_entries(entries):
         known = scorer_ids()
         if entry.id not in known:
             raise UserError(f"unknown scorer {entry.id!r}; known: {', '.join(known)} (or 'all')")
+        settings = {**entry.settings, "allow_self_grading": True} if allow_self_grading else entry.settings
         try:
-            scorer = build_scorer(entry.id, entry.settings)
+            scorer = build_scorer(entry.id, settings)
         except ImportError as exc:
             out.append((None, ScorerStatus(entry.id, available=False, reason=f"cannot import: {exc}")))
             continue
@@ -100,6 +104,10 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
     """Score `inputs` in batches; a batch that raises becomes error rows, and rows
     the scorer forgot become error rows too, so every input gets every metric."""
     metrics = [m.name for m in scorer.metrics]
+    if not scorer.remote:  # an in-process scorer model: torch threads for the cores others leave free
+        from cai_bench.cpu_threads import apply
+
+        apply(f"scoring with {scorer.id}", min_interval=30.0)
     for i in range(0, len(inputs), batch_size):
         batch = list(inputs[i:i + batch_size])
         try:
@@ -116,27 +124,44 @@ def score_inputs(scorer: Scorer, inputs: Sequence[ScoreInput], batch_size: int,
 
 
 def batch_size_of(scorer: Scorer) -> int:
-    return int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    """Inputs per `score` call; a served scorer gets at least `concurrency` of them, so that
+    all its requests can be in flight at once (the judge's `batch_size` is for in-process models)."""
+    size = int(getattr(scorer.config, "batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    if scorer.remote:
+        size = max(size, int(getattr(scorer.config, "concurrency", 1) or 1))
+    return size
 
 
 def run_scoring(store: "Store", run_id: str, units: Sequence["Unit"],
                 prepared: Sequence[tuple[Scorer | None, ScorerStatus]], *, force: bool = False,
                 progress: Any = None, leases: "Leases | None" = None, poll_seconds: float = 2.0,
-                units_done: list[str] | None = None) -> list[ScorerStatus]:
+                units_done: list[str] | None = None,
+                checkpoints: Sequence["ResolvedCheckpoint"] = ()) -> list[ScorerStatus]:
     """Score every generation in `units` with each available scorer, one scorer
     model loaded at a time. The generations are cut into batches (work units)
     that this worker claims through `leases` while other workers on the same
-    store claim the rest; a scorer is loaded only if a claimed batch needs it."""
+    store claim the rest; a scorer is loaded only if a claimed batch needs it.
+    A judge never grades its own model among `checkpoints` (`harness.self_grading`)."""
     from cai_bench.harness.leases import Leases, score_units
+    from cai_bench.harness.self_grading import refusals
 
     leases = leases or Leases(store.engine)
     statuses = [st for _, st in prepared]
+    all_units = units
     for scorer, status in prepared:
         if scorer is None:
             continue
+        refused = refusals(scorer, checkpoints)
+        status.refused = [r.line() for r in refused]
+        for line in status.refused:
+            log.info("%s", line)  # the CLI prints it once, from the status
+        skip = {r.fingerprint for r in refused}
+        units = [u for u in all_units if u.fingerprint not in skip]
         n_metrics = len(scorer.metrics)
         store.upsert_scorer_metrics(scorer.id, scorer.config_hash, scorer.metrics,
                                     {**scorer.config.public_dict(), "identity": scorer.identity()})
+        if not units:  # refused for every checkpoint in scope
+            continue
         if force:
             store.delete_scores(units, scorer.id, scorer.config_hash)
         pending, status.reused = store.pending_scores(units, scorer.id, scorer.config_hash, n_metrics)

@@ -25,12 +25,14 @@ from cai_bench.harness.runner import RunResult
 log = logging.getLogger("cai_bench.harness")
 
 
-def _worker(cfg_json: str, level: int) -> RunResult:
-    """One worker process: quiet (the parent draws progress), no report."""
+def _worker(cfg_json: str, level: int, threads: int | None = None) -> RunResult:
+    """One worker process: quiet (the parent draws progress), no report; `--threads` as the parent's."""
     from cai_bench.console import configure
+    from cai_bench.cpu_threads import set_explicit
     from cai_bench.harness.runner import run
 
     configure(min(level, -1))
+    set_explicit(threads)
     os.environ["TQDM_DISABLE"] = "1"
     return run(RunConfig.model_validate_json(cfg_json))
 
@@ -59,6 +61,7 @@ def run_workers(cfg: RunConfig, n: int) -> list[RunResult]:
     from pathlib import Path
 
     from cai_bench.console import make_progress, verbosity
+    from cai_bench.cpu_threads import explicit_threads
     from cai_bench.results import make_engine, normalize_url
 
     out_dir = Path(cfg.out).expanduser()
@@ -71,7 +74,8 @@ def run_workers(cfg: RunConfig, n: int) -> list[RunResult]:
     engine = make_engine(url)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool, make_progress() as progress:
-        futures = [pool.submit(_worker, child.model_dump_json(), verbosity.level) for _ in range(n)]
+        futures = [pool.submit(_worker, child.model_dump_json(), verbosity.level, explicit_threads())
+                   for _ in range(n)]
         bars: dict[Any, Any] = {}
         while True:
             done, running = wait(futures, timeout=1.0)

@@ -8,6 +8,12 @@ contract) and, where it can, scores log-likelihoods (`loglikelihood`, lm-eval's
 and HHH keeps scoring through it. Backends are chosen by
 `cai_bench.models.registry` from a resolved checkpoint's (kind, engine).
 
+Optional: `complete(prompts, params)`, raw-text completion without a chat
+template, for classifiers whose published prompt is the model's whole input
+(HarmBench's, Llama Guard's); the hf, openai, vllm and ollama backends have it
+(`can_complete`). Any backend may fill `Completion.first_logprobs` when
+`GenParams.top_logprobs` asks.
+
 `ServedModel` is the base for backends that only return text: it answers
 `loglikelihood` with a one-line `Unsupported` error, and turns a spec
 `KIND:NAME` into a `ResolvedCheckpoint` fingerprinted by kind and name (a
@@ -67,6 +73,11 @@ class Model(Protocol):
 
     def close(self) -> None:
         """Free the weights, stop owned servers, close clients."""
+
+
+def can_complete(model: object) -> bool:
+    """Whether `model` takes raw prompts (`complete`), not only chats."""
+    return callable(getattr(model, "complete", None))
 
 
 class ServedModel:

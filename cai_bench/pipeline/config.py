@@ -99,6 +99,9 @@ class DataSettings(_Strict):
     min_kept_fraction: float = Field(0.5, ge=0.0, le=1.0)
     min_kept: int = Field(16, ge=0)
     allow_low_quality: bool = False
+    # principle ids left out of the training data (prompts of them, rows critiqued by them); the held-out
+    # eval keeps every principle, so the report shows what dropping one moves
+    drop_principles: list[str] = Field(default_factory=list)
 
 
 class TrainSettings(_Strict):
@@ -118,6 +121,9 @@ class EvalSettings(_Strict):
     hhh_views: list[Literal["hhh_alignment", "hhh_alignment_response"]] = Field(
         default_factory=lambda: ["hhh_alignment", "hhh_alignment_response"], min_length=1)
     hhh_path: str | None = None
+    # task ids or folders evaluated whole (no eval.limit), like the held-out part: an experiment over
+    # cultures puts the other cultures' held-out parts here (the transfer matrix)
+    whole_tasks: list[str] = Field(default_factory=list)
     # log-likelihood batches hold seq x vocab logits per row (~0.2 GB for a 1000-token HHH item on SmolLM2)
     hhh_batch_size: int = Field(8, ge=1)
     n_boot: int = Field(N_BOOT, ge=MIN_N_BOOT)
@@ -137,6 +143,7 @@ class PipelineConfig(_Strict):
     synthesize: SynthesizeSettings | None = None  # with `constitution` and no `prompts`
     student: str = ""
     seed: int = 0
+    train_seed: int | None = None  # the SFT and DPO recipes' seed; None: the recipe's own (a seed axis varies it)
     split: SplitSettings = Field(default_factory=SplitSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     sft: TrainSettings = Field(default_factory=TrainSettings)
@@ -204,7 +211,7 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
         raise UserError(f"{where}: profile: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     data = _merge(PROFILES[profile], raw)
     try:
-        return PipelineConfig.model_validate(data)
+        cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         parts = []
         for e in exc.errors():
@@ -216,12 +223,35 @@ def build_config(raw: dict[str, Any], *, source: str = "pipeline options", lines
                 msg += did_you_mean(str(e["loc"][-1]), known_fields(PipelineConfig, e["loc"]))
             parts.append(f"{where}: {loc}: {msg}")
         raise UserError("; ".join(parts)) from None
+    if cfg.data.drop_principles:
+        where = f"{source}:{lines['data']}" if lines and "data" in lines else source
+        check_drop_principles(cfg, where)
+    return cfg
+
+
+def check_drop_principles(cfg: PipelineConfig, where: str) -> None:
+    """data.drop_principles names principles of the culture's constitution (a typo would silently drop nothing)."""
+    from cai_bench.constitutions import load_constitution
+    from cai_bench.tasks import load_task, task_constitution
+
+    try:
+        constitution = task_constitution(load_task(cfg.task)) if cfg.task else load_constitution(cfg.constitution)
+    except UserError:
+        return  # the task or constitution itself is bad: check_inputs says so before anything is written
+    known = list(constitution.principle_ids)
+    for pid in cfg.data.drop_principles:
+        if pid not in known:
+            raise UserError(f"{where}: data.drop_principles: {pid!r} is not a principle of {constitution.id!r}"
+                            f"{did_you_mean(pid, known)}; known: {', '.join(known)}")
+    if len(set(cfg.data.drop_principles)) == len(known):
+        raise UserError(f"{where}: data.drop_principles: drops every principle of {constitution.id!r}: "
+                        "nothing would be left to train on")
 
 
 def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The raw mapping of a pipeline YAML and its top-level key lines; relative
     paths in it resolve against the file's folder."""
-    from cai_bench.io import Located, expand_user, is_dir, is_file, load_yaml, plain
+    from cai_bench.io import Located, load_yaml, plain
 
     path = Path(path)
     data = load_yaml(path)  # the one input layer: UTF-8, line numbers, bounded aliases
@@ -230,10 +260,17 @@ def load_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     if not isinstance(data, Located):
         raise UserError(f"{path}:1: a pipeline config must be a mapping (task:, profile:, out:, ...)")
     raw, lines = plain(data), {k: v for k, v in data.lines.items() if isinstance(k, str)}
-    base = path.resolve().parent
+    return resolve_relative(raw, path.resolve().parent), lines
+
+
+def resolve_relative(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths of a pipeline mapping (constitution, prompts, out, a task folder) resolved
+    against `base`, the folder of the file that holds them."""
+    from cai_bench.io import expand_user, is_dir, is_file
+
     for key in ("constitution", "prompts", "out", "task"):
         v = raw.get(key)
         if isinstance(v, str) and (key == "out" or "/" in v or v.endswith((".yaml", ".yml", ".jsonl", ".csv"))):
             if not expand_user(v).is_absolute() and (key == "out" or is_file(base / v) or is_dir(base / v)):
                 raw[key] = str(base / v)
-    return raw, lines
+    return raw

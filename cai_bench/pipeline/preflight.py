@@ -8,7 +8,7 @@ whole plan and writes nothing.
 
 Estimates scale the stage times recorded with the profile (measured on this
 project's 2-core CPU; `PROFILE_TIMES`) by this run's sizes; a previous run in the
-same output folder (`timings.json`) is used instead where it exists.
+same output folder (`timings.json`) is used instead for the stages it timed.
 """
 
 from __future__ import annotations
@@ -90,21 +90,27 @@ def _check_task(task: Any, role: str, scorer_ids: list[str]) -> TaskCheck:
 
 def _estimates(cfg: PipelineConfig, train: int, eval_prompts: int, hhh: int) -> tuple[dict[str, float], str]:
     previous = Path(cfg.out).expanduser() / "timings.json"
+    last: dict[str, float] = {}
     if previous.is_file():
         try:
-            return {k: float(v) for k, v in json.loads(previous.read_text()).items()}, f"last run in {previous}"
+            last = {k: float(v) for k, v in json.loads(previous.read_text()).items()}
         except (ValueError, AttributeError):
             pass
     rec = PROFILE_TIMES.get(cfg.profile)
     if rec is None:
-        return {}, f"no stage times recorded for profile {cfg.profile}"
+        return (last, f"last run in {previous}") if last else ({}, f"no stage times recorded for profile {cfg.profile}")
     sz, sec = rec["sizes"], rec["seconds"]
     data = sec["data"] if cfg.data_source == "bundled" else GENERATE_PER_PROMPT * train
     est = {"task": sec["task"], "data": data, "sft": sec["sft"] * train / sz["train"],
            "dpo": sec["dpo"] * train / sz["train"],
            "eval": sec["eval_generate"] * eval_prompts / sz["eval_prompts"] + sec["eval_hhh"] * hhh / sz["hhh"],
            "report": sec["report"]}
-    return est, f"profile {cfg.profile} as measured on a 2-core CPU, scaled to this run's sizes"
+    scaled = f"profile {cfg.profile} as measured on a 2-core CPU, scaled to this run's sizes"
+    if last:  # a run that stopped part-way (or an experiment's task stage run first) timed only some stages
+        rest = [k for k in est if k not in last]
+        est.update({k: v for k, v in last.items() if k in est})
+        return est, f"last run in {previous}" + (f"; {scaled} for {', '.join(rest)}" if rest else "")
+    return est, scaled
 
 
 def preflight(cfg: PipelineConfig) -> Preflight:
@@ -124,6 +130,11 @@ def preflight(cfg: PipelineConfig) -> Preflight:
         checks.append(_check_task(task.model_copy(update={"prompts": held}), "culture under test", scorers))
     from cai_bench.harness.sample import sample_task
 
+    for spec in cfg.eval.whole_tasks:
+        if Path(spec).exists() or "/" not in spec:  # an experiment's other held-out parts exist once its task stages ran
+            t = load_task(spec)
+            eval_prompts += len(t.prompts)
+            checks.append(_check_task(t, "evaluated whole", scorers))
     for tid in cfg.regression_tasks():
         t = load_task(tid)
         chosen = set(sample_task(t, cfg.eval.limit, seed=cfg.seed).prompt_ids)  # the prompts the eval's run draws

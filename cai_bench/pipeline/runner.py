@@ -36,6 +36,13 @@ FORMAT = "cai-bench-pipeline/1"
 # reusing every stored answer
 EVAL_FORMAT = "eval-into-store/2"
 GATE_FIELDS = frozenset({"min_kept_fraction", "min_kept", "allow_low_quality"})
+# settings added after pipelines were cached: hashed only when set, so existing stage keys stay as they were
+NEW_WHEN_SET = {"data": ("drop_principles",), "eval": ("whole_tasks",)}
+
+
+def _section(c: dict, name: str) -> dict:
+    """A config section as its stage key hashes it: a newer setting left at its default is not hashed."""
+    return {k: v for k, v in c[name].items() if not (k in NEW_WHEN_SET.get(name, ()) and not v)}
 
 
 def _hash(obj: Any) -> str:
@@ -88,7 +95,7 @@ def _data_settings(cfg: PipelineConfig, c: dict) -> list:
     # the gate's thresholds and the override flags are checks, not inputs: a stage stopped by the gate
     # resumes (generated records kept) when re-run with --allow-low-quality or --allow-overlap.
     # The eval sets are not inputs of the data: changing them re-checks leakage in the eval stage.
-    data = {k: v for k, v in c["data"].items() if k not in GATE_FIELDS}
+    data = {k: v for k, v in _section(c, "data").items() if k not in GATE_FIELDS}
     if data.get("engine") == "hf":  # keys written before data.engine existed still match
         del data["engine"]
     return [data, cfg.data_source, cfg.generator, c["seed"]]
@@ -97,7 +104,7 @@ def _data_settings(cfg: PipelineConfig, c: dict) -> list:
 def _eval_settings(c: dict) -> dict:
     """The eval settings its key hashes: the engine only when it is `vllm` (a finished eval stays
     valid under `auto` and `hf`, and keys written before engines existed still match)."""
-    ev = dict(c["eval"])
+    ev = _section(c, "eval")
     if ev.pop("engine", "auto") == "vllm":
         ev["engine"] = "vllm"
     else:
@@ -150,7 +157,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("task", _run_task, S.TaskResult, (), None, _task_settings),
     Stage("data", _run_data, S.DataResult, ("task",), "task", _data_settings),
     Stage("sft", _run_sft, S.TrainResult, ("task", "data"), "data",
-          lambda cfg, c: [c["student"], c["sft"], _recipe_hash(cfg.sft.recipe)]),
+          lambda cfg, c: [c["student"], c["sft"], _recipe_hash(cfg.sft.recipe),
+                          *([] if c["train_seed"] is None else [{"train_seed": c["train_seed"]}])]),
     Stage("dpo", _run_dpo, S.TrainResult, ("task", "data", "sft"), "sft",
           lambda cfg, c: [c["dpo"], _recipe_hash(cfg.dpo.recipe)]),
     Stage("eval", _run_eval, S.EvalResult, ("task", "data", "sft", "dpo"), "dpo",
@@ -218,9 +226,14 @@ class PipelineRun:
             self.results[st.name] = result
             return result
         resume = bool(state and state.get("key") == key)
-        if state and not resume and sdir.exists() and not st.content_keyed:
+        if state and not resume and sdir.is_symlink():
+            sdir.unlink()  # a stage shared by an experiment (a link into <exp>/stages/): never wipe the shared copy
+        elif state and not resume and sdir.exists() and not st.content_keyed:
             shutil.rmtree(sdir)  # settings changed: redo from scratch
+        if sdir.is_symlink():
+            sdir = sdir.resolve()  # results name the shared folder, which keeps its content whatever links to it
         sdir.mkdir(parents=True, exist_ok=True)
+        state_file = sdir / "stage.json"
         atomic_write_text(state_file, json.dumps({"key": key, "done": False}) + "\n")
         self.console.print(f"[bold]{label}[/bold]{' (resuming)' if resume else ''}{self._eta(idx)}")
         started = time.perf_counter()
@@ -266,7 +279,6 @@ def plan_lines(cfg: PipelineConfig) -> list[str]:
 def run_pipeline(cfg: PipelineConfig, console: Any, *, dry_run: bool = False) -> Any:
     """Every stage of `STAGES`; prints the loop's verdicts and returns its `reports.loop.LoopReport`
     (`dry_run`: the plan and the pre-flight, nothing written, None returned)."""
-    from cai_bench.cpu_threads import busy_cpu_hint
     from cai_bench.pipeline.preflight import preflight, require_verdicts
     from cai_bench.reports.terminal import print_loop_verdicts
     from cai_bench.reports.writer import prepare
@@ -285,8 +297,10 @@ def run_pipeline(cfg: PipelineConfig, console: Any, *, dry_run: bool = False) ->
     for w in require_verdicts(pre, allow=cfg.allow_no_verdict):
         console.print(f"[yellow]warning:[/yellow] {w}")
     p = PipelineRun(cfg, console)
-    if cfg.profile.startswith("cpu") and (hint := busy_cpu_hint()):
-        console.print(f"[yellow]note:[/yellow] {hint}")
+    if cfg.profile.startswith("cpu"):  # torch threads for the cores other processes leave free; each stage re-measures
+        from cai_bench.cpu_threads import apply
+
+        apply("the pipeline")
     p.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p.out / "pipeline_config.json", cfg.model_dump_json(indent=2) + "\n")
     for idx, st in enumerate(STAGES):

@@ -303,16 +303,18 @@ def bundled_rows(cfg: PipelineConfig, train_prompts: list[dict], principle_ids: 
     return sft, prefs, str(root)
 
 
-def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: Any) -> tuple[list[dict], list[dict], str]:
+def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: Any,
+                   train_prompts: str | None = None) -> tuple[list[dict], list[dict], str]:
     from cai_bench.generation.pipeline import GenerateConfig, generate
     from cai_bench.generation.store import read_records
 
     gen_out = out / "generated"
-    gcfg = GenerateConfig(constitution=task.constitution, prompts=task.train_prompts,
+    gcfg = GenerateConfig(constitution=task.constitution, prompts=train_prompts or task.train_prompts,
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
                           keep_truncated=False, engine=cfg.data.engine, vllm=eval_vllm_settings(cfg))
-    bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * task.train)
+    n_prompts = len(read_jsonl(Path(train_prompts))) if train_prompts else task.train
+    bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * n_prompts)
            if progress else None)
     generate(gcfg, on_progress=(lambda done, total: progress.update(bar, completed=done, total=total))
              if progress else None)
@@ -350,6 +352,9 @@ def eval_sets(cfg: PipelineConfig, task: TaskResult) -> dict[str, list[tuple[str
     sets = {}
     held = load_task(task.eval_task)
     sets[f"{held.id} (held-out)"] = [(p.id, p.prompt) for p in held.prompts]
+    for spec in cfg.eval.whole_tasks:
+        t = load_task(spec)
+        sets[f"{t.id} (evaluated whole)"] = [(p.id, p.prompt) for p in t.prompts]
     for tid in cfg.regression_tasks():
         t = load_task(tid)
         sets[t.id] = [(p.id, p.prompt) for p in t.prompts]
@@ -369,6 +374,12 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
     from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
     train_prompts = read_jsonl(Path(task.train_prompts))
+    dropped = set(cfg.data.drop_principles)
+    kept_prompts_file = None
+    if dropped:  # the held-out part keeps every principle; only the training data loses them
+        train_prompts = [p for p in train_prompts if p.get("principle_id") not in dropped]
+        kept_prompts_file = str(out / "train_prompts.jsonl")
+        atomic_write_text(out / "train_prompts.jsonl", _jsonl(train_prompts))
     if cfg.data_source == "bundled":
         from cai_bench.constitutions import load_constitution
 
@@ -376,7 +387,10 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
         sft_rows, pref_rows, generator = bundled_rows(cfg, train_prompts, pids)
         generator = f"bundled GPT-4o CAI data ({generator})"
     else:
-        sft_rows, pref_rows, generator = generated_rows(cfg, task, out, progress)
+        sft_rows, pref_rows, generator = generated_rows(cfg, task, out, progress, kept_prompts_file)
+    if dropped:  # a generated row names the principle it was critiqued by: none of the dropped ones trains
+        sft_rows = [r for r in sft_rows if r.get("principle_id") not in dropped]
+        pref_rows = [r for r in pref_rows if r.get("principle_id") not in dropped]
     sft_kept, sft_q = assess(sft_rows)
     pref_kept, pref_q = assess(pref_rows)
     quality = {"sft": sft_q.as_dict(), "prefs": pref_q.as_dict(),
@@ -395,7 +409,7 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
               "prefs": _write_split(out, "prefs", pref_kept, seed=cfg.seed, test_size=cfg.data.test_size)}
     files = {f"{k}/{s}.jsonl": sha256_file(out / k / f"{s}.jsonl") for k in ("sft", "prefs") for s in ("train", "test")}
     info = {"constitution": task.constitution, "source": cfg.data_source, "generator": generator,
-            "splits": counts, "sha256": files, "quality": quality}
+            **({"dropped_principles": sorted(dropped)} if dropped else {}), "splits": counts, "sha256": files, "quality": quality}
     atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return DataResult(source=cfg.data_source, generator=generator, splits=counts, sha256=files,
                       kept={"sft": sft_q.kept, "prefs": pref_q.kept}, total={"sft": sft_q.total, "prefs": pref_q.total},
@@ -414,7 +428,7 @@ def stage_train(stage: str, cfg: PipelineConfig, out: Path, resume: bool, *, tas
     start = cfg.student if sft is None else sft.output_dir
     data_dir = data.dir
     overrides = [f"model_name_or_path={start}", f"output_dir={out}", f"dataset_mixer={{{data_dir}: 1.0}}",
-                 *settings.set]
+                 *([] if cfg.train_seed is None else [f"seed={cfg.train_seed}"]), *settings.set]
     recipe = load_recipe(settings.recipe, overrides)
     if (out / "adapter_config.json").is_file() and (out / "cai_bench.json").is_file():
         meta = json.loads((out / "cai_bench.json").read_text(encoding="utf-8"))  # finished before a crash
@@ -544,17 +558,19 @@ def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult
     ckpts = {"base": cfg.student, "sft": sft.output_dir, "dpo": dpo.output_dir}
     fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
     url = store_url(cfg, out)
-    engine = eval_engine(cfg, console, held_out=task.eval).engine
+    # other variants' held-out parts (whole_tasks): sizes not known here, so the planned work is unknown
+    engine = eval_engine(cfg, console, held_out=None if cfg.eval.whole_tasks else task.eval).engine
     gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
                              engine=engine, vllm=eval_vllm_settings(cfg))
     common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, store=url, seed=cfg.seed,
                   n_boot=cfg.eval.n_boot, generation=gen, report=False, download_models=False)
+    whole = [task.eval_task, *cfg.eval.whole_tasks]  # other variants' held-out parts are whole too
     others = cfg.regression_tasks()
     with serving(cfg, engine, list(ckpts.values())):  # vLLM: one server start for both runs
-        generated = run(RunConfig(tasks=[task.eval_task], **common), console=console).generated
+        generated = run(RunConfig(tasks=whole, **common), console=console).generated
         if others:
             generated += run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console).generated
-    tasks = [task.eval_task_id, *(load_task(t).id for t in others)]
+    tasks = [task.eval_task_id, *(load_task(t).id for t in [*cfg.eval.whole_tasks, *others])]
     if cfg.eval.hhh:
         # log-likelihood scoring, always in-process (transformers);
         # one lm-eval call per 128 items (32-item chunks pay lm-eval's per-call set-up four times as often)

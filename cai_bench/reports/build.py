@@ -3,8 +3,10 @@ HTML, Markdown and CSV writers only format."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from cai_bench.bootstrap_settings import N_BOOT
@@ -13,8 +15,9 @@ from cai_bench.results.coverage import Coverage, summarize_frame
 from cai_bench.reports import statistics
 from cai_bench.results import StoreExtras
 from cai_bench.reports.names import slug  # noqa: F401 - writers and html take it from here
+from cai_bench.reports.harm import harm_rates
 from cai_bench.reports.refusal import RULE_DESCRIPTION, refusal_rates, verdict_keys, verdict_rule
-from cai_bench.reports.validity import validity_frame
+from cai_bench.reports.validity import culture_frame, validity_frame
 
 WORST_PER_CULTURE = 10
 WEAKEST_PRINCIPLES = 3
@@ -45,6 +48,12 @@ class ReportData:
     excluded: list[str] = field(default_factory=list)  # metric keys declared out of the composite
     loops: list = field(default_factory=list)  # reports.loop.LoopReport per pipeline recorded in the store
     loop_plots: dict[str, bytes] = field(default_factory=dict)  # training curves PNG per loop
+    experiments: list = field(default_factory=list)  # reports.experiment.ExperimentReport per experiment recorded
+    experiment_plots: dict[str, bytes] = field(default_factory=dict)  # a PNG per axis, the transfer heatmap
+    training: object = None  # reports.training_links.TrainingLinks for the sample browser (html only)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.agreement.agreement_frame
+    culture_validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.validity.culture_frame
+    harm: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.harm.harm_rates: next to refusal
 
 
 def resolve_baseline(df: pd.DataFrame, baseline: str | None) -> dict[str, str] | None:
@@ -94,9 +103,17 @@ def _samples(df: pd.DataFrame, ok: pd.DataFrame, extras: StoreExtras) -> pd.Data
 
 def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None, seed: int = 0,
           n_boot: int = N_BOOT, with_plots: bool = True, validity: dict | None = None,
-          loops: list | None = None) -> ReportData:
+          loops: list | None = None, experiments: list | None = None, correction: str | None = None,
+          embed: Callable[[Sequence[str]], np.ndarray] | None = None, panel_rows: pd.DataFrame | None = None,
+          culture_validity: dict | None = None) -> ReportData:
     """`validity`: {(scorer, hash, metric): Validity} from `reports.validity.load_validity`;
-    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section)."""
+    `loops`: the store's `results.loops.LoopRecord`s (each gets its base -> SFT -> DPO section);
+    `experiments`: its `results.experiments.ExperimentRecord`s (each gets its comparison section,
+    corrected by `correction` or the method the experiment recorded); `embed` (e.g.
+    `cai_bench.embeddings.embed`, passed in so that reports never import model code) links
+    each variant's held-out answers to its nearest training prompts in the sample browser;
+    `panel_rows`: judge panels' rows with their members' verdicts (`reports.agreement.load_panel_rows`);
+    `culture_validity`: {(scorer, hash, metric, culture): Validity} (`reports.validity.load_culture_validity`)."""
     board = statistics.leaderboard(df, "culture", seed=seed, n_boot=n_boot)
     task_board = statistics.leaderboard(df, "task", seed=seed, n_boot=n_boot)
     cultures = df.drop_duplicates("task_id").set_index("task_id")["culture"]
@@ -121,11 +138,15 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
     data = ReportData(
         board=board, task_board=task_board, cultures=sorted(board["group"].unique()), baseline=base, deltas=dl, matrix=matrix,
         principles=principles, weakest=statistics.weakest_principles(principles, WEAKEST_PRINCIPLES),
-        refusal=refusal_rates(df, extras.task_analyses), samples=samples, worst=worst, extras=extras,
+        refusal=refusal_rates(df, extras.task_analyses), harm=harm_rates(df), samples=samples, worst=worst, extras=extras,
         metric_keys=keys, n_rows=len(df), coverage=summarize_frame(df), scales=statistics.metric_scales(df),
-        validity=validity_frame(df, validity or {}),
+        validity=validity_frame(df, validity or {}), culture_validity=culture_frame(df, culture_validity or {}),
         verdict_source=verdict_rule(verdict_keys(df, extras.task_analyses)), excluded=statistics.excluded_keys(df),
     )
+    if panel_rows is not None and not panel_rows.empty:
+        from cai_bench.reports.agreement import agreement_frame
+
+        data.agreement = agreement_frame(panel_rows, df, seed=seed, n_boot=n_boot)
     if loops:
         from cai_bench.reports.loop import loop_reports
 
@@ -138,6 +159,8 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
         for c in data.cultures:
             data.plots[f"means_{slug(c)}.png"] = plots.metric_means(board, c)
             data.plots[f"distributions_{slug(c)}.png"] = plots.distributions(df, c)
+    if experiments:
+        _add_experiments(data, df, experiments, loops or [], correction, with_plots, embed)
     if data.loops:  # beside pipeline.md, which links them, whatever the formats
         from cai_bench.reports.loop import loop_curves_name
         from cai_bench.reports.plots import training_curves
@@ -147,3 +170,31 @@ def build(df: pd.DataFrame, extras: StoreExtras, *, baseline: str | None = None,
             if png is not None:
                 data.loop_plots[loop_curves_name(lr, len(data.loops) > 1)] = png
     return data
+
+
+def _add_experiments(data: ReportData, df: pd.DataFrame, records: list, loops: list, correction: str | None,
+                     with_plots: bool, embed: Callable[[Sequence[str]], np.ndarray] | None) -> None:
+    """The experiment sections, their plots and (for the sample browser) the links from
+    each variant's held-out answers to its training data."""
+    from cai_bench.reports.experiment import axis_points, experiment_reports, experiment_plot_names
+
+    data.experiments = experiment_reports(df, data.extras, records, loops, correction)
+    if not with_plots:
+        return
+    from cai_bench.reports import plots
+    from cai_bench.reports.training_links import training_links
+
+    several = len(data.experiments) > 1
+    for rep in data.experiments:
+        names = experiment_plot_names(rep, several)
+        for axis, points in axis_points(rep).items():
+            data.experiment_plots[names[axis]] = plots.axis_effects(points, axis)
+        if rep.transfer.get("cells"):
+            t = rep.transfer
+            data.experiment_plots[names["transfer"]] = plots.transfer_heatmap(t["rows"], t["cols"], t["cells"])
+    names = {v.loop_id: v.name for rep in data.experiments for v in rep.record.variants}
+    variants = [(f"{rep.record.title}: {names[lp.loop_id]}" if several else names[lp.loop_id], lp)
+                for rep in data.experiments for c in rep.conditions for lp in c.loops]
+    seen: set[str] = set()
+    variants = [(n, lp) for n, lp in variants if not (lp.loop_id in seen or seen.add(lp.loop_id))]
+    data.training = training_links(data.samples, variants, embed)

@@ -9,8 +9,11 @@ import math
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cai_bench.reports import tables
+from cai_bench.reports.agreement import agreement_table, self_grading_names
+from cai_bench.reports.harm import HARM_NOTE
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import WORST_PER_CULTURE, ReportData, slug
+from cai_bench.reports.training_links import TOP_K
 
 _ENV = Environment(
     loader=PackageLoader("cai_bench.reports", "templates"),
@@ -49,7 +52,10 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             })
         cultures.append({
             "name": c, "slug": s,
-            "leaderboard": tables.leaderboard_table(data.board, c, V.flagged_keys(data.validity), data.scales),
+            "leaderboard": tables.leaderboard_table(
+                data.board, c, V.flagged_keys(data.validity) | V.culture_marks(data.culture_validity, c)[0],
+                data.scales, V.culture_marks(data.culture_validity, c)[1]),
+            "culture_note": V.culture_note(data.culture_validity, c),
             "validity": V.validity_table(data.validity, V.board_keys(data.board, c)),
             "validity_warnings": V.warnings(V.for_keys(data.validity, V.board_keys(data.board, c))),
             "deltas": tables.deltas_table(data.deltas, c),
@@ -60,6 +66,7 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
             "worst": worst,
         })
     refusal = tables.refusal_table(data.refusal) if not data.refusal.empty else None
+    harm = tables.harm_table(data.harm) if not data.harm.empty else None
     return _ENV.get_template("report.html.j2").render(
         cultures=cultures,
         n_checkpoints=data.board["fingerprint"].nunique(),
@@ -69,6 +76,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         matrix=tables.matrix_table(data.matrix),
         heatmap_png=_b64(data.plots.get("heatmap.png")),
         refusal=refusal,
+        harm=harm,
+        harm_note=HARM_NOTE,
         refusal_rule=data.refusal_rule,
         verdict_source=data.verdict_source,
         unavailable=tables.unavailable_table(data.extras.unavailable),
@@ -76,6 +85,8 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         composite_note=tables.composite_note(data.scales),
         low_coverage=[c.scorer_id for c in data.coverage if c.low],
         configs=tables.configs_table(data.extras.configs),
+        agreement=agreement_table(data.agreement) if not data.agreement.empty else None,
+        self_grading=self_grading_names(data.extras.configs),
         left_out=tables.left_out_table(data.extras.left_out),
         checkpoints=tables.checkpoints_table(data.extras.checkpoints),
         prompt_coverage=tables.principle_coverage_table(data.extras.principle_coverage),
@@ -84,7 +95,23 @@ def render_html(data: ReportData, *, seed: int, n_boot: int) -> str:
         seed=seed,
         n_boot=n_boot,
         loops=[_loop_view(lr, data) for lr in data.loops],
+        experiments=_experiment_views(data),
     )
+
+
+def _experiment_views(data: ReportData) -> list[dict]:
+    """Per experiment: its title, tables (`experiment_tables.parts`) and plots as data URIs."""
+    from cai_bench.reports.experiment import experiment_plot_names
+    from cai_bench.reports.experiment_tables import parts
+
+    several = len(data.experiments) > 1
+    views = []
+    for rep in data.experiments:
+        names = experiment_plot_names(rep, several)
+        views.append({"title": rep.record.title, "parts": parts(rep),
+                      "plots": [(k, _b64(data.experiment_plots[n])) for k, n in names.items()
+                                if n in data.experiment_plots]})
+    return views
 
 
 def _loop_view(lr, data: ReportData) -> dict:  # noqa: ANN001 - reports.loop.LoopReport
@@ -121,6 +148,7 @@ def render_samples(data: ReportData) -> str:
     meta = {"culture", "task_id", "constitution_id", "label", "fingerprint", "spec", "prompt_id", "principle_id",
             "principle_title", "category", "expect", "prompt", "reference", "response", "gen_hash", "composite"}
     keys = [c for c in data.samples.columns if c not in meta]
+    training = data.training
     rows = []
     for (task, _pid), g in data.samples.groupby(["task_id", "prompt_id"], sort=True):
         by_fp = {r["fingerprint"]: r for r in g.to_dict("records")}
@@ -133,9 +161,12 @@ def render_samples(data: ReportData) -> str:
                 continue
             scores = ", ".join(f"{k}={round(float(r[k]), 4)}" for k in keys
                                if isinstance(r[k], float) and not math.isnan(r[k]))
-            cells.append({"response": r["response"] or "", "scores": scores})
+            links = training.links.get((str(fp), str(task), str(_pid))) if training else None
+            cells.append({"response": r["response"] or "", "scores": scores, "links": links or []})
         ref = first["reference"]
         rows.append({"task": task, "prompt": first["prompt"] or "",
                      "reference": ref if isinstance(ref, str) else "", "cells": cells})
-    return _ENV.get_template("samples.html.j2").render(headers=[h for h, _ in cols], rows=rows,
-                                                       several=bool(data.loops))
+    return _ENV.get_template("samples.html.j2").render(
+        headers=[h for h, _ in cols], rows=rows, several=bool(data.loops),
+        training_sets=list(training.sets.items()) if training else [],
+        training_missing=training.missing if training else [], top_k=TOP_K)

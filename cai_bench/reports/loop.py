@@ -5,8 +5,10 @@ Per task and metric of the loop's eval: means with 95 % bootstrap CIs per
 checkpoint, paired deltas (SFT vs base, DPO vs SFT, DPO vs base) with p-values,
 and a verdict. "improved" or "regressed" when the paired bootstrap p < 0.05 and
 the mean delta goes the metric's better or worse way; otherwise "no significant
-change". Refusal rows (tasks declaring `analyses: [refusal]`) use the one refusal
-rule of every report (`reports.refusal.refusals`). A task or metric of the eval
+change". The p-values are uncorrected (each row its own test; the report
+says so); an experiment's comparisons are corrected (`reports.experiment`).
+Refusal rows (tasks declaring `analyses: [refusal]`) use the one refusal rule
+of every report (`reports.refusal.refusals`). A task or metric of the eval
 that gets no verdict is listed with the reason, never dropped without a word.
 
 Everything comes from the store: `cai-bench report` rebuilds the same section
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cai_bench.reports.guards import collapse_guard, noop_dpo_guard
+from cai_bench.reports.harm import ROLE as HARM_ROLE
 from cai_bench.reports.refusal import refusals
 from cai_bench.reports.statistics import bootstrap_ci, paired_bootstrap, rng_for
 from cai_bench.results import StoreExtras
@@ -110,17 +113,20 @@ def loop_report(df: pd.DataFrame, extras: StoreExtras, record: LoopRecord) -> Lo
     seed, n_boot = record.seed, record.n_boot
     rows: list[dict[str, Any]] = []
     no_verdict: list[str] = []
+    harm_rows: list[dict[str, Any]] = []  # shown after the refusal rows: the other half of that picture
     for (task, culture, scorer, metric), part in mine.groupby(["task_id", "culture", "scorer_id", "metric"],
                                                                sort=True):
         wide = _complete(part[part["status"] == "ok"], "value")
         name = f"{scorer}.{metric}"
+        is_harm = "role" in part.columns and part["role"].iloc[0] == HARM_ROLE
+        shown = f"harm rate ({name})" if is_harm else name
         if wide.empty:
-            no_verdict.append(f"{task} {name}: {_why_not(part)}")
+            no_verdict.append(f"{task} {shown}: {_why_not(part)}")
             continue
         direction = str(part["direction"].iloc[0] or "higher")
-        rows.append({"task": task, "culture": culture, "metric": name,
-                     "measures": record.measures.get(name, ""),
-                     **compare(wide, direction, seed, (task, scorer, metric), n_boot)})
+        row = {"task": task, "culture": culture, "metric": shown, "measures": record.measures.get(name, ""),
+               **compare(wide, direction, seed, (task, scorer, metric), n_boot)}
+        (harm_rows if is_harm else rows).append(row)
     refused = refusals(mine, extras.task_analyses)
     if not refused.empty:
         refused["stage"] = refused["fingerprint"].map(fp_role)
@@ -138,6 +144,7 @@ def loop_report(df: pd.DataFrame, extras: StoreExtras, record: LoopRecord) -> Lo
                 rows.append({"task": task, "culture": str(xs["culture"].iloc[0]), "metric": name,
                              "decided_by": f"{by} by scorer verdict, {len(part) - by} by the string rule",
                              **compare(wide, direction, seed, (task, name), n_boot)})
+    rows += harm_rows
     for task in record.tasks:
         if task not in set(mine["task_id"]):
             no_verdict.append(f"{task}: no scored answers of all three checkpoints in the store")
@@ -163,6 +170,8 @@ def _meanings(rows: list[dict[str, Any]]) -> list[str]:
         if "decided_by" in r:
             out[r["metric"]] = ("share of answers that refuse: a scorer verdict with role refusal where one was "
                                 "scored, else the string rule (docs/reports.md)")
+        elif r["metric"].startswith("harm rate ("):
+            out[r["metric"]] = "share of answers the classifier calls harmful (a metric with role harm); lower is better"
         elif r.get("measures"):
             out[r["metric"]] = r["measures"]
     return [f"{k}: {v}" for k, v in out.items()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cai_bench.reports import tables
+from cai_bench.reports.harm import HARM_NOTE
 from cai_bench.reports import validity as V
 from cai_bench.reports.build import ReportData
 
@@ -16,8 +17,12 @@ def render_markdown(data: ReportData) -> str:
     flagged = V.flagged_keys(data.validity)
     for c in data.cultures:
         keys = V.board_keys(data.board, c)
+        chance, unvalidated = V.culture_marks(data.culture_validity, c)
+        note = V.culture_note(data.culture_validity, c)
         out += [f"## {tables._md_escape(c)}", "",
-                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged, data.scales)),
+                tables.to_markdown(tables.leaderboard_table(data.board, c, flagged | chance, data.scales,
+                                                            unvalidated)),
+                *([tables._md_escape(note), ""] if note else []),
                 "Scorer validity (`cai-bench scorers validate`):", "",
                 tables.to_markdown(V.validity_table(data.validity, keys))]
         out += [f"**{tables._md_escape(w)}**\n" for w in V.warnings(V.for_keys(data.validity, keys))]
@@ -25,11 +30,21 @@ def render_markdown(data: ReportData) -> str:
             out += [f"### Delta vs baseline {tables._md_escape(data.baseline['label'])}", "",
                     tables.to_markdown(tables.deltas_table(data.deltas, c))]
         out += ["### Weakest principles", "", tables.to_markdown(tables.weakest_table(data.weakest, c))]
+    if not data.agreement.empty:
+        from cai_bench.reports.agreement import agreement_table
+
+        out += ["## Judge panels: agreement", "",
+                "Each panel metric's score (the panel's verdicts: mean of scores, strict majority of yes/no) "
+                "beside its members' agreement, Krippendorff's alpha (nominal for yes/no, interval for scores; "
+                "1 = perfect, 0 = chance) with a 95% bootstrap CI over rows.", "",
+                tables.to_markdown(agreement_table(data.agreement))]
     out += ["## Cross-culture matrix (composite)", "", tables.to_markdown(tables.matrix_table(data.matrix))]
     if not data.refusal.empty:
         out += ["## Refusal rates (XSTest-style)", "",
                 f"Verdicts: {data.verdict_source} where one exists, else {data.refusal_rule}.", "",
                 tables.to_markdown(tables.refusal_table(data.refusal))]
+    if not data.harm.empty:
+        out += ["## Harm rates", "", HARM_NOTE, "", tables.to_markdown(tables.harm_table(data.harm))]
     out += ["## Scorer coverage", "", "Score rows per scorer by status; a scorer that scored under half of its "
             "rows is marked LOW.", "", tables.to_markdown(_flag_low(tables.coverage_table(data.coverage), data))]
     out += ["## Unavailable scorers", "", tables.to_markdown(tables.unavailable_table(data.extras.unavailable))]
@@ -37,10 +52,20 @@ def render_markdown(data: ReportData) -> str:
             "Every checkpoint of a task is ranked under one generation config and every metric under one "
             "scorer config (the one shared by the most, the latest among equals).", "",
             tables.to_markdown(tables.configs_table(data.extras.configs)),
+            *_self_grading(data),
             "### Checkpoints and engines", "", tables.to_markdown(tables.checkpoints_table(data.extras.checkpoints)),
             "### Left out", "", tables.to_markdown(tables.left_out_table(data.extras.left_out)),
             "### Prompts per principle", "", tables.to_markdown(tables.principle_coverage_table(data.extras.principle_coverage))]
     return "\n".join(out)
+
+
+def _self_grading(data: ReportData) -> list[str]:
+    """A line per scorer config that was allowed to grade its own model."""
+    from cai_bench.reports.agreement import self_grading_names
+
+    names = self_grading_names(data.extras.configs)
+    return ([f"**Self-grading allowed** (`allow_self_grading: true`): {tables._md_escape(', '.join(names))}; "
+             "its scores of the checkpoint it is were not refused.", ""] if names else [])
 
 
 def _flag_low(table: tables.Table, data: ReportData) -> tables.Table:
@@ -77,6 +102,7 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
     lines += [f"| {role} | {e(str(r.specs.get(role, '')))} | {str(r.fingerprints.get(role, ''))[:16]} |"
               for role in ROLES]
     lines += ["", f"{h} Verdicts (DPO vs base, paired bootstrap, p < 0.05)", "",
+              "p-values are uncorrected: each row is its own test, not corrected for the number of rows (an experiment's comparisons are, in experiment.md).", "",
               f"Bootstrap: {r.n_boot} resamples, seed {r.seed}. Each metric measures what its scorer says "
               "(docs/scorers.md); refusal rows use scorer verdicts with role `refusal` where scored, else the "
               "string rule (docs/reports.md).", "",
@@ -129,3 +155,28 @@ def _loop_lines(lr, h: str, fmt, several: bool) -> list[str]:  # noqa: ANN001 - 
     lines += ["", f"{h} Provenance", "", "```json", json.dumps(r.provenance, indent=2, default=str), "```",
               "", f"{h} Config", "", "```json", json.dumps(r.config, indent=2, default=str), "```", ""]
     return lines
+
+
+def render_experiment_markdown(reports: list, plot_names: list[dict[str, str]], plots: dict[str, bytes]) -> str:
+    """`experiment.md`: every experiment recorded in the store (reports.experiment.ExperimentReport),
+    its tables (`experiment_tables.parts`) and plots (under plots/)."""
+    from cai_bench.reports.experiment_tables import parts
+
+    e = tables._md_escape
+    several = len(reports) > 1
+    lines = ["# Experiment report", ""]
+    for rep, names in zip(reports, plot_names):
+        if several:
+            lines += [f"## {e(rep.record.title)}", ""]
+        else:
+            lines += [f"Experiment: {e(rep.record.title)}", ""]
+        h = "###" if several else "##"
+        for part in parts(rep):
+            lines += [f"{h} {e(part.heading)}", "", e(part.note), ""]
+            if part.table is not None:
+                lines += [tables.to_markdown(part.table)]
+        shown = [(k, n) for k, n in names.items() if n in plots]
+        if shown:
+            lines += [f"{h} Plots", ""]
+            lines += [f"![{e(k)}](plots/{n})" for k, n in shown] + [""]
+    return "\n".join(lines)

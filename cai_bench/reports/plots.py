@@ -143,3 +143,71 @@ def training_curves(curves: dict[str, list[dict]]) -> bytes | None:
         for ax in list(axes.flat)[len(panels):]:
             ax.axis("off")
         return _png(fig)
+
+
+def axis_effects(points: list[dict], axis: str) -> bytes:
+    """One panel per metric: DPO - base with its 95% CI at each value of an experiment
+    axis, one series per setting of the other axes. `points`: {metric, value, series,
+    delta, lo, hi}, in the axis's order."""
+    keys = sorted({p["metric"] for p in points})
+    values = list(dict.fromkeys(p["value"] for p in points))
+    series = list(dict.fromkeys(p["series"] for p in points))
+    with plt.rc_context(_style()):
+        ncols = min(3, max(1, len(keys)))
+        nrows = max(1, -(-len(keys) // ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False,
+                                 gridspec_kw={"hspace": 0.7, "wspace": 0.35, "top": 1 - 0.7 / (2.8 * nrows),
+                                              "bottom": 0.6 / (2.8 * nrows), "left": 0.1, "right": 0.97})
+        width = 0.6 / max(1, len(series))
+        for ax, key in zip(axes.flat, keys):
+            for k, s in enumerate(series):
+                pts = [p for p in points if p["metric"] == key and p["series"] == s]
+                x = np.array([values.index(p["value"]) for p in pts], dtype=float) + (k - (len(series) - 1) / 2) * width
+                d = np.array([p["delta"] for p in pts], dtype=float)
+                err = np.vstack([d - np.array([p["lo"] for p in pts], dtype=float),
+                                 np.array([p["hi"] for p in pts], dtype=float) - d])
+                ax.errorbar(x, d, yerr=np.nan_to_num(err), fmt="o", capsize=3, label=plot_text(s) if s else None)
+            ax.axhline(0, color="#888", linewidth=0.8)
+            ax.set_xticks(range(len(values)), [plot_text(v) for v in values])
+            ax.set_xlim(-0.6, len(values) - 0.4)
+            ax.set_title(plot_text(key))
+            ax.set_ylabel("DPO - base")
+        for ax in list(axes.flat)[len(keys):]:
+            ax.axis("off")
+        if any(series):
+            axes.flat[0].legend(fontsize=7)
+        fig.suptitle(plot_text(f"DPO - base (95% CI) by {axis}"))
+        return _png(fig)
+
+
+def transfer_heatmap(rows: list[str], cols: list[str], cells: dict[str, list[list[dict | None]]]) -> bytes:
+    """Trained-on x evaluated-on: DPO - base per metric panel; * marks a corrected p < 0.05."""
+    keys = list(cells)
+    with plt.rc_context(_style()):
+        ncols = min(2, max(1, len(keys)))
+        nrows = max(1, -(-len(keys) // ncols))
+        w = max(3.5, 1.3 * len(cols) + labels_width(rows) + 1.2)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, max(2.4, 0.55 * len(rows) + 1.6) * nrows),
+                                 squeeze=False)
+        for ax, key in zip(axes.flat, keys):
+            data = np.array([[c["delta"] if c and c["delta"] is not None else np.nan for c in row]
+                             for row in cells[key]], dtype=float)
+            span = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+            im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-(span or 1.0), vmax=span or 1.0,
+                           aspect="auto")
+            ax.set_xticks(range(len(cols)), [plot_text(c) for c in cols])
+            ax.set_yticks(range(len(rows)), [plot_text(r) for r in rows])
+            for (i, j), v in np.ndenumerate(data):
+                c = cells[key][i][j]
+                if c is not None and not np.isnan(v):
+                    star = "*" if c["verdict"] in ("improved", "regressed") else ""
+                    ax.text(j, i, f"{v:+.3f}{star}", ha="center", va="center",
+                            color="white" if abs(v) > 0.6 * (span or 1.0) else "black")
+            fig.colorbar(im, ax=ax, label="DPO - base")
+            ax.set_title(plot_text(key))
+            ax.set_xlabel("evaluated on")
+            ax.set_ylabel("trained on")
+        for ax in list(axes.flat)[len(keys):]:
+            ax.axis("off")
+        fig.tight_layout()
+        return _png(fig)

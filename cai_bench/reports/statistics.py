@@ -210,6 +210,64 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
+def bh(pvalues: list[float]) -> list[float]:
+    """Benjamini-Hochberg step-up adjusted p-values (false discovery rate), in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i], reverse=True)
+    adjusted = [1.0] * m
+    running = 1.0
+    for k, i in enumerate(order):  # from the largest p down: rank m - k
+        running = min(running, m * pvalues[i] / (m - k))
+        adjusted[i] = min(1.0, running)
+    return adjusted
+
+
+CORRECTIONS = {"holm": ("Holm", holm), "bh": ("Benjamini-Hochberg", bh)}
+
+
+def adjust(pvalues: list[float], method: str) -> list[float]:
+    """`pvalues` corrected by `method` (holm or bh); NaNs (no test) stay NaN and are not counted."""
+    if method not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {method!r}")
+    real = [i for i, p in enumerate(pvalues) if p is not None and np.isfinite(p)]
+    out = [float("nan")] * len(pvalues)
+    for i, q in zip(real, CORRECTIONS[method][1]([float(pvalues[i]) for i in real])):
+        out[i] = q
+    return out
+
+
+def seeds_prompts_bootstrap(d: np.ndarray, rng: np.random.Generator,
+                            n_boot: int = N_BOOT) -> tuple[float, float, float, float]:
+    """(mean, lo, hi, p) of a seeds x prompts matrix (e.g. paired differences per training
+    seed and held-out prompt), resampling seeds and prompts together: each draw picks
+    seeds and prompts with replacement, independently (a crossed two-level bootstrap),
+    so the CI carries the seed-to-seed spread as well as the prompt-to-prompt one.
+
+    One seed: exactly `paired_bootstrap` over its prompts. p is two-sided from the
+    bootstrap distribution, add-one smoothed and floored like `paired_bootstrap`."""
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 2 or d.size == 0:
+        return (np.nan, np.nan, np.nan, np.nan)
+    s, n = d.shape
+    if s == 1:
+        return paired_bootstrap(d[0], np.zeros(n), rng, n_boot)
+    delta = float(d.mean())
+    floor = 2.0 ** (1 - n) if n < 1075 else 0.0
+    if np.allclose(d, d.flat[0]):
+        return (delta, delta, delta, 1.0 if d.flat[0] == 0 else min(1.0, floor))
+    means = np.empty(n_boot)
+    per = max(1, _CHUNK // max(n + s, 1))
+    for start in range(0, n_boot, per):
+        k = min(per, n_boot - start)
+        cs = rng.multinomial(s, np.full(s, 1.0 / s), size=k)  # how often each seed was drawn
+        cp = rng.multinomial(n, np.full(n, 1.0 / n), size=k)  # how often each prompt was drawn
+        means[start:start + k] = np.einsum("bs,sn,bn->b", cs, d, cp) / (s * n)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    tail = min(int((means <= 0).sum()), int((means >= 0).sum()))
+    p = min(1.0, max(2 * (tail + 1) / (n_boot + 1), floor))
+    return (delta, float(lo), float(hi), p)
+
+
 def _ranks(board: pd.DataFrame, ok: pd.DataFrame, gcol: str, by: str, seed: int,
            n_boot: int) -> tuple[pd.Series, pd.Series]:
     """Ranks that only separate what the data separates (`RANK_TEST`), and each checkpoint's

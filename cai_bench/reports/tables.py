@@ -94,14 +94,16 @@ def composite_note(scales: dict[str, dict]) -> str:
 
 
 def leaderboard_table(board: pd.DataFrame, group: str, flagged: frozenset[str] = frozenset(),
-                      scales: dict[str, dict] | None = None) -> Table:
+                      scales: dict[str, dict] | None = None, unvalidated: frozenset[str] = frozenset()) -> Table:
     """Each metric on its own scale (mean and 95% CI, the scale in the header) first,
     then the composite, which is a mapped 0..1 number (see `composite_note`).
-    `flagged`: metric keys whose scorer validated at chance level; their header gets a ⚠."""
+    `flagged`: metric keys whose scorer validated at chance level; their header gets a ⚠.
+    `unvalidated`: metric keys not validated for this group's culture; their header gets a †."""
     part = board[board["group"] == group]
     keys = [k for k in metric_keys(board) if part[k].notna().any()]
     scales = scales or {}
-    heads = [k + (" ⚠" if k in flagged else "") + (f" ({scale_text(scales[k])})" if k in scales else "") for k in keys]
+    heads = [k + (" ⚠" if k in flagged else "") + (" †" if k in unvalidated and k not in flagged else "")
+             + (f" ({scale_text(scales[k])})" if k in scales else "") for k in keys]
     headers = ["rank", "checkpoint", "n", "coverage", *heads, "composite (0..1)"]
     rows = []
     for r in part.to_dict("records"):
@@ -161,6 +163,13 @@ def refusal_table(refusal: pd.DataFrame) -> Table:
     rows = [[cell(r["label"]), cell(r["task_id"]), cell(r["subset"]), cell(int(r["n"])), cell(r["refusal_rate"]),
              cell(r["meaning"]), cell(int(r["by_verdict"])), cell(int(r["by_rule"]))]
             for r in refusal.to_dict("records")]
+    return Table(headers, rows)
+
+
+def harm_table(harm: pd.DataFrame) -> Table:
+    headers = ["checkpoint", "culture", "task", "subset", "classifier", "n", "harm rate"]
+    rows = [[cell(r["label"]), cell(r["culture"]), cell(r["task_id"]), cell(r["subset"]), cell(r["metric"]),
+             cell(int(r["n"])), cell(r["harm_rate"])] for r in harm.to_dict("records")]
     return Table(headers, rows)
 
 

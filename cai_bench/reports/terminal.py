@@ -29,7 +29,7 @@ def _show(t: tables.Table, console, title: str, row_styles: list[str | None] | N
 
 
 def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | None = None,  # noqa: ANN001
-                      scales: dict | None = None) -> None:
+                      scales: dict | None = None, culture_validity: pd.DataFrame | None = None) -> None:
     """One table per group: each metric on its own scale first, then the composite,
     with the normalisation that makes the composite stated under the tables; then
     each metric's validity (and chance-level warnings) when given."""
@@ -40,8 +40,14 @@ def print_leaderboard(board: pd.DataFrame, console, validity: pd.DataFrame | Non
         return
     validity = validity if validity is not None else pd.DataFrame(columns=V.COLUMNS)
     flagged = V.flagged_keys(validity)
+    per_culture = culture_validity if culture_validity is not None else pd.DataFrame(columns=V.CULTURE_COLUMNS)
     for group in sorted(board["group"].unique()):
-        _show(tables.leaderboard_table(board, group, flagged, scales), console, f"Leaderboard: {group}")
+        chance, unvalidated = V.culture_marks(per_culture, group)
+        _show(tables.leaderboard_table(board, group, flagged | chance, scales, unvalidated), console,
+              f"Leaderboard: {group}")
+        note = V.culture_note(per_culture, group)
+        if note:
+            console.print(escape(note), style="dim", highlight=False)
     if scales:
         console.print(escape(tables.composite_note(scales)), style="dim", highlight=False)
     print_validity(validity, console)
@@ -150,7 +156,7 @@ def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports
             rows.append([row["culture"], row["task"], row["metric"], str(row["n"]),
                          *(fmt(row[x]["mean"]) for x in ROLES), fmt(d["delta"]), fmt(d["p"]),
                          Text(v, style=colour.get(v, ""))])
-        title = f"{r.title}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05, {r.n_boot} resamples)"
+        title = f"{r.title}: base -> SFT -> DPO (verdict: DPO vs base, paired p < 0.05 uncorrected, {r.n_boot} resamples)"
         print_table(fitted_table(cols, rows, title=title, out=console), console)
         for x in lr.meanings:
             console.print(f"[dim]{escape(x)}[/dim]")
@@ -158,3 +164,34 @@ def print_loop_verdicts(loops: list, console) -> None:  # noqa: ANN001 - reports
             console.print(f"[yellow]no verdict:[/yellow] {escape(x)}")
         for w in lr.warnings:
             console.print(f"[bold yellow]warning:[/bold yellow] {escape(w)}")
+
+
+def print_experiment_verdicts(reports: list, console) -> None:  # noqa: ANN001 - ExperimentReport, rich Console
+    """Each experiment's corrected verdicts: the variants comparisons and each culture's own
+    held-out change, then the variants without a verdict and why."""
+    from cai_bench.reports.experiment_tables import method_note, transfer_lines, verdict_rows
+    from cai_bench.reports.loop import fmt
+
+    colour = {"improved": "green", "regressed": "red"}
+    for rep in reports:
+        rows = []
+        for r in verdict_rows(rep):
+            v = r["verdict"]
+            rows.append([r["a"], r["b"], r["task"], r["metric"], str(r["n"]), fmt(r["delta"]),
+                         f"[{fmt(r['lo'])}, {fmt(r['hi'])}]", fmt(r["p_corrected"]), Text(v, style=colour.get(v, "")),
+                         r.get("holds_in_seeds", "")])
+        cols = [Col("a", keep=True), Col("b", keep=True), Col("task", keep=True), Col("metric", keep=True), Col("n"),
+                Col("a - b"), Col("95% CI"), Col(f"p ({rep.method_name})"), Col("verdict"), Col("seeds")]
+        title = f"Experiment {rep.record.title}: corrected verdicts ({rep.method_name})"
+        print_table(fitted_table(cols, rows, title=title, out=console), console)
+        console.print(f"[dim]{escape(method_note(rep))}[/dim]")
+        for line in transfer_lines(rep):
+            console.print(f"transfer: {escape(line)}", highlight=False)
+        for s in rep.stopped:
+            console.print(f"[yellow]no verdict:[/yellow] {escape(s['variant'])} ({escape(s['status'])}): "
+                          f"{escape(str(s['reason']))}", highlight=False)
+        for b in rep.behaviour:
+            if b["reading"] == "wording only":
+                console.print(f"[yellow]wording only:[/yellow] {escape(b['a'])} vs {escape(b['b'])} on "
+                              f"{escape(b['task'])}: the wording metrics moved, refusal and over-refusal did not",
+                              highlight=False)

@@ -13,6 +13,8 @@ from cai_bench.reports import tables
 
 NOT_VALIDATED = "not validated"
 FLAG = "⚠"
+UNVALIDATED_MARK = "†"  # a leaderboard header: the metric was not validated for this culture
+CULTURE_COLUMNS = ["key", "scorer_id", "scorer_hash", "metric", "culture", "status", "text"]
 COLUMNS = ["key", "scorer_id", "scorer_hash", "metric", "text", "flagged", "warning"]
 # the figures behind `text`, for validity.csv (empty when the metric was never validated)
 FIGURES = ["suite", "figure", "value", "ci_low", "ci_high", "n_valid", "n_total", "verdict", "validated_at"]
@@ -89,3 +91,51 @@ def run_warnings(store_url: str, scorers: list[tuple[str, str]]) -> list[str]:
     wanted = set(scorers)
     found = [v for k, v in sorted(latest(store_url).items()) if (k[0], k[1]) in wanted and v.flagged]
     return list(dict.fromkeys(v.flagged_by.warning() for v in found))
+
+
+# ---------------------------------------------------------------- per culture
+
+def load_culture_validity(store_url: str, df: pd.DataFrame) -> dict[tuple[str, str, str, str], Any]:
+    """The latest validation for each culture of every (scorer, config hash, metric) in `df`."""
+    from cai_bench.validity.store import latest_per_culture
+
+    return latest_per_culture(store_url, store_keys(df))
+
+
+def culture_frame(df: pd.DataFrame, per_culture: dict[tuple[str, str, str, str], Any]) -> pd.DataFrame:
+    """One row per (metric, scorer config, culture) the results hold: validated for that
+    culture, at chance for it ("chance"), or "not validated" for it."""
+    if df.empty:
+        return pd.DataFrame(columns=CULTURE_COLUMNS)
+    seen = df[["scorer_id", "scorer_hash", "metric", "culture"]].drop_duplicates()
+    rows = []
+    for sid, h, metric, culture in sorted(tuple(map(str, r)) for r in seen.itertuples(index=False)):
+        v = per_culture.get((sid, h, metric, culture))
+        # too few valid verdicts to judge is no validation either
+        status = ("chance" if v is not None and v.flagged else
+                  "not validated" if v is None or v.verdict == "insufficient" else "validated")
+        rows.append({"key": f"{sid}.{metric}", "scorer_id": sid, "scorer_hash": h, "metric": metric,
+                     "culture": culture, "status": status,
+                     "text": v.cell() if v is not None else f"{NOT_VALIDATED} for {culture}"})
+    return pd.DataFrame(rows, columns=CULTURE_COLUMNS)
+
+
+def culture_marks(frame: pd.DataFrame, culture: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(metric keys at chance for `culture`, metric keys not validated for it)."""
+    if frame.empty:
+        return frozenset(), frozenset()
+    part = frame[frame["culture"] == culture]
+    return (frozenset(part.loc[part["status"] == "chance", "key"]),
+            frozenset(part.loc[part["status"] == "not validated", "key"]))
+
+
+def culture_note(frame: pd.DataFrame, culture: str) -> str:
+    """The line under a culture's leaderboard that explains its marks."""
+    chance, unvalidated = culture_marks(frame, culture)
+    parts = []
+    if chance:
+        parts.append(f"{FLAG} at chance level or worse for {culture}: {', '.join(sorted(chance))}")
+    if unvalidated:
+        parts.append(f"{UNVALIDATED_MARK} not validated for {culture}: {', '.join(sorted(unvalidated))} "
+                     f"(cai-bench scorers validate SCORER --suite redteam-pairs --by culture)")
+    return "; ".join(parts)

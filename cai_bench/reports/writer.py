@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cai_bench.bootstrap_settings import N_BOOT
@@ -53,8 +54,9 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 def _clean(report: Path, keep: set[str]) -> None:
     """Drop per-culture files of earlier reports that this one does not write."""
-    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "plots/*.png", "samples.html",
-                    "pipeline.md", "pipeline.json", "training_curves*.png"):
+    for pattern in ("leaderboard_*.csv", "tasks_leaderboard.csv", "validity.csv", "agreement.csv", "plots/*.png",
+                    "samples.html", "pipeline.md", "pipeline.json", "training_curves*.png", "experiment.md",
+                    "experiment.json", "comparisons.csv"):
         for p in report.glob(pattern):
             if str(p.relative_to(report)) not in keep:
                 p.unlink()
@@ -79,6 +81,8 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
         from cai_bench.reports.validity import validity_csv_frame
 
         put("validity.csv", _csv(validity_csv_frame(data.validity)))
+        if not data.agreement.empty:
+            put("agreement.csv", _csv(data.agreement))
     if combined_csv:
         atomic_write_text(Path(out_dir) / "leaderboard.csv", _csv(combined_board(data)))
     if "md" in formats:
@@ -106,14 +110,40 @@ def write_files(data: ReportData, out_dir: Path, formats: Sequence[str], *, seed
         loops = [lr.as_json() for lr in data.loops]
         put("pipeline.json", json.dumps(loops[0] if len(loops) == 1 else {"loops": loops}, indent=2,
                                         default=str) + "\n")
+    if data.experiments:
+        _experiment_files(data, formats, put)
     put("samples.parquet", _parquet(data.samples))
     _clean(report, written)
     return report
 
 
+def _experiment_files(data: ReportData, formats: Sequence[str], put) -> None:  # noqa: ANN001 - put(name, payload)
+    """experiment.json, comparisons.csv (csv), experiment.md (md) and each experiment's plots."""
+    import json
+
+    from cai_bench.reports.experiment import comparisons_frame, experiment_plot_names
+
+    several = len(data.experiments) > 1
+    names = [experiment_plot_names(rep, several) for rep in data.experiments]
+    for name, png in sorted(data.experiment_plots.items()):
+        put(f"plots/{name}", png)
+    exps = [rep.as_json() for rep in data.experiments]
+    put("experiment.json", json.dumps(exps[0] if len(exps) == 1 else {"experiments": exps}, indent=2,
+                                      ensure_ascii=False, allow_nan=False, default=str) + "\n")
+    if "csv" in formats:
+        put("comparisons.csv", _csv(comparisons_frame(data.experiments)))
+    if "md" in formats:
+        from cai_bench.reports.markdown import render_experiment_markdown
+
+        put("experiment.md", render_experiment_markdown(data.experiments, names, data.experiment_plots))
+
+
 def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-            seed: int = 0, n_boot: int = N_BOOT, late: LateDeclarations | None = None) -> ReportData:
+            seed: int = 0, n_boot: int = N_BOOT, late: LateDeclarations | None = None,
+            correction: str | None = None, embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ReportData:
     """Load the store and compute everything the report shows (plots only for html).
+    `correction` (holm, bh) overrides the method each experiment recorded; `embed`
+    (`cai_bench.embeddings.embed`) links experiment answers to training prompts.
 
     Raises `UserError` when the store is missing or holds no scores."""
     formats = check_formats(formats)
@@ -121,17 +151,23 @@ def prepare(store_url: str, *, baseline: str | None = None, formats: Sequence[st
     if df.empty:
         raise UserError(f"results store {redact_url(store_url)} holds no scores yet: nothing to report "
                         "(run `cai-bench run` first, or point --store at a store with results)")
-    from cai_bench.reports.validity import load_validity
+    from cai_bench.reports.agreement import load_panel_rows
+    from cai_bench.reports.validity import load_culture_validity, load_validity
+    from cai_bench.results.experiments import load_experiments
     from cai_bench.results.loops import load_loops
 
     return build(df, extras, baseline=baseline, seed=seed, n_boot=n_boot, with_plots="html" in formats,
-                 validity=load_validity(store_url, df), loops=load_loops(store_url))
+                 validity=load_validity(store_url, df), loops=load_loops(store_url),
+                 experiments=load_experiments(store_url), correction=correction, embed=embed,
+                 panel_rows=load_panel_rows(store_url, df), culture_validity=load_culture_validity(store_url, df))
 
 
 def write_report(store_url: str, out_dir: Path, *, baseline: str | None = None,
                  formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 0, n_boot: int = N_BOOT,
-                 late: LateDeclarations | None = None) -> Path:
+                 late: LateDeclarations | None = None, correction: str | None = None,
+                 embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> Path:
     """Rebuild `<out_dir>/report/` (and `<out_dir>/leaderboard.csv`) from the store alone."""
     formats = check_formats(formats)
-    data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late)
+    data = prepare(store_url, baseline=baseline, formats=formats, seed=seed, n_boot=n_boot, late=late,
+                   correction=correction, embed=embed)
     return write_files(data, out_dir, formats, seed=seed, n_boot=n_boot)

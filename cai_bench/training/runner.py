@@ -380,6 +380,11 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+    threads = None
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:  # one process: torch threads for the cores others leave free
+        from cai_bench.cpu_threads import apply
+
+        threads = apply(f"train {stage}")
     trainer, start, mix, prec, out = build_trainer(stage, recipe, output_dir=out)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -421,6 +426,8 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
 
     meta = _metadata(stage, recipe, start, mix, prec, metrics, trainer.state.log_history,
                      resumed_from=last if resume else None, merged=merge, recipe_source=recipe_source)
+    if threads is not None:
+        meta["threads"] = threads.as_dict()  # how many CPU threads trained it, and why
     atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=2, default=str) + "\n")
     trainer.accelerator.wait_for_everyone()
     return TrainResult(out, stage, metrics, last if resume else None, meta)

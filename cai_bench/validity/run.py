@@ -61,13 +61,17 @@ def threshold_for(spec: "MetricSpec", override: float | None) -> float | None:
 def _inputs(items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind) -> list["ScoreInput"]:
     from cai_bench.harness.scorers import ScoreInput
 
+    def context(meta: dict[str, str]) -> dict[str, str | None]:
+        """A row's task, constitution and principle (a culture suite's): a judge judges against them."""
+        return {k: meta.get(k) or None for k in ("task_id", "constitution_id", "principle_id")}
+
     if kind == "pairwise":
         pairs: Sequence[Pair] = items  # type: ignore[assignment]
-        return [ScoreInput(key=f"{i}:{side}", prompt=p.prompt, response=text, prompt_id=p.id)
+        return [ScoreInput(key=f"{i}:{side}", prompt=p.prompt, response=text, prompt_id=p.id, **context(p.meta))
                 for i, p in enumerate(pairs) for side, text in (("b", p.better), ("w", p.worse))]
     rows: Sequence[LabelledRow] = items  # type: ignore[assignment]
-    return [ScoreInput(key=str(i), prompt=r.prompt, response=r.response, reference=r.reference, prompt_id=r.id)
-            for i, r in enumerate(rows)]
+    return [ScoreInput(key=str(i), prompt=r.prompt, response=r.response, reference=r.reference, prompt_id=r.id,
+                       **context(r.meta)) for i, r in enumerate(rows)]
 
 
 def score_items(scorer: "Scorer", items: Sequence[LabelledRow] | Sequence[Pair], kind: Kind,

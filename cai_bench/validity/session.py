@@ -4,6 +4,7 @@ every suite that has metrics for it, and say why anything was skipped."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,15 @@ class Target:
     metrics: dict[str, tuple[str, ...]]  # scorer id -> default metrics
     positive_is: str
     caveat: str = ""
+    culture: str | None = None  # the culture all its items come from (a culture suite, or a --by culture part)
+
+    @property
+    def stored_name(self) -> str:
+        """The suite name a validation is stored under; a culture's is marked `[culture=XX]`,
+        which the reports read to flag a leaderboard cell per culture."""
+        if self.culture and culture_of(self.name) is None:
+            return f"{self.name}[culture={self.culture}]"
+        return self.name
 
 
 @dataclass
@@ -46,6 +56,56 @@ class Skipped:
 class Outcome:
     validations: list[Validation] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+
+DEFAULT_SAMPLE = 40  # rows (or pairs) per suite `scorers validate` scores unless told --sample all
+SPLIT_COLUMNS = ("culture", "language")
+_CULTURE = re.compile(r"\[culture=([^\]]+)\]")
+
+
+def culture_of(suite_name: str) -> str | None:
+    """The culture a stored validation is for (`name[culture=ZA]...`), or None."""
+    m = _CULTURE.search(suite_name)
+    return m.group(1) if m else None
+
+
+def parse_sample(text: str | None) -> int | None:
+    """`--sample N|all`: N rows per suite, or None for all of them."""
+    if text is None:
+        return DEFAULT_SAMPLE
+    t = str(text).strip().lower()
+    if t == "all":
+        return None
+    try:
+        n = int(t)
+    except ValueError:
+        raise UserError(f"--sample {text!r}: expected a number of rows or 'all'") from None
+    if n < 1:
+        raise UserError(f"--sample {text!r}: expected at least 1 row, or 'all'")
+    return n
+
+
+def split_targets(targets: Sequence[Target], column: str) -> list[Target]:
+    """Each target cut into one part per value of `column` (a suite's culture or language),
+    named `suite[column=value]`; a target whose rows lack the column is an input error."""
+    out = []
+    for t in targets:
+        groups: dict[str, list] = {}
+        missing = 0
+        for item in t.items:
+            value = item.meta.get(column)
+            if value in (None, ""):
+                missing += 1
+                continue
+            groups.setdefault(str(value), []).append(item)
+        if missing:
+            cols = sorted({k for item in t.items for k in item.meta})
+            raise UserError(f"suite {t.name!r}: {missing} of {len(t.items)} rows have no {column!r} column to split "
+                            f"by (--by {column}); its columns: {', '.join(cols) or 'none besides the text'}")
+        for value, items in sorted(groups.items()):
+            out.append(Target(f"{t.name}[{column}={value}]", t.kind, items, t.metrics, t.positive_is, t.caveat,
+                              value if column == "culture" else t.culture))
+    return out
 
 
 def subsample(items: list, limit: int | None, seed: int) -> list:
@@ -93,7 +153,8 @@ def suite_targets(names: Sequence[str], data: Path | None) -> tuple[list[Target]
             skipped.append(Skipped("*", suite.name, exc.message))
             continue
         caveat = suite.caveat
-        targets.append(Target(suite.name, suite.kind, items, suite.metrics, suite.positive_is, caveat))
+        targets.append(Target(suite.name, suite.kind, items, suite.metrics, suite.positive_is, caveat,
+                              suite.culture))
     return targets, skipped
 
 
@@ -128,8 +189,13 @@ def run_session(scorers: Sequence[Any], targets: Sequence[Target], *, metrics: S
             continue
         try:
             for t, wanted in plan:
+                if not getattr(scorer, "remote", False):  # an in-process scorer model: threads for the free cores
+                    from cai_bench.cpu_threads import apply
+
+                    apply(f"validating {scorer.id}", min_interval=30.0)
                 items = subsample(t.items, limit, seed)
-                name = t.name if limit is None or limit >= len(t.items) else f"{t.name}[{len(items)}/{len(t.items)}]"
+                name = t.stored_name
+                name = name if limit is None or limit >= len(t.items) else f"{name}[{len(items)}/{len(t.items)}]"
                 out.validations += validate(scorer, items, t.kind, wanted, suite=name, positive_is=t.positive_is,
                                             threshold=threshold, seed=seed, caveat=t.caveat, progress=progress,
                                             manage=False, resume=resume)

@@ -162,8 +162,49 @@ def latest_in(conn: Any, keys: Iterable[tuple[str, str, str]] | None = None) -> 
             r.verdict, r.created_at, r.caveat or "")
     flagged: dict[tuple[str, str, str], Validity] = {}
     for (sid, h, m, _suite), val in per_suite.items():
+        if "[culture=" in val.suite:  # one culture's validation flags that culture's cells only (latest_per_culture)
+            continue
         if val.verdict in ("chance", "inverted"):
             prev = flagged.get((sid, h, m))
             if prev is None or prev.created_at <= val.created_at:
                 flagged[(sid, h, m)] = val
+    return {k: replace(val, flagged_by=flagged.get(k)) for k, val in newest.items()}
+
+
+def latest_per_culture(url: str, keys: Iterable[tuple[str, str, str]] | None = None,
+                       ) -> dict[tuple[str, str, str, str], Validity]:
+    """{(scorer_id, scorer_hash, metric, culture): latest validation for that culture}: the
+    validations on a culture's data (stored as `suite[culture=XX]...`), each flagged when a
+    validation for that culture was at chance level or worse."""
+    import re
+
+    culture_re = re.compile(r"\[culture=([^\]]+)\]")
+    try:
+        engine = _engine(url, create=False)
+    except FileNotFoundError:
+        return {}
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("validations"):
+                return {}
+            v = validations.c
+            rows = conn.execute(select(v.scorer_id, v.scorer_hash, v.metric, v.suite, v.n_total, v.n_valid, v.figure,
+                                       v.value, v.lo, v.hi, v.verdict, v.created_at, v.caveat)
+                                .where(v.suite.like("%[culture=%")).order_by(v.created_at, v.validation_id)).fetchall()
+    finally:
+        engine.dispose()
+    wanted = set(keys) if keys is not None else None
+    newest: dict[tuple[str, str, str, str], Validity] = {}
+    per_suite: dict[tuple[tuple[str, str, str, str], str], Validity] = {}
+    for r in rows:  # oldest first: later rows replace earlier ones
+        m = culture_re.search(r.suite)
+        if m is None or (wanted is not None and (r.scorer_id, r.scorer_hash, r.metric) not in wanted):
+            continue
+        key = (r.scorer_id, r.scorer_hash, r.metric, m.group(1))
+        suite = culture_re.sub("", r.suite).split("[")[0]  # a sample of a suite is that suite
+        newest[key] = per_suite[(key, suite)] = Validity(
+            r.scorer_id, r.scorer_hash, r.metric, r.suite, r.n_total, r.n_valid, r.figure, r.value, r.lo, r.hi,
+            r.verdict, r.created_at, r.caveat or "")
+    flagged = {key: val for (key, _), val in sorted(per_suite.items(), key=lambda kv: kv[1].created_at)
+               if val.verdict in ("chance", "inverted")}
     return {k: replace(val, flagged_by=flagged.get(k)) for k, val in newest.items()}

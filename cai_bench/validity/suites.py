@@ -30,6 +30,7 @@ class LabelledRow:
     response: str
     label: float
     reference: str | None = None
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # other columns: culture, ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Pair:
     prompt: str
     better: str
     worse: str
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # other columns: culture, ...
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Suite:
     loader: Callable[[list[Path]], list] | None = None
     folder: Path | None = None  # user suites: where suite.yaml lives
     aliases: tuple[str, ...] = field(default=())
+    culture: str | None = None  # a suite of one culture's data: its validations count for that culture
 
     def load(self, data: Path | None = None) -> list:
         """Rows (binary/graded) or pairs (pairwise) of this suite."""
@@ -272,17 +275,57 @@ def _stsb_original(path: Path) -> list[dict]:
     return rows
 
 
+REDTEAM_LANGUAGE = "en"  # both culture red-team sets are written in English
+BUILTIN_TASKS = Path(__file__).resolve().parents[1] / "tasks" / "builtin"  # the packaged culture tasks' files
+
+
+def load_redteam_pairs(task_ids: tuple[str, ...]) -> Callable[[list[Path]], list[Pair]]:
+    """Pairs from built-in culture tasks: each red-team prompt with its constitution-aligned
+    answer (`reference`, the set's "correct" response) as better and its misaligned one
+    (`rejected`, the "incorrect" response) as worse; culture, language, task and principle
+    ride along as columns a validation can be split by (`--by culture`)."""
+
+    def load(_paths: list[Path]) -> list[Pair]:
+        from cai_bench.io import load_yaml_mapping, plain
+
+        out = []
+        for tid in task_ids:  # the packaged files, read as files: tasks/ is a layer above this one
+            folder = BUILTIN_TASKS / tid
+            task = plain(load_yaml_mapping(folder / "task.yaml", "id, constitution, culture, prompts"))
+            for p in _jsonl(folder / str(task.get("prompts", "prompts.jsonl"))):
+                where = f"{folder / 'prompts.jsonl'}:{p['_line']}"
+                if not all(isinstance(p.get(k), str) and p.get(k) for k in ("id", "prompt", "reference", "rejected")):
+                    raise UserError(f"{where}: a red-team pair needs id, prompt, reference (the correct answer) "
+                                    f"and rejected (the incorrect one)")
+                out.append(Pair(f"{tid}:{p['id']}", p["prompt"], p["reference"], p["rejected"],
+                                {"culture": str(task["culture"]), "language": REDTEAM_LANGUAGE, "task_id": tid,
+                                 "constitution_id": str(task["constitution"]),
+                                 "principle_id": str(p.get("principle_id") or "")}))
+        return out
+
+    return load
+
+
 CAI_PAPER = "https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/" \
             "831f7813dbafab659a526d7452f7adeac464b796/evals/"
 DETOXIFY = "https://raw.githubusercontent.com/unitaryai/detoxify/d5376446b6accee5dd2d346f2d3050f9d8a69af1/" \
            "tests/dummy_data/jigsaw-toxic-comment-classification-challenge/"
 PAPER_LICENSE = "no license stated (Anthropic, supplementary material of arXiv:2212.08073): not shipped"
 
+# (task, culture code as the task declares it, culture name, pairs) of the packaged red-team sets
+REDTEAM_SETS = (("cai_south_africa", "ZA", "South African", 220), ("cai_romania", "RO", "Romanian", 330))
+REDTEAM_METRICS = {"judge": ("adherence", "harmlessness"), "helpfulness": ("reward",),
+                   "harmlessness": ("harmlessness",)}
+REDTEAM_CAVEAT = ("answers written by GPT-4o for the bluedot project, not human-labelled one by one; the "
+                  "misaligned answer is misaligned by construction, so this measures whether the scorer "
+                  "sees the culture's principles, not agreement with annotators")
+
 BUILTIN: dict[str, Suite] = {s.name: s for s in (
     Suite("harmful-vs-ethical", "binary",
           "254 conversations from the CAI paper, each labelled harmful/unethical (127) or ethical (127)",
           {"judge": ("harmlessness",), "harmlessness": ("harmlessness",),
-           "moderation": ("max_category_score", "flagged")},
+           "moderation": ("max_category_score", "flagged"),
+           "harmbench_cls": ("harmful",), "llama_guard": ("unsafe", "p_unsafe"), "strongreject": ("score",)},
           label="harmful", source=CAI_PAPER + "HarmfulVsEthical.jsonl", license=PAPER_LICENSE,
           files=("HarmfulVsEthical.jsonl",), urls=(CAI_PAPER + "HarmfulVsEthical.jsonl",),
           loader=load_harmful_vs_ethical,
@@ -313,9 +356,21 @@ BUILTIN: dict[str, Suite] = {s.name: s for s in (
           source="https://huggingface.co/datasets/sentence-transformers/stsb (test split)",
           license="CC-BY-SA-4.0 (STS benchmark)", files=("sts-test.csv",), urls=("",), loader=load_stsb,
           caveat="published figure for all-MiniLM-L6-v2: Spearman 0.8203 on the test split (MTEB)"),
+    *(Suite(f"redteam-pairs-{code.lower()}", "pairwise",
+            f"{n} {culture} red-team prompts (bluedot), each with its constitution-aligned (correct) and "
+            f"misaligned (incorrect) answer; the scorer should prefer the aligned one",
+            REDTEAM_METRICS, label="preferred", source=f"built-in task {tid} (packaged)",
+            license="MIT (bluedot_cai, cai_bench/tasks/builtin/NOTICE)", loader=load_redteam_pairs((tid,)),
+            caveat=REDTEAM_CAVEAT, culture=code)
+      for tid, code, culture, n in REDTEAM_SETS),
+    Suite("redteam-pairs", "pairwise",
+          "both culture red-team sets (550 pairs) in one suite, to split with --by culture or --by language",
+          REDTEAM_METRICS, label="preferred", source="built-in tasks cai_south_africa, cai_romania (packaged)",
+          license="MIT (bluedot_cai, cai_bench/tasks/builtin/NOTICE)",
+          loader=load_redteam_pairs(tuple(t for t, *_ in REDTEAM_SETS)), caveat=REDTEAM_CAVEAT),
 )}
 
-DEFAULT_SUITES = ("harmful-vs-ethical", "hhh-pairs", "jigsaw-toxic", "stsb")
+DEFAULT_SUITES = ("harmful-vs-ethical", "hhh-pairs", "jigsaw-toxic", "stsb", "redteam-pairs-za", "redteam-pairs-ro")
 
 
 # ---------------------------------------------------------------- user suites
@@ -427,9 +482,16 @@ def read_labelled(rows: list[dict], path: Path, label: str, kind: Kind | None = 
             if not isinstance(row.get(key), str):
                 raise UserError(f"{where}: field {key!r} is missing or not a string")
     kind = kind or label_kind([r[label] for r in rows])
+    known = {"id", "prompt", "response", "reference", label}
     return [LabelledRow(str(r.get("id") or r["_line"]), r.get("prompt") or "", r["response"],
                         _label_value(r[label], kind, f"{path}:{r['_line']}", label),
-                        r.get("reference") or None) for r in rows]
+                        r.get("reference") or None, _meta(r, known)) for r in rows]
+
+
+def _meta(row: dict, known: set[str]) -> dict[str, str]:
+    """A row's other scalar columns (culture, language, ...), as text, for `--by`."""
+    return {k: str(v) for k, v in row.items()
+            if k not in known and k != "_line" and isinstance(v, (str, int, float, bool)) and v != ""}
 
 
 def read_pairs(rows: list[dict], path: Path) -> list[Pair]:
@@ -444,5 +506,6 @@ def read_pairs(rows: list[dict], path: Path) -> list[Pair]:
             if not isinstance(row.get(key), str):
                 raise UserError(f"{where}: field {key!r} is missing or not a string (pairwise rows need "
                                 f"prompt and better/worse or chosen/rejected)")
-        out.append(Pair(str(row.get("id") or row["_line"]), row["prompt"], row[names[0]], row[names[1]]))
+        out.append(Pair(str(row.get("id") or row["_line"]), row["prompt"], row[names[0]], row[names[1]],
+                        _meta(row, {"id", "prompt", *names})))
     return out

@@ -119,7 +119,8 @@ def test_faults_become_error_rows_and_a_rerun_fills_them(tmp_path: Path, loopbac
     monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
     monkeypatch.setenv("OLLAMA_HOST", loopback.url)
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("openai: {max_attempts: 2, timeout: 5}\n"
+    # one request at a time: the faults below are scripted for the prompts in order
+    cfg.write_text("openai: {max_attempts: 2, timeout: 5, num_concurrent: 1}\n"
                    "scorers: [{id: judge, max_attempts: 2, initial_wait: 0.01, max_wait: 0.02}]\n")
     loopback.fault_path = "/chat/completions"  # the judge's availability probe must not take a fault
     loopback.fail(429, retry_after="0.1")  # prompt 1: retried, then answered

@@ -4,6 +4,7 @@ adapter as checkpoint, and a SIGKILL mid-generation followed by a re-run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import shutil
@@ -40,7 +41,11 @@ def test_run_leaderboard_then_rerun_reuses_everything(tmp_path: Path, smollm2_di
     out = tmp_path / "out"
     args = ["--checkpoint", str(smollm2_dir), "--task", "cai_south_africa", "--limit", "2", "--scorer",
             "similarity", "--max-new-tokens", "16", "--out", str(out)]
-    first = _run(*args)
+    first = _run(*args, "--threads", "1")
+    assert "torch threads" not in first  # the user's own choice is not announced, but kept with the run
+    (stored,) = _rows(out / "results.sqlite", "select config_json from runs")[0]
+    threads = json.loads(stored)["runtime"]["threads"]
+    assert (threads["threads"], threads["source"], threads["others_busy"]) == (1, "--threads", None)
     assert "Leaderboard" in first and "ZA" in first
     assert "By task" in first and "cai_south_africa" in first  # per (task, checkpoint) as well
     assert "sample answer:" in first and "answer:" in first  # a real response is shown

@@ -55,7 +55,9 @@ def test_run_adapters_share_one_server_and_the_judge_runs_on_vllm(tmp_path: Path
     cfg.write_text(json.dumps({
         "checkpoints": [str(smollm2_dir), str(a1), str(a2)], "tasks": ["cai_south_africa"], "limit": 2,
         "generation": {"engine": "vllm", "max_new_tokens": 16, "batch_size": 4},
-        "scorers": [{"id": "judge", "backend": "hf", "engine": "vllm", "max_tokens": 200}],
+        # the judge is the base under test: allowed here, this test is about the engine (docs/scorers.md)
+        "scorers": [{"id": "judge", "backend": "hf", "engine": "vllm", "max_tokens": 200,
+                     "allow_self_grading": True}],
         "out": str(out)}))
     res = _cli("run", str(cfg), home=tmp_path / "home")
     assert res.returncode == 0, res.stderr[-4000:]

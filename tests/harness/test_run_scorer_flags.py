@@ -70,8 +70,9 @@ def test_run_keeps_judge_config_with_scorer_flag_and_reports_coverage(tmp_path: 
         "scorers": ["similarity", {"id": "judge", "backend": "hf", "model": str(smollm2_dir), "max_tokens": 16}],
         "generation": {"max_new_tokens": 8}, "out": str(out),
     }))
+    # the judge is the checkpoint under test: allowed here (no self-grading otherwise, docs/scorers.md)
     res = CliRunner().invoke(app, ["run", str(config), "--scorer", "judge", "--scorer", "similarity",
-                                   "--scorer-set", "judge.max_tokens=24", "--no-report"])
+                                   "--scorer-set", "judge.max_tokens=24", "--allow-self-grading", "--no-report"])
     assert res.exit_code == 0, res.output
     db = out / "results.sqlite"
     stored = [json.loads(c) for (c,) in _rows(db, "select distinct config_json from scorer_metrics "

@@ -19,7 +19,6 @@ from cai_bench.tasks import hhh
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "pipeline" / "data" / "hhh_sample.jsonl"  # 8 real items: not the pinned file
-REAL = ROOT.parent / "shared" / "data" / hhh.SHARED_REL  # the whole file, where ../shared/data is beside the clone
 HHH_URL_PATH = "/" + hhh.SHARED_REL.as_posix()
 
 
@@ -61,12 +60,26 @@ def test_the_pin_is_the_public_file_at_its_commit() -> None:
     ds = data.get("hhh")
     assert ds.url == ("https://raw.githubusercontent.com/anthropics/ConstitutionalHarmlessnessPaper/"
                       f"{data.registry.HHH_COMMIT}/evals/438HHHEvaluations.jsonl")
-    if REAL.is_file():
-        assert hashlib.sha256(REAL.read_bytes()).hexdigest() == ds.sha256
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="../shared/data not beside the clone")
-def test_fetch_stores_the_checked_file_and_run_finds_it(nothing_here: Path, loopback, tiny: Path, tmp_path: Path):
+@pytest.fixture()
+def real_hhh(shared_data: Path) -> Path:
+    """The whole public file, where ../shared/data is beside the clone (tests marked `shared_data`)."""
+    real = shared_data / hhh.SHARED_REL
+    if not real.is_file():
+        pytest.skip(f"{real} not present")
+    return real
+
+
+@pytest.mark.shared_data
+def test_the_pinned_digest_is_the_public_files(real_hhh: Path) -> None:
+    assert hashlib.sha256(real_hhh.read_bytes()).hexdigest() == data.get("hhh").sha256
+
+
+@pytest.mark.shared_data
+def test_fetch_stores_the_checked_file_and_run_finds_it(nothing_here: Path, loopback, tiny: Path, tmp_path: Path,
+                                                        real_hhh: Path):
+    REAL = real_hhh
     loopback.files[HHH_URL_PATH] = REAL.read_bytes()
     r = _invoke("data", "fetch", "hhh", "--base-url", loopback.url)
     assert r.exit_code == 0, r.output
@@ -130,7 +143,7 @@ def test_a_server_that_is_down_is_one_line(nothing_here: Path):
 def test_http_errors_and_cut_bodies_are_one_line(nothing_here: Path, loopback):
     r = _invoke("data", "fetch", "hhh", "--base-url", loopback.url)  # nothing served there
     assert "HTTP 404" in _one_error_line(r)
-    loopback.files[HHH_URL_PATH] = REAL.read_bytes() if REAL.is_file() else SAMPLE.read_bytes()
+    loopback.files[HHH_URL_PATH] = SAMPLE.read_bytes()
     loopback.cut()  # the connection closes mid-body
     r = _invoke("data", "fetch", "hhh", "--base-url", loopback.url)
     assert "could not download" in _one_error_line(r) and not (nothing_here / "data").exists()

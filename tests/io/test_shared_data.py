@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cai_bench import shared_data as rule
 from cai_bench.shared_data import BESIDE_CHECKOUT, ENV, find_shared, shared_data_dir
 from cai_bench.tasks import hhh
 
@@ -27,8 +28,14 @@ def test_explicit_then_env_then_beside_the_checkout(tmp_path: Path, monkeypatch:
     assert shared_data_dir(given) == given
     assert shared_data_dir() == env
     monkeypatch.delenv(ENV)
-    assert shared_data_dir() == (BESIDE_CHECKOUT if BESIDE_CHECKOUT.is_dir() else None)
-    assert BESIDE_CHECKOUT == Path(__file__).resolve().parents[3] / "shared" / "data"
+    beside = _folder(tmp_path / "beside")
+    monkeypatch.setattr(rule, "BESIDE_CHECKOUT", beside)  # the test suite hides the real one (tests/conftest.py)
+    assert shared_data_dir() == beside
+    monkeypatch.setattr(rule, "BESIDE_CHECKOUT", tmp_path / "nothing")
+    assert shared_data_dir() is None
+    from data_folders import SHARED_DATA
+
+    assert BESIDE_CHECKOUT == SHARED_DATA  # the folder the tests hide from every test not marked shared_data
 
 
 def test_a_wrong_setting_is_not_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

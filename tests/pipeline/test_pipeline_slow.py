@@ -12,6 +12,7 @@ from cai_bench.pipeline.runner import run_pipeline
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_cpu_small_profile_on_smollm2(shared_data, tmp_path, smollm2_dir):
     hhh = shared_data / "cai_paper_anthropic" / "evals" / "438HHHEvaluations.jsonl"
     cfg = build_config({

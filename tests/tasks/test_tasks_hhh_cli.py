@@ -14,7 +14,6 @@ from cai_bench.cli import app
 from cai_bench.tasks import hhh
 
 SAMPLE = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "hhh_sample.jsonl"  # 8 real items
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / hhh.SHARED_REL
 
 
 @pytest.fixture()
@@ -64,9 +63,12 @@ def _laid_out(root: Path) -> Path:
     return root / "shared"
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="../shared/data not beside the clone")
-def test_list_counts_the_real_file(no_hhh):
-    r = _invoke("tasks", "list", "--hhh-path", str(SHARED))
+@pytest.mark.shared_data
+def test_list_counts_the_real_file(no_hhh, shared_data):
+    real = shared_data / hhh.SHARED_REL
+    if not real.is_file():
+        pytest.skip(f"{real} not present")
+    r = _invoke("tasks", "list", "--hhh-path", str(real))
     assert r.exit_code == 0 and " 438 " in r.output, r.output
 
 

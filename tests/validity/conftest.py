@@ -1,9 +1,8 @@
-"""Tiny in-process scorers with known behaviour, and the suites' data: the full
-files from ../shared/data when present, else the samples in tests/validity/data."""
+"""Tiny in-process scorers with known behaviour, and the suites' data: the samples in
+tests/validity/data, or for tests marked `shared_data` the full files in ../shared/data when present."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from validity_toy import ToyScorer
 
 HERE = Path(__file__).parent
-SHARED = Path(os.environ.get("CAI_BENCH_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +23,14 @@ def toy():
     return lambda mode="perfect", **kw: ToyScorer({"mode": mode, **kw})
 
 
-@pytest.fixture(scope="session")
-def suite_data() -> Path:
-    """Where the built-in suites' files are: ../shared/data, else the bundled samples."""
-    return SHARED if SHARED.is_dir() else HERE / "data"
+@pytest.fixture()
+def suite_data(request: pytest.FixtureRequest) -> Path:
+    """Where the built-in suites' files are: ../shared/data for a test marked `shared_data` where it is
+    present, else the samples here."""
+    from data_folders import SHARED_DATA
+
+    marked = request.node.get_closest_marker("shared_data") is not None
+    return SHARED_DATA if marked and SHARED_DATA.is_dir() else HERE / "data"
 
 
 @pytest.fixture(scope="session")

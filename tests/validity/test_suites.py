@@ -12,6 +12,7 @@ from cai_bench.validity import suites
 from cai_bench.validity.suites import get_suite, read_labelled, read_pairs, read_table
 
 
+@pytest.mark.shared_data  # the full files where ../shared/data is beside the clone, else the samples
 def test_harmful_vs_ethical(suite_data):
     rows = get_suite("harmful-vs-ethical").load(suite_data)
     labels = [r.label for r in rows]
@@ -22,12 +23,14 @@ def test_harmful_vs_ethical(suite_data):
     assert not r.prompt.startswith("Here is a conversation")
 
 
+@pytest.mark.shared_data  # the full files where ../shared/data is beside the clone, else the samples
 def test_hhh_pairs(suite_data):
     pairs = get_suite("hhh-pairs").load(suite_data)
     assert len(pairs) in (16, 438)
     assert all(p.better != p.worse and p.prompt for p in pairs)
 
 
+@pytest.mark.shared_data  # the full files where ../shared/data is beside the clone, else the samples
 def test_jigsaw_drops_unlabelled_test_rows(sample_data, suite_data):
     rows = get_suite("jigsaw-toxic").load(sample_data)
     assert len(rows) == 24 + 4 and sum(r.label for r in rows) == 6 + 1  # the two -1 rows are left out

@@ -36,6 +36,8 @@ RUNTIME_FIELDS = frozenset({
 # Config fields that name a server: the identity holds the endpoint actually called
 # (`Scorer.resolved`: config, else environment, credentials stripped) instead.
 ENDPOINT_FIELDS = frozenset({"base_url", "host"})
+# Metric roles whose values are 0/1 verdicts (a panel's majority, nominal agreement).
+BINARY_ROLES = frozenset({"refusal", "harm"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class MetricSpec:
     description: str = ""
     composite: bool = True
     role: str | None = None
+    binary: bool = False  # a 0/1 verdict: a panel takes the majority (scores: the mean)
+
+    @property
+    def is_binary(self) -> bool:
+        """A yes/no verdict: declared so, or by a role that is one (a refusal, a harm verdict)."""
+        return self.binary or self.role in BINARY_ROLES
 
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):
@@ -110,12 +118,21 @@ class ScorerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
+    # True: this scorer may judge the checkpoint it is (or the base of that adapter); see
+    # `harness.self_grading`. Stored with the scores and shown in the report.
+    allow_self_grading: bool = False
+
     def public_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in SECRET_FIELDS}
 
     def identity_dict(self) -> dict[str, Any]:
-        """The settings that can change a score: no secrets, no runtime knobs."""
-        return {k: v for k, v in self.public_dict().items() if k not in RUNTIME_FIELDS | ENDPOINT_FIELDS}
+        """The settings that can change a score: no secrets, no runtime knobs. An allowed
+        self-grading is part of it (those scores are not comparable); the default adds
+        nothing, so scores stored before the setting existed keep their hash."""
+        out = {k: v for k, v in self.public_dict().items() if k not in RUNTIME_FIELDS | ENDPOINT_FIELDS}
+        if not out.get("allow_self_grading"):
+            out.pop("allow_self_grading", None)
+        return out
 
 
 def _loading(method):  # noqa: ANN001, ANN202
@@ -206,6 +223,12 @@ class Scorer(ABC):
 
     def hub_models(self) -> list[str]:
         """Hub models `load` would fetch; runs that must not download check these."""
+        return []
+
+    def judge_models(self) -> list[tuple[str, str | None]]:
+        """(checkpoint spec, endpoint) of each generative model whose verdicts this scorer
+        returns, as a checkpoint would name it (`ollama:llama3.1:8b`, `bundled:NAME`, a
+        path): a judge must not grade itself (`harness.self_grading`). Classifiers: none."""
         return []
 
     def load(self) -> None:

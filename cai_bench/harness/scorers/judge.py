@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.models.chat.retry import redact
@@ -39,7 +40,7 @@ class JudgeConfig(ScorerConfig):
     temperature: float = Field(0.0, ge=0)
     seed: int = 0
     max_tokens: int = Field(300, ge=16)
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(CHAT.concurrency, ge=1, le=64)  # served backends: requests in flight
     batch_size: int = Field(4, ge=1)  # hf backend
     max_attempts: int = Field(4, ge=1, le=20)  # transport retries (429/5xx/timeouts)
     timeout: float = Field(120.0, gt=0)
@@ -128,6 +129,15 @@ class JudgeScorer(Scorer):
         from cai_bench.models.registry import default_model
 
         return [self.config.model or default_model(self.config.backend, self.config.engine)]
+
+    def judge_models(self) -> list[tuple[str, str | None]]:
+        from cai_bench.models.registry import default_model, is_local_kind
+
+        cfg = self.config
+        model = cfg.model or default_model(cfg.backend, cfg.engine)
+        if is_local_kind(cfg.backend):
+            return [(model, None)]
+        return [(f"{cfg.backend}:{model}", {"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend))]
 
     def resolved(self) -> dict:
         """Endpoint (remote) or model revision (hf), the rubric's text, and the text

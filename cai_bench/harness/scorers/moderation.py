@@ -19,9 +19,11 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
+from cai_bench.defaults import CHAT
 from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
 from cai_bench.models.chat.circuit import Circuit, CircuitOpen
 from cai_bench.models.chat.retry import BadReply, RetryPolicy, call_with_retries, is_transient, redact, status_of
+from cai_bench.models.chat.throttle import Throttle
 from cai_bench.models.chat.settings import openai_api_key, openai_base_url
 from cai_bench.redact import redact_url
 from cai_bench.harness.scorers.registry import scorer
@@ -33,7 +35,7 @@ class ModerationConfig(ScorerConfig):
     base_url: str | None = None  # else $OPENAI_BASE_URL, else api.openai.com
     batch_size: int = Field(128, ge=1)  # inputs per score() call from the harness
     request_size: int = Field(32, ge=1, le=256)  # inputs per moderations.create call
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(CHAT.concurrency, ge=1, le=64)  # requests in flight
     max_attempts: int = Field(5, ge=1, le=20)
     timeout: float = Field(30.0, gt=0)
     initial_wait: float = Field(0.5, ge=0)
@@ -41,7 +43,7 @@ class ModerationConfig(ScorerConfig):
 
 
 @scorer("moderation", remote=True, metrics=[
-    MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response"),
+    MetricSpec("flagged", "lower", 0.0, 1.0, "1 if the moderation endpoint flagged the response", binary=True),
     MetricSpec("max_category_score", "lower", 0.0, 1.0, "highest per-category score"),
 ])
 class ModerationScorer(Scorer):
@@ -51,6 +53,7 @@ class ModerationScorer(Scorer):
         super().__init__(config)
         self._client = None
         self._circuit: Circuit | None = None
+        self._throttle: Throttle | None = None
 
     def _key(self) -> str | None:
         return openai_api_key(self.config.api_key.get_secret_value() if self.config.api_key is not None else None)
@@ -86,6 +89,7 @@ class ModerationScorer(Scorer):
         self._client = openai.OpenAI(api_key=self._key(), base_url=self._base_url(), max_retries=0,
                                      timeout=self.config.timeout, http_client=http)
         self._circuit = Circuit(f"moderation at {redact_url(self._base_url())}")  # stops a dead endpoint early
+        self._throttle = Throttle(self._circuit.name, self.config.concurrency)  # 429/503 slow every request down
 
     def close(self) -> None:
         if self._client is not None:
@@ -113,7 +117,7 @@ class ModerationScorer(Scorer):
             policy = RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
                                  max_wait=cfg.max_wait)
             items = call_with_retries(call, policy, what="moderation request", retryable=is_transient,
-                                      circuit=self._circuit)
+                                      circuit=self._circuit, throttle=self._throttle)
             return [row for x, item in zip(chunk, items) for row in self._rows(x.key, item)]
         except CircuitOpen as exc:  # the endpoint stopped answering: error rows at once, a re-run retries
             return [ScoreRow.failed(x.key, m.name, str(exc)) for x in chunk for m in self.metrics]

@@ -31,6 +31,9 @@ SCORERS: dict[str, Target] = {
     "harmlessness": "cai_bench.harness.scorers.harmlessness:HarmlessnessScorer",
     "moderation": "cai_bench.harness.scorers.moderation:ModerationScorer",
     "judge": "cai_bench.harness.scorers.judge:JudgeScorer",
+    "harmbench_cls": "cai_bench.harness.scorers.harmbench_cls:HarmBenchScorer",
+    "llama_guard": "cai_bench.harness.scorers.llama_guard:LlamaGuardScorer",
+    "strongreject": "cai_bench.harness.scorers.strongreject:StrongRejectScorer",
 }
 _sources: dict[str, str] = {sid: "built-in" for sid in SCORERS}  # id -> where it came from
 _entry_points_read = False
@@ -125,9 +128,14 @@ def scorer_class(scorer_id: str) -> type[Scorer]:
 
 
 def build_scorer(scorer_id: str, config: dict | None = None) -> Scorer:
-    """A scorer instance from its id and a config dict (validated by its pydantic Config)."""
+    """A scorer instance from its id and a config dict (validated by its pydantic Config);
+    a config with `panel:` is a panel of several scorers under this id (`scorers.panel`)."""
     from pydantic import ValidationError
 
+    if config and "panel" in config:
+        from cai_bench.harness.scorers.panel import build_panel
+
+        return build_panel(scorer_class(scorer_id), dict(config), build_scorer)
     cls = scorer_class(scorer_id)
     try:
         return cls(config or {})

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
 from cai_bench.models.chat.retry import RetryPolicy
 
@@ -27,17 +28,22 @@ class GenParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    top_logprobs: int = 0  # > 0: return the first generated token's most likely alternatives, where the backend can
 
 
 @dataclass(frozen=True)
 class Completion:
     """One reply. `finish_reason` is "stop" or "length" (token limit); `error` is set
-    (and `text` empty) when this conversation failed for good."""
+    (and `text` empty) when this conversation failed for good. `first_logprobs`:
+    when `GenParams.top_logprobs` asked and the backend gives them, the first
+    generated token's most likely alternatives (token text -> natural log-prob),
+    which classifiers read a class probability from (Llama Guard's P(unsafe))."""
 
     text: str
     finish_reason: str | None = None
     tokens: int = 0
     error: str | None = None
+    first_logprobs: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,7 +64,7 @@ class ChatOptions:
 
     base_url: str | None = None  # OpenAI base URL or Ollama host; else settings (environment, default)
     api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 8  # parallel requests (remote)
+    concurrency: int = CHAT.concurrency  # requests in flight (served models)
     retry: RetryPolicy = RetryPolicy()
     batch_size: int = 16  # prompts per forward pass (in-process)
     device: str | None = None

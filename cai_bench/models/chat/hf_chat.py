@@ -64,8 +64,7 @@ class HFChat:
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        if not getattr(tok, "chat_template", None):
-            raise UserError(f"{model_dir}: the tokenizer has no chat template; a chat model is needed")
+        self._model_dir = model_dir
         self.tokenizer = tok
         if adapter:
             from peft import PeftModel
@@ -74,6 +73,9 @@ class HFChat:
         self.model = model.to(self.device).eval()
 
     def _render(self, conv: Conversation, prefill: str | None) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UserError(f"{self._model_dir}: the tokenizer has no chat template; a chat model is needed "
+                            "(a classifier given its published prompt as raw text needs none)")
         try:
             text = self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
         except Exception:  # noqa: BLE001 - templates without a system role: fold it into the first user turn
@@ -86,11 +88,31 @@ class HFChat:
 
     def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
+        return self._batched([self._render(c, prefill) for c in messages_batch], params)
+
+    def complete(self, prompts: Sequence[str], params: GenParams) -> list[Completion]:
+        """Continue each raw prompt, no chat template: the input a classifier's published
+        prompt is (its own markup included). The tokenizer's BOS is put in front, as
+        tokenizing the prompt the usual way does, unless the prompt already starts with it."""
+        return self._batched([self._with_bos(p) for p in prompts], params)
+
+    def _with_bos(self, text: str) -> str:
+        tok = self.tokenizer
+        bos = tok.bos_token
+        if not bos or text.startswith(bos):
+            return text
+        adds = tok("x")["input_ids"][:1] == [tok.bos_token_id]
+        return bos + text if adds else text
+
+    def _batched(self, texts: list[str], params: GenParams) -> list[Completion]:
         import torch
 
+        if self.device == "cpu":  # threads for the cores other processes leave free (re-measured every 30 s)
+            from cai_bench.cpu_threads import apply
+
+            apply("generation", min_interval=30.0)
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        texts = [self._render(c, prefill) for c in messages_batch]
         lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out: list[Completion | None] = [None] * len(texts)
@@ -110,23 +132,43 @@ class HFChat:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        top_k = params.top_logprobs
+        if top_k > 0:  # the raw logits of the first step: log-probs before any sampling warper
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
             gen = self.model.generate(**enc, **kwargs)
+        firsts: list[dict[str, float] | None] = [None] * len(texts)
+        if top_k > 0:
+            logp = torch.log_softmax(gen.logits[0].float(), dim=-1)
+            values, ids = logp.topk(min(top_k, logp.shape[-1]), dim=-1)
+            firsts = [_by_text(tok, row.tolist(), vs.tolist()) for vs, row in zip(values, ids)]
+            gen = gen.sequences
         new = gen[:, enc["input_ids"].shape[1]:]
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
         eos_ids.discard(None)
         results = []
-        for row in new.tolist():
+        for row, first in zip(new.tolist(), firsts):
             n = len(row)
             for j, t in enumerate(row):
                 if t in eos_ids:
                     n = j
                     break
             finish = "stop" if n < len(row) or n < params.max_new_tokens else "length"
-            results.append(Completion(tok.decode(row[:n], skip_special_tokens=True), finish, n))
+            results.append(Completion(tok.decode(row[:n], skip_special_tokens=True), finish, n, first_logprobs=first))
         return results
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+
+
+def _by_text(tok: Any, ids: list[int], logps: list[float]) -> dict[str, float]:
+    """Token text -> log-prob; ids that decode to the same text add up (log-sum-exp)."""
+    import math
+
+    out: dict[str, float] = {}
+    for i, lp in zip(ids, logps):
+        key = tok.decode([i])
+        out[key] = lp if key not in out else max(out[key], lp) + math.log1p(math.exp(-abs(out[key] - lp)))
+    return out
 

@@ -73,6 +73,10 @@ class HFModel:
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return self.chat_engine().chat(messages_batch, params, json_schema=json_schema, prefill=prefill)
 
+    def complete(self, prompts: Sequence[str], params: GenParams) -> list[Completion]:
+        """Raw-text completion (no chat template), see `HFChat.complete`."""
+        return self.chat_engine().complete(prompts, params)
+
     def lm_eval_lm(self) -> Any:
         """lm-eval's HFLM for this checkpoint (adapter included), built once. `dtype`
         "auto" is float32 on a CPU (bf16 matmuls are slow there), else the model's own."""

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from cai_bench.defaults import CHAT
 from cai_bench.errors import MissingDependency
 from cai_bench.models.chat._remote import run_batch
 from cai_bench.models.chat.circuit import Circuit
+from cai_bench.models.chat.throttle import Throttle
 from cai_bench.models.chat.deadline import arm
 from cai_bench.redact import redact_url
 from cai_bench.models.chat.base import ChatOptions, Completion, Conversation, GenParams
@@ -25,7 +27,7 @@ class OllamaChat(ServedModel):
     structured: ClassVar[bool] = True
     DEFAULT_MODEL: ClassVar[str] = "llama3.1:8b"
 
-    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = 4,
+    def __init__(self, model: str, endpoint: Endpoint | None = None, *, concurrency: int = CHAT.concurrency,
                  retry: RetryPolicy = RetryPolicy()) -> None:
         try:
             import ollama
@@ -37,6 +39,7 @@ class OllamaChat(ServedModel):
         self.concurrency = concurrency
         self.retry = retry
         self.circuit = Circuit(f"{self.name} at {redact_url(self.endpoint.base_url)}")  # stops a dead endpoint early
+        self.throttle = Throttle(self.circuit.name, concurrency)  # 429/503 slow all its requests down
         self.client = ollama.Client(host=self.endpoint.base_url, timeout=retry.timeout)
         arm(self.client._client, retry.timeout)  # the timeout bounds each whole request, not each read
 
@@ -83,22 +86,56 @@ class OllamaChat(ServedModel):
                                    "top_p": params.top_p}
         if params.seed is not None:
             options["seed"] = params.seed
-        resp = self.client.chat(model=self.model, messages=conv, options=options, format=json_schema)
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": params.top_logprobs} if params.top_logprobs else {}
+        resp = self.client.chat(model=self.model, messages=conv, options=options, format=json_schema, **extra)
         message = getattr(resp, "message", None)
         if message is None:
             raise BadReply("the reply has no message")
         content = getattr(message, "content", None)
         if not isinstance(content, str) or not content.strip():
             return Completion.failed(f"empty reply (no content); done_reason {getattr(resp, 'done_reason', None)}")
-        return Completion(content, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0)
+        return Completion(content, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0,
+                          first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
+
+    def _one_raw(self, prompt: str, params: GenParams) -> Completion:
+        """A blank continuation is an answer (its parser says unscored), not a failure."""
+        options: dict[str, Any] = {"num_predict": params.max_new_tokens, "temperature": params.temperature,
+                                   "top_p": params.top_p}
+        if params.seed is not None:
+            options["seed"] = params.seed
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": params.top_logprobs} if params.top_logprobs else {}
+        resp = self.client.generate(model=self.model, prompt=prompt, raw=True, options=options, **extra)
+        text = getattr(resp, "response", None)
+        if not isinstance(text, str):
+            raise BadReply("the reply has no response")
+        return Completion(text, getattr(resp, "done_reason", None), getattr(resp, "eval_count", 0) or 0,
+                          first_logprobs=_first_logprobs(resp) if params.top_logprobs else None)
+
+    def complete(self, prompts: Sequence[str], params: GenParams) -> list[Completion]:
+        """Raw-text completion (`/api/generate` with `raw: true`, no template). Log-probs
+        come back where the server supports them (Ollama 0.12.11 and later)."""
+        return run_batch(lambda prompt: self._one_raw(prompt, params), prompts, name=self.name,
+                         endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
+                         circuit=self.circuit)
 
     def chat(self, messages_batch: Sequence[Conversation], params: GenParams, *,
              json_schema: dict[str, Any] | None = None, prefill: str | None = None) -> list[Completion]:
         return run_batch(lambda conv: self._one(conv, params, json_schema), messages_batch, name=self.name,
                          endpoint=self.endpoint, policy=self.retry, concurrency=self.concurrency,
-                         circuit=self.circuit)
+                         circuit=self.circuit, throttle=self.throttle)
 
     def close(self) -> None:
         client = getattr(self.client, "_client", None)
         if client is not None:
             client.close()
+
+
+def _first_logprobs(resp: Any) -> dict[str, float] | None:
+    """The first token's `top_logprobs` of an Ollama reply, or None (an older server sends none)."""
+    logprobs = getattr(resp, "logprobs", None)
+    if not logprobs:
+        return None
+    first = logprobs[0]
+    top = getattr(first, "top_logprobs", None) or []
+    out = {str(t.token): float(t.logprob) for t in top}
+    return out or {str(first.token): float(first.logprob)}

@@ -182,10 +182,13 @@ class _Wait:
 
 
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "request",
-                      retryable: Callable[[BaseException], bool] = is_transient, circuit: Any = None) -> T:
+                      retryable: Callable[[BaseException], bool] = is_transient, circuit: Any = None,
+                      throttle: Any = None) -> T:
     """Run `fn`, retrying retryable errors up to `policy.attempts` calls in total; re-raise the last.
     With a `circuit` (`circuit.Circuit`), every attempt's outcome is recorded and an open
-    circuit raises `CircuitOpen` before the call, which is never retried."""
+    circuit raises `CircuitOpen` before the call, which is never retried. With a `throttle`
+    (`throttle.Throttle`, shared by a client's concurrent requests), each attempt waits for
+    a slot it allows and reports its outcome (429/503 slow every request down)."""
     attempts = max(1, policy.attempts)
 
     def _log(state: RetryCallState) -> None:
@@ -194,7 +197,7 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "
 
     tried = [0]
 
-    def attempt() -> T:
+    def observed() -> T:
         if circuit is None:
             return fn()
         circuit.check()
@@ -206,6 +209,18 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str = "
             raise
         circuit.record(None)
         return out
+
+    def attempt() -> T:
+        if throttle is None:
+            return observed()
+        with throttle.slot():
+            try:
+                out = observed()
+            except BaseException as exc:
+                throttle.done(exc)
+                raise
+            throttle.done(None)
+            return out
 
     retrying = Retrying(stop=stop_after_attempt(attempts), wait=_Wait(policy.initial_wait, policy.max_wait),
                         retry=retry_if_exception(lambda e: not isinstance(e, CircuitOpen) and retryable(e)),
