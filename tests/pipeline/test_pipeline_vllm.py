@@ -40,7 +40,7 @@ def test_eval_stage_serves_base_sft_and_dpo_from_one_vllm_server(tmp_path: Path,
     monkeypatch.setattr(tempfile, "tempdir", str(logs))  # where each server start leaves its log
     out = tmp_path / "za"
     cfg = build_config({"task": "cai_south_africa", "student": str(smollm2_dir), "out": str(out),
-                        "split": {"max_train": 8, "max_eval": 3},
+                        "split": {"max_train": 8, "max_eval": 3}, "data": {"min_kept": 1},
                         "eval": {"engine": "vllm", "tasks": ["xstest"], "limit": 2, "hhh": False,
                                  "max_new_tokens": 8, "batch_size": 4, "vllm": {"python": vllm_python}}})
     task = stage_task(cfg, out / "task")
