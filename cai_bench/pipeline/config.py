@@ -27,6 +27,7 @@ from cai_bench.bootstrap_settings import MIN_N_BOOT, N_BOOT
 from cai_bench.defaults import GENERATION, SYNTHESIS
 from cai_bench.errors import UserError
 from cai_bench.io import did_you_mean, field_path, known_fields
+from cai_bench.models.vllm_server import VllmSettings
 
 PROFILES: dict[str, dict[str, Any]] = {
     # the bundled SmolLM2 as student; bundled GPT-4o data for built-in cultures; small sizes
@@ -96,6 +97,7 @@ class DataSettings(_Strict):
     selection: Literal["random", "contextual"] = GENERATION.selection
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
+    engine: Literal["hf", "vllm"] = "hf"  # vllm: the generator on a vLLM server (eval.vllm says how it starts)
     test_size: float = Field(GENERATION.test_size, ge=0.0, lt=1.0)
     demonstrations: int = Field(0, ge=0)  # few-shot exchanges from the packaged GPT-4o data (generate only)
     answer_only: bool = False  # the revision is asked in a fresh turn (principle + request) for the answer only
@@ -132,6 +134,10 @@ class EvalSettings(_Strict):
     hhh_batch_size: int = Field(8, ge=1)
     n_boot: int = Field(N_BOOT, ge=MIN_N_BOOT)
     store: str | None = None  # results store path or URL (default <out>/eval/results.sqlite); may be shared
+    # who generates the eval's answers: transformers, a vLLM server (base + SFT/DPO adapters as LoRA modules),
+    # or auto: vLLM where installed and measured faster here (cai_bench.models.engine_choice; docs/pipeline.md)
+    engine: Literal["auto", "hf", "vllm"] = "auto"
+    vllm: VllmSettings = Field(default_factory=VllmSettings)  # how the vLLM server starts (generation.vllm of `run`)
 
 
 class PipelineConfig(_Strict):

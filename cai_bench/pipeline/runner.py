@@ -100,7 +100,20 @@ def _data_settings(cfg: PipelineConfig, c: dict) -> list:
     data = {k: v for k, v in _section(c, "data").items() if k not in GATE_FIELDS}
     if cfg.data_source == "bundled":  # how a model would write the data does not change the bundled rows
         data = {k: v for k, v in data.items() if k not in GENERATE_ONLY}
+    if data.get("engine") == "hf":  # keys written before data.engine existed still match
+        del data["engine"]
     return [data, cfg.data_source, cfg.generator, c["seed"]]
+
+
+def _eval_settings(c: dict) -> dict:
+    """The eval settings its key hashes: the engine only when it is `vllm` (a finished eval stays
+    valid under `auto` and `hf`, and keys written before engines existed still match)."""
+    ev = _section(c, "eval")
+    if ev.pop("engine", "auto") == "vllm":
+        ev["engine"] = "vllm"
+    else:
+        ev.pop("vllm", None)
+    return ev
 
 
 def _run_task(ctx: Ctx, out: Path, resume: bool) -> S.TaskResult:
@@ -153,7 +166,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("dpo", _run_dpo, S.TrainResult, ("task", "data", "sft"), "sft",
           lambda cfg, c: [c["dpo"], _recipe_hash(cfg.dpo.recipe)]),
     Stage("eval", _run_eval, S.EvalResult, ("task", "data", "sft", "dpo"), "dpo",
-          lambda cfg, c: [_section(c, "eval"), c["student"], EVAL_FORMAT], content_keyed=True),
+          lambda cfg, c: [_eval_settings(c), c["student"], EVAL_FORMAT], content_keyed=True),
     Stage("report", _run_report, S.ReportResult, ("task", "data", "sft", "dpo", "eval"), "eval",
           lambda cfg, c: [c["eval"]["n_boot"], c["seed"]]),
 )

@@ -29,6 +29,7 @@ from cai_bench.errors import UserError
 from cai_bench.hashing import sha256_file
 from cai_bench.paths import atomic_write_text
 from cai_bench.pipeline.config import BUNDLED_DATA, PipelineConfig
+from cai_bench.pipeline.engine import eval_engine, eval_vllm_settings, serving
 
 log = logging.getLogger("cai_bench.pipeline")
 
@@ -85,6 +86,7 @@ class EvalResult:
     tasks: list[str]  # task ids as stored
     generated: int
     leakage_file: str
+    engine: str = "hf"  # who generated the answers: hf (transformers) or vllm (eval.engine)
 
 
 @dataclass
@@ -313,7 +315,8 @@ def generated_rows(cfg: PipelineConfig, task: TaskResult, out: Path, progress: A
                           model=cfg.generator, out=gen_out, selection=cfg.data.selection, seed=cfg.seed,
                           max_new_tokens=cfg.data.max_new_tokens, batch_size=cfg.data.batch_size, test_size=0.0,
                           keep_truncated=False, answer_only=cfg.data.answer_only,
-                          demonstrations=cfg.data.demonstrations, retries=cfg.data.retries)
+                          demonstrations=cfg.data.demonstrations, retries=cfg.data.retries, engine=cfg.data.engine,
+                          vllm=eval_vllm_settings(cfg))
     n_prompts = len(read_jsonl(Path(train_prompts))) if train_prompts else task.train
     bar = (progress.add_task(f"generate CAI data with {cfg.generator} (model calls: 3 per prompt)", total=3 * n_prompts)
            if progress else None)
@@ -468,15 +471,25 @@ GUARD_ADVICE = {"collapse": "lower the learning rate or the steps of that stage;
                 "no-op": "raise dpo learning_rate or beta; the report checks every eval answer"}
 
 
-def guard_answers(cfg: PipelineConfig, task: TaskResult, spec: str) -> list[str]:
+def guard_answers(cfg: PipelineConfig, task: TaskResult, spec: str, engine: str = "hf") -> list[str]:
     """Greedy answers of one checkpoint to the first GUARD_PROMPTS held-out prompts, with
-    the eval stage's decoding settings."""
-    from cai_bench.models import open_checkpoint
+    the eval stage's decoding settings (on vLLM: on the server `serving` keeps)."""
+    from cai_bench.models import open_checkpoint, resolve_checkpoint
     from cai_bench.models.chat import ChatOptions, GenParams
     from cai_bench.tasks import load_task
 
     prompts = load_task(task.eval_task).prompts[:GUARD_PROMPTS]
-    model = open_checkpoint(spec, ChatOptions(batch_size=cfg.eval.batch_size))
+    if engine == "vllm":
+        from cai_bench.models.chat.vllm_chat import VllmChat, local_options
+        from cai_bench.models.vllm_server import kept_server
+
+        ckpt = resolve_checkpoint(spec)
+        server = kept_server(ckpt.model, [ckpt.adapter] if ckpt.adapter else [], eval_vllm_settings(cfg))
+        if server is None:
+            raise RuntimeError(f"no vLLM server kept for {spec}")  # serving() starts it; a bug otherwise
+        model = VllmChat.on_server(server, ckpt, local_options(ChatOptions(batch_size=cfg.eval.batch_size)))
+    else:
+        model = open_checkpoint(spec, ChatOptions(batch_size=cfg.eval.batch_size))
     try:
         done = model.chat([[{"role": "user", "content": p.prompt}] for p in prompts],
                           GenParams(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0, seed=cfg.seed))
@@ -496,9 +509,14 @@ def post_training_guards(stage: str, cfg: PipelineConfig, out: Path, task: TaskR
     if sft is not None and sft.guard_file and Path(sft.guard_file).is_file():
         answers.update(json.loads(Path(sft.guard_file).read_text(encoding="utf-8"))["answers"])
     specs = {"base": cfg.student, "sft": sft.output_dir if sft is not None else str(out), "dpo": str(out)}
-    for role in ("base", "sft", "dpo"):
-        if role not in answers and (role != "dpo" or stage == "dpo"):
-            answers[role] = guard_answers(cfg, task, specs[role])
+    todo = [role for role in ("base", "sft", "dpo") if role not in answers and (role != "dpo" or stage == "dpo")]
+    # auto: transformers for these few prompts unless vLLM is asked for (a server start costs more than they do)
+    engine = "vllm" if todo and cfg.eval.engine == "vllm" else "hf"
+    if engine == "vllm":
+        eval_engine(cfg)  # vllm asked for but not installed: the user error, before a server is tried
+    with serving(cfg, engine, [specs[r] for r in todo]):
+        for role in todo:
+            answers[role] = guard_answers(cfg, task, specs[role], engine)
     checks = [collapse_guard(stage, answers["base"], answers[stage])]
     if stage == "dpo":
         checks.append(noop_dpo_guard(answers["sft"], answers["dpo"], hist))
@@ -548,16 +566,21 @@ def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult
     ckpts = {"base": cfg.student, "sft": sft.output_dir, "dpo": dpo.output_dir}
     fps = {role: resolve_checkpoint(spec).fingerprint for role, spec in ckpts.items()}
     url = store_url(cfg, out)
-    gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
+    # other variants' held-out parts (whole_tasks): sizes not known here, so the planned work is unknown
+    engine = eval_engine(cfg, console, held_out=None if cfg.eval.whole_tasks else task.eval).engine
+    gen = GenerationSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
+                             engine=engine, vllm=eval_vllm_settings(cfg))
     common = dict(checkpoints=list(ckpts.values()), scorers=cfg.eval.scorers, out=out, store=url, seed=cfg.seed,
                   n_boot=cfg.eval.n_boot, generation=gen, report=False, download_models=False)
     whole = [task.eval_task, *cfg.eval.whole_tasks]  # other variants' held-out parts are whole too
-    generated = run(RunConfig(tasks=whole, **common), console=console).generated
     others = cfg.regression_tasks()
-    if others:
-        generated += run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console).generated
+    with serving(cfg, engine, list(ckpts.values())):  # vLLM: one server start for both runs
+        generated = run(RunConfig(tasks=whole, **common), console=console).generated
+        if others:
+            generated += run(RunConfig(tasks=others, limit=cfg.eval.limit, **common), console=console).generated
     tasks = [task.eval_task_id, *(load_task(t).id for t in [*cfg.eval.whole_tasks, *others])]
     if cfg.eval.hhh:
+        # log-likelihood scoring, always in-process (transformers);
         # one lm-eval call per 128 items (32-item chunks pay lm-eval's per-call set-up four times as often)
         hhh = dict(common, scorers=[], generation=GenerationSettings(batch_size=cfg.eval.hhh_batch_size,
                                                                      chunk_size=HHH_CHUNK))
@@ -565,7 +588,7 @@ def stage_eval(cfg: PipelineConfig, out: Path, console: Any, *, task: TaskResult
             console=console)
         tasks += list(cfg.eval.hhh_views)
     return EvalResult(store=url, fingerprints=fps, checkpoints=ckpts, tasks=tasks, generated=generated,
-                      leakage_file=str(leakage))
+                      leakage_file=str(leakage), engine=engine)
 
 
 # ---------------------------------------------------------------- report
