@@ -9,7 +9,7 @@ shown two worked examples first, it writes an answer of its own. The examples ar
 red-team prompts with GPT-4o's revised answers from the data that ships in the
 package (cai_bench/data/bluedot_cai, MIT, see its NOTICE), from the built-in
 cultures, so a new culture's rows are still the generator's own answers;
-`copied_fraction` lets the quality gate reject a revision that repeats one.
+The quality gate's `copied_fraction` rejects a revision that repeats one.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from cai_bench.errors import UserError
+from cai_bench.generation.quality import opens_with_refusal
 
 DEMO_CULTURES = ("sa", "ro")  # folders under the packaged bluedot_cai/
 MAX_DEMO_WORDS = 70  # a demonstration's revision and initial answer: short, so the generator copies the length
 CRITIQUE_SENTENCES = 2  # a demonstration's critique is cut to its opening sentences: every shown token costs CPU time
-COPY_NGRAM = 5  # word n-grams compared by `copied_fraction`
-_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 ANSWER_REQUEST = ("Principle: {principle}\n\nRequest: {prompt}\n\nAnswer the request in at most four sentences, in "
@@ -113,8 +112,6 @@ def load_demonstrations(k: int, seed: int, root: Path | None = None) -> list[Dem
 
 
 def _opens_with_refusal(text: str) -> bool:
-    from cai_bench.generation.quality import opens_with_refusal
-
     return opens_with_refusal(text)
 
 
@@ -128,17 +125,3 @@ def demonstration_messages(demos: list[Demonstration]) -> list[dict]:
 def demonstration_texts(demos: list[Demonstration]) -> list[str]:
     """What a copied revision could repeat: each demonstration's initial answer and revision."""
     return [t for d in demos for t in (d.initial, d.revision)]
-
-
-def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = [w.casefold() for w in _WORDS.findall(text)]
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def copied_fraction(text: str, sources: list[str] | tuple[str, ...], n: int = COPY_NGRAM) -> float:
-    """The largest share of `text`'s word n-grams found in any one source text (0 when
-    `text` is shorter than n words): 1.0 is a verbatim copy, a paraphrase stays low."""
-    grams = _ngrams(text, n)
-    if not grams:
-        return 0.0
-    return max((len(grams & _ngrams(s, n)) / len(grams) for s in sources), default=0.0)

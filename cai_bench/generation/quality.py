@@ -42,7 +42,24 @@ from dataclasses import dataclass, field
 
 from cai_bench.errors import UserError
 from cai_bench.generation.cleaning import is_cut_off, normalize_for_compare
-from cai_bench.generation.demonstrations import copied_fraction
+
+COPY_NGRAM = 5  # word n-grams compared by `copied_fraction`
+_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = [w.casefold() for w in _WORDS.findall(text)]
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def copied_fraction(text: str, sources: list[str] | tuple[str, ...], n: int = COPY_NGRAM) -> float:
+    """The largest share of `text`'s word n-grams found in any one source text (0 when
+    `text` is shorter than n words): 1.0 is a verbatim copy, a paraphrase stays low."""
+    grams = _ngrams(text, n)
+    if not grams:
+        return 0.0
+    return max((len(grams & _ngrams(s, n)) / len(grams) for s in sources), default=0.0)
+
 
 REASONS = ("empty_initial", "empty", "truncated", "repetitive", "meta_commentary", "copied_demonstration",
            "identical", "refusal_only", "language_drift")

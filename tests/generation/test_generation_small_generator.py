@@ -13,11 +13,11 @@ import pytest
 
 from cai_bench.generation.demonstrations import (
     answer_request,
-    copied_fraction,
     demonstration_messages,
     demonstration_texts,
     load_demonstrations,
 )
+from cai_bench.generation.quality import copied_fraction
 from cai_bench.generation.pipeline import GenerateConfig, generate
 from cai_bench.generation.quality import assess, opens_with_refusal, quality_reason
 from loopback import Loopback
