@@ -69,18 +69,6 @@ def experiment_id_for(out_dir: str) -> str:
 
 def load_experiments(store_url: str) -> list[ExperimentRecord]:
     """Every experiment recorded in the store, by title then id; none for a store without the table."""
-    from sqlalchemy import inspect, select
+    from cai_bench.results.loops import load_records
 
-    from cai_bench.results import schema as S
-    from cai_bench.results.load import open_for_reading
-
-    engine = open_for_reading(store_url)
-    try:
-        if not inspect(engine).has_table("experiments"):
-            return []
-        with engine.connect() as conn:
-            rows = conn.execute(select(S.experiments.c.record_json)
-                                .order_by(S.experiments.c.title, S.experiments.c.experiment_id)).all()
-    finally:
-        engine.dispose()
-    return [ExperimentRecord.from_json(r[0]) for r in rows]
+    return [ExperimentRecord.from_json(text) for text in load_records(store_url, "experiments", "experiment_id")]

@@ -64,17 +64,24 @@ def loop_id_for(out_dir: str) -> str:
 
 def load_loops(store_url: str) -> list[LoopRecord]:
     """Every loop recorded in the store, by title then id; none for a store without the table."""
+    return [LoopRecord.from_json(text) for text in load_records(store_url, "loops", "loop_id")]
+
+
+def load_records(store_url: str, table: str, key: str) -> list[str]:
+    """The `record_json` of every row of a record table (`loops`, `experiments`), by title then
+    key; none for a store written before the table existed."""
     from sqlalchemy import inspect, select
 
     from cai_bench.results import schema as S
     from cai_bench.results.load import open_for_reading
 
+    tab = getattr(S, table)
     engine = open_for_reading(store_url)
     try:
-        if not inspect(engine).has_table("loops"):
+        if not inspect(engine).has_table(table):
             return []
         with engine.connect() as conn:
-            rows = conn.execute(select(S.loops.c.record_json).order_by(S.loops.c.title, S.loops.c.loop_id)).all()
+            rows = conn.execute(select(tab.c.record_json).order_by(tab.c.title, tab.c[key])).all()
     finally:
         engine.dispose()
-    return [LoopRecord.from_json(r[0]) for r in rows]
+    return [r[0] for r in rows]

@@ -325,25 +325,22 @@ class Store:
             return None
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    # -- loops ----------------------------------------------------------------
+    # -- loops and experiments ------------------------------------------------
     def put_loop(self, record: Any) -> None:
         """Record (or replace) a pipeline's loop: a `results.loops.LoopRecord`."""
-        with self.engine.begin() as conn:
-            ins = _insert(conn, S.loops)
-            row = {"loop_id": record.loop_id, "title": record.title, "updated_at": now(),
-                   "record_json": redact_json(record.to_json())}
-            conn.execute(ins.on_conflict_do_update(index_elements=["loop_id"],
-                                                   set_={k: ins.excluded[k] for k in ("title", "updated_at",
-                                                                                       "record_json")}), [row])
+        self._put_record(S.loops, "loop_id", record)
 
-    # -- experiments ----------------------------------------------------------
     def put_experiment(self, record: Any) -> None:
         """Record (or replace) an experiment: a `results.experiments.ExperimentRecord`."""
+        self._put_record(S.experiments, "experiment_id", record)
+
+    def _put_record(self, table: Any, key: str, record: Any) -> None:
+        """One JSON record per key (the report's loop and experiment sections read them back)."""
         with self.engine.begin() as conn:
-            ins = _insert(conn, S.experiments)
-            row = {"experiment_id": record.experiment_id, "title": record.title, "updated_at": now(),
+            ins = _insert(conn, table)
+            row = {key: getattr(record, key), "title": record.title, "updated_at": now(),
                    "record_json": redact_json(record.to_json())}
-            conn.execute(ins.on_conflict_do_update(index_elements=["experiment_id"],
+            conn.execute(ins.on_conflict_do_update(index_elements=[key],
                                                    set_={k: ins.excluded[k] for k in ("title", "updated_at",
                                                                                        "record_json")}), [row])
 

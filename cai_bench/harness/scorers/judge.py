@@ -15,70 +15,26 @@ which a re-run retries.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field
 
-from cai_bench.defaults import CHAT
 from cai_bench.errors import UserError
-from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScorerConfig, ScoreInput, ScoreRow
+from cai_bench.harness.scorers.base import MetricSpec, Scorer, ScoreInput, ScoreRow
+from cai_bench.harness.scorers.model_scorer import ModelScorerConfig
 from cai_bench.models.chat.retry import redact
-from cai_bench.models.vllm_server import VllmSettings
 from cai_bench.harness.scorers.registry import scorer
 from cai_bench.harness.scorers.judge_rubric import CRITERIA, JudgePrompt, build_prompt, parse_verdict, verdict_schema
 
 VALID_ATTEMPTS = 2  # one retry on an invalid verdict
 
 
-class JudgeConfig(ScorerConfig):
+class JudgeConfig(ModelScorerConfig):
+    asks: ClassVar[str] = "judge"
     backend: str = "ollama"  # a model kind: ollama, openai, hf, or one a plugin registered
     model: str | None = None  # ollama: llama3.1:8b; openai: gpt-4o-mini; hf: bundled:smollm2-135m-instruct
-    host: str | None = None  # ollama; else $OLLAMA_HOST
-    base_url: str | None = None  # openai; else $OPENAI_BASE_URL
-    api_key: SecretStr | None = None  # openai; else $OPENAI_API_KEY; never stored or hashed
     constitution: str | None = None  # override the task's constitution (id or YAML path)
-    temperature: float = Field(0.0, ge=0)
-    seed: int = 0
     max_tokens: int = Field(300, ge=16)
-    concurrency: int = Field(CHAT.concurrency, ge=1, le=64)  # served backends: requests in flight
-    batch_size: int = Field(4, ge=1)  # hf backend
-    max_attempts: int = Field(4, ge=1, le=20)  # transport retries (429/5xx/timeouts)
-    timeout: float = Field(120.0, gt=0)
-    initial_wait: float = Field(0.5, ge=0)
-    max_wait: float = Field(20.0, ge=0)
-    device: str | None = None  # hf
-    trust_remote_code: bool = False  # hf
-    engine: Literal["hf", "vllm"] = "hf"  # hf backend: in-process transformers, or a vLLM server (structured outputs)
-    vllm: VllmSettings = Field(default_factory=VllmSettings)  # engine vllm: how its server starts
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        from cai_bench.models.registry import kinds
-
-        if v not in kinds():
-            raise ValueError(f"unknown judge backend {v!r}; known: {', '.join(kinds())}")
-        return v
-
-    @model_validator(mode="after")
-    def _engine_for_local(self) -> "JudgeConfig":
-        from cai_bench.models.registry import is_local_kind
-
-        if self.engine == "vllm" and not is_local_kind(self.backend):
-            raise ValueError(f"engine vllm serves a local judge model: it needs backend hf, not {self.backend}")
-        return self
-
-    def identity_dict(self) -> dict[str, Any]:
-        """The engine is part of the verdicts' identity (vLLM decodes constrained to the
-        schema, bf16); "hf" adds nothing, so judge scores stored before engines match.
-        Of the server's settings only those that can change a verdict count."""
-        out = super().identity_dict()
-        out.pop("vllm", None)
-        if out.get("engine") == "hf":
-            out.pop("engine")
-        else:
-            out["vllm"] = {"dtype": self.vllm.dtype, "max_model_len": self.vllm.max_model_len}
-        return out
 
 
 @scorer("judge", metrics=[

@@ -11,7 +11,7 @@ made-up verdict.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -25,6 +25,9 @@ PromptMode = Literal["raw", "template", "chat"]
 
 
 class ModelScorerConfig(ScorerConfig):
+    """A scorer that asks one model through the model contract (the published classifiers, the LLM judge)."""
+
+    asks: ClassVar[str] = ""  # how errors name the model ("judge": "unknown judge backend")
     backend: str = "hf"  # a model kind: hf (in-process, or engine vllm), openai, ollama, or a plugin's
     model: str | None = None  # the scorer's published model when left out (hf) or the backend's default
     host: str | None = None  # ollama; else $OLLAMA_HOST
@@ -49,7 +52,7 @@ class ModelScorerConfig(ScorerConfig):
         from cai_bench.models.registry import kinds
 
         if v not in kinds():
-            raise ValueError(f"unknown backend {v!r}; known: {', '.join(kinds())}")
+            raise ValueError(f"unknown {cls.asks + ' ' if cls.asks else ''}backend {v!r}; known: {', '.join(kinds())}")
         return v
 
     @model_validator(mode="after")
@@ -57,12 +60,14 @@ class ModelScorerConfig(ScorerConfig):
         from cai_bench.models.registry import is_local_kind
 
         if self.engine == "vllm" and not is_local_kind(self.backend):
-            raise ValueError(f"engine vllm serves a local model: it needs backend hf, not {self.backend}")
+            raise ValueError(f"engine vllm serves a local {self.asks + ' ' if self.asks else ''}model: it needs "
+                             f"backend hf, not {self.backend}")
         return self
 
     def identity_dict(self) -> dict[str, Any]:
-        """As the judge's: the engine counts (vLLM decodes in bf16, maybe constrained),
-        and of its server's settings only those that can change an answer."""
+        """The engine is part of the verdicts' identity (vLLM decodes in bf16, maybe constrained to a
+        schema); "hf" adds nothing, so scores stored before engines match. Of the server's settings
+        only those that can change a verdict count."""
         out = super().identity_dict()
         out.pop("vllm", None)
         if out.get("engine") == "hf":
