@@ -61,18 +61,7 @@ class JudgeScorer(Scorer):
         return not is_local_kind(self.config.backend)
 
     def _options(self) -> Any:
-        from cai_bench.models.chat import ChatOptions, RetryPolicy
-        from cai_bench.trust import trust_remote_code
-
-        cfg = self.config
-        return ChatOptions(
-            base_url={"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend),
-            api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
-            concurrency=cfg.concurrency, batch_size=cfg.batch_size, device=cfg.device,
-            trust_remote_code=trust_remote_code(cfg.trust_remote_code, "scorer judge"),
-            engine=cfg.engine, vllm=cfg.vllm,
-            retry=RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
-                              max_wait=cfg.max_wait))
+        return self.config.chat_options("scorer judge")
 
     def available(self) -> tuple[bool, str]:
         from cai_bench.models.opener import model_available

@@ -64,6 +64,21 @@ class ModelScorerConfig(ScorerConfig):
                              f"backend hf, not {self.backend}")
         return self
 
+    def chat_options(self, who: str) -> Any:
+        """How the model contract opens the model this scorer asks (`who` names it in the
+        remote-code consent message)."""
+        from cai_bench.models.chat import ChatOptions, RetryPolicy
+        from cai_bench.trust import trust_remote_code
+
+        return ChatOptions(
+            base_url={"ollama": self.host, "openai": self.base_url}.get(self.backend),
+            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
+            concurrency=self.concurrency, batch_size=self.batch_size, device=self.device,
+            trust_remote_code=trust_remote_code(self.trust_remote_code, who),
+            engine=self.engine, vllm=self.vllm,
+            retry=RetryPolicy(attempts=self.max_attempts, timeout=self.timeout, initial_wait=self.initial_wait,
+                              max_wait=self.max_wait))
+
     def identity_dict(self) -> dict[str, Any]:
         """The engine is part of the verdicts' identity (vLLM decodes in bf16, maybe constrained to a
         schema); "hf" adds nothing, so scores stored before engines match. Of the server's settings
@@ -107,18 +122,7 @@ class ModelScorer(Scorer):
         return default_model(cfg.backend, cfg.engine)
 
     def _options(self) -> Any:
-        from cai_bench.models.chat import ChatOptions, RetryPolicy
-        from cai_bench.trust import trust_remote_code
-
-        cfg = self.config
-        return ChatOptions(
-            base_url={"ollama": cfg.host, "openai": cfg.base_url}.get(cfg.backend),
-            api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
-            concurrency=cfg.concurrency, batch_size=cfg.batch_size, device=cfg.device,
-            trust_remote_code=trust_remote_code(cfg.trust_remote_code, f"scorer {self.id}"),
-            engine=cfg.engine, vllm=cfg.vllm,
-            retry=RetryPolicy(attempts=cfg.max_attempts, timeout=cfg.timeout, initial_wait=cfg.initial_wait,
-                              max_wait=cfg.max_wait))
+        return self.config.chat_options(f"scorer {self.id}")
 
     def available(self) -> tuple[bool, str]:
         from cai_bench.models.opener import model_available
