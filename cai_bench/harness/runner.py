@@ -321,7 +321,7 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
     result = RunResult(run_id, url, out_dir, fingerprints=[ck.fingerprint for ck in plan.checkpoints])
     leases = Leases(store.engine, ttl=cfg.workers.lease_seconds)
     result.worker = leases.owner
-    status = "failed"
+    status, interrupt = "failed", None
     try:
         store.set_run_scorers(run_id, [st.as_json() for _, st in prepared])
         _register(store, run_id, plan)
@@ -334,11 +334,11 @@ def run(cfg: RunConfig, *, console: Any = None) -> RunResult:
         result.scored = sum(s.scored for s in result.scorers)
         result.scores_reused = sum(s.reused for s in result.scorers)
         status = "finished"
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI turns it: stopped, not broken; a re-run continues
-        status = "interrupted"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as the CLI turns it: stopped, not broken; a re-run continues
+        status, interrupt = "interrupted", exc
         raise
     finally:
-        store.finish_run(run_id, status)
+        store.finish_run(run_id, status, interrupted_by=interrupt)
         store.close()
         result.circuits = drain_opened()
     result.seconds = time.perf_counter() - started

@@ -103,3 +103,23 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+
+def free_interrupted_statements(exc: BaseException) -> None:
+    """Let go of what an interrupted store call left locked.
+
+    A signal that lands while SQLite steps a statement (a claim's `UPDATE ... RETURNING`)
+    leaves that statement un-reset in a cursor that the traceback's finished frames
+    still hold. SQLAlchemy closes the connection, but SQLite keeps a connection with a
+    live statement open (a "zombie") and with it the write lock, so the run's
+    `interrupted` status, written next, would wait out the busy timeout and fail with
+    "database is locked". Clearing those frames finalizes the statement."""
+    import gc
+    import traceback
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)  # frames still running are skipped
+        exc = exc.__context__
+    gc.collect()

@@ -158,7 +158,14 @@ class Store:
             conn.execute(update(S.runs).where(S.runs.c.run_id == run_id)
                          .values(scorers_json=json.dumps(redact_obj(scorers), sort_keys=True)))
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, *, interrupted_by: BaseException | None = None) -> None:
+        """The run's final status. `interrupted_by`: the Ctrl-C or SIGTERM that stopped it,
+        whose traceback may still hold a statement that keeps the store locked (see
+        `liveness.free_interrupted_statements`)."""
+        if interrupted_by is not None:
+            from cai_bench.results.liveness import free_interrupted_statements
+
+            free_interrupted_statements(interrupted_by)
         beat = self._heartbeats.pop(run_id, None)
         if beat is not None:
             beat.stop()
