@@ -24,4 +24,10 @@ def experiment(
     from cai_bench.experiment import load_experiment_file, run_experiment
 
     spec = load_experiment_file(config, out=out)
-    run_experiment(spec, console, dry_run=dry_run)
+    exit_if_a_variant_failed(run_experiment(spec, console, dry_run=dry_run))
+
+
+def exit_if_a_variant_failed(record: object) -> None:
+    """Exit 1 when a variant broke (the report covers the others; a script still sees it)."""
+    if record is not None and any(v.status == "failed" for v in record.variants):
+        raise typer.Exit(1)

@@ -69,8 +69,10 @@ def pipeline(
     if vary:
         from cai_bench.experiment import run_experiment, spec_from_vary
 
+        from cai_bench.cli.cmd_experiment import exit_if_a_variant_failed
+
         spec = spec_from_vary(raw, list(vary), source=source, base_lines=lines, out=None)
-        run_experiment(spec, console, dry_run=dry_run)
+        exit_if_a_variant_failed(run_experiment(spec, console, dry_run=dry_run))
         return
     cfg = build_config(raw, source=source, lines=lines)
     run_pipeline(cfg, console, dry_run=dry_run)

@@ -1,7 +1,8 @@
 """Run an experiment: every variant's task stage first (cheap; the held-out folders the
 other cultures' evals need), then each variant's pipeline, recording the experiment
 in the shared store after each one so a crash loses nothing. A variant stopped by
-the quality gate or a `UserError` is recorded as such and the others go on.
+the quality gate, a `UserError` or an unexpected error (its traceback in the variant's
+error.log) is recorded as such and the others go on; the command then exits 1.
 """
 
 from __future__ import annotations
@@ -53,11 +54,24 @@ def _fail(var: Any, vp: VariantPlan, exc: UserError) -> None:
     var.reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
     stage = _failed_stage(vp)
     quality = next((sp.folder / "quality.json" for sp in vp.stages if sp.stage == "data"), None)
-    if stage == "data" and "quality gate" in exc.message and quality is not None and quality.is_file():
+    # the gate stops the data stage, or a cached data stage re-gated under stricter thresholds
+    if stage in ("data", "sft") and "quality gate" in exc.message and quality is not None and quality.is_file():
         var.status = "gate"
         var.gate = json.loads(quality.read_text(encoding="utf-8"))
     else:
         var.status = "failed"
+
+
+def _crash(vp: VariantPlan, exc: Exception) -> str:
+    """One line for an unexpected error in a variant; its traceback goes to the variant's error.log."""
+    import traceback
+
+    log = vp.dir / "error.log"
+    atomic_write_text(log, "".join(traceback.format_exception(exc)))
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    stage = _failed_stage(vp)
+    return (f"{type(exc).__name__}" + (f": {first[:300]}" if first else "")
+            + (f" in its {stage} stage" if stage else "") + f" (traceback: {log})")
 
 
 def _task_stage(vp: VariantPlan, console: Any) -> None:
@@ -108,6 +122,12 @@ def run_experiment(spec: ExperimentSpec, console: Any, *, dry_run: bool = False)
         except UserError as exc:
             _fail(var, vp, exc)
             console.print(f"[red]variant {vp.variant.name} stopped ({var.status}):[/red] {var.reason}")
+        except Exception as exc:  # noqa: BLE001 - a bug or a broken input in one variant; the others still run
+            var.status, var.reason = "failed", _crash(vp, exc)
+            console.print(f"[red]variant {vp.variant.name} failed:[/red] {var.reason}", soft_wrap=True)
+        except KeyboardInterrupt:
+            _put(spec.store, record)  # what finished is recorded; the same command continues
+            raise
         record.stage_counts = stage_counts(plans, before)
         _put(spec.store, record)  # after each variant: a crash loses nothing
     record.stage_counts = stage_counts(plans, before)

@@ -104,3 +104,32 @@ def test_culture_axis_evaluates_every_checkpoint_on_every_culture(tiny_model, tm
         assert set(info["tasks"]) == held
         dpo = df[(df.fingerprint == info["fingerprints"]["dpo"]) & (df.scorer_id == "similarity")]
         assert {t: dpo[dpo.task_id == t].prompt_id.nunique() for t in held} == {t: 3 for t in held}
+
+
+def test_a_variant_that_crashes_is_recorded_and_the_others_run(tiny_model, public_data, hhh_sample, tmp_path, home):
+    """A student whose weights file is cut short (a broken download): that variant fails with
+    one line and its traceback in error.log, the next variant still runs, and the command
+    exits 1 after the report."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cai_bench.cli import app
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    base = _base(tiny_model, public_data, hhh_sample)
+    base.pop("student")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(json.dumps({"base": base, "vary": {"student": [str(broken), str(tiny_model)]}}))
+    res = CliRunner().invoke(app, ["experiment", str(exp), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1, res.output + repr(res.exception)
+    (record,) = load_experiments(f"sqlite:///{tmp_path / 'out' / 'results.sqlite'}")
+    failed, done = record.variants
+    assert (failed.status, done.status) == ("failed", "done")
+    assert "in its sft stage" in failed.reason and "error.log" in failed.reason
+    log = tmp_path / "out" / "variants" / failed.name / "error.log"
+    assert "Traceback" in log.read_text()
+    assert f"{failed.name}: failed" in res.output.replace("\n", " ")
