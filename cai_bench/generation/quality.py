@@ -210,6 +210,13 @@ class QualityReport:
         if len(ex) < 2:
             ex.append(text[:200])
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "QualityReport":
+        """What `as_dict` wrote (a finished data stage's quality.json), for re-checking the gate."""
+        return cls(total=int(d.get("total", 0)), kept=int(d.get("kept", 0)),
+                   dropped=Counter({r: int(n) for r, n in (d.get("dropped") or {}).items() if n}),
+                   examples=dict(d.get("examples") or {}), initial_truncated=int(d.get("initial_truncated", 0)))
+
     def as_dict(self) -> dict:
         return {"total": self.total, "kept": self.kept, "kept_fraction": round(self.kept_fraction, 4),
                 "dropped": {r: int(self.dropped.get(r, 0)) for r in REASONS},

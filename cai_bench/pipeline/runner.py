@@ -224,7 +224,10 @@ class PipelineRun:
         label = f"[{idx + 1}/{len(STAGES)}] {st.name}"
         if state and state.get("key") == key and state.get("done"):
             seconds = state["info"].get("_seconds", 0)
+            warnings = S.regate_cached(self.ctx.cfg, sdir.resolve()) if st.name == "data" else []
             self.console.print(f"[dim]{label}: cached ({seconds:.1f}s when run)[/dim]")
+            for w in warnings:
+                self.console.print(f"[bold yellow]warning:[/bold yellow] {w}")
             self.ctx.stages[st.name] = {"seconds": seconds, "cached": True}
             result = _from_info(st.result, state["info"], st.name, sdir)
             self.results[st.name] = result

@@ -374,9 +374,33 @@ def eval_sets(cfg: PipelineConfig, task: TaskResult) -> dict[str, list[tuple[str
     return sets
 
 
+def gate(cfg: PipelineConfig, out: Path, reports: dict[str, Any]) -> list[str]:
+    """The quality gate on the sft and preference sets under this config's thresholds; the
+    data stage runs it, and so does a cached data stage (thresholds are checks, not inputs
+    of the stage's key: a stricter threshold re-gates what was kept without regenerating)."""
+    from cai_bench.generation.quality import check_gate
+
+    warnings = []
+    for kind, name in (("sft", "sft data"), ("prefs", "preference data")):
+        warnings += check_gate(reports[kind], min_kept_fraction=cfg.data.min_kept_fraction, min_kept=cfg.data.min_kept,
+                               allow=cfg.data.allow_low_quality, where=f"{out}: {name}")
+    return warnings
+
+
+def regate_cached(cfg: PipelineConfig, out: Path) -> list[str]:
+    """`gate` on a finished data stage's quality.json (absent in folders older than it: nothing to check)."""
+    from cai_bench.generation.quality import QualityReport
+
+    path = out / "quality.json"
+    if not path.is_file():
+        return []
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return gate(cfg, out, {k: QualityReport.from_dict(stored[k]) for k in ("sft", "prefs")})
+
+
 def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any = None) -> DataResult:
     from cai_bench.generation.demonstrations import demonstration_texts, load_demonstrations
-    from cai_bench.generation.quality import assess, check_gate
+    from cai_bench.generation.quality import assess
     from cai_bench.pipeline.leakage import check_leakage, find_overlap
 
     train_prompts = read_jsonl(Path(task.train_prompts))
@@ -404,10 +428,7 @@ def stage_data(cfg: PipelineConfig, out: Path, task: TaskResult, progress: Any =
     quality = {"sft": sft_q.as_dict(), "prefs": pref_q.as_dict(),
                "thresholds": {"min_kept_fraction": cfg.data.min_kept_fraction, "min_kept": cfg.data.min_kept}}
     atomic_write_text(out / "quality.json", json.dumps(quality, indent=2, ensure_ascii=False) + "\n")
-    warnings = []
-    for name, q in (("sft data", sft_q), ("preference data", pref_q)):
-        warnings += check_gate(q, min_kept_fraction=cfg.data.min_kept_fraction, min_kept=cfg.data.min_kept,
-                               allow=cfg.data.allow_low_quality, where=f"{out}: {name}")
+    warnings = gate(cfg, out, {"sft": sft_q, "prefs": pref_q})
     train_texts = {"sft": [r["prompt"] for r in sft_kept], "prefs": [r["prompt"] for r in pref_kept]}
     atomic_write_text(out / "train_texts.json", json.dumps(train_texts, ensure_ascii=False) + "\n")
     leak = find_overlap(train_texts, eval_sets(cfg, task))
