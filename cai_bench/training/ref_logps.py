@@ -3,8 +3,8 @@
 Without this, every DPO step runs the frozen reference (the SFT adapter, or the base
 with the fresh LoRA disabled) over the chosen and rejected answers. The reference never
 changes, so its summed log-probs are a function of (tokenized data, reference weights,
-truncation) only: we compute them once, in length-sorted batches (less padding than
-the shuffled training batches), store them in a safetensors file named by that key,
+truncation) only: we compute them once, on the batches of the trainer's first epoch (so
+each pair is padded as in its training step and the values are bit-identical), store them in a safetensors file named by that key,
 and hand them to TRL's DPOTrainer as the `ref_chosen_logps` / `ref_rejected_logps`
 columns its precompute path reads. A resumed run (same output dir) and a re-run (same
 key) load the file instead of recomputing.
@@ -28,7 +28,7 @@ from cai_bench.hashing import digest
 from cai_bench.paths import atomic_write_bytes
 
 log = logging.getLogger("cai_bench.training")
-FORMAT = "cai-bench-ref-logps/1"
+FORMAT = "cai-bench-ref-logps/2"  # 2: computed on the trainer's epoch-0 batches
 CACHE_SUBDIR = "ref_logps"  # beside the DPO stage's checkpoints: its lifetime is the stage's
 
 
@@ -42,10 +42,11 @@ class RefLogps:
     rows: int
     reused: bool
     seconds: float
+    batches: str = ""  # "trainer epoch 0" (bit-identical to the per-step reference) or "length-sorted, N per batch"
 
     def as_dict(self) -> dict[str, Any]:
         return {"split": self.split, "key": self.key, "file": self.file, "rows": self.rows,
-                "reused": self.reused, "seconds": round(self.seconds, 3)}
+                "reused": self.reused, "seconds": round(self.seconds, 3), "batches": self.batches}
 
 
 def data_hash(dataset: Any) -> str:
@@ -79,12 +80,14 @@ def reference_fingerprint(model: Any, base_fingerprint: str) -> str:
 
 
 def cache_key(*, data: str, reference: str, max_length: int | None, truncation_mode: str, ld_alpha: float | None,
-              precision: dict[str, Any], libraries: dict[str, str]) -> str:
+              precision: dict[str, Any], libraries: dict[str, str], batches: str | None = None) -> str:
     """Everything that changes the reference log-probs, and nothing else (learning rate, beta,
-    steps and seed do not). Batch size changes them only by float rounding, so it is left out."""
+    steps and seed do not). `batches`: a digest of the batches they were computed on; which pairs
+    share a batch (the seed, the batch size) changes them by float rounding, and the values
+    must be the ones the training steps would compute."""
     return digest({"format": FORMAT, "data": data, "reference": reference, "max_length": max_length,
                    "truncation_mode": truncation_mode, "ld_alpha": ld_alpha, "precision": precision,
-                   "libraries": libraries}, length=32)
+                   "libraries": libraries, **({"batches": batches} if batches is not None else {})}, length=32)
 
 
 def _lengths(dataset: Any) -> list[int]:
@@ -92,16 +95,47 @@ def _lengths(dataset: Any) -> list[int]:
     return [len(a) + max(len(b), len(d)) for a, b, d in zip(p, c, r)]
 
 
-def compute(trainer: Any, dataset: Any, batch_size: int, description: str) -> tuple[list[float], list[float]]:
+def epoch0_batches(trainer: Any, rows: int) -> list[list[int]] | None:
+    """The row indices of each batch the trainer's first epoch will see, or None where they
+    cannot be known here (several processes, a sampler without a seeded epoch).
+
+    The training loader's sampler (accelerate's SeedableRandomSampler) draws epoch e's order
+    from seed + e, so a loader built now yields the batches training will. Computing the
+    reference on exactly those batches pads every pair as the training step does, so the
+    log-probs, and the adapter, are bit-identical to a run without the precompute."""
+    if trainer.args.world_size > 1:
+        return None
+    loader = trainer.get_train_dataloader()
+    try:
+        batches = getattr(loader, "batch_sampler", None)
+        sampler = getattr(batches, "sampler", None)
+        if batches is None or not hasattr(sampler, "set_epoch"):
+            return None
+        sampler.set_epoch(0)
+        order = [list(b) for b in batches]
+    finally:
+        if loader in getattr(trainer.accelerator, "_dataloaders", []):
+            trainer.accelerator._dataloaders.remove(loader)  # not a loader the run trains or saves with
+    if sorted(i for b in order for i in b) != list(range(rows)):
+        return None  # a sampler that drops or repeats rows: the length-sorted batches cover each once
+    return order
+
+
+def compute(trainer: Any, dataset: Any, batch_size: int, description: str,
+            batches: list[list[int]] | None = None) -> tuple[list[float], list[float]]:
     """Summed reference log-probs of every pair, in the data set's row order.
 
-    Pairs are batched by length (longest first, so a memory problem shows at once), so a
-    batch pads little; TRL's own `compute_ref_log_probs` runs each batch (the "ref" adapter
-    or the disabled LoRA, no grad, the trainer's autocast), so the values are the ones a
-    training step would compute, up to the rounding of a different padding."""
+    `batches`: the trainer's epoch-0 batches (`epoch0_batches`), so that each pair is padded
+    as in its training step. Without them pairs are batched by length (longest first, so a
+    memory problem shows at once), which pads less but rounds differently. TRL's own
+    `compute_ref_log_probs` runs each batch (the "ref" adapter or the disabled LoRA, no
+    grad, the trainer's autocast), so the values are the ones a training step computes."""
     from cai_bench.console import make_progress
 
-    order = sorted(range(len(dataset)), key=_lengths(dataset).__getitem__, reverse=True)
+    if batches is None:
+        order = sorted(range(len(dataset)), key=_lengths(dataset).__getitem__, reverse=True)
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = [i for b in batches for i in b]
     cols = ["prompt_ids", "chosen_ids", "rejected_ids"]
     device = trainer.accelerator.device
     chosen: list[float] = [0.0] * len(order)
@@ -115,8 +149,7 @@ def compute(trainer: Any, dataset: Any, batch_size: int, description: str) -> tu
     try:
         with make_progress(transient=True) as progress:
             task = progress.add_task(description, total=len(order))
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+            for idx in batches:
                 rows = dataset.select(idx).select_columns(cols)
                 batch = trainer.data_collator([dict(r) for r in rows])
                 batch = {k: v.to(device) for k, v in batch.items()}
@@ -159,7 +192,7 @@ def _save(path: Path, chosen: list[float], rejected: list[float], meta: dict[str
 
 
 def attach(trainer: Any, dataset: Any, split: str, cache_dir: Path, key: str, batch_size: int,
-           meta: dict[str, Any]) -> tuple[Any, RefLogps]:
+           meta: dict[str, Any], batches: list[list[int]] | None = None) -> tuple[Any, RefLogps]:
     """`dataset` with the reference columns, from `cache_dir/<split>-<key>.safetensors` or computed
     (then saved, atomically, so a kill never leaves a half file that a later run would trust).
     Under several processes rank 0 computes and the others then read its file."""
@@ -168,7 +201,7 @@ def attach(trainer: Any, dataset: Any, split: str, cache_dir: Path, key: str, ba
     with trainer.accelerator.main_process_first():
         cached = _load(path, len(dataset))
         if cached is None:
-            cached = compute(trainer, dataset, batch_size, f"reference log-probs ({split})")
+            cached = compute(trainer, dataset, batch_size, f"reference log-probs ({split})", batches)
             if trainer.accelerator.is_main_process:
                 _save(path, *cached, meta={**meta, "split": split, "key": key, "rows": len(dataset)})
             reused = False
@@ -177,7 +210,8 @@ def attach(trainer: Any, dataset: Any, split: str, cache_dir: Path, key: str, ba
             log.info("reusing reference log-probs from %s", path)
     chosen, rejected = cached
     dataset = dataset.add_column("ref_chosen_logps", chosen).add_column("ref_rejected_logps", rejected)
-    return dataset, RefLogps(split, key, str(path), len(chosen), reused, time.perf_counter() - t0)
+    return dataset, RefLogps(split, key, str(path), len(chosen), reused, time.perf_counter() - t0,
+                             meta.get("batches", ""))
 
 
 def use_precomputed(trainer: Any, *, base_fingerprint: str, precision: dict[str, Any], libraries: dict[str, str],
@@ -197,12 +231,15 @@ def use_precomputed(trainer: Any, *, base_fingerprint: str, precision: dict[str,
                         "or set precompute_ref_log_probs: false")
     args = trainer.args
     reference = reference_fingerprint(trainer.model, base_fingerprint)
+    batches = epoch0_batches(trainer, len(trainer.train_dataset))
+    size = batch_size or args.per_device_train_batch_size
     key = cache_key(data=data_hash(trainer.train_dataset), reference=reference, max_length=args.max_length,
                     truncation_mode=args.truncation_mode, ld_alpha=getattr(args, "ld_alpha", None),
-                    precision=precision, libraries=libraries)
-    meta = {"reference": reference, "base_fingerprint": base_fingerprint, "max_length": args.max_length}
-    trainer.train_dataset, rec = attach(trainer, trainer.train_dataset, "train", cache_dir, key,
-                                        batch_size or args.per_device_train_batch_size, meta)
+                    precision=precision, libraries=libraries,
+                    batches=digest(batches if batches is not None else f"length-sorted/{size}", length=32))
+    meta = {"reference": reference, "base_fingerprint": base_fingerprint, "max_length": args.max_length,
+            "batches": "trainer epoch 0" if batches is not None else f"length-sorted, {size} per batch"}
+    trainer.train_dataset, rec = attach(trainer, trainer.train_dataset, "train", cache_dir, key, size, meta, batches)
     trainer.precompute_ref_logps = True  # TRL's _compute_loss now reads the columns
     evaluate = trainer.evaluate
 
