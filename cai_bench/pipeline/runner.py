@@ -89,8 +89,10 @@ def _task_content(spec: str | None) -> str | None:
 
 def _task_settings(cfg: PipelineConfig, c: dict) -> list:
     synth = ([c["synthesize"], cfg.synthesizer, c["seed"]] if cfg.synthesize is not None else [])
+    first = S.bundled_coverage(cfg)  # hashed only where it moves the split (partly covered tasks: Romania)
     return [FORMAT, c["task"], c["constitution"], c["prompts"], _file_hash(cfg.constitution),
-            _file_hash(cfg.prompts), _task_content(cfg.task), c["split"], *synth]
+            _file_hash(cfg.prompts), _task_content(cfg.task), c["split"], *synth,
+            *([{"train_first": _hash(sorted(first))}] if first else [])]
 
 
 def _data_settings(cfg: PipelineConfig, c: dict) -> list:
@@ -261,8 +263,10 @@ class PipelineRun:
 
 def _summary(name: str, result: Any, cfg: PipelineConfig, out: Path) -> str | None:
     if name == "task":
+        first = (f"; the {result.bundled_first} train prompts that the bundled data has rows for were put in "
+                 "the train part first" if result.bundled_first else "")
         return (f"  split of {result.task}: {result.train} train / {result.eval} held-out eval prompts over "
-                f"{result.principles} principles (seed {cfg.split.seed}; {result.split_file})")
+                f"{result.principles} principles (seed {cfg.split.seed}{first}; {result.split_file})")
     if name == "data":
         return (f"  data ({result.generator}): kept sft {result.kept['sft']}/{result.total['sft']}, "
                 f"prefs {result.kept['prefs']}/{result.total['prefs']}; leakage {result.leakage}")

@@ -46,6 +46,7 @@ class TaskResult:
     principles: int
     train_prompts: str  # jsonl of the train part
     split_file: str
+    bundled_first: int = 0  # prompts put in the train part first because only they have bundled rows
 
 
 @dataclass
@@ -171,10 +172,11 @@ def check_inputs(cfg: PipelineConfig) -> None:
 
 
 def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: int | None,
-                     max_eval: int | None) -> tuple[list, list]:
+                     max_eval: int | None, train_first: frozenset[str] = frozenset()) -> tuple[list, list]:
     """Per principle: shuffle by seed, hold out round(n * fraction) (at least one where
     a principle has two or more prompts); caps then take prompts round-robin over
-    principles so every principle stays represented."""
+    principles so every principle stays represented. `train_first`: ids that go to the
+    train part before the others of their principle (the prompts bundled data covers)."""
     groups: dict[str, list] = defaultdict(list)
     for p in prompts:
         groups[p.principle_id or "_none"].append(p)
@@ -183,10 +185,14 @@ def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: in
     for key in sorted(groups):
         g = sorted(groups[key], key=lambda p: p.id)
         random.Random(f"{seed}:{key}").shuffle(g)
+        if train_first:  # held out from the end of the others, trained on from the front of the covered
+            g = [p for p in g if p.id not in train_first] + [p for p in g if p.id in train_first]
         k = round(len(g) * fraction)
         if len(g) >= 2:
             k = min(max(k, 1), len(g) - 1)
         eval_g[key], train_g[key] = g[:k], g[k:]
+        if train_first:
+            train_g[key].sort(key=lambda p: p.id not in train_first)  # stable: the covered ones first
 
     def cap(gs: dict[str, list], limit: int | None) -> list:
         out: list = []
@@ -201,12 +207,31 @@ def stratified_split(prompts: list, *, fraction: float, seed: int, max_train: in
     return cap(train_g, max_train), cap(eval_g, max_eval)
 
 
+def bundled_coverage(cfg: PipelineConfig) -> frozenset[str]:
+    """The prompt ids of the task that the bundled GPT-4o data has rows for, when it covers only
+    part of the task (Romania: one SFT row and two preference rows for one prompt per principle,
+    33 of 330 prompts), else empty: with full coverage (South Africa) the split stays as it was.
+    The split then puts the covered prompts in the train part first, since a train prompt
+    without rows trains nothing (a 64-prompt train part held 6 of the 33 before)."""
+    if cfg.data_source != "bundled" or cfg.task not in BUNDLED_DATA:
+        return frozenset()
+    from cai_bench.constitutions import load_constitution
+    from cai_bench.tasks import load_task
+
+    task = load_task(cfg.task)
+    pids = list(load_constitution(task.constitution).principle_ids)
+    sft, prefs, _ = bundled_rows(cfg, [p.model_dump() for p in task.prompts], pids)
+    covered = frozenset(r["id"] for r in sft + prefs)
+    return covered if len(covered) < len(task.prompts) else frozenset()
+
+
 def stage_task(cfg: PipelineConfig, out: Path) -> TaskResult:
     from cai_bench.tasks import write_task_folder
 
     task, constitution = load_source_task(cfg, out)
+    first = bundled_coverage(cfg)
     train, held = stratified_split(task.prompts, fraction=cfg.split.eval_fraction, seed=cfg.split.seed,
-                                   max_train=cfg.split.max_train, max_eval=cfg.split.max_eval)
+                                   max_train=cfg.split.max_train, max_eval=cfg.split.max_eval, train_first=first)
     if not train or not held:
         raise UserError(f"task {task.id!r}: {len(task.prompts)} prompts are too few to split into train and eval")
     if not any(p.principle_id for p in task.prompts):
@@ -229,14 +254,17 @@ def stage_task(cfg: PipelineConfig, out: Path) -> TaskResult:
         per[p.principle_id or "_none"][0] += 1
     for p in held:
         per[p.principle_id or "_none"][1] += 1
+    n_first = sum(1 for p in train if p.id in first)
     split = {"task": task.id, "constitution": constitution.id, "culture": task.culture, "seed": cfg.split.seed,
-             "eval_fraction": cfg.split.eval_fraction, "train": [p.id for p in train], "eval": [p.id for p in held],
+             "eval_fraction": cfg.split.eval_fraction, **({"bundled_first": n_first} if first else {}),
+             "train": [p.id for p in train], "eval": [p.id for p in held],
              "per_principle": {k: {"train": v[0], "eval": v[1]} for k, v in sorted(per.items())}}
     atomic_write_text(out / "split.json", json.dumps(split, indent=2) + "\n")
     constitution_ref = str(constitution.path) if ctext is not None else constitution.id
     return TaskResult(task=task.id, constitution=constitution_ref, culture=task.culture, eval_task=str(folder),
                       eval_task_id=eval_id, train=len(train), eval=len(held), principles=len(per),
-                      train_prompts=str(out / "train_prompts.jsonl"), split_file=str(out / "split.json"))
+                      train_prompts=str(out / "train_prompts.jsonl"), split_file=str(out / "split.json"),
+                      bundled_first=n_first)
 
 
 # ---------------------------------------------------------------- data

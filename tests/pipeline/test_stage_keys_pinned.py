@@ -11,8 +11,11 @@ from cai_bench.pipeline.runner import stage_keys
 PINNED = {
     "cai_south_africa": {"task": "993a1e3cb0f2d724", "data": "e317cd931b4e0c9e", "sft": "7d794d134832054e",
                          "dpo": "93df66203b7b6153", "eval": "bd26579c4fea11ba", "report": "f75764b3cc9adef8"},
-    "cai_romania": {"task": "ef0e9d2ab5fd945d", "data": "32853e824874327d", "sft": "b58fd0e4889b965c",
-                    "dpo": "a00a331598b7a7d6", "eval": "7e21ecec2e32eda9", "report": "e1aeef5d0c3c3f93"},
+    # Romania's split changed on purpose (its train part now takes the 33 prompts the bundled data covers first):
+    # with the old split its cpu-small data stage kept 6 SFT rows and always stopped at the gate, so no finished
+    # loop is lost
+    "cai_romania": {"task": "f047f9b83a3404c2", "data": "4b2a70e39203bd82", "sft": "bb2f4236b8ce024f",
+                    "dpo": "3411c3413e89d692", "eval": "33574a10a28b865f", "report": "252313306baf434e"},
 }
 
 
