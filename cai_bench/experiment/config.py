@@ -129,6 +129,21 @@ def _try(raw: dict[str, Any], *, inputs: bool) -> str | None:
     return None
 
 
+def _check_has_effect(cfg: Any, values: dict[str, Any], where: dict[str, str], source: str) -> None:
+    """An axis over a setting of generated data, in a variant whose data is the bundled GPT-4o rows,
+    compares nothing: every such variant trains on the same rows, and a report would still
+    show a "contextual vs random" comparison. Refused before anything runs."""
+    from cai_bench.pipeline.config import GENERATE_ONLY_DATA
+
+    for key in values:
+        section, _, name = key.partition(".")
+        if section == "data" and name in GENERATE_ONLY_DATA and cfg.data_source == "bundled":
+            raise UserError(f"{where.get(key, source)}: vary.{key}: has no effect with data.source bundled: the "
+                            f"bundled GPT-4o rows of {cfg.task} are fixed, so every variant would train on the same "
+                            "data. Fix: set base.data.source: generate (a model writes the data with each value; "
+                            "docs/pipeline.md)")
+
+
 def build_spec(base: dict[str, Any], axes: dict[str, Any], *, where: dict[str, str], source: str,
                base_lines: dict[str, int] | None, out: Path | None, correction: str = "holm",
                title: str | None = None) -> ExperimentSpec:
@@ -172,6 +187,7 @@ def build_spec(base: dict[str, Any], axes: dict[str, Any], *, where: dict[str, s
         raw.setdefault("eval", {})
         raw["eval"] = {**(raw["eval"] or {}), "store": store}
         cfg = build_config(raw, source=source, lines=base_lines)  # the base's own problems, at its lines
+        _check_has_effect(cfg, values, where, source)
         variants.append(Variant(name, values, cfg, raw))
     config = {"base": base, "vary": axes}
     title = title or f"experiment over {' x '.join(axes)}"

@@ -61,6 +61,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 # built-in culture task -> its folder of GPT-4o CAI data under bluedot_cai/
 BUNDLED_DATA = {"cai_south_africa": "sa", "cai_romania": "ro"}
+# data settings that only shape data a model writes (data.source generate); the bundled rows are fixed
+GENERATE_ONLY_DATA = frozenset({"generator", "selection", "max_new_tokens", "batch_size", "engine", "demonstrations",
+                                "answer_only", "retries"})
 CULTURE_TASKS = ("cai_south_africa", "cai_romania")
 
 

@@ -33,7 +33,8 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_product_of_axes_names_and_one_store(tmp_path):
-    spec = _spec({"data.selection": ["random", "contextual"], "train_seed": [0, 1, 2]}, tmp_path / "exp")
+    spec = _spec({"data.selection": ["random", "contextual"], "train_seed": [0, 1, 2]}, tmp_path / "exp",
+                 base={"task": "cai_south_africa", "data": {"source": "generate"}})
     names = [v.name for v in spec.variants]
     assert len(names) == 6 and len(set(names)) == 6
     assert names[:2] == ["data.selection=random__train_seed=0", "data.selection=random__train_seed=1"]
@@ -107,6 +108,9 @@ def test_culture_axis_evaluates_every_culture_on_every_checkpoint(tmp_path):
      r"'south_africa' \(did you mean rule_of_law\?\)"),
     ("  task: [cai_south_africa, cai_romanai]\n", r"exp\.yaml:4: vary\.task: value 'cai_romanai': unknown task"),
     ("  out: [a, b]\n", r"exp\.yaml:4: vary\.out: cannot be varied"),
+    ("  data.selection: [random, contextual]\n", r"exp\.yaml:4: vary\.data\.selection: has no effect with "
+                                                 r"data\.source bundled: the bundled GPT-4o rows of cai_south_africa "
+                                                 r"are fixed.*Fix: set base\.data\.source: generate"),
     ("  seed.x: [1]\n", r"exp\.yaml:4: vary\.seed\.x: seed is a value, not a section"),
 ])
 def test_bad_axes_are_rejected_with_file_line_and_reason(tmp_path, vary, match):
