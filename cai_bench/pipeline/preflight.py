@@ -21,13 +21,15 @@ from typing import Any
 from cai_bench.errors import UserError
 from cai_bench.pipeline.config import PipelineConfig
 
-# seconds per stage of the shipped cpu-small pipeline on cai_south_africa (2026-12-07, this machine, beside
-# other work): 64 train prompts, 32 held-out + 2 x 16 regression prompts, 100 HHH items, 3 checkpoints.
-# The eval's 861 s are split by its log (generation ~420 s, HHH ~440 s), so each part scales with its size.
+# seconds per stage of the shipped cpu-small pipeline on cai_south_africa, measured on this project's 2-core
+# CPU with nothing else running (2026-12-07, the South African variant of the two-culture experiment from a fresh
+# clone): 64 train prompts, 100 HHH items, 3 checkpoints. Its eval answered 96 prompts per checkpoint (32 held-out,
+# the other culture's 32 held-out, 2 x 16 regression) in ~155 s and HHH in ~145 s (its log), scaled here to the
+# profile's 64 eval prompts; each part scales with its size. A CPU shared with other work takes longer.
 PROFILE_TIMES: dict[str, dict[str, Any]] = {
     "cpu-small": {"sizes": {"train": 64, "eval_prompts": 64, "hhh": 100},
-                  "seconds": {"task": 0.3, "data": 0.3, "sft": 208.0, "dpo": 614.0, "eval_generate": 420.0,
-                              "eval_hhh": 440.0, "report": 12.0}},
+                  "seconds": {"task": 0.1, "data": 0.3, "sft": 86.0, "dpo": 159.0, "eval_generate": 110.0,
+                              "eval_hhh": 150.0, "report": 2.0}},
 }
 GENERATE_PER_PROMPT = 13.0  # s per train prompt, data.source generate, SmolLM2: 14 min for 64 train prompts (user report)
 
