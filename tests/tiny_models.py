@@ -23,3 +23,18 @@ def build_tiny_llama(tokenizer_dir: Path, dest: Path, max_position_embeddings: i
     LlamaForCausalLM(cfg).save_pretrained(dest)
     tok.save_pretrained(dest)
     return dest
+
+
+def random_lora(base_dir: Path, out: Path, seed: int) -> Path:
+    """A seeded LoRA adapter with non-zero weights on a real base: an "SFT" checkpoint whose
+    answers differ from the base's, without training."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
+                           LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                      init_lora_weights=False, task_type="CAUSAL_LM"))
+    model.save_pretrained(out)
+    return out

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_models import random_lora
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # each vLLM server start: 1.5-6 min on CPU
 
@@ -33,23 +34,10 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*CAI_BENCH, *args], env=env, capture_output=True, text=True, timeout=2400)
 
 
-def _lora(smollm2_dir: Path, out: Path, seed: int) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir),
-                           LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False, task_type="CAUSAL_LM"))
-    model.save_pretrained(out)
-    return out
-
-
 def test_run_adapters_share_one_server_and_the_judge_runs_on_vllm(tmp_path: Path, smollm2_dir: Path,
                                                                   vllm_python: str) -> None:
-    a1 = _lora(smollm2_dir, tmp_path / "sft-a" / "adapter", 1)
-    a2 = _lora(smollm2_dir, tmp_path / "sft-b" / "adapter", 2)
+    a1 = random_lora(smollm2_dir, tmp_path / "sft-a" / "adapter", 1)
+    a2 = random_lora(smollm2_dir, tmp_path / "sft-b" / "adapter", 2)
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
     cfg.write_text(json.dumps({

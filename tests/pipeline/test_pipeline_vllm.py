@@ -12,21 +12,9 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tiny_models import random_lora
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # a vLLM server start: 1.5-6 min on this CPU
-
-
-def _lora(smollm2_dir: Path, out: Path, seed: int) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir),
-                           LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False, task_type="CAUSAL_LM"))
-    model.save_pretrained(out)
-    return out
 
 
 def test_eval_stage_serves_base_sft_and_dpo_from_one_vllm_server(tmp_path: Path, smollm2_dir: Path,
@@ -47,7 +35,7 @@ def test_eval_stage_serves_base_sft_and_dpo_from_one_vllm_server(tmp_path: Path,
     data = stage_data(cfg, out / "data", task)
     roles = {}
     for seed, role in enumerate(("sft", "dpo"), start=1):
-        path = _lora(smollm2_dir, out / role, seed)
+        path = random_lora(smollm2_dir, out / role, seed)
         roles[role] = TrainResult(output_dir=str(path), train_rows=None, final_loss=None, steps=None,
                                   meta_file="", provenance_file="")
     res = stage_eval(cfg, out / "eval", Console(stderr=True), task=task, data=data, **roles)

@@ -88,22 +88,14 @@ class JudgeScorer(Scorer):
         """Endpoint (remote) or model revision (hf), the rubric's text, and the text
         of a configured constitution (a task's own is in each prompt's content hash)."""
         from cai_bench.harness.scorers.judge_rubric import build_prompt
-        from cai_bench.hashing import digest, endpoint
-        from cai_bench.models.chat.settings import ollama_host, openai_base_url
-        from cai_bench.models.registry import default_model, is_local_kind
+        from cai_bench.hashing import digest
+        from cai_bench.models.registry import default_model
 
         cfg = self.config
         model = cfg.model or default_model(cfg.backend, cfg.engine)
         out: dict[str, Any] = {"rubric": digest([build_prompt("{prompt}", "{response}", nonce="0").messages(),
                                                  verdict_schema()]), "model": model}
-        if cfg.backend == "ollama":
-            out["endpoint"] = endpoint(ollama_host(cfg.host))
-        elif cfg.backend == "openai":
-            out["endpoint"] = endpoint(openai_base_url(cfg.base_url))
-        elif is_local_kind(cfg.backend):
-            from cai_bench.models.revision import model_revision
-
-            out["model_revision"] = model_revision(model)
+        out.update(cfg.where(model))
         if cfg.constitution:
             from cai_bench.tasks import constitution_digest
 

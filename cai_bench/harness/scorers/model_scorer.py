@@ -64,6 +64,23 @@ class ModelScorerConfig(ScorerConfig):
                              f"backend hf, not {self.backend}")
         return self
 
+    def where(self, model: str) -> dict[str, Any]:
+        """Where the model answers, for a scorer's identity: the endpoint of a served one, the
+        revision of a local one (either changes the scores)."""
+        from cai_bench.hashing import endpoint
+        from cai_bench.models.chat.settings import ollama_host, openai_base_url
+        from cai_bench.models.registry import is_local_kind
+
+        if self.backend == "ollama":
+            return {"endpoint": endpoint(ollama_host(self.host))}
+        if self.backend == "openai":
+            return {"endpoint": endpoint(openai_base_url(self.base_url))}
+        if is_local_kind(self.backend):
+            from cai_bench.models.revision import model_revision
+
+            return {"model_revision": model_revision(model)}
+        return {}
+
     def chat_options(self, who: str) -> Any:
         """How the model contract opens the model this scorer asks (`who` names it in the
         remote-code consent message)."""
@@ -145,24 +162,14 @@ class ModelScorer(Scorer):
     def resolved(self) -> dict[str, Any]:
         """The model (with its revision where local, the endpoint where served) and the
         vendored template's text and provenance."""
-        from cai_bench.hashing import digest, endpoint
+        from cai_bench.hashing import digest
         from cai_bench.harness.scorers.published_prompts import provenance, published
-        from cai_bench.models.chat.settings import ollama_host, openai_base_url
-        from cai_bench.models.registry import is_local_kind
 
         cfg = self.config
         model = self.model_name()
         out: dict[str, Any] = {"model": model, "template": digest(published(self.template_name)),
                                "template_source": provenance(self.template_name)["source"]}
-        if cfg.backend == "ollama":
-            out["endpoint"] = endpoint(ollama_host(cfg.host))
-        elif cfg.backend == "openai":
-            out["endpoint"] = endpoint(openai_base_url(cfg.base_url))
-        elif is_local_kind(cfg.backend):
-            from cai_bench.models.revision import model_revision
-
-            out["model_revision"] = model_revision(model)
-        return out
+        return {**out, **cfg.where(model)}
 
     def load(self) -> None:
         from cai_bench.models.opener import open_model
