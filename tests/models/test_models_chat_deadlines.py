@@ -166,7 +166,9 @@ def test_run_with_a_judge_that_never_answers_ends_early(tmp_path: Path, monkeypa
         took = time.perf_counter() - t0
         assert res.exit_code == 0, res.output + repr(res.exception)
         assert "circuit open after 4 timeouts or failed connections in a row" in res.output, res.output
-        assert len(judge.chat_requests) == THRESHOLD  # 2 first attempts, 2 retries
+        # 2 first attempts, 2 retries; with 2 in flight, one request's next attempt may already be sent when the
+        # other's failure opens the circuit (CI saw 5 once, on a loaded machine)
+        assert THRESHOLD <= len(judge.chat_requests) <= THRESHOLD + 1
         assert took < 12, took  # without the breaker: 3 rounds of 3 attempts x 1 s, and the run's own time
         import sqlite3
 
