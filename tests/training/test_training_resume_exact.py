@@ -64,3 +64,37 @@ def test_resume_warns_when_the_checkpoint_splits_a_logging_window(tiny_base, cai
     with caplog.at_level("WARNING"):
         train("sft", recipe, resume=True)
     assert "step 3 is not a multiple of logging_steps=2" in caplog.text
+
+
+def test_a_resume_loads_the_trained_adapter_beside_the_frozen_reference(tiny_base, tmp_path):
+    """transformers < 5.20 (vLLM's pin) skipped the top-level adapter of a checkpoint that also
+    holds DPO's `ref/`: the resumed run went on from the starting weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file as load
+    from transformers import AutoModelForCausalLM
+
+    from cai_bench.training.runner import load_trained_adapter
+
+    torch.manual_seed(0)
+    cfg = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_base), cfg)
+    model.add_adapter("ref", cfg)
+    ck = tmp_path / "checkpoint-2"
+    model.save_pretrained(ck)  # as the Trainer saves DPO: "default" at the top, the reference in ref/
+    assert (ck / "ref" / "adapter_model.safetensors").is_file()
+    saved = load(str(ck / "adapter_model.safetensors"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".default." in name:
+                p.zero_()
+    assert load_trained_adapter(model, ck)
+    now = {n: p for n, p in model.named_parameters() if ".default." in n}
+    for key, value in saved.items():
+        match = [p for n, p in now.items() if n.replace(".default", "") == key]
+        assert len(match) == 1 and torch.equal(match[0].detach().to(value.dtype), value), key
+    assert all(p.requires_grad for p in now.values())
+    assert not any(p.requires_grad for n, p in model.named_parameters() if ".ref." in n)
+    single = tmp_path / "one"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_base), cfg).save_pretrained(single)
+    assert not load_trained_adapter(model, single)  # one adapter: every transformers version loads it
