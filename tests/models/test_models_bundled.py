@@ -92,3 +92,36 @@ def test_failed_build_leaves_nothing(tmp_path):
             (tmp / "half").write_text("x")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_materialized_configs_carry_no_transformers_version(smollm2_dir):
+    """The fingerprint is the model's, not the writer's: transformers 5.19 and 5.23 had given the same
+    weights two fingerprints through this stamp alone."""
+    import json
+
+    for name in ("config.json", "generation_config.json"):
+        assert "transformers_version" not in json.loads((smollm2_dir / name).read_text())
+    assert json.loads((smollm2_dir / "cai_bench_materialized.json").read_text())["format"] == 2
+
+
+def test_an_older_materialized_folder_is_brought_up_to_date_in_place(tmp_path, caplog):
+    import json
+
+    from cai_bench.models.bundled import _upgrade
+
+    old = tmp_path / "smollm2"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"a": 1, "transformers_version": "5.23.0"}, indent=2) + "\n")
+    (old / "generation_config.json").write_text(json.dumps({"b": 2, "transformers_version": "5.23.0"}) + "\n")
+    (old / "cai_bench_materialized.json").write_text(json.dumps({"source": "s", "dtype": "float32"}))
+    _upgrade(old)
+    assert json.loads((old / "config.json").read_text()) == {"a": 1}
+    assert json.loads((old / "generation_config.json").read_text()) == {"b": 2}
+    assert json.loads((old / "cai_bench_materialized.json").read_text()) == {"source": "s", "dtype": "float32",
+                                                                             "format": 2}
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "cai_bench_materialized.json").write_text("{")
+    with caplog.at_level("WARNING"):
+        _upgrade(torn)  # keeps working, and says why the fingerprint stays
+    assert "could not update" in caplog.text

@@ -43,13 +43,13 @@ def test_bundled_fingerprint_and_generate_identity(smollm2_dir) -> None:
     from cai_bench.models import resolve_checkpoint
 
     local = resolve_checkpoint("bundled:smollm2-135m-instruct")
-    assert (local.fingerprint, local.kind, local.label) == ("10b294048b2fd7ad", "hf", "smollm2-135m-instruct")
+    assert (local.fingerprint, local.kind, local.label) == ("df5acb7eb8467b5f", "hf", "smollm2-135m-instruct")
     served = resolve_checkpoint("openai:gpt-x", openai_base_url="http://127.0.0.1:9/v1")
     cfg = GenerateConfig(constitution="c", prompts="p", model="m", out="/tmp/x")
     assert digest(cfg.identity(generator_identity(served), "south_africa")) == "26fa1663c6dfd9ba"
-    assert digest(cfg.identity(generator_identity(local), "south_africa")) == "e3c6fd822b636b5a"
+    assert digest(cfg.identity(generator_identity(local), "south_africa")) == "a0e201e4ebf1bf0e"
     vllm = cfg.model_copy(update={"engine": "vllm"})
-    assert digest(vllm.identity(generator_identity(local), "south_africa")) == "da6082a1324d431c"
+    assert digest(vllm.identity(generator_identity(local), "south_africa")) == "701724b58c6978ea"
 
 
 def test_judge_config_hashes() -> None:
