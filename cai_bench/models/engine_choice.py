@@ -34,9 +34,9 @@ from typing import Literal
 from cai_bench.errors import UserError
 
 Engine = Literal["hf", "vllm"]
-# On a CPU a server start pays only for enough work: idle, at transformers' 112-147 tok/s (batch 16-64) and
-# vLLM about 2x that, an 80 s start is won back after ~10k-20k new tokens; measured on a busy machine, the
-# pipeline's 18.4k planned tokens (cpu-small) took 0.57x of transformers' generation time start included.
+# On a CPU shared by many processes (the one case where vLLM measured faster on a CPU) a server start pays
+# only for enough work: there the pipeline's 18.4k planned tokens (cpu-small) took 0.57x of transformers'
+# generation time, start included; below ~10k new tokens the start (31 s idle, ~150 s busy) is not won back.
 CPU_MIN_NEW_TOKENS = 10_000
 INSTALL_HINT = ("install it with `pip install -e '.[vllm]'` (or `make setup VLLM=1`), or point "
                 "generation.vllm.python / CAI_BENCH_VLLM_PYTHON at an environment that has it (docs/scale.md)")
