@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_eval_engines import rows  # one reader of a pipeline's verdict rows (this folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 STAGES = ("task", "data", "sft", "dpo", "eval", "report")
@@ -99,11 +101,6 @@ def table(recs: list[dict]) -> None:
             o, n = statistics.mean(vals["old"]), statistics.mean(vals[side])
             print(f"{st:8} {o:11.1f} {n:11.1f} {n / o if o else float('nan'):8.3f}   old {vals['old']} "
                   f"{side} {vals[side]}")
-
-
-def rows(run: Path) -> dict:
-    doc = json.loads((run / "report" / "pipeline.json").read_text())
-    return {(r["task"], r["metric"]): r for r in doc["rows"]}
 
 
 def compare(old: Path, new: Path) -> int:

@@ -300,9 +300,6 @@ def keep_adapter_dtype(model: Any) -> Any:
     return KeepAdapterDtype()
 
 
-_ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-
-
 def load_trained_adapter(model: Any, checkpoint: str | Path) -> bool:
     """Loads a checkpoint's trained top-level adapter into `model` before `Trainer.train` resumes.
 
@@ -313,12 +310,14 @@ def load_trained_adapter(model: Any, checkpoint: str | Path) -> bool:
     5.19). Later versions load it themselves; loading it here too gives every version the same
     weights. Returns whether it loaded."""
     from peft import PeftModel
+    from peft.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
     ck = Path(checkpoint)
     if not isinstance(model, PeftModel) or "default" not in model.peft_config:
         return False
-    subdirs = [d for d in ck.iterdir() if d.is_dir() and any((d / f).is_file() for f in _ADAPTER_FILES)]
-    if not subdirs or not any((ck / f).is_file() for f in _ADAPTER_FILES):
+    files = (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)
+    subdirs = [d for d in ck.iterdir() if d.is_dir() and any((d / f).is_file() for f in files)]
+    if not subdirs or not any((ck / f).is_file() for f in files):
         return False  # one adapter at the top level: every version loads it
     active = model.active_adapters[0]
     model.load_adapter(str(ck), "default", is_trainable=(active == "default"))
